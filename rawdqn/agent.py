@@ -1,0 +1,193 @@
+"""The DQN agent: which variables exist, and the compiled act / learn / sync kernels.
+
+    act:    a = argmax_a Q(s, a; θ) with probability 1 − ε, else uniform over legal actions
+    learn:  y = r + γ(1 − terminated) max_a' Q(s', a'; θ⁻)          (stop-gradient)
+            δ = y − Q(s, a; θ),  L = mean ½δ² (or Huber)
+            g = ∇_θ L,  g ← g · c / max(‖g‖, c),  θ ← optimizer(θ, g)
+    sync:   θ⁻ ← τθ + (1 − τ)θ⁻
+
+Each kernel has a `*_fn` version with no host-side checks, for composing inside
+a larger compiled program (several updates per call, or a whole on-device loop).
+"""
+import collections
+
+import tensorflow as tf
+
+from rawdqn import bellman, losses, optim
+from rawdqn.config import DQNConfig
+from rawdqn.network import QNetwork
+from rawdqn.replay import ReplayBuffer, Transition
+
+LearnInfo = collections.namedtuple(
+    "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
+
+
+def compile_kernel(fn, mode):
+    """Run `fn` eagerly, as a tf.function graph, or XLA-compiled (mode 'eager'|'function'|'xla')."""
+    if mode == "eager":
+        return fn
+    if mode == "function":
+        return tf.function(fn)
+    if mode == "xla":
+        return tf.function(fn, jit_compile=True)
+    raise ValueError(f"mode must be eager, function or xla; got {mode!r}")
+
+
+class DQN(tf.Module):
+    """Online and target Q-networks, optimizer and replay, with compiled kernels.
+
+    `discrete_obs=True` means observations are state indices in [0, obs_dim),
+    one-hot encoded on the device (the replay stores the int32 index).
+    `legal_actions=True` makes the replay store next-state legal-action masks
+    and the target maximise over legal actions only.
+    """
+
+    def __init__(self, obs_dim, num_actions, config=None, seed=0, discrete_obs=False,
+                 legal_actions=False, device=None, use_bias=True,
+                 initializer="glorot_uniform", name=None):
+        super().__init__(name=name)
+        self.config = (config or DQNConfig()).validate()
+        self.obs_dim = int(obs_dim)
+        self.num_actions = int(num_actions)
+        self.seed = int(seed)
+        self.discrete_obs = bool(discrete_obs)
+        self.legal_actions = bool(legal_actions)
+        self.device = device
+        self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
+        with tf.device(device):
+            self.online = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
+                                   seed=self.seed, dtype=self.dtype, use_bias=use_bias,
+                                   initializer=initializer, name="online")
+            self.target = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
+                                   seed=self.seed, dtype=self.dtype, use_bias=use_bias,
+                                   initializer=initializer, name="target")
+            self.optimizer = optim.make_optimizer(self.config.optimizer, self.config.learning_rate)
+            self.optimizer.build(self.online.variables_in_order)
+            self.replay = ReplayBuffer(
+                self.config.replay_capacity,
+                obs_shape=() if self.discrete_obs else (self.obs_dim,),
+                obs_dtype=tf.int32 if self.discrete_obs else self.dtype,
+                seed=self.seed + 1, reward_dtype=self.dtype,
+                num_actions=self.num_actions if self.legal_actions else None,
+                jit_compile=self.config.mode == "xla")
+            self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
+        mode = self.config.mode
+        self._act = compile_kernel(self.act_fn, mode)
+        self._learn = compile_kernel(self.learn_fn, mode)
+        self._train = compile_kernel(self.train_fn, mode)
+        self._sync = compile_kernel(self.sync_fn, mode)
+        self._q_values = compile_kernel(self.q_values_fn, mode)
+
+    # --- features -----------------------------------------------------------
+    def features(self, obs):
+        """Network input: the observation, or one_hot(state) for discrete observations."""
+        if self.discrete_obs:
+            return tf.one_hot(tf.cast(obs, tf.int32), self.obs_dim, dtype=self.dtype)
+        return tf.cast(obs, self.dtype)
+
+    def _obs_tensor(self, obs):
+        if self.discrete_obs:
+            return tf.convert_to_tensor(obs, tf.int32)
+        return tf.convert_to_tensor(obs, self.dtype)
+
+    # --- act ----------------------------------------------------------------
+    def act(self, obs, epsilon, legal_mask=None):
+        """ε-greedy actions [batch] (int32) for observations [batch, ...]."""
+        obs = self._obs_tensor(obs)
+        epsilon = tf.constant(epsilon, self.dtype)
+        with tf.device(self.device):
+            if legal_mask is None:
+                return self._act(obs, epsilon)
+            return self._act(obs, epsilon, tf.convert_to_tensor(legal_mask, tf.bool))
+
+    def act_fn(self, obs, epsilon, legal_mask=None):
+        """a = random legal action if u < ε else argmax_{a legal} Q(s, a); u ~ U[0, 1)."""
+        q_values = self.online(self.features(obs))
+        greedy = bellman.masked_argmax(q_values, legal_mask)
+        batch = tf.shape(q_values)[0]
+        seed = tf.stack([tf.constant(self.seed, tf.int32), self.act_draws])
+        self.act_draws.assign_add(1)
+        uniforms = tf.random.stateless_uniform([batch, self.num_actions + 1], seed=seed,
+                                               dtype=self.dtype)
+        # argmax of i.i.d. uniforms over the legal actions is a uniform legal action.
+        random_action = bellman.masked_argmax(uniforms[:, 1:], legal_mask)
+        return tf.where(uniforms[:, 0] < epsilon, random_action, greedy)
+
+    def q_values(self, obs):
+        """Q(s, ·; θ) for a batch of observations."""
+        with tf.device(self.device):
+            return self._q_values(self._obs_tensor(obs))
+
+    def q_values_fn(self, obs):
+        return self.online(self.features(obs))
+
+    # --- learn --------------------------------------------------------------
+    def learn(self, batch):
+        """One gradient update on an explicit batch (a Transition or a 5/6-tuple); returns LearnInfo."""
+        batch = Transition(*batch)
+        if self.legal_actions and batch.next_legal_mask is None:
+            raise ValueError("this agent has legal_actions=True: the batch needs next_legal_mask")
+        tensors = Transition(
+            self._obs_tensor(batch.obs), tf.convert_to_tensor(batch.action, tf.int32),
+            tf.convert_to_tensor(batch.reward, self.dtype), self._obs_tensor(batch.next_obs),
+            tf.cast(tf.convert_to_tensor(batch.terminated), self.dtype),
+            None if not self.legal_actions else tf.cast(batch.next_legal_mask, tf.bool))
+        with tf.device(self.device):
+            return self._learn(tensors)
+
+    def learn_fn(self, batch):
+        """Bellman target → TD error → loss → gradient → global-norm clip → optimizer step."""
+        config = self.config
+        next_features = self.features(batch.next_obs)
+        next_q_target = self.target(next_features)
+        legal = batch.next_legal_mask if self.legal_actions else None
+        if config.double_q:
+            target = bellman.double_q_learning_target(
+                batch.reward, batch.terminated, config.discount,
+                self.online(next_features), next_q_target, legal)
+        else:
+            target = bellman.q_learning_target(
+                batch.reward, batch.terminated, config.discount, next_q_target, legal)
+        variables = self.online.variables_in_order
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(variables)
+            q_values = self.online(self.features(batch.obs))
+            td_error = losses.td_error(q_values, batch.action, target)
+            if config.loss == "huber":
+                loss = losses.huber_loss(td_error)
+            else:
+                loss = losses.squared_loss(td_error)
+        grads = tape.gradient(loss, variables)
+        grads, grad_norm = optim.clip_by_global_norm(grads, config.max_grad_norm)
+        self.optimizer.apply(grads, variables)
+        return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
+                         tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
+
+    def train(self, num_updates=1):
+        """`num_updates` × (sample a batch from the replay, learn) in one compiled call."""
+        if self.replay.size == 0:
+            raise ValueError("cannot train from an empty replay buffer; add transitions first")
+        with tf.device(self.device):
+            return self._train(tf.constant(int(num_updates), tf.int32))
+
+    def train_fn(self, num_updates):
+        """Repeat sample → learn; returns the LearnInfo of the last update."""
+        info = self.learn_fn(self.replay.sample_fn(self.config.batch_size))
+        # The first update is unrolled so the loop carries LearnInfo's dtypes and shapes.
+        return tf.while_loop(
+            lambda i, _: i < num_updates,
+            lambda i, _: (i + 1, self.learn_fn(self.replay.sample_fn(self.config.batch_size))),
+            (tf.constant(1, tf.int32), info))[1]
+
+    # --- target -------------------------------------------------------------
+    def sync_target(self, tau=1.0):
+        """θ⁻ ← τθ + (1 − τ)θ⁻; tau=1 is an exact copy."""
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1]; got {tau}")
+        with tf.device(self.device):
+            self._sync(tf.constant(tau, self.dtype))
+
+    def sync_fn(self, tau):
+        for online, target in zip(self.online.variables_in_order, self.target.variables_in_order):
+            # tau == 1 must be a bit-exact copy, not 1·θ + 0·θ⁻ (which is NaN if θ⁻ is inf).
+            target.assign(tf.where(tau >= 1.0, online, tau * online + (1.0 - tau) * target))

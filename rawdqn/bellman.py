@@ -1,0 +1,94 @@
+"""Bellman targets: pure functions of tensors, with no gradient into the target.
+
+All take `reward` and `terminated` of shape [batch], `discount` a scalar or
+[batch], Q-values of shape [batch, num_actions], and return [batch].
+`terminated` means the MDP ended (no bootstrap); a time-limit truncation is
+*not* terminated and must bootstrap from the true final observation.
+"""
+import tensorflow as tf
+
+
+def check_rank(tensor, rank, name):
+    """Raise a one-line ValueError when a tensor's static rank is not `rank`."""
+    actual = tensor.shape.rank
+    if actual is not None and actual != rank:
+        raise ValueError(f"{name} must have rank {rank}; got shape {tensor.shape}")
+
+
+def _inputs(reward, terminated, discount, *q_values):
+    reward = tf.convert_to_tensor(reward)
+    dtype = reward.dtype if reward.dtype.is_floating else tf.float32
+    reward = tf.cast(reward, dtype)
+    terminated = tf.cast(terminated, dtype)
+    discount = tf.cast(discount, dtype)
+    check_rank(reward, 1, "reward")
+    check_rank(terminated, 1, "terminated")
+    q_values = [tf.cast(q, dtype) for q in q_values]
+    for q in q_values:
+        check_rank(q, 2, "next Q-values")
+    return reward, terminated, discount, q_values
+
+
+def masked_max(q_values, legal_mask=None):
+    """max_a' Q(s', a') over legal actions; 0 for a row with no legal action."""
+    if legal_mask is None:
+        return tf.reduce_max(q_values, axis=-1)
+    legal = tf.cast(legal_mask, tf.bool)
+    lowest = tf.fill(tf.shape(q_values), tf.constant(q_values.dtype.min, q_values.dtype))
+    best = tf.reduce_max(tf.where(legal, q_values, lowest), axis=-1)
+    return tf.where(tf.reduce_any(legal, axis=-1), best, tf.zeros_like(best))
+
+
+def masked_argmax(q_values, legal_mask=None):
+    """argmax_a' Q(s', a') over legal actions (first maximum on ties), int32."""
+    if legal_mask is not None:
+        lowest = tf.fill(tf.shape(q_values), tf.constant(q_values.dtype.min, q_values.dtype))
+        q_values = tf.where(tf.cast(legal_mask, tf.bool), q_values, lowest)
+    return tf.argmax(q_values, axis=-1, output_type=tf.int32)
+
+
+def q_learning_target(reward, terminated, discount, next_q, next_legal_mask=None):
+    """y = r + γ · (1 − terminated) · max_{a' legal} Q_target(s', a')   (Mnih et al. 2015)."""
+    reward, terminated, discount, (next_q,) = _inputs(reward, terminated, discount, next_q)
+    bootstrap = masked_max(next_q, next_legal_mask)
+    return tf.stop_gradient(reward + discount * (1.0 - terminated) * bootstrap)
+
+
+def double_q_learning_target(reward, terminated, discount, next_q_online, next_q_target,
+                             next_legal_mask=None):
+    """y = r + γ · (1 − terminated) · Q_target(s', argmax_{a' legal} Q_online(s', a'))
+
+    Double DQN (van Hasselt et al. 2016): the online network picks the action,
+    the target network values it.
+    """
+    reward, terminated, discount, (next_q_online, next_q_target) = _inputs(
+        reward, terminated, discount, next_q_online, next_q_target)
+    best_action = masked_argmax(next_q_online, next_legal_mask)
+    bootstrap = tf.gather(next_q_target, best_action, axis=1, batch_dims=1)
+    if next_legal_mask is not None:
+        any_legal = tf.reduce_any(tf.cast(next_legal_mask, tf.bool), axis=-1)
+        bootstrap = tf.where(any_legal, bootstrap, tf.zeros_like(bootstrap))
+    return tf.stop_gradient(reward + discount * (1.0 - terminated) * bootstrap)
+
+
+def n_step_return(rewards, terminated, discount, bootstrap_value):
+    """G = Σ_{k<n} γ^k r_k · alive_k + γ^n · alive_n · V(s_n), alive_k = Π_{j<k}(1 − terminated_j).
+
+    `rewards` and `terminated` are [batch, n]; `bootstrap_value` is [batch]
+    (e.g. max_a Q_target(s_n, a)). Rewards after a termination are ignored.
+    """
+    rewards = tf.convert_to_tensor(rewards)
+    dtype = rewards.dtype if rewards.dtype.is_floating else tf.float32
+    rewards = tf.cast(rewards, dtype)
+    terminated = tf.cast(terminated, dtype)
+    check_rank(rewards, 2, "rewards")
+    check_rank(terminated, 2, "terminated")
+    discount = tf.cast(discount, dtype)
+    n = tf.shape(rewards)[1]
+    powers = tf.pow(discount, tf.cast(tf.range(n), dtype))  # γ^0 … γ^{n-1}
+    # alive_k: the episode has not terminated before step k.
+    alive = tf.math.cumprod(1.0 - terminated, axis=1, exclusive=True)
+    still_alive_at_n = tf.reduce_prod(1.0 - terminated, axis=1)
+    partial = tf.reduce_sum(powers * alive * rewards, axis=1)
+    tail = tf.pow(discount, tf.cast(n, dtype)) * still_alive_at_n * tf.cast(bootstrap_value, dtype)
+    return tf.stop_gradient(partial + tail)

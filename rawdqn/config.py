@@ -1,0 +1,139 @@
+"""Hyperparameters: one dataclass, one docstring per field, one preset per environment."""
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+
+class ConfigError(ValueError):
+    """An invalid hyperparameter; the message is one line naming it and the fix."""
+
+
+@dataclasses.dataclass
+class DQNConfig:
+    total_steps: int = 50_000
+    """Environment steps to train for."""
+    hidden: Tuple[int, ...] = (64, 64)
+    """Widths of the Q-network's hidden ReLU layers; () gives a linear Q-function."""
+    optimizer: str = "adam"
+    """'adam', 'sgd' or 'rmsprop' (all written out in rawdqn/optim.py)."""
+    learning_rate: float = 1e-3
+    """Step size α of the optimizer."""
+    discount: float = 0.99
+    """γ in r + γ max_a' Q_target(s', a'); in [0, 1]."""
+    batch_size: int = 64
+    """Transitions per gradient update."""
+    replay_capacity: int = 50_000
+    """Transitions the replay ring holds before it overwrites the oldest."""
+    learning_starts: int = 1_000
+    """Environment steps of pure collection before the first update."""
+    train_frequency: int = 1
+    """Environment steps between training phases."""
+    gradient_steps: int = 1
+    """Gradient updates per training phase (run inside one compiled call)."""
+    target_update_interval: int = 500
+    """Environment steps between target-network syncs."""
+    tau: float = 1.0
+    """Target sync: θ⁻ ← τθ + (1 − τ)θ⁻; 1.0 is a hard copy, < 1 Polyak averaging."""
+    double_q: bool = False
+    """Use the double Q-learning target (online argmax, target value)."""
+    loss: str = "squared"
+    """'squared' (mean ½δ²) or 'huber'."""
+    max_grad_norm: Optional[float] = 10.0
+    """Clip gradients to this global norm; None disables clipping."""
+    epsilon_start: float = 1.0
+    """Exploration ε at step 0."""
+    epsilon_end: float = 0.05
+    """Exploration ε after the decay."""
+    exploration_fraction: float = 0.1
+    """Fraction of total_steps over which ε decays linearly from start to end."""
+    eval_episodes: int = 10
+    """Greedy episodes in the final evaluation."""
+    eval_interval: int = 0
+    """Environment steps between greedy evaluations during training; 0: only at the end."""
+    log_interval: int = 5_000
+    """Environment steps between progress lines."""
+    dtype: str = "float32"
+    """'float32', or 'float64' for verification."""
+    mode: str = "xla"
+    """How kernels run: 'eager', 'function' (tf.function) or 'xla' (jit_compile=True)."""
+
+    def validate(self):
+        """Raise ConfigError naming the first invalid field."""
+        def require(condition, message):
+            if not condition:
+                raise ConfigError(message)
+        for name in ("total_steps", "batch_size", "replay_capacity", "train_frequency",
+                     "gradient_steps", "target_update_interval", "eval_episodes",
+                     "log_interval"):
+            require(int(getattr(self, name)) >= 1, f"{name} must be >= 1; got {getattr(self, name)}")
+        require(self.learning_starts >= 0, f"learning_starts must be >= 0; got {self.learning_starts}")
+        require(self.eval_interval >= 0, f"eval_interval must be >= 0; got {self.eval_interval}")
+        require(self.batch_size <= self.replay_capacity,
+                f"batch_size ({self.batch_size}) is larger than replay_capacity "
+                f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
+        require(math.isfinite(self.discount) and 0.0 <= self.discount <= 1.0,
+                f"discount must be in [0, 1]; got {self.discount}")
+        require(math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                f"learning_rate must be > 0; got {self.learning_rate}")
+        require(0.0 < self.tau <= 1.0, f"tau must be in (0, 1]; got {self.tau}")
+        for name in ("epsilon_start", "epsilon_end"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"{name} must be in [0, 1]; got {value}")
+        require(0.0 <= self.exploration_fraction <= 1.0,
+                f"exploration_fraction must be in [0, 1]; got {self.exploration_fraction}")
+        require(self.max_grad_norm is None or self.max_grad_norm > 0,
+                f"max_grad_norm must be > 0 (or None to disable); got {self.max_grad_norm}")
+        require(all(int(w) >= 1 for w in self.hidden),
+                f"hidden layer widths must be >= 1; got {tuple(self.hidden)}")
+        require(self.optimizer in ("adam", "sgd", "rmsprop"),
+                f"optimizer must be adam, sgd or rmsprop; got {self.optimizer!r}")
+        require(self.loss in ("squared", "huber"), f"loss must be squared or huber; got {self.loss!r}")
+        require(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64; got {self.dtype!r}")
+        require(self.mode in ("eager", "function", "xla"),
+                f"mode must be eager, function or xla; got {self.mode!r}")
+        return self
+
+    def epsilon_at(self, step):
+        """ε(t) = start + (end − start) · min(1, t / (fraction · total_steps))."""
+        decay_steps = self.exploration_fraction * self.total_steps
+        progress = 1.0 if decay_steps <= 0 else min(1.0, step / decay_steps)
+        return self.epsilon_start + (self.epsilon_end - self.epsilon_start) * progress
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS = {
+    "CartPole-v1": DQNConfig(
+        total_steps=50_000, hidden=(256, 256), learning_rate=2.3e-3, batch_size=64,
+        replay_capacity=100_000, learning_starts=1_000, train_frequency=256,
+        gradient_steps=128, target_update_interval=10, loss="huber",
+        epsilon_end=0.04, exploration_fraction=0.16, eval_interval=5_000),
+    "Acrobot-v1": DQNConfig(
+        total_steps=100_000, hidden=(256, 256), learning_rate=6.3e-4, batch_size=128,
+        replay_capacity=50_000, learning_starts=0, train_frequency=4, gradient_steps=4,
+        target_update_interval=250, loss="huber", epsilon_end=0.1,
+        exploration_fraction=0.12),
+    "MountainCar-v0": DQNConfig(
+        total_steps=120_000, hidden=(256, 256), learning_rate=4e-3, batch_size=128,
+        replay_capacity=10_000, learning_starts=1_000, train_frequency=16, gradient_steps=8,
+        target_update_interval=600, loss="huber", epsilon_end=0.07,
+        exploration_fraction=0.2),
+    "FrozenLake-v1": DQNConfig(
+        total_steps=50_000, hidden=(), learning_rate=0.1, optimizer="sgd", batch_size=32,
+        replay_capacity=10_000, learning_starts=500, target_update_interval=250,
+        max_grad_norm=None, epsilon_end=0.1, exploration_fraction=0.5),
+    "CliffWalking-v1": DQNConfig(
+        total_steps=30_000, hidden=(), learning_rate=0.1, optimizer="sgd", batch_size=32,
+        replay_capacity=10_000, learning_starts=500, target_update_interval=250,
+        max_grad_norm=None, epsilon_end=0.1, exploration_fraction=0.5),
+    "Taxi-v4": DQNConfig(
+        total_steps=100_000, hidden=(), learning_rate=0.1, optimizer="sgd", batch_size=32,
+        replay_capacity=50_000, learning_starts=1_000, target_update_interval=250,
+        max_grad_norm=None, epsilon_end=0.1, exploration_fraction=0.4),
+}
+
+
+def preset(env_id):
+    """The tuned configuration for `env_id`, or the defaults for an environment without one."""
+    return dataclasses.replace(PRESETS.get(env_id, DQNConfig()))

@@ -1,0 +1,143 @@
+"""Gradient clipping and optimizers, written out. Slots are tf.Variables.
+
+Each optimizer is a tf.Module: `build(variables)` creates its slots (eagerly,
+once), `apply(grads, variables)` performs one update and can run inside a
+compiled function.
+"""
+import tensorflow as tf
+
+
+def global_norm(tensors):
+    """‖g‖ = √(Σ_i Σ_j g_ij²) over every tensor in the list."""
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors]))
+
+
+def clip_by_global_norm(grads, max_norm):
+    """g_i ← g_i · c / max(‖g‖, c); returns (clipped grads, ‖g‖ before clipping).
+
+    A norm at or below c leaves the gradients unchanged (scale exactly 1).
+    `max_norm=None` disables clipping but still returns the norm.
+    """
+    norm = global_norm(grads)
+    if max_norm is None:
+        return list(grads), norm
+    max_norm = tf.cast(max_norm, norm.dtype)
+    scale = max_norm / tf.maximum(norm, max_norm)
+    return [g * tf.cast(scale, g.dtype) for g in grads], norm
+
+
+class Optimizer(tf.Module):
+    """Shared bookkeeping: slots per variable, created once by `build`."""
+
+    slot_names = ()
+
+    def __init__(self, learning_rate, name=None):
+        super().__init__(name=name)
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0; got {learning_rate}")
+        self.learning_rate = float(learning_rate)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.slots = {}
+        self._built = False
+
+    def build(self, variables):
+        """Create one zero slot per variable for each name in `slot_names`."""
+        if self._built:
+            return
+        for slot in self.slot_names:
+            self.slots[slot] = [
+                tf.Variable(tf.zeros_like(v), trainable=False, name=f"{slot}_{i}")
+                for i, v in enumerate(variables)]
+        self._built = True
+
+    def apply(self, grads, variables):
+        """One update of `variables` by `grads` (same order as at `build`)."""
+        if not self._built:
+            if not tf.executing_eagerly():
+                raise RuntimeError("call optimizer.build(variables) eagerly before "
+                                   "using apply inside a tf.function")
+            self.build(variables)
+        self.step.assign_add(1)
+        for i, (grad, variable) in enumerate(zip(grads, variables)):
+            self._update(i, tf.cast(grad, variable.dtype), variable)
+
+    def _lr(self, variable):
+        return tf.constant(self.learning_rate, variable.dtype)
+
+
+class SGD(Optimizer):
+    """v ← μ v + g;  θ ← θ − α v   (with μ = 0: θ ← θ − α g)."""
+
+    def __init__(self, learning_rate=1e-2, momentum=0.0, name=None):
+        super().__init__(learning_rate, name=name)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1); got {momentum}")
+        self.momentum = float(momentum)
+        self.slot_names = ("velocity",) if self.momentum else ()
+
+    def _update(self, i, grad, variable):
+        if self.momentum:
+            velocity = self.slots["velocity"][i]
+            velocity.assign(self.momentum * velocity + grad)
+            grad = velocity
+        variable.assign_sub(self._lr(variable) * grad)
+
+
+class Adam(Optimizer):
+    """Kingma & Ba (2015), Algorithm 1, with bias correction:
+
+        t ← t + 1
+        m ← β₁ m + (1 − β₁) g,      v ← β₂ v + (1 − β₂) g²
+        m̂ = m / (1 − β₁ᵗ),          v̂ = v / (1 − β₂ᵗ)
+        θ ← θ − α m̂ / (√v̂ + ε)
+    """
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, name=None):
+        super().__init__(learning_rate, name=name)
+        for label, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{label} must be in [0, 1); got {beta}")
+        self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
+
+    def _update(self, i, grad, variable):
+        dtype = variable.dtype
+        m, v = self.slots["m"][i], self.slots["v"][i]
+        beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
+        t = tf.cast(self.step, dtype)  # already incremented for this update
+        m.assign(beta1 * m + (1.0 - beta1) * grad)
+        v.assign(beta2 * v + (1.0 - beta2) * tf.square(grad))
+        m_hat = m / (1.0 - tf.pow(beta1, t))
+        v_hat = v / (1.0 - tf.pow(beta2, t))
+        variable.assign_sub(self._lr(variable) * m_hat / (tf.sqrt(v_hat) + self.epsilon))
+
+
+class RMSProp(Optimizer):
+    """Tieleman & Hinton (2012):  s ← ρ s + (1 − ρ) g²;  θ ← θ − α g / (√s + ε)."""
+
+    slot_names = ("mean_square",)
+
+    def __init__(self, learning_rate=1e-3, rho=0.9, epsilon=1e-7, name=None):
+        super().__init__(learning_rate, name=name)
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"rho must be in [0, 1); got {rho}")
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    def _update(self, i, grad, variable):
+        mean_square = self.slots["mean_square"][i]
+        rho = tf.constant(self.rho, variable.dtype)
+        mean_square.assign(rho * mean_square + (1.0 - rho) * tf.square(grad))
+        variable.assign_sub(self._lr(variable) * grad / (tf.sqrt(mean_square) + self.epsilon))
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSProp}
+
+
+def make_optimizer(name, learning_rate, **kwargs):
+    """The optimizer called `name` ('adam', 'sgd' or 'rmsprop')."""
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {name!r}") from None
+    return cls(learning_rate=learning_rate, **kwargs)
