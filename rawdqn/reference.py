@@ -1,0 +1,399 @@
+"""Exact NumPy float64 references for the deep Q-learning math.
+
+Each function here is the slow, obvious version of one piece of the TF core
+(`bellman.py`, `losses.py`, `optim.py`, `network.py`, the target sync), written
+so the TF tests can compare against it. NumPy only: importing this module must
+never import TensorFlow.
+
+Shapes: `B` is the batch size, `A` the number of actions. Every function
+converts its inputs to float64 and returns new arrays; inputs are never modified.
+"""
+
+import numpy as np
+
+__all__ = [
+    "q_learning_target",
+    "double_q_learning_target",
+    "td_error",
+    "squared_loss",
+    "squared_loss_grad",
+    "huber_loss",
+    "huber_loss_grad",
+    "global_norm",
+    "clip_by_global_norm",
+    "sgd_step",
+    "adam_step",
+    "rmsprop_step",
+    "polyak_update",
+    "mlp_q_values",
+]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _as_float(name, value, rank):
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim != rank:
+        raise ValueError(f"{name} must have rank {rank}; got shape {array.shape}")
+    return array
+
+
+def _check_batch(reward, terminated, next_q):
+    """Validates reward [B], terminated [B] in {0, 1}, next_q [B, A]."""
+    if reward.shape != terminated.shape or reward.shape[0] != next_q.shape[0]:
+        raise ValueError(
+            f"batch sizes differ: reward {reward.shape}, terminated "
+            f"{terminated.shape}, next_q {next_q.shape}"
+        )
+    if not np.all((terminated == 0) | (terminated == 1)):
+        raise ValueError("terminated must hold only 0 or 1")
+
+
+def _as_discount(discount, batch_size):
+    discount = np.asarray(discount, dtype=np.float64)
+    if discount.ndim not in (0, 1) or (discount.ndim == 1 and discount.shape != (batch_size,)):
+        raise ValueError(f"discount must be a scalar or shape ({batch_size},); got shape {discount.shape}")
+    if np.any((discount < 0) | (discount > 1)):
+        raise ValueError(f"discount must be in [0, 1]; got {discount}")
+    return discount
+
+
+def _as_mask(mask, shape):
+    if mask is None:
+        return np.ones(shape, dtype=bool)
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise ValueError(f"next_legal_mask must have shape {shape}; got {mask.shape}")
+    return mask.astype(bool)
+
+
+def _as_actions(actions, q_values):
+    actions = np.asarray(actions)
+    if actions.ndim != 1 or actions.shape[0] != q_values.shape[0]:
+        raise ValueError(f"actions must have shape ({q_values.shape[0]},); got {actions.shape}")
+    if not np.issubdtype(actions.dtype, np.integer):
+        raise ValueError(f"actions must be integers; got dtype {actions.dtype}")
+    if np.any((actions < 0) | (actions >= q_values.shape[1])):
+        raise ValueError(f"actions must be in [0, {q_values.shape[1]}); got {actions}")
+    return actions
+
+
+def _as_float_list(arrays):
+    return [np.array(a, dtype=np.float64) for a in arrays]
+
+
+def _check_same_shapes(first, second, names=("params", "grads")):
+    if len(first) != len(second):
+        raise ValueError(f"got {len(first)} {names[0]} but {len(second)} {names[1]}")
+    for i, (a, b) in enumerate(zip(first, second)):
+        if a.shape != b.shape:
+            raise ValueError(f"{names[0]}[{i}] has shape {a.shape} but {names[1]}[{i}] has {b.shape}")
+
+
+def _check_positive(name, value):
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0; got {value}")
+
+
+def _check_unit_interval(name, value):
+    """Checks 0 <= value < 1 (decay rates)."""
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1); got {value}")
+
+
+# ------------------------------------------------------------------- targets
+
+
+def _legal_max(next_q, mask):
+    """max over legal a' of next_q[:, a']; 0 for a row with no legal action."""
+    masked = np.where(mask, next_q, -np.inf)
+    # Replace the -inf of empty rows before any arithmetic so no nan can appear.
+    return np.where(mask.any(axis=1), masked.max(axis=1), 0.0)
+
+
+def _legal_argmax(q_values, mask):
+    """First argmax over legal actions (np.argmax returns the first max)."""
+    return np.argmax(np.where(mask, q_values, -np.inf), axis=1)
+
+
+def q_learning_target(reward, terminated, discount, next_q, next_legal_mask=None):
+    """Q-learning target (Watkins 1989; Mnih et al. 2015):
+
+        target_i = reward_i + discount_i * (1 - terminated_i) * max_{a' legal} next_q[i, a']
+
+    reward, terminated: [B]; next_q: [B, A]; discount: scalar or [B];
+    next_legal_mask: bool [B, A] or None (all legal). A row with no legal
+    action contributes 0 for the max term. Returns target [B].
+    """
+    reward = _as_float("reward", reward, 1)
+    terminated = _as_float("terminated", terminated, 1)
+    next_q = _as_float("next_q", next_q, 2)
+    _check_batch(reward, terminated, next_q)
+    discount = _as_discount(discount, reward.shape[0])
+    mask = _as_mask(next_legal_mask, next_q.shape)
+    return reward + discount * (1.0 - terminated) * _legal_max(next_q, mask)
+
+
+def double_q_learning_target(
+    reward, terminated, discount, next_q_online, next_q_target, next_legal_mask=None
+):
+    """Double Q-learning target (van Hasselt et al. 2016):
+
+        best_action_i = argmax_{a' legal} next_q_online[i, a']     (first max on ties)
+        target_i = reward_i + discount_i * (1 - terminated_i) * next_q_target[i, best_action_i]
+
+    The online network chooses the action, the target network values it.
+    Shapes as in `q_learning_target`; a row with no legal action contributes 0.
+    Returns target [B].
+    """
+    reward = _as_float("reward", reward, 1)
+    terminated = _as_float("terminated", terminated, 1)
+    next_q_online = _as_float("next_q_online", next_q_online, 2)
+    next_q_target = _as_float("next_q_target", next_q_target, 2)
+    _check_batch(reward, terminated, next_q_online)
+    if next_q_online.shape != next_q_target.shape:
+        raise ValueError(
+            f"next_q_online {next_q_online.shape} and next_q_target {next_q_target.shape} differ"
+        )
+    discount = _as_discount(discount, reward.shape[0])
+    mask = _as_mask(next_legal_mask, next_q_online.shape)
+    best_action = _legal_argmax(next_q_online, mask)
+    next_value = next_q_target[np.arange(reward.shape[0]), best_action]
+    next_value = np.where(mask.any(axis=1), next_value, 0.0)
+    return reward + discount * (1.0 - terminated) * next_value
+
+
+# -------------------------------------------------------------------- losses
+
+
+def td_error(q_values, actions, target):
+    """Temporal-difference error:
+
+        td_error_i = target_i - q_values[i, actions_i]
+
+    q_values: [B, A]; actions: int [B]; target: [B]. Returns td_error [B].
+    """
+    q_values = _as_float("q_values", q_values, 2)
+    target = _as_float("target", target, 1)
+    actions = _as_actions(actions, q_values)
+    if target.shape[0] != q_values.shape[0]:
+        raise ValueError(f"target must have shape ({q_values.shape[0]},); got {target.shape}")
+    return target - q_values[np.arange(q_values.shape[0]), actions]
+
+
+def squared_loss(td_error):
+    """Mean squared TD loss:  L = (1/B) * sum_i 0.5 * td_error_i ** 2."""
+    td_error = _as_float("td_error", td_error, 1)
+    return float(np.mean(0.5 * td_error**2))
+
+
+def _grad_at_actions(q_values, actions, grad_of_loss_wrt_td_error):
+    """Scatters dL/dQ[i, a_i] = -dL/dtd_error_i (since td_error = target - Q); zero elsewhere."""
+    grad = np.zeros_like(q_values)
+    grad[np.arange(q_values.shape[0]), actions] = -grad_of_loss_wrt_td_error
+    return grad
+
+
+def squared_loss_grad(q_values, actions, target):
+    """Gradient of `squared_loss(td_error(q_values, actions, target))` w.r.t. q_values:
+
+        dL/dQ[i, a] = -td_error_i / B   if a == actions_i,   0 otherwise.
+
+    The target is a constant (no gradient flows into it). Returns [B, A].
+    """
+    q_values = _as_float("q_values", q_values, 2)
+    error = td_error(q_values, actions, target)
+    return _grad_at_actions(q_values, np.asarray(actions), error / error.shape[0])
+
+
+def huber_loss(td_error, delta=1.0):
+    """Mean Huber loss (Huber 1964):
+
+        h(x) = 0.5 * x**2                    if |x| <= delta
+             = delta * (|x| - 0.5 * delta)   otherwise
+        L = (1/B) * sum_i h(td_error_i)
+    """
+    _check_positive("delta", delta)
+    td_error = _as_float("td_error", td_error, 1)
+    abs_error = np.abs(td_error)
+    per_item = np.where(abs_error <= delta, 0.5 * td_error**2, delta * (abs_error - 0.5 * delta))
+    return float(np.mean(per_item))
+
+
+def huber_loss_grad(q_values, actions, target, delta=1.0):
+    """Gradient of `huber_loss(td_error(q_values, actions, target), delta)` w.r.t. q_values:
+
+        dL/dQ[i, a] = -clip(td_error_i, -delta, delta) / B   if a == actions_i,   0 otherwise.
+
+    Returns [B, A].
+    """
+    _check_positive("delta", delta)
+    q_values = _as_float("q_values", q_values, 2)
+    error = td_error(q_values, actions, target)
+    clipped = np.clip(error, -delta, delta)
+    return _grad_at_actions(q_values, np.asarray(actions), clipped / error.shape[0])
+
+
+# ------------------------------------------------------------ gradient clip
+
+
+def global_norm(arrays):
+    """Global norm of a list of arrays:  ||g|| = sqrt(sum_k sum_j g_k[j] ** 2)."""
+    arrays = _as_float_list(arrays)
+    return float(np.sqrt(sum(np.sum(a**2) for a in arrays)))
+
+
+def clip_by_global_norm(grads, max_norm):
+    """Rescales all gradients together so their global norm is at most max_norm:
+
+        scale = max_norm / max(||g||, max_norm);   g_k <- scale * g_k
+
+    A norm at or below max_norm (including zero) leaves the gradients unchanged.
+    Returns (clipped_grads, norm) where norm is the global norm before clipping.
+    """
+    _check_positive("max_norm", max_norm)
+    grads = _as_float_list(grads)
+    norm = global_norm(grads)
+    scale = max_norm / max(norm, max_norm)
+    return [scale * g for g in grads], norm
+
+
+# ---------------------------------------------------------------- optimizers
+
+
+def _start_state(state, slot_names, params):
+    """Copies the optimizer's per-parameter slots, or makes zero slots when state is None."""
+    if state is None:
+        return {name: [np.zeros_like(p) for p in params] for name in slot_names}
+    missing = [name for name in slot_names if name not in state]
+    if missing:
+        raise ValueError(f"optimizer state is missing {missing}")
+    slots = {name: _as_float_list(state[name]) for name in slot_names}
+    for name in slot_names:
+        _check_same_shapes(params, slots[name], ("params", name))
+    return slots
+
+
+def _check_step_inputs(params, grads, learning_rate):
+    params = _as_float_list(params)
+    grads = _as_float_list(grads)
+    _check_same_shapes(params, grads)
+    _check_positive("learning_rate", learning_rate)
+    return params, grads
+
+
+def sgd_step(params, grads, state, learning_rate, momentum=0.0):
+    """Stochastic gradient descent with heavy-ball momentum:
+
+        velocity <- momentum * velocity + g
+        theta    <- theta - learning_rate * velocity
+
+    With momentum = 0 this is theta - learning_rate * g.
+    state: None (fresh) or {"velocity": [arrays]}. Returns (new_params, new_state).
+    """
+    params, grads = _check_step_inputs(params, grads, learning_rate)
+    _check_unit_interval("momentum", momentum)
+    state = _start_state(state, ["velocity"], params)
+    velocity = [momentum * v + g for v, g in zip(state["velocity"], grads)]
+    new_params = [p - learning_rate * v for p, v in zip(params, velocity)]
+    return new_params, {"velocity": velocity}
+
+
+def adam_step(params, grads, state, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    """Adam (Kingma & Ba 2015, Algorithm 1), epsilon outside the square root:
+
+        t <- t + 1
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g**2
+        m_hat = m / (1 - beta1**t);   v_hat = v / (1 - beta2**t)
+        theta <- theta - learning_rate * m_hat / (sqrt(v_hat) + epsilon)
+
+    state: None (fresh) or {"step": t, "m": [arrays], "v": [arrays]} (the
+    paper's names for the first and second moment estimates).
+    Returns (new_params, new_state).
+    """
+    params, grads = _check_step_inputs(params, grads, learning_rate)
+    _check_unit_interval("beta1", beta1)
+    _check_unit_interval("beta2", beta2)
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0; got {epsilon}")
+    if state is not None and "step" not in state:
+        raise ValueError("optimizer state is missing ['step']")
+    moments = _start_state(state, ["m", "v"], params)
+    step = 1 if state is None else int(state["step"]) + 1
+    m = [beta1 * m_k + (1 - beta1) * g for m_k, g in zip(moments["m"], grads)]
+    v = [beta2 * v_k + (1 - beta2) * g**2 for v_k, g in zip(moments["v"], grads)]
+    new_params = []
+    for p, m_k, v_k in zip(params, m, v):
+        m_hat = m_k / (1 - beta1**step)
+        v_hat = v_k / (1 - beta2**step)
+        new_params.append(p - learning_rate * m_hat / (np.sqrt(v_hat) + epsilon))
+    return new_params, {"step": step, "m": m, "v": v}
+
+
+def rmsprop_step(params, grads, state, learning_rate, rho=0.9, epsilon=1e-7):
+    """RMSProp (Tieleman & Hinton 2012), no momentum, not centred:
+
+        mean_square <- rho * mean_square + (1 - rho) * g**2
+        theta <- theta - learning_rate * g / (sqrt(mean_square) + epsilon)
+
+    state: None (fresh) or {"mean_square": [arrays]}. Returns (new_params, new_state).
+    """
+    params, grads = _check_step_inputs(params, grads, learning_rate)
+    _check_unit_interval("rho", rho)
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0; got {epsilon}")
+    state = _start_state(state, ["mean_square"], params)
+    mean_square = [rho * s + (1 - rho) * g**2 for s, g in zip(state["mean_square"], grads)]
+    new_params = [
+        p - learning_rate * g / (np.sqrt(s) + epsilon)
+        for p, g, s in zip(params, grads, mean_square)
+    ]
+    return new_params, {"mean_square": mean_square}
+
+
+# --------------------------------------------------------------- target sync
+
+
+def polyak_update(online_params, target_params, tau):
+    """Soft target update (Lillicrap et al. 2016):
+
+        target_k <- tau * online_k + (1 - tau) * target_k
+
+    tau = 1 is a hard copy, tau = 0 leaves the target unchanged. Returns the new target list.
+    """
+    if not 0 <= tau <= 1:
+        raise ValueError(f"tau must be in [0, 1]; got {tau}")
+    online_params = _as_float_list(online_params)
+    target_params = _as_float_list(target_params)
+    _check_same_shapes(online_params, target_params, ("online_params", "target_params"))
+    return [tau * o + (1 - tau) * t for o, t in zip(online_params, target_params)]
+
+
+# ------------------------------------------------------------------- network
+
+
+def mlp_q_values(params, obs):
+    """Forward pass of an MLP Q-network:
+
+        h_0 = obs;   h_k = relu(h_{k-1} @ kernel_k + bias_k)  for hidden layers
+        q_values = h_{L-1} @ kernel_L + bias_L               (linear output)
+
+    params: list of (kernel [in, out], bias [out]) pairs, first to last layer.
+    obs: [B, obs_dim]. Returns q_values [B, A].
+    """
+    if len(params) == 0:
+        raise ValueError("mlp_q_values needs at least one (kernel, bias) layer")
+    hidden = _as_float("obs", obs, 2)
+    for index, (kernel, bias) in enumerate(params):
+        kernel = _as_float(f"kernel {index}", kernel, 2)
+        bias = _as_float(f"bias {index}", bias, 1)
+        if kernel.shape[0] != hidden.shape[1] or kernel.shape[1] != bias.shape[0]:
+            raise ValueError(
+                f"layer {index}: input width {hidden.shape[1]}, kernel {kernel.shape}, bias {bias.shape} do not fit"
+            )
+        hidden = hidden @ kernel + bias
+        if index < len(params) - 1:
+            hidden = np.maximum(hidden, 0.0)
+    return hidden
