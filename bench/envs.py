@@ -1,0 +1,153 @@
+"""Environment steps per second: the TF envs under XLA against gymnasium.
+
+    python bench/envs.py [--num-envs 1 64 1024 4096] [--steps-per-call 256] [--repeats 5]
+
+Each TF env runs a random policy for K steps per compiled call, inside one
+tf.while_loop; compile time is measured apart (the first call), the outputs are
+copied to the host before the clock stops, and the median of several timed
+calls is reported. gymnasium's single env (and its numpy vector env where one is
+registered) runs the same random policy in the same process for the ratio.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from rawdqn import envs  # noqa: E402
+
+
+def make_rollout(env, num_envs, steps_per_call):
+    """A compiled call running steps_per_call random-policy steps of num_envs envs.
+
+    Returns (state, obs, total_reward, episodes_ended) so nothing is dead code.
+    """
+
+    @tf.function(jit_compile=True)
+    def rollout(state, seed, call_index):
+        def body(t, state, total_reward, episodes):
+            # One seed per step from (call, step); action and reset draws use
+            # the two halves of a split.
+            step_seed = tf.random.experimental.stateless_fold_in(
+                seed, call_index * steps_per_call + t, alg="philox"
+            )
+            action_seed, env_seed = tf.unstack(
+                tf.random.experimental.stateless_split(step_seed, 2, alg="philox")
+            )
+            action = tf.random.stateless_uniform(
+                [num_envs], action_seed, 0, env.num_actions, dtype=tf.int32, alg="philox"
+            )
+            result = env.step(state, action, env_seed)
+            done = tf.logical_or(result.terminated, result.truncated)
+            return (
+                t + 1,
+                result.state,
+                total_reward + tf.reduce_sum(result.reward),
+                episodes + tf.reduce_sum(tf.cast(done, tf.int32)),
+            )
+
+        _, state, total_reward, episodes = tf.while_loop(
+            lambda t, *_: t < steps_per_call,
+            body,
+            (tf.constant(0), state, tf.zeros([], env.dtype), tf.constant(0)),
+        )
+        return state, total_reward, episodes
+
+    return rollout
+
+
+def bench_tf(env_id, num_envs, steps_per_call, repeats):
+    """(compile seconds, median env steps/s) for one TF env."""
+    env = envs.make(env_id)
+    seed = tf.constant([0, 1], tf.int32)
+    state, _ = env.reset(seed, num_envs)
+    rollout = make_rollout(env, num_envs, steps_per_call)
+
+    start = time.perf_counter()
+    state, total_reward, episodes = rollout(state, seed, tf.constant(0))
+    total_reward.numpy()
+    compile_seconds = time.perf_counter() - start
+
+    rates = []
+    for call in range(1, repeats + 1):
+        start = time.perf_counter()
+        state, total_reward, episodes = rollout(state, seed, tf.constant(call))
+        # Force every output to the host before stopping the clock.
+        state.physics.numpy(), state.steps.numpy(), total_reward.numpy(), episodes.numpy()
+        rates.append(num_envs * steps_per_call / (time.perf_counter() - start))
+    return compile_seconds, statistics.median(rates)
+
+
+def bench_gym_single(env_id, steps, repeats):
+    """Median env steps/s of one gymnasium env (with its wrappers) under a random policy."""
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    num_actions = env.action_space.n
+    rates = []
+    for _ in range(repeats):
+        actions = rng.integers(num_actions, size=steps).tolist()
+        start = time.perf_counter()
+        for action in actions:
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+        rates.append(steps / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def bench_gym_vector(env_id, num_envs, steps, repeats):
+    """Median env steps/s of gymnasium's numpy vector env, None where none is registered."""
+    if gym.spec(env_id).vector_entry_point is None:
+        return None
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    rates = []
+    for _ in range(repeats):
+        actions = rng.integers(env.single_action_space.n, size=(steps, num_envs))
+        start = time.perf_counter()
+        for action in actions:
+            env.step(action)
+        rates.append(num_envs * steps / (time.perf_counter() - start))
+    env.close()
+    return statistics.median(rates)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=envs.available())
+    parser.add_argument("--num-envs", nargs="+", type=int, default=[1, 64, 1024, 4096])
+    parser.add_argument("--steps-per-call", type=int, default=256, help="K, steps per compiled call")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--gym-steps", type=int, default=5000, help="steps per timed gymnasium run")
+    args = parser.parse_args(argv)
+
+    print(f"tensorflow {tf.__version__}, gymnasium {gym.__version__}, {os.cpu_count()} cpus, "
+          f"K = {args.steps_per_call}, median of {args.repeats}")
+    header = f"{'env':<15} {'N':>5} {'compile s':>9} {'TF steps/s':>12} {'gym vec steps/s':>15} {'TF/vec':>7} {'TF/gym':>7}"
+    print(header)
+    print("-" * len(header))
+    for env_id in args.envs:
+        single = bench_gym_single(env_id, args.gym_steps, args.repeats)
+        print(f"{env_id:<15} {'gym':>5} {'':>9} {single:>12,.0f}   (gymnasium single env, wrappers on)")
+        for num_envs in args.num_envs:
+            compile_seconds, rate = bench_tf(env_id, num_envs, args.steps_per_call, args.repeats)
+            vector_steps = max(50, args.gym_steps // num_envs)
+            vector = bench_gym_vector(env_id, num_envs, vector_steps, args.repeats)
+            vector_text = f"{vector:>15,.0f}" if vector else f"{'-':>15}"
+            ratio_text = f"{rate / vector:>7.1f}" if vector else f"{'-':>7}"
+            print(f"{env_id:<15} {num_envs:>5} {compile_seconds:>9.2f} {rate:>12,.0f} "
+                  f"{vector_text} {ratio_text} {rate / single:>7.1f}")
+
+
+if __name__ == "__main__":
+    main()
