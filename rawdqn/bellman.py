@@ -15,15 +15,23 @@ def check_rank(tensor, rank, name):
         raise ValueError(f"{name} must have rank {rank}; got shape {tensor.shape}")
 
 
+def cast(value, dtype):
+    """`value` as a `dtype` tensor; Python numbers convert directly, with no float32 detour.
+
+    (tf.cast(0.99, tf.float64) is 0.9900000095: the literal becomes float32 first.)
+    """
+    return tf.cast(tf.convert_to_tensor(value, dtype_hint=dtype), dtype)
+
+
 def _inputs(reward, terminated, discount, *q_values):
     reward = tf.convert_to_tensor(reward)
     dtype = reward.dtype if reward.dtype.is_floating else tf.float32
     reward = tf.cast(reward, dtype)
-    terminated = tf.cast(terminated, dtype)
-    discount = tf.cast(discount, dtype)
+    terminated = cast(terminated, dtype)
+    discount = cast(discount, dtype)
     check_rank(reward, 1, "reward")
     check_rank(terminated, 1, "terminated")
-    q_values = [tf.cast(q, dtype) for q in q_values]
+    q_values = [cast(q, dtype) for q in q_values]
     for q in q_values:
         check_rank(q, 2, "next Q-values")
     return reward, terminated, discount, q_values
@@ -80,15 +88,15 @@ def n_step_return(rewards, terminated, discount, bootstrap_value):
     rewards = tf.convert_to_tensor(rewards)
     dtype = rewards.dtype if rewards.dtype.is_floating else tf.float32
     rewards = tf.cast(rewards, dtype)
-    terminated = tf.cast(terminated, dtype)
+    terminated = cast(terminated, dtype)
     check_rank(rewards, 2, "rewards")
     check_rank(terminated, 2, "terminated")
-    discount = tf.cast(discount, dtype)
+    discount = cast(discount, dtype)
     n = tf.shape(rewards)[1]
     powers = tf.pow(discount, tf.cast(tf.range(n), dtype))  # γ^0 … γ^{n-1}
     # alive_k: the episode has not terminated before step k.
     alive = tf.math.cumprod(1.0 - terminated, axis=1, exclusive=True)
     still_alive_at_n = tf.reduce_prod(1.0 - terminated, axis=1)
     partial = tf.reduce_sum(powers * alive * rewards, axis=1)
-    tail = tf.pow(discount, tf.cast(n, dtype)) * still_alive_at_n * tf.cast(bootstrap_value, dtype)
+    tail = tf.pow(discount, tf.cast(n, dtype)) * still_alive_at_n * cast(bootstrap_value, dtype)
     return tf.stop_gradient(partial + tail)

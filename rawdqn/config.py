@@ -3,8 +3,10 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
+from rawdqn.errors import UsageError
 
-class ConfigError(ValueError):
+
+class ConfigError(UsageError):
     """An invalid hyperparameter; the message is one line naming it and the fix."""
 
 

@@ -1,7 +1,7 @@
 """TD error and the losses built on it: pure functions of tensors."""
 import tensorflow as tf
 
-from rawdqn.bellman import check_rank
+from rawdqn.bellman import cast, check_rank
 
 
 def action_mask(actions, num_actions, dtype):
@@ -19,7 +19,7 @@ def td_error(q_values, actions, target):
     check_rank(tf.convert_to_tensor(actions), 1, "actions")
     mask = action_mask(actions, tf.shape(q_values)[-1], q_values.dtype)
     q_taken = tf.reduce_sum(q_values * mask, axis=-1)
-    return tf.stop_gradient(tf.cast(target, q_values.dtype)) - q_taken
+    return tf.stop_gradient(cast(target, q_values.dtype)) - q_taken
 
 
 def squared_loss(td_error):
@@ -34,7 +34,7 @@ def squared_loss(td_error):
 def huber_loss(td_error, delta=1.0):
     """L = mean(h(δ)), h(δ) = ½δ² if |δ| ≤ Δ else Δ(|δ| − ½Δ); its gradient is clip(δ, −Δ, Δ)."""
     abs_error = tf.abs(td_error)
-    delta = tf.cast(delta, td_error.dtype)
+    delta = cast(delta, td_error.dtype)
     quadratic = tf.minimum(abs_error, delta)
     linear = abs_error - quadratic
     return tf.reduce_mean(0.5 * tf.square(quadratic) + delta * linear)

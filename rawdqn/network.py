@@ -54,7 +54,7 @@ class QNetwork(tf.Module):
 
     def __call__(self, obs, action_mask=None):
         """Q(s, ·); with `action_mask`, Q(s, ·) ⊙ mask (the tutorials' filtered output)."""
-        x = tf.cast(obs, self.dtype)
+        x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
         last = len(self.kernels) - 1
         for layer, kernel in enumerate(self.kernels):
             x = tf.matmul(x, kernel)

@@ -21,7 +21,7 @@ def clip_by_global_norm(grads, max_norm):
     norm = global_norm(grads)
     if max_norm is None:
         return list(grads), norm
-    max_norm = tf.cast(max_norm, norm.dtype)
+    max_norm = tf.cast(tf.convert_to_tensor(max_norm, dtype_hint=norm.dtype), norm.dtype)
     scale = max_norm / tf.maximum(norm, max_norm)
     return [g * tf.cast(scale, g.dtype) for g in grads], norm
 

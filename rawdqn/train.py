@@ -20,9 +20,10 @@ import tensorflow as tf
 
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig, preset
+from rawdqn.errors import UsageError
 
 
-class EnvError(ValueError):
+class EnvError(UsageError):
     """An environment rawdqn cannot train on; the message says why in one line."""
 
 
@@ -154,6 +155,8 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
     agent = DQN(spec.obs_dim, spec.num_actions, config, seed=seed,
                 discrete_obs=spec.discrete_obs, legal_actions=spec.legal_actions, device=device)
     agent.sync_target()
+    log(f"rawdqn: training DQN on {env_id} for {config.total_steps:,} steps (seed {seed}, "
+        f"{agent.online.num_parameters:,} parameters, {config.mode} kernels)")
     if logdir:
         os.makedirs(logdir, exist_ok=True)
         with open(os.path.join(logdir, "config.json"), "w") as f:
@@ -168,7 +171,7 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
     for step in range(config.total_steps):
         epsilon = config.epsilon_at(step)
         mask = legal_mask_of(info, spec)
-        action = int(agent.act(obs_encoded[None], epsilon, None if mask is None else mask[None])[0])
+        action = int(agent.act(obs_encoded[None], epsilon, None if mask is None else mask[None]).numpy()[0])
         next_obs, reward, terminated, truncated, info = env.step(action + spec.action_start)
         if not np.isfinite(reward):
             raise EnvError(f"{env_id} returned a non-finite reward ({reward}) at step {step}")
@@ -207,8 +210,9 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
                    "loss": float(last_info.loss) if last_info else float("nan"),
                    "mean_max_q": float(last_info.mean_max_q) if last_info else float("nan")}
             history.append(row)
+            loss_text = f"{row['loss']:.4f}" if last_info else "-"
             log(f"step {done_steps:>8,}/{config.total_steps:,} | {steps_per_second:7,.0f} steps/s | "
-                f"return(last {len(recent)}) {row['recent_return']:8.2f} | loss {row['loss']:.4f} | "
+                f"return(last {len(recent)}) {row['recent_return']:8.2f} | loss {loss_text} | "
                 f"eps {epsilon:.3f}")
     staged.flush(agent.replay)
     env.close()

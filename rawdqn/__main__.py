@@ -1,0 +1,5 @@
+import sys
+
+from rawdqn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `rawdqn` subcommand; each defines add_command(subparsers)."""

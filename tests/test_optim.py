@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rawdqn import optim
+
+
+def test_clip_by_global_norm_3_4_5():
+    # ‖[3, 4]‖ = 5; clip to 1 → [0.6, 0.8]; clip to 10 → unchanged.
+    clipped, norm = optim.clip_by_global_norm([tf.constant([3.0]), tf.constant([4.0])], 1.0)
+    np.testing.assert_allclose(norm.numpy(), 5.0)
+    np.testing.assert_allclose([c.numpy()[0] for c in clipped], [0.6, 0.8], rtol=1e-6)
+    unchanged, _ = optim.clip_by_global_norm([tf.constant([3.0, 4.0])], 10.0)
+    np.testing.assert_array_equal(unchanged[0].numpy(), [3.0, 4.0])
+
+
+def test_clip_exactly_at_the_norm_and_zero_gradients_are_unchanged():
+    at_clip, _ = optim.clip_by_global_norm([tf.constant([3.0, 4.0], tf.float64)], 5.0)
+    np.testing.assert_array_equal(at_clip[0].numpy(), [3.0, 4.0])
+    zeros, norm = optim.clip_by_global_norm([tf.zeros(3)], 1.0)
+    assert norm.numpy() == 0.0 and not np.any(np.isnan(zeros[0].numpy()))
+
+
+def test_sgd_step_and_momentum():
+    # θ = 1, g = 0.5, α = 0.1 → 0.95. With μ = 0.9: v = 0.5 → 0.95, then v = 0.95 → 0.855.
+    theta = tf.Variable([1.0], dtype=tf.float64)
+    optim.SGD(0.1).apply([tf.constant([0.5], tf.float64)], [theta])
+    np.testing.assert_allclose(theta.numpy(), [0.95])
+    theta.assign([1.0])
+    sgd = optim.SGD(0.1, momentum=0.9)
+    for _ in range(2):
+        sgd.apply([tf.constant([0.5], tf.float64)], [theta])
+    np.testing.assert_allclose(theta.numpy(), [0.855])
+
+
+def test_adam_matches_kingma_ba_by_hand():
+    # Step 1: m = 0.1g, v = 0.001g², m̂ = g, v̂ = g² → θ −= α·g/(|g| + ε) ≈ α·sign(g).
+    # g = 0.5, α = 0.1, ε = 1e-8: θ = 1 − 0.1·0.5/(0.5 + 1e-8)
+    theta = tf.Variable([1.0], dtype=tf.float64)
+    adam = optim.Adam(0.1)
+    adam.apply([tf.constant([0.5], tf.float64)], [theta])
+    np.testing.assert_allclose(theta.numpy(), [1.0 - 0.1 * 0.5 / (0.5 + 1e-8)], rtol=1e-14)
+    # Step 2 with g = −1: m = 0.9·0.05 − 0.1 = −0.055, v = 0.999·0.00025 + 0.001 = 0.00124975
+    # m̂ = −0.055/0.19, v̂ = 0.00124975/0.001999
+    m_hat, v_hat = -0.055 / (1 - 0.9 ** 2), 0.00124975 / (1 - 0.999 ** 2)
+    expected = theta.numpy() - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8)
+    adam.apply([tf.constant([-1.0], tf.float64)], [theta])
+    np.testing.assert_allclose(theta.numpy(), expected, rtol=1e-13)
+    assert int(adam.step.numpy()) == 2
+
+
+def test_rmsprop_first_step():
+    # s = 0.1·g² = 0.025 for g = 0.5; θ = 1 − 0.01·0.5/(√0.025 + 1e-7)
+    theta = tf.Variable([1.0], dtype=tf.float64)
+    optim.RMSProp(0.01).apply([tf.constant([0.5], tf.float64)], [theta])
+    np.testing.assert_allclose(theta.numpy(), [1.0 - 0.01 * 0.5 / (np.sqrt(0.025) + 1e-7)], rtol=1e-14)
+
+
+def test_optimizer_runs_under_xla_after_build():
+    theta = tf.Variable([1.0, 2.0])
+    adam = optim.Adam(0.1)
+    adam.build([theta])
+
+    @tf.function(jit_compile=True)
+    def step(grad):
+        adam.apply([grad], [theta])
+
+    step(tf.constant([1.0, -1.0]))
+    np.testing.assert_allclose(theta.numpy(), [0.9, 2.1], rtol=1e-6)
+
+
+def test_bad_hyperparameters_raise():
+    with pytest.raises(ValueError, match="learning_rate"):
+        optim.Adam(0.0)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        optim.make_optimizer("lbfgs", 0.1)
