@@ -14,7 +14,9 @@ from rawdqn.errors import UsageError
 EXIT_USAGE = 2
 
 # Modules that provide a subcommand, in the order `rawdqn --help` lists them.
-COMMAND_MODULES = ["rawdqn.commands.train"]
+COMMAND_MODULES = ["rawdqn.commands.train", "rawdqn.commands.eval", "rawdqn.commands.export",
+                   "rawdqn.commands.watch", "rawdqn.commands.plot",
+                   "rawdqn.commands.bench"]
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -8,19 +8,23 @@
         every train_frequency steps (after learning_starts): gradient_steps × learn(sample)
         every target_update_interval steps: θ⁻ ← τθ + (1 − τ)θ⁻
 """
-import collections
+import contextlib
 import dataclasses
 import json
 import os
+import signal
+import threading
 import time
 
 import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
+from rawdqn import checkpoint
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig, preset
 from rawdqn.errors import UsageError
+from rawdqn.summary import Summaries
 
 
 class EnvError(UsageError):
@@ -40,7 +44,8 @@ class EnvSpec:
 def make_env(env_id, render_mode=None):
     """gym.make with rawdqn's checks: Discrete actions, Box or Discrete observations."""
     try:
-        env = gym.make(env_id, render_mode=render_mode)
+        # Only ask for a render mode when one is wanted: not every env accepts the argument.
+        env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}))
     except gym.error.Error as error:
         raise EnvError(f"unknown environment {env_id!r} ({error}); "
                        "pass a registered gymnasium id such as CartPole-v1") from None
@@ -115,6 +120,8 @@ def evaluate(agent, env_id, episodes, seed, spec=None):
 class StagedTransitions:
     """Transitions gathered on the host, written to the device ring in one call before learning."""
 
+    FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "next_legal_mask")
+
     def __init__(self, legal_actions):
         self.legal_actions = legal_actions
         self.rows = []
@@ -131,6 +138,24 @@ class StagedTransitions:
                        np.stack(next_obs), np.asarray(terminated, np.float64),
                        np.stack(legal) if self.legal_actions else None)
 
+    def as_arrays(self):
+        """{"staged_obs": [N, ...], ...} for a checkpoint (empty dict when nothing is staged)."""
+        if not self.rows:
+            return {}
+        columns = list(zip(*self.rows))
+        if not self.legal_actions:
+            columns = columns[:5]
+        return {f"staged_{name}": np.asarray(column) for name, column in zip(self.FIELDS, columns)}
+
+    def restore(self, arrays):
+        if "staged_obs" not in arrays:
+            self.rows = []
+            return
+        columns = [arrays[f"staged_{name}"] for name in self.FIELDS[:5]]
+        masks = arrays["staged_next_legal_mask"] if self.legal_actions else [None] * len(columns[0])
+        self.rows = [(obs, int(action), float(reward), next_obs, float(terminated), mask)
+                     for obs, action, reward, next_obs, terminated, mask in zip(*columns, masks)]
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -142,88 +167,345 @@ class TrainResult:
     history: list
 
 
-def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, log=print):
-    """Train a DQN on `env_id` and evaluate its greedy policy; returns a TrainResult."""
+class TrainingDiverged(UsageError):
+    """The loss or a Q-value became NaN or infinite; the message names the step."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training after a checkpoint was written."""
+
+    def __init__(self, signal_number, step, checkpoint_path, run_dir):
+        super().__init__(signal_number)
+        self.signal_number, self.step = signal_number, step
+        self.checkpoint_path, self.run_dir = checkpoint_path, run_dir
+
+
+DEFAULT_CHECKPOINT_INTERVAL = 10_000
+VALIDATION_SIZE = 512       # fixed observations for the average max Q (the tutorials' avg_max_q_value)
+RECENT_EPISODES = 20
+# Flags a resumed run may change: none of them alters what the agent learns from.
+RESUMABLE_FIELDS = ("total_steps", "log_interval", "eval_interval", "eval_episodes", "mode")
+
+
+class Trainer:
+    """One run: the environment, the agent, and the loop's host-side state.
+
+    The agent (a tf.Module) holds every tensor; the Trainer holds the rest — the step,
+    the episode in progress, the returns so far, the current observation — and
+    `loop_state()` / `restore_loop_state()` are exactly what a checkpoint adds to the
+    agent's variables.
+    """
+
+    def __init__(self, env_id, config, seed=0, device=None, run_dir=None, log=print,
+                 checkpoint_interval=None):
+        self.env_id, self.config, self.seed, self.log = env_id, config.validate(), int(seed), log
+        self.run_dir = run_dir
+        self.checkpoint_interval = int(checkpoint_interval or DEFAULT_CHECKPOINT_INTERVAL)
+        if self.checkpoint_interval < 1:
+            raise UsageError(f"checkpoint interval must be >= 1; got {checkpoint_interval}")
+        self.env = make_env(env_id)
+        obs, self.info = self.env.reset(seed=self.seed)
+        self.env.action_space.seed(self.seed)
+        self.spec = env_spec(self.env, self.info)
+        if not np.all(np.isfinite(np.asarray(obs, np.float64))):
+            raise EnvError(f"{env_id} returned a non-finite observation at reset")
+        self.agent = DQN(self.spec.obs_dim, self.spec.num_actions, self.config, seed=self.seed,
+                         discrete_obs=self.spec.discrete_obs, legal_actions=self.spec.legal_actions,
+                         device=resolve_device(device))
+        self.agent.sync_target()
+        self.staged = StagedTransitions(self.spec.legal_actions)
+        self.obs = encode_obs(obs, self.spec)
+        self.step = 0                      # environment steps done
+        self.episode_return, self.episode_length = 0.0, 0
+        self.episode_returns, self.episode_lengths, self.episode_end_steps = [], [], []
+        self.history = []
+        self.last_learn = None             # the latest LearnInfo, as floats
+        self.validation_obs = None
+        self.last_checkpoint, self.saved_step = None, None
+        self.stop_signal = None
+        self.summaries = None
+
+    # --- the loop -------------------------------------------------------------
+    def run(self):
+        """Train from `self.step` to total_steps, then evaluate the greedy policy."""
+        config, agent, spec = self.config, self.agent, self.spec
+        first_step = self.step
+        window_start, window_step = time.perf_counter(), self.step
+        train_start = time.perf_counter()
+        with self.stop_on_signals(), self.summaries_open():
+            for step in range(first_step, config.total_steps):
+                epsilon = config.epsilon_at(step)
+                mask = legal_mask_of(self.info, spec)
+                action = int(agent.act(self.obs[None], epsilon, None if mask is None else mask[None]).numpy()[0])
+                next_obs, reward, terminated, truncated, self.info = self.env.step(action + spec.action_start)
+                if not np.isfinite(reward):
+                    raise EnvError(f"{self.env_id} returned a non-finite reward ({reward}) at step {step}")
+                next_encoded = encode_obs(next_obs, spec)
+                # A truncated transition keeps terminated=0 and its true final observation.
+                self.staged.append(self.obs, action, float(reward), next_encoded, float(terminated),
+                                   legal_mask_of(self.info, spec))
+                self.episode_return += float(reward)
+                self.episode_length += 1
+                if terminated or truncated:
+                    self.end_episode(step + 1)
+                    next_obs, self.info = self.env.reset()
+                    next_encoded = encode_obs(next_obs, spec)
+                self.obs = next_encoded
+
+                if step >= config.learning_starts and step % config.train_frequency == 0:
+                    self.staged.flush(agent.replay)
+                    self.learn(step + 1)
+                if step % config.target_update_interval == 0:
+                    agent.sync_target(config.tau)
+
+                self.step = done_steps = step + 1
+                if config.eval_interval and done_steps % config.eval_interval == 0 and done_steps < config.total_steps:
+                    self.evaluate_now()
+                if done_steps % config.log_interval == 0 or done_steps == config.total_steps:
+                    now = time.perf_counter()
+                    self.log_progress(epsilon, (done_steps - window_step) / max(now - window_start, 1e-9))
+                    window_start, window_step = now, done_steps
+                if self.run_dir and done_steps % self.checkpoint_interval == 0 and done_steps < config.total_steps:
+                    self.save_checkpoint()
+                if self.stop_signal is not None:
+                    raise TrainingInterrupted(self.stop_signal, done_steps, self.save_checkpoint(), self.run_dir)
+            self.staged.flush(agent.replay)
+            total_time = time.perf_counter() - train_start
+            eval_mean, eval_std = self.evaluate_now(final=True)
+            self.log(f"evaluation: mean return {eval_mean:.2f} ± {eval_std:.2f} over {config.eval_episodes} "
+                     f"greedy episodes ({config.total_steps - first_step:,} steps in {total_time:.1f} s)")
+            if self.run_dir:
+                self.save_checkpoint()
+        self.env.close()
+        return TrainResult(agent, self.episode_returns, eval_mean, eval_std,
+                           (config.total_steps - first_step) / total_time, self.history)
+
+    def end_episode(self, done_steps):
+        self.episode_returns.append(self.episode_return)
+        self.episode_lengths.append(self.episode_length)
+        self.episode_end_steps.append(done_steps)
+        if self.summaries:
+            self.summaries.write(done_steps, {"episode/return": self.episode_return,
+                                              "episode/length": self.episode_length})
+        self.episode_return, self.episode_length = 0.0, 0
+
+    def learn(self, done_steps):
+        """gradient_steps updates; stop if the loss or a Q-value is no longer finite."""
+        info = self.agent.train(self.config.gradient_steps)
+        self.last_learn = {name: float(value) for name, value in info._asdict().items()}
+        if self.validation_obs is None:
+            # The first observations collected, fixed for the rest of the run.
+            count = min(self.agent.replay.size, VALIDATION_SIZE)
+            self.validation_obs = self.agent.replay.obs[:count].numpy()
+        for name, label in (("loss", "loss"), ("mean_max_q", "mean max Q-value"),
+                            ("grad_norm", "gradient norm")):
+            value = self.last_learn[name]
+            if not np.isfinite(value):
+                kept = (f"the last good checkpoint, {self.last_checkpoint}, is intact"
+                        if self.last_checkpoint else "no checkpoint had been written yet")
+                raise TrainingDiverged(
+                    f"training diverged at step {done_steps:,}: the {label} became {value} after a "
+                    f"gradient update; {kept}. Try a lower --learning-rate, --max-grad-norm or --loss huber")
+
+    def evaluate_now(self, final=False):
+        eval_mean, eval_std = evaluate(self.agent, self.env_id, self.config.eval_episodes,
+                                       self.seed + 10_000, self.spec)
+        self.history.append({"step": self.step, "eval_mean": eval_mean, "eval_std": eval_std})
+        if not final:
+            self.log(f"step {self.step:>8,} | eval return {eval_mean:8.2f} ± {eval_std:.2f}")
+        if self.summaries:
+            self.summaries.write(self.step, {"eval/return_mean": eval_mean, "eval/return_std": eval_std})
+        return eval_mean, eval_std
+
+    def log_progress(self, epsilon, steps_per_second):
+        recent = self.episode_returns[-RECENT_EPISODES:]
+        learned = self.last_learn or {}
+        row = {"step": self.step, "steps_per_second": steps_per_second,
+               "episodes": len(self.episode_returns),
+               "recent_return": float(np.mean(recent)) if recent else float("nan"),
+               "epsilon": epsilon,
+               "loss": learned.get("loss", float("nan")),
+               "mean_abs_td_error": learned.get("mean_abs_td_error", float("nan")),
+               "mean_max_q": learned.get("mean_max_q", float("nan")),
+               "avg_max_q_validation": self.average_max_q()}
+        self.history.append(row)
+        loss_text = f"{row['loss']:.4f}" if learned else "-"
+        self.log(f"step {self.step:>8,}/{self.config.total_steps:,} | {steps_per_second:7,.0f} steps/s | "
+                 f"return(last {len(recent)}) {row['recent_return']:8.2f} | loss {loss_text} | "
+                 f"eps {epsilon:.3f}")
+        if self.summaries:
+            self.summaries.write(self.step, {
+                "train/loss": row["loss"], "train/mean_abs_td_error": row["mean_abs_td_error"],
+                "train/mean_max_q": row["mean_max_q"], "train/avg_max_q_validation": row["avg_max_q_validation"],
+                "train/epsilon": epsilon, "train/steps_per_second": steps_per_second})
+
+    def average_max_q(self):
+        """mean over the validation observations of max_a Q(s, a; θ)."""
+        if self.validation_obs is None:
+            return float("nan")
+        return float(np.mean(np.max(self.agent.q_values(self.validation_obs).numpy(), axis=-1)))
+
+    @contextlib.contextmanager
+    def summaries_open(self):
+        """TensorBoard events in the run directory, flushed however the loop ends."""
+        self.summaries = Summaries(self.run_dir) if self.run_dir else None
+        try:
+            yield
+        finally:
+            if self.summaries:
+                self.summaries.close()
+
+    # --- stopping on SIGINT / SIGTERM ------------------------------------------
+    @contextlib.contextmanager
+    def stop_on_signals(self):
+        """While training with a run directory, a signal asks the loop to checkpoint and stop."""
+        if not self.run_dir or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {number: signal.signal(number, self.request_stop)
+                    for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def request_stop(self, signal_number, frame):
+        # Only a flag: the loop stops at the end of the step, where the state is consistent.
+        self.stop_signal = signal_number
+
+    # --- checkpoints -----------------------------------------------------------
+    def save_checkpoint(self):
+        """Write everything needed to continue exactly; returns the checkpoint's path."""
+        if self.saved_step == self.step:
+            return self.last_checkpoint
+        state = {"env_id": self.env_id, "seed": self.seed, "config": dataclasses.asdict(self.config),
+                 "spec": dataclasses.asdict(self.spec), "step": self.step, "loop": self.loop_state()}
+        # Staged transitions are saved as they are: flushing them now would add a replay.add
+        # of an unusual size (a retrace) that the uninterrupted run never makes.
+        arrays = {"obs": self.obs, **self.staged.as_arrays()}
+        if self.spec.legal_actions:
+            arrays["legal_mask"] = legal_mask_of(self.info, self.spec)
+        if self.validation_obs is not None:
+            arrays["validation_obs"] = self.validation_obs
+        try:
+            path = checkpoint.save(self.run_dir, self.step, self.agent, state, arrays,
+                                   checkpoint.env_state(self.env))
+            self.write_logs()
+        except OSError as error:
+            raise UsageError(f"cannot write a checkpoint to {self.run_dir}: {error.strerror or error}") from None
+        self.last_checkpoint, self.saved_step = path, self.step
+        return path
+
+    def loop_state(self):
+        return {"episode_return": self.episode_return, "episode_length": self.episode_length,
+                "episode_returns": self.episode_returns, "episode_lengths": self.episode_lengths,
+                "episode_end_steps": self.episode_end_steps, "history": self.history,
+                "last_learn": self.last_learn}
+
+    def restore_loop_state(self, state, arrays):
+        loop = state["loop"]
+        self.step = int(state["step"])
+        self.episode_return, self.episode_length = loop["episode_return"], loop["episode_length"]
+        self.episode_returns, self.episode_lengths = loop["episode_returns"], loop["episode_lengths"]
+        self.episode_end_steps, self.history = loop["episode_end_steps"], loop["history"]
+        self.last_learn = loop["last_learn"]
+        self.obs = arrays["obs"]
+        if self.spec.legal_actions:
+            self.info = {"action_mask": arrays["legal_mask"]}
+        self.validation_obs = arrays.get("validation_obs")
+        self.staged.restore(arrays)
+
+    def write_logs(self):
+        """config.json, history.jsonl (log and eval rows) and episodes.jsonl, each replaced whole."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        checkpoint.write_atomically(os.path.join(self.run_dir, "config.json"), json.dumps(
+            {"env_id": self.env_id, "seed": self.seed, **dataclasses.asdict(self.config)}, indent=2))
+        checkpoint.write_atomically(os.path.join(self.run_dir, "history.jsonl"),
+                                    "".join(json.dumps(row) + "\n" for row in self.history))
+        checkpoint.write_atomically(os.path.join(self.run_dir, "episodes.jsonl"), "".join(
+            json.dumps({"step": step, "return": ret, "length": length}) + "\n"
+            for step, ret, length in zip(self.episode_end_steps, self.episode_returns, self.episode_lengths)))
+
+
+def prepare_run_dir(run_dir):
+    """Create `run_dir` and check it is writable, or raise a one-line UsageError."""
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        probe = os.path.join(run_dir, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise UsageError(f"cannot write to log directory {run_dir}: {error.strerror or error}") from None
+
+
+def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, log=print,
+          checkpoint_interval=None):
+    """Train a DQN on `env_id` and evaluate its greedy policy; returns a TrainResult.
+
+    With `logdir`, the run writes config.json, history.jsonl, episodes.jsonl, TensorBoard
+    events and a checkpoint every `checkpoint_interval` steps and at the end, and
+    SIGINT/SIGTERM save a checkpoint before stopping (raising TrainingInterrupted).
+    """
     config = (config or preset(env_id)).validate()
-    device = resolve_device(device)
-    env = make_env(env_id)
-    obs, info = env.reset(seed=seed)
-    env.action_space.seed(seed)
-    spec = env_spec(env, info)
-    if not np.all(np.isfinite(np.asarray(obs, np.float64))):
-        raise EnvError(f"{env_id} returned a non-finite observation at reset")
-    agent = DQN(spec.obs_dim, spec.num_actions, config, seed=seed,
-                discrete_obs=spec.discrete_obs, legal_actions=spec.legal_actions, device=device)
-    agent.sync_target()
+    if logdir:
+        prepare_run_dir(logdir)
+        if checkpoint.latest(logdir):
+            raise UsageError(f"{logdir} already holds a run; continue it with --resume {logdir} "
+                             "or choose another --logdir")
+    trainer = Trainer(env_id, config, seed, device, logdir, log, checkpoint_interval)
     log(f"rawdqn: training DQN on {env_id} for {config.total_steps:,} steps (seed {seed}, "
-        f"{agent.online.num_parameters:,} parameters, {config.mode} kernels)")
+        f"{trainer.agent.online.num_parameters:,} parameters, {config.mode} kernels)")
     if logdir:
-        os.makedirs(logdir, exist_ok=True)
-        with open(os.path.join(logdir, "config.json"), "w") as f:
-            json.dump({"env_id": env_id, "seed": seed, **dataclasses.asdict(config)}, f, indent=2)
+        trainer.write_logs()
+        log(f"rawdqn: logs and checkpoints in {logdir} (every {trainer.checkpoint_interval:,} steps); "
+            f"continue an interrupted run with: rawdqn train --resume {logdir}")
+    return trainer.run()
 
-    staged = StagedTransitions(spec.legal_actions)
-    episode_returns, history = [], []
-    recent = collections.deque(maxlen=20)
-    episode_return, last_info = 0.0, None
-    obs_encoded = encode_obs(obs, spec)
-    window_start, window_step, train_start = time.perf_counter(), 0, time.perf_counter()
-    for step in range(config.total_steps):
-        epsilon = config.epsilon_at(step)
-        mask = legal_mask_of(info, spec)
-        action = int(agent.act(obs_encoded[None], epsilon, None if mask is None else mask[None]).numpy()[0])
-        next_obs, reward, terminated, truncated, info = env.step(action + spec.action_start)
-        if not np.isfinite(reward):
-            raise EnvError(f"{env_id} returned a non-finite reward ({reward}) at step {step}")
-        next_encoded = encode_obs(next_obs, spec)
-        # A truncated transition keeps terminated=0 and its true final observation.
-        staged.append(obs_encoded, action, float(reward), next_encoded, float(terminated),
-                      legal_mask_of(info, spec))
-        episode_return += float(reward)
-        if terminated or truncated:
-            episode_returns.append(episode_return)
-            recent.append(episode_return)
-            episode_return = 0.0
-            next_obs, info = env.reset()
-            next_encoded = encode_obs(next_obs, spec)
-        obs_encoded = next_encoded
 
-        if step >= config.learning_starts and step % config.train_frequency == 0:
-            staged.flush(agent.replay)
-            last_info = agent.train(config.gradient_steps)
-        if step % config.target_update_interval == 0:
-            agent.sync_target(config.tau)
+def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, seed=None, **changes):
+    """Continue the run whose checkpoint is at `path` (a run directory or one checkpoint).
 
-        done_steps = step + 1
-        if config.eval_interval and done_steps % config.eval_interval == 0 and done_steps < config.total_steps:
-            eval_mean, eval_std = evaluate(agent, env_id, config.eval_episodes, seed + 10_000, spec)
-            history.append({"step": done_steps, "eval_mean": eval_mean, "eval_std": eval_std})
-            log(f"step {done_steps:>8,} | eval return {eval_mean:8.2f} ± {eval_std:.2f}")
-        if done_steps % config.log_interval == 0 or done_steps == config.total_steps:
-            now = time.perf_counter()
-            steps_per_second = (done_steps - window_step) / max(now - window_start, 1e-9)
-            window_start, window_step = now, done_steps
-            row = {"step": done_steps, "steps_per_second": steps_per_second,
-                   "episodes": len(episode_returns),
-                   "recent_return": float(np.mean(recent)) if recent else float("nan"),
-                   "epsilon": epsilon,
-                   "loss": float(last_info.loss) if last_info else float("nan"),
-                   "mean_max_q": float(last_info.mean_max_q) if last_info else float("nan")}
-            history.append(row)
-            loss_text = f"{row['loss']:.4f}" if last_info else "-"
-            log(f"step {done_steps:>8,}/{config.total_steps:,} | {steps_per_second:7,.0f} steps/s | "
-                f"return(last {len(recent)}) {row['recent_return']:8.2f} | loss {loss_text} | "
-                f"eps {epsilon:.3f}")
-    staged.flush(agent.replay)
-    env.close()
-    total_time = time.perf_counter() - train_start
-    eval_mean, eval_std = evaluate(agent, env_id, config.eval_episodes, seed + 10_000, spec)
-    history.append({"step": config.total_steps, "eval_mean": eval_mean, "eval_std": eval_std})
-    log(f"evaluation: mean return {eval_mean:.2f} ± {eval_std:.2f} over {config.eval_episodes} "
-        f"greedy episodes ({config.total_steps:,} steps in {total_time:.1f} s)")
-    if logdir:
-        with open(os.path.join(logdir, "history.jsonl"), "w") as f:
-            for row in history:
-                f.write(json.dumps(row) + "\n")
-    return TrainResult(agent, episode_returns, eval_mean, eval_std,
-                       config.total_steps / total_time, history)
+    `env_id`, `seed` and config `changes` given here must agree with the checkpoint,
+    except RESUMABLE_FIELDS (e.g. total_steps, to train further).
+    """
+    run_dir, checkpoint_dir = checkpoint.find(path)
+    state, arrays, env_saved = checkpoint.load_state(checkpoint_dir)
+    config = checkpoint.config_from_state(state, checkpoint_dir)
+    if env_id is not None and env_id != state["env_id"]:
+        raise checkpoint.CheckpointError(f"{path} is a run on {state['env_id']}, not {env_id}; "
+                                         "a resumed run keeps its environment")
+    if seed is not None and int(seed) != state["seed"]:
+        raise checkpoint.CheckpointError(f"{path} is a run with seed {state['seed']}, not {seed}; "
+                                         "a resumed run keeps its seed")
+    for name, value in changes.items():
+        if name not in RESUMABLE_FIELDS and value != getattr(config, name):
+            flag = "--" + name.replace("_", "-")
+            raise checkpoint.CheckpointError(
+                f"{flag} {value} differs from the checkpoint's {getattr(config, name)}; a resumed run keeps "
+                f"its hyperparameters (it may change --steps, --log-interval, --eval-interval, "
+                f"--eval-episodes, --mode, --checkpoint-interval, --device)")
+    config = config.replace(**changes).validate()
+    if config.total_steps <= state["step"]:
+        raise UsageError(f"{path} has already run {state['step']:,} of {config.total_steps:,} steps; "
+                         f"pass --steps above {state['step']:,} to train further")
+    prepare_run_dir(run_dir)
+    trainer = Trainer(state["env_id"], config, state["seed"], device, run_dir, log, checkpoint_interval)
+    if dataclasses.asdict(trainer.spec) != state["spec"]:
+        raise checkpoint.CheckpointError(
+            f"{checkpoint_dir} was made on an environment with spaces {state['spec']}, but "
+            f"{state['env_id']} now has {dataclasses.asdict(trainer.spec)}")
+    checkpoint.restore_agent(checkpoint_dir, trainer.agent)
+    try:
+        checkpoint.set_env_state(trainer.env, env_saved)
+        trainer.restore_loop_state(state, arrays)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} is corrupt "
+                                         f"({type(error).__name__}: {error})") from None
+    # An older checkpoint becomes the latest, so later saves never replace the one `latest` names.
+    checkpoint.publish(checkpoint.checkpoints_dir(run_dir), os.path.basename(checkpoint_dir))
+    trainer.last_checkpoint, trainer.saved_step = checkpoint_dir, trainer.step
+    log(f"rawdqn: resuming DQN on {state['env_id']} at step {trainer.step:,} of {config.total_steps:,} "
+        f"(seed {state['seed']}, from {checkpoint_dir})")
+    return trainer.run()

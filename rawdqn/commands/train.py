@@ -1,4 +1,4 @@
-"""`rawdqn train --env CartPole-v1 [...]`.
+"""`rawdqn train --env CartPole-v1 [...]` and `rawdqn train --resume RUN`.
 
 Every DQNConfig field is also a flag (`learning_rate` → `--learning-rate`), so a
 preset can be overridden one hyperparameter at a time.
@@ -7,6 +7,10 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import os
+import signal
+import sys
+import time
 import typing
 
 from rawdqn.config import DQNConfig, preset
@@ -65,23 +69,36 @@ def add_config_flags(parser, skip=("total_steps",)):
 
 def config_from_args(args):
     """The environment's preset with every flag the user gave applied on top."""
+    return preset(args.env).replace(**config_changes(args)).validate()
+
+
+def config_changes(args):
+    """The DQNConfig fields the user set with flags (--steps sets total_steps)."""
     changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig)
                if getattr(args, f.name, None) is not None}
     if getattr(args, "steps", None) is not None:
         changes["total_steps"] = args.steps
-    return preset(args.env).replace(**changes).validate()
+    return changes
 
 
 def add_command(commands):
     parser = commands.add_parser("train", help="train a DQN on a gymnasium environment",
                                  description="Train a DQN with the environment's preset, then "
                                              "evaluate its greedy policy.")
-    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id (default: CartPole-v1)")
+    parser.add_argument("--env", default=None, help="gymnasium environment id (default: CartPole-v1)")
     parser.add_argument("--steps", type=int, default=None,
                         help="environment steps (default: the preset's total_steps)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=int, default=None,
                         help="seed for weights, exploration, replay and environment (default: 0)")
-    parser.add_argument("--logdir", default=None, help="directory for config.json and history.jsonl")
+    parser.add_argument("--logdir", default=None,
+                        help="run directory for checkpoints, TensorBoard events, config.json, history.jsonl "
+                             "and episodes.jsonl (default: runs/ENV-seedSEED-TIME)")
+    parser.add_argument("--resume", metavar="RUN", default=None,
+                        help="continue the run in RUN (its --logdir, or one checkpoint directory) "
+                             "exactly where its last checkpoint left off")
+    parser.add_argument("--checkpoint-interval", type=int, default=None, metavar="STEPS",
+                        help="environment steps between checkpoints (default: 10000; one is also "
+                             "written at the end and on Ctrl-C or SIGTERM)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default=None,
                         help="where variables and kernels live (default: TensorFlow's choice)")
     add_config_flags(parser)
@@ -89,8 +106,27 @@ def add_command(commands):
 
 
 def run(args):
-    from rawdqn.train import train
-    config = config_from_args(args)
-    train(args.env, config, seed=args.seed, device=args.device, logdir=args.logdir,
-          log=lambda line: print(line, flush=True))
+    from rawdqn.errors import UsageError
+    from rawdqn.train import TrainingInterrupted, resume, train
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    if args.checkpoint_interval is not None and args.checkpoint_interval < 1:
+        raise UsageError(f"--checkpoint-interval must be >= 1; got {args.checkpoint_interval}")
+    try:
+        if args.resume:
+            if args.logdir and os.path.abspath(args.logdir) != os.path.abspath(args.resume):
+                raise UsageError("--resume continues writing into the run it resumes; drop --logdir")
+            resume(args.resume, device=args.device, log=log, checkpoint_interval=args.checkpoint_interval,
+                   env_id=args.env, seed=args.seed, **config_changes(args))
+        else:
+            args.env = args.env or "CartPole-v1"
+            args.seed = 0 if args.seed is None else args.seed
+            logdir = args.logdir or os.path.join(
+                "runs", f"{args.env.replace('/', '_')}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+            train(args.env, config_from_args(args), seed=args.seed, device=args.device, logdir=logdir,
+                  log=log, checkpoint_interval=args.checkpoint_interval)
+    except TrainingInterrupted as stop:
+        name = signal.Signals(stop.signal_number).name
+        print(f"rawdqn: stopped by {name} at step {stop.step:,}; checkpoint saved to {stop.checkpoint_path}; "
+              f"continue with: rawdqn train --resume {stop.run_dir}", file=sys.stderr, flush=True)
+        return 128 + stop.signal_number
     return 0

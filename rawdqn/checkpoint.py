@@ -1,0 +1,292 @@
+"""Checkpoints: everything a run needs to continue exactly, written atomically.
+
+A run directory holds
+
+    RUN/checkpoints/latest            the name of the newest complete checkpoint
+    RUN/checkpoints/step-00001000/
+        variables.index, .data-*      tf.train.Checkpoint of the DQN: online and target
+                                      networks, optimizer slots and step, the replay ring
+                                      (contents, cursor, count) and the RNG counters
+                                      (act_draws, replay draws); every RNG is stateless,
+                                      keyed by (seed, counter), so this is all its state
+        state.json                    env id, seed, config, environment spec, the loop's
+                                      counters and episode bookkeeping (see Trainer)
+        arrays.npz                    the current observation and legal mask, and the fixed
+                                      validation observations for avg max Q
+        env.json                      the gymnasium environment's state (see env_state)
+
+A checkpoint is written into a temporary directory, fsynced, renamed into place, and
+only then named in `latest` (itself replaced atomically), so a run killed at any
+moment leaves the previous checkpoint usable. The two newest are kept.
+"""
+import dataclasses
+import json
+import os
+import shutil
+
+import gymnasium
+import numpy as np
+import tensorflow as tf
+
+from rawdqn.config import DQNConfig
+from rawdqn.errors import UsageError
+
+FORMAT = "rawdqn-checkpoint-1"
+LATEST = "latest"
+KEEP = 2
+
+
+class CheckpointError(UsageError):
+    """A checkpoint that is missing, corrupt, or belongs to another run; one line says which."""
+
+
+# --- where checkpoints live ---------------------------------------------------
+def checkpoints_dir(run_dir):
+    return os.path.join(run_dir, "checkpoints")
+
+
+def latest(run_dir):
+    """The newest complete checkpoint in `run_dir`, or None if it has none."""
+    try:
+        with open(os.path.join(checkpoints_dir(run_dir), LATEST)) as f:
+            name = f.read().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return os.path.join(checkpoints_dir(run_dir), name)
+
+
+def find(path):
+    """(run directory, checkpoint directory) for a run directory or one checkpoint's directory."""
+    if not os.path.isdir(path):
+        raise CheckpointError(f"checkpoint directory {path} does not exist")
+    path = os.path.normpath(path)
+    if os.path.exists(os.path.join(path, "state.json")):
+        return os.path.dirname(os.path.dirname(path)), path
+    for run_dir in (path, os.path.dirname(path)):
+        if os.path.exists(os.path.join(checkpoints_dir(run_dir), LATEST)):
+            checkpoint = latest(run_dir)
+            if not os.path.isdir(checkpoint):
+                raise CheckpointError(f"{run_dir} is corrupt: checkpoints/latest names "
+                                      f"{os.path.basename(checkpoint)}, which does not exist")
+            return run_dir, checkpoint
+    raise CheckpointError(f"{path} holds no rawdqn checkpoint (no checkpoints/latest); "
+                          "pass the --logdir of a `rawdqn train` run")
+
+
+# --- writing --------------------------------------------------------------------
+def save(run_dir, step, agent, state, arrays, env_state_dict):
+    """Write checkpoint `step-<step>` atomically and make it the latest; returns its path."""
+    root = checkpoints_dir(run_dir)
+    os.makedirs(root, exist_ok=True)
+    name = f"step-{step:08d}"
+    final = os.path.join(root, name)
+    temporary = os.path.join(root, f".{name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    os.makedirs(temporary)
+    tf.train.Checkpoint(agent=agent).write(os.path.join(temporary, "variables"))
+    write_json(os.path.join(temporary, "state.json"), {"format": FORMAT, **state})
+    write_json(os.path.join(temporary, "env.json"), env_state_dict)
+    with open(os.path.join(temporary, "arrays.npz"), "wb") as f:
+        np.savez(f, **arrays)
+    for file in os.listdir(temporary):
+        fsync(os.path.join(temporary, file))
+    # The same step can be saved twice (an interrupt right at a checkpoint): replace it.
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.rename(temporary, final)
+    fsync(root)
+    publish(root, name)
+    prune(root, keep=KEEP)
+    return final
+
+
+def publish(root, name):
+    """Point `latest` at `name` with one atomic rename."""
+    temporary = os.path.join(root, f".{LATEST}.tmp-{os.getpid()}")
+    with open(temporary, "w") as f:
+        f.write(name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, os.path.join(root, LATEST))
+    fsync(root)
+
+
+def prune(root, keep):
+    """Delete all but the `keep` newest checkpoints, and leftovers of interrupted writes."""
+    with open(os.path.join(root, LATEST)) as f:
+        current = f.read().strip()
+    names = sorted(n for n in os.listdir(root) if n.startswith("step-"))
+    for name in names[:-keep] + [n for n in os.listdir(root) if ".tmp-" in n]:
+        if name != current:
+            path = os.path.join(root, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1)
+
+
+def write_atomically(path, text):
+    """Replace the file at `path` with `text` so readers see the old or the new file, whole."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- reading --------------------------------------------------------------------
+def load_state(checkpoint):
+    """state.json, arrays.npz and env.json of a checkpoint directory, checked for completeness."""
+    try:
+        with open(os.path.join(checkpoint, "state.json")) as f:
+            state = json.load(f)
+        with open(os.path.join(checkpoint, "env.json")) as f:
+            env_state_dict = json.load(f)
+        with np.load(os.path.join(checkpoint, "arrays.npz"), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise CheckpointError(f"checkpoint {checkpoint} is corrupt or truncated "
+                              f"({type(error).__name__}: {one_line(error)})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {checkpoint} is not a {FORMAT} checkpoint "
+                              f"(state.json format: {state.get('format') if isinstance(state, dict) else None!r})")
+    missing = {"env_id", "seed", "config", "spec", "step"} - set(state)
+    if missing:
+        raise CheckpointError(f"checkpoint {checkpoint} is corrupt: state.json lacks {sorted(missing)}")
+    return state, arrays, env_state_dict
+
+
+def restore_agent(checkpoint, agent):
+    """Read the variables into `agent`; every variable must be present with its shape."""
+    prefix = os.path.join(checkpoint, "variables")
+    try:
+        status = tf.train.Checkpoint(agent=agent).read(prefix)
+        status.assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as error:
+        message = one_line(error)
+        if "shape" in message.lower():
+            raise CheckpointError(
+                f"checkpoint {checkpoint} does not fit the network its state.json describes "
+                f"(obs {agent.obs_dim}, hidden {agent.config.hidden}, actions {agent.num_actions}): "
+                f"{message[:200]}") from None
+        raise CheckpointError(f"checkpoint {checkpoint} is corrupt or truncated "
+                              f"({type(error).__name__}: {message[:200]})") from None
+
+
+def restore_network(checkpoint, network):
+    """Read only the online Q-network's variables into `network` (for eval, watch, export)."""
+    holder = tf.Module()
+    holder.online = network
+    prefix = os.path.join(checkpoint, "variables")
+    try:
+        status = tf.train.Checkpoint(agent=holder).read(prefix).expect_partial()
+        status.assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as error:
+        message = one_line(error)
+        kind = ("does not fit the network its state.json describes" if "shape" in message.lower()
+                else "is corrupt or truncated")
+        raise CheckpointError(f"checkpoint {checkpoint} {kind} ({type(error).__name__}: "
+                              f"{message[:200]})") from None
+
+
+def config_from_state(state, checkpoint):
+    """The DQNConfig saved in state.json (JSON turned the hidden tuple into a list)."""
+    saved = state["config"]
+    known = {field.name for field in dataclasses.fields(DQNConfig)}
+    if not isinstance(saved, dict) or set(saved) - known:
+        raise CheckpointError(f"checkpoint {checkpoint} has an unreadable config "
+                              f"(unknown fields {sorted(set(saved) - known) if isinstance(saved, dict) else saved})")
+    try:
+        return DQNConfig(**{**saved, "hidden": tuple(saved.get("hidden", ()))}).validate()
+    except (TypeError, UsageError) as error:
+        raise CheckpointError(f"checkpoint {checkpoint} has an invalid config: {error}") from None
+
+
+def one_line(error):
+    return " ".join(str(error).split())
+
+
+# --- the environment's state ----------------------------------------------------
+def env_state(env):
+    """The environment's state as JSON: what gymnasium lets us read without pickling.
+
+    Covered: every plain-data attribute of the unwrapped environment (numbers, strings,
+    numeric arrays — CartPole's `state`, FrozenLake's `s`, …), its `np_random`
+    bit-generator state, and each wrapper's plain attributes (TimeLimit's elapsed
+    steps, OrderEnforcing's has-reset flag). Not covered: state held in other objects
+    (Box2D worlds, MuJoCo simulations, emulators), listed under "not_saved".
+    """
+    layers = []
+    wrapper = env
+    while isinstance(wrapper, gymnasium.Wrapper):
+        layers.append(plain_attributes(wrapper, skip=("env",)))
+        wrapper = wrapper.env
+    unwrapped = plain_attributes(wrapper, skip=())
+    generator = getattr(wrapper, "_np_random", None)
+    return {"wrappers": layers, "unwrapped": unwrapped,
+            "np_random": None if generator is None else generator.bit_generator.state,
+            "not_saved": sorted(name for name, value in vars(wrapper).items()
+                                if not name.startswith("_") and value is not None
+                                and encode(value) is None and name not in UNSAVED_BY_DESIGN)}
+
+
+# Attributes rebuilt identically by gym.make (spaces, spec, transition tables, renderer).
+UNSAVED_BY_DESIGN = {"action_space", "observation_space", "spec", "P", "locs", "locs_colors",
+                     "reward_range", "window_size", "cell_size", "shape", "metadata",
+                     "render_mode", "desc"}
+
+
+def set_env_state(env, saved):
+    """Write back what env_state read; `env` must come from gym.make of the same id."""
+    wrapper = env
+    for layer in saved["wrappers"]:
+        if not isinstance(wrapper, gymnasium.Wrapper):
+            raise CheckpointError("the environment's wrappers differ from the checkpoint's")
+        for name, value in layer.items():
+            setattr(wrapper, name, decode(value))
+        wrapper = wrapper.env
+    for name, value in saved["unwrapped"].items():
+        setattr(wrapper, name, decode(value))
+    if saved.get("np_random") is not None:
+        wrapper.np_random.bit_generator.state = saved["np_random"]
+
+
+def plain_attributes(obj, skip):
+    attributes = {}
+    for name, value in vars(obj).items():
+        encoded = None if name in skip else encode(value)
+        if encoded is not None:
+            attributes[name] = encoded
+    return attributes
+
+
+def encode(value):
+    """A JSON form that decode() turns back into the same value, or None if there is none."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"python": value}
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        return {"numpy": value.dtype.str, "value": value.item()}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {"array": value.dtype.str, "shape": list(value.shape), "value": value.ravel().tolist()}
+    if isinstance(value, tuple) and all(isinstance(v, (bool, int, float)) for v in value):
+        return {"tuple": list(value)}
+    return None
+
+
+def decode(encoded):
+    if "python" in encoded:
+        return encoded["python"]
+    if "numpy" in encoded:
+        return np.dtype(encoded["numpy"]).type(encoded["value"])
+    if "array" in encoded:
+        return np.asarray(encoded["value"], np.dtype(encoded["array"])).reshape(encoded["shape"])
+    return tuple(encoded["tuple"])

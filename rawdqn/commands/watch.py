@@ -1,0 +1,94 @@
+"""`rawdqn watch RUN --out run.gif|run.mp4`: film the greedy policy, no screen needed.
+
+Frames come from the environment's `rgb_array` render mode (pygame for gymnasium's
+classic-control and toy-text environments) and are written with imageio. Both are
+optional: `pip install 'rawdqn[watch]'` (GIF) or `'rawdqn[mp4]'` (adds ffmpeg).
+"""
+import os
+
+
+def add_command(commands):
+    parser = commands.add_parser("watch", help="render a checkpoint's greedy policy to a GIF or MP4",
+                                 description="Play the greedy policy of a run's latest checkpoint and "
+                                             "write the rendered frames to a .gif or .mp4 file.")
+    parser.add_argument("path", metavar="RUN", help="a run directory (--logdir of rawdqn train) or a checkpoint")
+    parser.add_argument("--out", required=True, help="output file, .gif or .mp4")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes to film (default: 1)")
+    parser.add_argument("--max-steps", type=int, default=1_000, help="stop after this many frames (default: 1000)")
+    parser.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
+    parser.add_argument("--seed", type=int, default=None, help="environment seed (default: the run's seed + 10000)")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    import gymnasium as gym
+    import numpy as np
+
+    from rawdqn import policy
+    from rawdqn.errors import UsageError
+    from rawdqn.train import EnvSpec, encode_obs, legal_mask_of, make_env
+    kind = os.path.splitext(args.out)[1].lower()
+    if kind not in (".gif", ".mp4"):
+        raise UsageError(f"--out must end in .gif or .mp4; got {args.out!r}")
+    for name in ("episodes", "max_steps", "fps"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+    writer = video_writer(kind)
+    # pygame renders off-screen; without a display SDL would otherwise complain on stderr.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    greedy, state = policy.load(args.path)
+    spec = EnvSpec(**state["spec"])
+    env = make_env(state["env_id"], render_mode="rgb_array")
+    seed = state["seed"] + 10_000 if args.seed is None else args.seed
+    frames, returns = [], []
+    try:
+        obs, info = env.reset(seed=seed)
+        frames.append(env.render())
+        for _ in range(args.episodes):
+            total, done = 0.0, False
+            while not done and len(frames) < args.max_steps:
+                inputs = [encode_obs(obs, spec)[None]]
+                if spec.legal_actions:
+                    inputs.append(legal_mask_of(info, spec)[None])
+                action = int(greedy(*inputs)["action"].numpy()[0])
+                obs, reward, terminated, truncated, info = env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+                frames.append(env.render())
+            returns.append(total)
+            if len(frames) >= args.max_steps:
+                break
+            obs, info = env.reset()
+    except (gym.error.DependencyNotInstalled, ImportError) as error:
+        raise UsageError(f"rendering {state['env_id']} needs a package that is not installed "
+                         f"({' '.join(str(error).split())[:120]}); pip install 'rawdqn[watch]'") from None
+    finally:
+        env.close()
+    if frames[0] is None:
+        raise UsageError(f"{state['env_id']} returned no rgb_array frame; it cannot be filmed")
+    try:
+        writer(args.out, np.stack(frames), args.fps)
+    except OSError as error:
+        raise UsageError(f"cannot write {args.out}: {error.strerror or error}") from None
+    print(f"wrote {len(frames)} frames of {state['env_id']} (step {state['step']:,}; "
+          f"episode returns {', '.join(f'{r:g}' for r in returns)}) to {args.out}", flush=True)
+    return 0
+
+
+def video_writer(kind):
+    """write(path, frames [T, H, W, 3] uint8, fps), or a UsageError naming the extra to install."""
+    from rawdqn.errors import UsageError
+    try:
+        import imageio.v3 as iio
+    except ImportError:
+        raise UsageError("rawdqn watch needs imageio and pygame: pip install 'rawdqn[watch]'") from None
+    if kind == ".gif":
+        return lambda path, frames, fps: iio.imwrite(path, frames, extension=".gif",
+                                                     duration=1000 / fps, loop=0)
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise UsageError("writing .mp4 needs imageio-ffmpeg: pip install 'rawdqn[mp4]' (or write a .gif)") from None
+    return lambda path, frames, fps: iio.imwrite(path, frames, extension=".mp4", fps=fps,
+                                                 codec="libx264", macro_block_size=1)

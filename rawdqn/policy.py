@@ -1,0 +1,83 @@
+"""The greedy policy of a trained Q-network: what `eval`, `watch` and `export` run.
+
+    a = argmax_{a legal} Q(s, a; θ) + action_start,   returned with Q(s, ·; θ)
+
+`GreedyPolicy` holds only the online network, so it loads from a checkpoint without
+the replay and saves as a SavedModel that runs with plain `tf.saved_model.load`.
+"""
+import json
+import os
+
+import tensorflow as tf
+
+from rawdqn import checkpoint
+from rawdqn.network import QNetwork
+
+
+class GreedyPolicy(tf.Module):
+    """Actions and Q-values for a batch of observations.
+
+    Observations are float32 `[batch, obs_dim]`, or int32 state indices `[batch]`
+    for environments with Discrete observations (one-hot encoded inside).
+    """
+
+    def __init__(self, network, discrete_obs=False, action_start=0, legal_actions=False, name=None):
+        super().__init__(name=name)
+        self.network = network
+        self.discrete_obs = bool(discrete_obs)
+        self.action_start = int(action_start)
+        self.legal_actions = bool(legal_actions)
+
+    def features(self, observation):
+        if self.discrete_obs:
+            return tf.one_hot(tf.cast(observation, tf.int32), self.network.obs_dim, dtype=self.network.dtype)
+        return tf.cast(observation, self.network.dtype)
+
+    def q_values(self, observation):
+        """Q(s, ·; θ) `[batch, num_actions]`."""
+        return self.network(self.features(observation))
+
+    @tf.function
+    def __call__(self, observation, legal_mask=None):
+        """{"action": int32 [batch], "q_values": [batch, num_actions]}; illegal actions are never chosen."""
+        q_values = self.q_values(observation)
+        scores = q_values if legal_mask is None else tf.where(legal_mask, q_values, q_values.dtype.min)
+        action = tf.argmax(scores, axis=-1, output_type=tf.int32) + self.action_start
+        return {"action": action, "q_values": q_values}
+
+    def input_signature(self):
+        """The TensorSpecs `__call__` is exported with (a batch dimension of any size)."""
+        if self.discrete_obs:
+            observation = tf.TensorSpec([None], tf.int32, name="observation")
+        else:
+            observation = tf.TensorSpec([None, self.network.obs_dim], tf.float32, name="observation")
+        if self.legal_actions:
+            return [observation, tf.TensorSpec([None, self.network.num_actions], tf.bool, name="legal_mask")]
+        return [observation]
+
+
+def load(path):
+    """(GreedyPolicy, state) from a run directory or checkpoint directory."""
+    _, checkpoint_dir = checkpoint.find(path)
+    state, _, _ = checkpoint.load_state(checkpoint_dir)
+    config = checkpoint.config_from_state(state, checkpoint_dir)
+    spec = state["spec"]
+    dtype = tf.float64 if config.dtype == "float64" else tf.float32
+    try:
+        network = QNetwork(spec["obs_dim"], spec["num_actions"], config.hidden, dtype=dtype, name="online")
+    except (KeyError, TypeError, ValueError) as error:
+        raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} has an unreadable spec ({error})") from None
+    checkpoint.restore_network(checkpoint_dir, network)
+    policy = GreedyPolicy(network, spec["discrete_obs"], spec["action_start"], spec["legal_actions"])
+    state["checkpoint_dir"] = checkpoint_dir
+    return policy, state
+
+
+def export(policy, state, out_dir):
+    """Write `policy` as a SavedModel; `serving_default` takes `observation` (and `legal_mask`)."""
+    concrete = policy.__call__.get_concrete_function(*policy.input_signature())
+    tf.saved_model.save(policy, out_dir, signatures={"serving_default": concrete})
+    with open(os.path.join(out_dir, "rawdqn_policy.json"), "w") as f:
+        json.dump({"env_id": state["env_id"], "step": state["step"], "seed": state["seed"],
+                   "observation": [spec.name for spec in policy.input_signature()],
+                   **state["spec"]}, f, indent=1)

@@ -1,0 +1,42 @@
+"""TensorBoard scalars through tf.summary.write, so logging needs no tensorboard package.
+
+tf.summary.scalar lives in the tensorboard package; it only tags the value with the
+"scalars" plugin's metadata and calls tf.summary.write, which is TensorFlow's own op.
+We do the same, so `tensorboard --logdir RUN` shows the curves but training does not
+depend on tensorboard being installed.
+"""
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
+class Summaries:
+    """A TensorBoard event file in `logdir`; `write(step, {"train/loss": 0.1, ...})` appends points."""
+
+    def __init__(self, logdir):
+        with tf.device("/CPU:0"):
+            self.writer = tf.summary.create_file_writer(logdir)
+
+    def write(self, step, values):
+        with tf.device("/CPU:0"), self.writer.as_default():
+            for name, value in values.items():
+                tf.summary.write(name, tf.constant(float(value), tf.float32),
+                                 step=int(step), metadata=SCALAR_METADATA)
+
+    def close(self):
+        self.writer.close()
+
+
+def read_scalars(logdir):
+    """{tag: [(step, value), ...]} from every event file in `logdir` (for tests and plots)."""
+    import glob
+    import os
+    scalars = {}
+    for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
+                scalars.setdefault(value.tag, []).append((event.step, number))
+    return scalars
