@@ -15,9 +15,30 @@ import collections
 
 import tensorflow as tf
 
-# The stateless RNG algorithm is named, not "auto_select", so that the same seed
-# gives the same episodes on CPU and GPU.
+# The stateless RNG algorithm is named, not "auto_select", so that it does not
+# change with the device.
 RNG_ALGORITHM = "philox"
+# Bits of a uniform sample's significand, by dtype.
+_SIGNIFICAND_BITS = {tf.float32: 24, tf.float64: 53}
+
+
+def uniform(seed, shape, low, high, dtype):
+    """U[low, high) samples of dtype from 64 stateless random bits per sample:
+
+        u = (bits >> (64 - p)) 2^-p,   p = 24 (float32) or 53 (float64)
+        sample = low + (high - low) u
+
+    Why not stateless_uniform's own float path: under XLA on CPU it runs about 5x
+    slower than drawing int64 bits, and its numbers differ between eager and
+    compiled runs; these agree up to the last bit (XLA fuses the multiply-add).
+    """
+    bits = tf.random.stateless_uniform(
+        shape, seed, minval=None, maxval=None, dtype=tf.int64, alg=RNG_ALGORITHM
+    )
+    precision = _SIGNIFICAND_BITS[dtype]
+    top_bits = tf.bitwise.right_shift(tf.bitcast(bits, tf.uint64), tf.constant(64 - precision, tf.uint64))
+    unit = tf.cast(top_bits, dtype) * tf.constant(2.0**-precision, dtype)
+    return tf.constant(low, dtype) + tf.constant(high - low, dtype) * unit
 
 
 class EnvState(collections.namedtuple("EnvState", ["physics", "steps"])):
@@ -168,9 +189,7 @@ class Env:
 
     def uniform(self, seed, shape, low, high):
         """U[low, high) samples of self.dtype from the stateless RNG."""
-        return tf.random.stateless_uniform(
-            shape, seed, minval=low, maxval=high, dtype=self.dtype, alg=RNG_ALGORITHM
-        )
+        return uniform(seed, shape, low, high, self.dtype)
 
     def constant(self, value):
         """A python float as a scalar of self.dtype."""
