@@ -32,6 +32,8 @@ from rawdqn.config import DQNConfig
 from rawdqn.errors import UsageError
 
 FORMAT = "rawdqn-checkpoint-1"
+# What tf.train.Checkpoint.read raises on a truncated or garbled file (IndexError: short read).
+READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, OSError)
 LATEST = "latest"
 KEEP = 2
 
@@ -171,7 +173,7 @@ def restore_agent(checkpoint, agent):
     try:
         status = tf.train.Checkpoint(agent=agent).read(prefix)
         status.assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as error:
+    except READ_ERRORS as error:
         message = one_line(error)
         if "shape" in message.lower():
             raise CheckpointError(
@@ -190,7 +192,7 @@ def restore_network(checkpoint, network):
     try:
         status = tf.train.Checkpoint(agent=holder).read(prefix).expect_partial()
         status.assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as error:
+    except READ_ERRORS as error:
         message = one_line(error)
         kind = ("does not fit the network its state.json describes" if "shape" in message.lower()
                 else "is corrupt or truncated")

@@ -1,0 +1,248 @@
+"""Checkpoints: an interrupted and resumed run ends bit for bit where an uninterrupted one does,
+writes are atomic, and every bad checkpoint is a one-line error."""
+import json
+import os
+import shutil
+import signal
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rawdqn import checkpoint
+from rawdqn.cli import main
+from rawdqn.config import DQNConfig
+from rawdqn.train import TrainingDiverged, TrainingInterrupted, resume, train
+
+# 300 steps: the ring (capacity 200) wraps, learning starts at 50, the target syncs every 40
+# steps, so updates and syncs happen both before and after the interruption at step 150.
+CONFIG = DQNConfig(total_steps=300, hidden=(16,), batch_size=16, replay_capacity=200,
+                   learning_starts=50, train_frequency=4, gradient_steps=2, target_update_interval=40,
+                   exploration_fraction=0.5, eval_episodes=1, eval_interval=100, log_interval=50,
+                   mode="function")
+
+
+def quiet(_):
+    pass
+
+
+def interrupt_at(step):
+    """A log callback that sends this process SIGINT when the progress line for `step` is printed."""
+    def log(line):
+        if line.startswith(f"step {step:>8,}/"):
+            os.kill(os.getpid(), signal.SIGINT)
+    return log
+
+
+def state_of(agent):
+    """Every variable of the agent (networks, optimizer slots, replay ring, RNG counters) by path."""
+    return {variable.name + str(i): variable.numpy() for i, variable in enumerate(agent.variables)}
+
+
+def test_interrupted_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path):
+    straight = train("CartPole-v1", CONFIG, seed=7, log=quiet)
+
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train("CartPole-v1", CONFIG, seed=7, logdir=run_dir, log=interrupt_at(150), checkpoint_interval=100)
+    assert stopped.value.step == 150 and stopped.value.checkpoint_path.endswith("step-00000150")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    saved, arrays, _ = checkpoint.load_state(stopped.value.checkpoint_path)
+    assert saved["loop"]["episode_length"] > 0          # stopped mid-episode
+    assert len(arrays["staged_obs"]) == 1                # step 149 staged, not yet flushed (train every 4)
+
+    resumed = resume(run_dir, log=quiet)
+    expected, actual = state_of(straight.agent), state_of(resumed.agent)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    assert resumed.agent.optimizer.step.numpy() > 0 and resumed.agent.replay.count.numpy() == 200
+    assert resumed.episode_returns == straight.episode_returns
+    assert (resumed.eval_mean, resumed.eval_std) == (straight.eval_mean, straight.eval_std)
+    timeless = lambda history: [{k: v for k, v in row.items() if k != "steps_per_second"} for row in history]  # noqa: E731
+    assert json.dumps(timeless(resumed.history)) == json.dumps(timeless(straight.history))
+    # The files a resumed run leaves are those of one run.
+    episodes = (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
+    assert [json.loads(line)["return"] for line in episodes] == straight.episode_returns
+    assert checkpoint.latest(run_dir).endswith("step-00000300")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A 200-step run with checkpoints at 100 and 200 (its end); tests copy it before changing it."""
+    run_dir = str(tmp_path_factory.mktemp("finished") / "run")
+    train("CartPole-v1", CONFIG.replace(total_steps=200), seed=3, logdir=run_dir, log=quiet,
+          checkpoint_interval=100)
+    return run_dir
+
+
+def copy_of(run_dir, tmp_path):
+    destination = str(tmp_path / "copy")
+    shutil.copytree(run_dir, destination)
+    return destination
+
+
+def cli(capsys, *argv):
+    """`rawdqn ARGV` in this process: (exit code, stdout, stderr)."""
+    code = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_usage_error(result, message):
+    code, _, err = result
+    assert code == 2, err
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_a_crash_while_writing_leaves_the_previous_checkpoint_usable(tmp_path, monkeypatch, finished_run):
+    for failing in ("savez", "publish"):
+        run_dir = copy_of(finished_run, tmp_path / failing)
+        before = checkpoint.latest(run_dir)
+
+        def crash(*args, **kwargs):
+            raise SystemExit("killed")  # as if the process died here
+        if failing == "savez":   # mid-write: variables written, the rest not
+            monkeypatch.setattr(checkpoint.np, "savez", crash)
+        else:                    # written and renamed into place, but `latest` not yet moved
+            monkeypatch.setattr(checkpoint, "publish", crash)
+        with pytest.raises(SystemExit):
+            resume(run_dir, log=quiet, total_steps=300)
+        monkeypatch.undo()
+        assert checkpoint.latest(run_dir) == before
+        state, _, _ = checkpoint.load_state(before)
+        assert state["step"] == 200
+        # The run continues from the intact checkpoint and clears the half-written one.
+        result = resume(run_dir, log=quiet, total_steps=300)
+        assert result.agent.optimizer.step.numpy() > 0
+        names = os.listdir(os.path.join(run_dir, "checkpoints"))
+        assert not [n for n in names if ".tmp-" in n], names
+        assert checkpoint.latest(run_dir).endswith("step-00000300")
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MountainCar-v0", "Acrobot-v1", "FrozenLake-v1", "CliffWalking-v1", "Taxi-v4"])
+def test_environment_state_round_trips_through_json(env_id):
+    # Two copies of an env stepped with the same actions after one's state is loaded into the
+    # other give the same observations, rewards, and resets (np_random and time limit included).
+    original, copy = gym.make(env_id), gym.make(env_id)
+    original.reset(seed=1)
+    original.action_space.seed(1)
+    for _ in range(30):
+        if any(original.step(original.action_space.sample())[2:4]):
+            original.reset()
+    copy.reset(seed=99)
+    checkpoint.set_env_state(copy, json.loads(json.dumps(checkpoint.env_state(original))))
+    actions = np.random.default_rng(0).integers(0, original.action_space.n, 600)
+    for action in actions:
+        a, b = original.step(int(action)), copy.step(int(action))
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1:4] == b[1:4]
+        if a[2] or a[3]:
+            np.testing.assert_array_equal(original.reset()[0], copy.reset()[0])
+
+
+def test_training_that_diverges_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--env", "CartPole-v1", "--steps", 400, "--hidden", 16,
+                       "--learning-starts", 120, "--optimizer", "sgd", "--learning-rate", 1e30,
+                       "--max-grad-norm", "none", "--train-frequency", 4, "--mode", "function",
+                       "--checkpoint-interval", 100, "--logdir", run_dir)
+    assert code == 2, err
+    assert "training diverged at step 121: the loss became nan" in err and "step-00000100, is intact" in err, err
+    assert len(err.strip().splitlines()) == 1
+    latest = checkpoint.latest(str(run_dir))
+    assert latest.endswith("step-00000100")
+    code, out, err = cli(capsys, "eval", run_dir, "--episodes", 1)
+    assert code == 0 and "at step 100: mean return" in out, err
+    with pytest.raises(TrainingDiverged):
+        resume(str(run_dir), log=quiet)
+
+
+def test_bad_checkpoints_and_flags_are_one_line_errors(tmp_path, capsys, finished_run):
+    missing = tmp_path / "nowhere"
+    assert_usage_error(cli(capsys, "train", "--resume", missing), "does not exist")
+    assert_usage_error(cli(capsys, "eval", missing), "does not exist")
+    assert_usage_error(cli(capsys, "eval", tmp_path), "holds no rawdqn checkpoint")
+    # A finished run cannot be resumed without more steps, nor trained over.
+    assert_usage_error(cli(capsys, "train", "--resume", finished_run), "pass --steps above 200")
+    assert_usage_error(cli(capsys, "train", "--logdir", finished_run, "--steps", 50), "already holds a run")
+    # Incompatible flags: another environment, seed or network.
+    assert_usage_error(cli(capsys, "train", "--resume", finished_run, "--env", "MountainCar-v0", "--steps", 300),
+                       "is a run on CartPole-v1, not MountainCar-v0")
+    assert_usage_error(cli(capsys, "train", "--resume", finished_run, "--seed", 4, "--steps", 300),
+                       "with seed 3, not 4")
+    assert_usage_error(cli(capsys, "train", "--resume", finished_run, "--hidden", "8", "--steps", 300),
+                       "--hidden (8,) differs from the checkpoint's (16,)")
+    assert_usage_error(cli(capsys, "train", "--resume", finished_run, "--logdir", tmp_path / "x"),
+                       "drop --logdir")
+
+
+def test_corrupt_truncated_and_mismatched_checkpoints_are_one_line_errors(tmp_path, capsys, finished_run):
+    def damaged(name, damage):
+        run_dir = copy_of(finished_run, tmp_path / name)
+        damage(checkpoint.latest(run_dir))
+        return run_dir
+
+    def truncate(path):
+        data = os.path.join(path, "variables.data-00000-of-00001")
+        with open(data, "r+b") as f:
+            f.truncate(os.path.getsize(data) // 2)
+
+    def garble_state(path):
+        with open(os.path.join(path, "state.json"), "w") as f:
+            f.write('{"format": "rawdqn-checkpoint-1", "env_')
+
+    def other_network(path):
+        # state.json of a (32,)-wide network over variables of a (16,)-wide one.
+        with open(os.path.join(path, "state.json")) as f:
+            state = json.load(f)
+        state["config"]["hidden"] = [32]
+        with open(os.path.join(path, "state.json"), "w") as f:
+            json.dump(state, f)
+
+    def other_environment(path):
+        with open(os.path.join(path, "state.json")) as f:
+            state = json.load(f)
+        state["env_id"] = "Acrobot-v1"
+        with open(os.path.join(path, "state.json"), "w") as f:
+            json.dump(state, f)
+
+    truncated = damaged("truncated", truncate)
+    for command in ("eval", "export"):
+        extra = ["--out", tmp_path / "policy"] if command == "export" else []
+        assert_usage_error(cli(capsys, command, truncated, *extra), "is corrupt or truncated")
+    assert_usage_error(cli(capsys, "train", "--resume", truncated, "--steps", 300), "is corrupt or truncated")
+    assert_usage_error(cli(capsys, "eval", damaged("garbled", garble_state)), "is corrupt or truncated")
+    mismatched = damaged("network", other_network)
+    assert_usage_error(cli(capsys, "eval", mismatched), "does not fit the network")
+    assert_usage_error(cli(capsys, "train", "--resume", mismatched, "--steps", 300), "does not fit the network")
+    assert_usage_error(cli(capsys, "train", "--resume", damaged("env", other_environment), "--steps", 300),
+                       "was made on an environment with spaces")
+    assert_usage_error(cli(capsys, "eval", damaged("no-latest", lambda path: shutil.rmtree(path))),
+                       "names step-00000200, which does not exist")
+
+
+class NaNRewardEnv(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), float("nan") if action == 1 else 0.0, False, False, {}
+
+
+gym.register("rawdqn-checkpoint-test/NaNReward-v0", entry_point=NaNRewardEnv, max_episode_steps=50)
+
+
+def test_unwritable_logdir_and_nan_rewards_are_one_line_errors(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert_usage_error(cli(capsys, "train", "--steps", 10, "--logdir", blocker / "run"),
+                       f"cannot write to log directory {blocker / 'run'}")
+    assert_usage_error(cli(capsys, "train", "--env", "rawdqn-checkpoint-test/NaNReward-v0", "--steps", 100,
+                           "--hidden", 4, "--mode", "eager", "--logdir", tmp_path / "nan"),
+                       "returned a non-finite reward (nan) at step")
