@@ -132,7 +132,7 @@ def test_reset_distribution(env_id, dtype):
         np.testing.assert_array_equal(physics, physics.astype(np.float32))
     # Compiled, the same seed gives the same starts (XLA may fuse the last rounding).
     compiled, _ = tf.function(env.reset, jit_compile=True)(SEED, 20000)
-    np.testing.assert_allclose(compiled.physics.numpy(), physics, rtol=1e-6, atol=1e-15)
+    np.testing.assert_allclose(compiled.physics.numpy(), physics, rtol=0, atol=np.finfo(physics.dtype).eps)
 
 
 # Time limits and auto-reset.
