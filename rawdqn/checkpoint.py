@@ -117,7 +117,8 @@ def prune(root, keep):
     """Delete all but the `keep` newest checkpoints, and leftovers of interrupted writes."""
     with open(os.path.join(root, LATEST)) as f:
         current = f.read().strip()
-    names = sorted(n for n in os.listdir(root) if n.startswith("step-"))
+    names = sorted((n for n in os.listdir(root) if n.startswith("step-") and ".tmp-" not in n),
+                   key=lambda n: int(n.split("-")[1]))
     for name in names[:-keep] + [n for n in os.listdir(root) if ".tmp-" in n]:
         if name != current:
             path = os.path.join(root, name)

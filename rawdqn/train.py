@@ -7,6 +7,10 @@
         if terminated or truncated: s_{t+1} = env.reset()
         every train_frequency steps (after learning_starts): gradient_steps × learn(sample)
         every target_update_interval steps: θ⁻ ← τθ + (1 − τ)θ⁻
+
+With a run directory, the loop also writes a checkpoint every checkpoint_interval steps
+and at the end; SIGINT or SIGTERM writes one and stops; `resume` continues from one
+exactly. A loss or Q-value that is not finite stops the run (TrainingDiverged).
 """
 import contextlib
 import dataclasses
@@ -183,7 +187,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 DEFAULT_CHECKPOINT_INTERVAL = 10_000
 VALIDATION_SIZE = 512       # fixed observations for the average max Q (the tutorials' avg_max_q_value)
 RECENT_EPISODES = 20
-# Flags a resumed run may change: none of them alters what the agent learns from.
+# Flags a resumed run may change: none changes what is learned (a different --mode may
+# round differently, so only the same mode resumes bit for bit).
 RESUMABLE_FIELDS = ("total_steps", "log_interval", "eval_interval", "eval_episodes", "mode")
 
 
@@ -239,7 +244,7 @@ class Trainer:
                 action = int(agent.act(self.obs[None], epsilon, None if mask is None else mask[None]).numpy()[0])
                 next_obs, reward, terminated, truncated, self.info = self.env.step(action + spec.action_start)
                 if not np.isfinite(reward):
-                    raise EnvError(f"{self.env_id} returned a non-finite reward ({reward}) at step {step}")
+                    raise EnvError(f"{self.env_id} returned a non-finite reward ({reward}) at step {step + 1:,}")
                 next_encoded = encode_obs(next_obs, spec)
                 # A truncated transition keeps terminated=0 and its true final observation.
                 self.staged.append(self.obs, action, float(reward), next_encoded, float(terminated),
@@ -372,6 +377,9 @@ class Trainer:
 
     def request_stop(self, signal_number, frame):
         # Only a flag: the loop stops at the end of the step, where the state is consistent.
+        # A second signal stops at once (checkpoint writes are atomic, so that is safe too).
+        if self.stop_signal is not None:
+            raise KeyboardInterrupt
         self.stop_signal = signal_number
 
     # --- checkpoints -----------------------------------------------------------

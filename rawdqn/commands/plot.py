@@ -42,7 +42,7 @@ def run(args):
                 train_axes.scatter(steps, returns, s=4, alpha=0.25, color="tab:blue", label="episode return")
     draw(train_axes, curves, len(runs), "tab:blue", f"moving average ({args.smooth} episodes)")
     draw(eval_axes, [(r["eval_steps"], r["eval_means"]) for r in runs if len(r["eval_steps"])],
-         len(runs), "tab:orange", "greedy evaluation")
+         len(runs), "tab:orange", "greedy evaluation", marker="o")
     if len(runs) == 1 and len(runs[0]["eval_steps"]):
         r = runs[0]
         eval_axes.fill_between(r["eval_steps"], r["eval_means"] - r["eval_stds"], r["eval_means"] + r["eval_stds"],
@@ -69,17 +69,17 @@ def run(args):
     return 0
 
 
-def draw(axes, curves, num_runs, color, label):
+def draw(axes, curves, num_runs, color, label, marker=None):
     """One curve as is; several: thin lines, their mean, and mean ± std on a shared step grid."""
     import numpy as np
     if not curves:
         return
     if num_runs == 1 or len(curves) == 1:
         steps, values = curves[0]
-        axes.plot(steps, values, color=color, linewidth=2, label=label)
+        axes.plot(steps, values, color=color, linewidth=2, marker=marker, markersize=4, label=label)
         return
     for steps, values in curves:
-        axes.plot(steps, values, color=color, linewidth=0.7, alpha=0.35)
+        axes.plot(steps, values, color=color, linewidth=0.7, alpha=0.35, marker=marker, markersize=2)
     start = max(steps[0] for steps, _ in curves)
     end = min(steps[-1] for steps, _ in curves)
     if end <= start:
