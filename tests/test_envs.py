@@ -267,6 +267,7 @@ def test_env_runner_checkpoint_resumes_the_same_episodes(tmp_path):
             np.testing.assert_array_equal(x.numpy(), y.numpy())
     assert sum(int(tf.reduce_sum(tf.cast(r.terminated, tf.int32))) for r in first) > 0
     np.testing.assert_array_equal(runner.obs.numpy(), again[-1].obs.numpy())
+    assert int(runner.counter) == 1 + 10 + 30  # one fresh seed per reset or step
 
 
 def test_acrobot_reward_is_zero_only_on_the_terminating_step():
