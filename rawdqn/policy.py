@@ -79,5 +79,5 @@ def export(policy, state, out_dir):
     tf.saved_model.save(policy, out_dir, signatures={"serving_default": concrete})
     with open(os.path.join(out_dir, "rawdqn_policy.json"), "w") as f:
         json.dump({"env_id": state["env_id"], "step": state["step"], "seed": state["seed"],
-                   "observation": [spec.name for spec in policy.input_signature()],
+                   "inputs": [spec.name for spec in policy.input_signature()],
                    **state["spec"]}, f, indent=1)

@@ -457,12 +457,12 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
     SIGINT/SIGTERM save a checkpoint before stopping (raising TrainingInterrupted).
     """
     config = (config or preset(env_id)).validate()
-    if logdir:
-        prepare_run_dir(logdir)
-        if checkpoint.latest(logdir):
-            raise UsageError(f"{logdir} already holds a run; continue it with --resume {logdir} "
-                             "or choose another --logdir")
+    if logdir and checkpoint.latest(logdir):
+        raise UsageError(f"{logdir} already holds a run; continue it with --resume {logdir} "
+                         "or choose another --logdir")
     trainer = Trainer(env_id, config, seed, device, logdir, log, checkpoint_interval)
+    if logdir:
+        prepare_run_dir(logdir)  # after the environment is known to work: no empty run dirs
     log(f"rawdqn: training DQN on {env_id} for {config.total_steps:,} steps (seed {seed}, "
         f"{trainer.agent.online.num_parameters:,} parameters, {config.mode} kernels)")
     if logdir:
