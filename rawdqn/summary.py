@@ -7,9 +7,12 @@ depend on tensorboard being installed.
 """
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
+from tensorflow.core.util import event_pb2
 
+# What tensorboard.summary.v2.scalar attaches: the scalars plugin, version 0 (empty content).
 SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+    data_class=summary_pb2.DataClass.DATA_CLASS_SCALAR)
 
 
 class Summaries:
@@ -35,7 +38,8 @@ def read_scalars(logdir):
     import os
     scalars = {}
     for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
-        for event in tf.compat.v1.train.summary_iterator(path):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
             for value in event.summary.value:
                 number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
                 scalars.setdefault(value.tag, []).append((event.step, number))
