@@ -1,0 +1,49 @@
+"""The command line as a user runs it: a fresh process, exit codes, and what it prints."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def rawdqn(*args):
+    # No help from the environment: rawdqn must quiet TensorFlow itself.
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-m", "rawdqn", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "Pendulum-v1"], "Box action space; DQN needs a Discrete action space"),
+    (["--env", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
+    (["--batch-size", "500", "--replay-capacity", "100"], "batch_size (500) is larger than replay_capacity (100)"),
+    (["--discount", "1.5"], "discount must be in [0, 1]; got 1.5"),
+    (["--learning-rate", "-1"], "learning_rate must be > 0"),
+    (["--hidden", "64,abc"], "hidden must be comma-separated widths"),
+    (["--steps", "many"], "invalid int value"),
+])
+def test_bad_input_exits_2_with_one_line(args, message):
+    result = rawdqn("train", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_short_training_run_prints_progress_and_evaluation_without_cuda_noise():
+    result = rawdqn("train", "--env", "CartPole-v1", "--steps", "300", "--learning-starts", "100",
+                    "--hidden", "16", "--eval-episodes", "2", "--log-interval", "150",
+                    "--eval-interval", "0", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("rawdqn: training DQN on CartPole-v1 for 300 steps (seed 3")
+    assert sum(" steps/s " in line for line in lines) == 2
+    assert "evaluation: mean return" in lines[-1]
+    assert result.stderr.strip() == "", result.stderr  # no CUDA / absl start-up noise
+
+
+def test_discrete_observation_env_trains():
+    result = rawdqn("train", "--env", "FrozenLake-v1", "--steps", "300", "--learning-starts", "50",
+                    "--eval-episodes", "2", "--log-interval", "300")
+    assert result.returncode == 0, result.stderr
+    assert "evaluation: mean return" in result.stdout
