@@ -1,0 +1,124 @@
+"""Smoke test of bench/: every kernel × mode row is produced with sane numbers, the FLOP
+counts match hand derivations, the table, the JSON and the comparison render.
+
+Tiny repetitions: this checks that the benchmark runs, never how fast anything is.
+"""
+import json
+import math
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import compare, flops, report  # noqa: E402
+from bench.__main__ import main  # noqa: E402
+from bench.kernels import KERNELS  # noqa: E402
+
+
+def test_flops_of_act_batch_1_on_the_cartpole_network():
+    # sizes 4 → 64 → 64 → 2, one row:
+    #   matmuls 2·(4·64 + 64·64 + 64·2) = 2·4480 = 8960
+    #   biases  64 + 64 + 2 = 130;  relus 64 + 64 = 128;  argmax over 2 actions: 2
+    assert flops.act(1, flops.layer_sizes(4, (64, 64), 2)) == 8960 + 130 + 128 + 2
+
+
+def test_flops_of_learn_batch_128_on_the_cartpole_network():
+    # B = 128, sizes 4 → 64 → 64 → 2, P = 4·64+64 + 64·64+64 + 64·2+2 = 4610 parameters.
+    # forward:  layer 0  2·128·4·64 + 128·64 + 128·64 (relu)        =    81,920
+    #           layer 1  2·128·64·64 + 128·64 + 128·64              = 1,064,960
+    #           layer 2  2·128·64·2 + 128·2                         =    33,024   → 1,179,904
+    # backward: layer 0  dW 65,536 + db 8,192 + relu 8,192 (no dx)  =    81,920
+    #           layer 1  dW 1,048,576 + db 8,192 + dx 1,048,576 + relu 8,192 = 2,113,536
+    #           layer 2  dW 32,768 + db 256 + dx 32,768             =    65,792   → 2,261,248
+    # target = forward + max 256 + 4·128 = 1,180,672
+    # TD and loss 2·128·2 + 128 + 3·128 = 1,024; their backward 2·128 + 128·2 = 512
+    # loss+grad = 1,180,672 + 1,179,904 + 1,024 + 512 + 2,261,248 = 4,623,360
+    # clip 3·4610 = 13,830; Adam 14·4610 = 64,540; statistics 3·128 + 128·2 = 640
+    assert flops.num_parameters(flops.layer_sizes(4, (64, 64), 2)) == 4610
+    assert flops.loss_and_gradient(128, (4, 64, 64, 2)) == 4_623_360
+    assert flops.learn(128, (4, 64, 64, 2)) == 4_623_360 + 13_830 + 64_540 + 640
+
+
+def test_matmul_flops():
+    assert flops.matmul(3) == 54  # 3·3 outputs, each 3 multiplies and 3 adds
+
+
+# One kernel per code path: the kernels left out (act_b256, learn_b128, learn_b512,
+# add_256) run the same functions at other batch sizes, and each costs an XLA
+# compilation of seconds on a small CPU. The slow test below runs every name.
+CODE_PATHS = ["act_b1", "learn_b32", "add_1", "sample_b128", "loss_grad_b128", "adam",
+              "sync_target", "iteration"]
+TINY = ["--hidden", "8,8", "--dtypes", "float32", "--repeat-in-graph", "1", "--repeats", "2",
+        "--block-ms", "0.1", "--replay-capacity", "512", "--peak-n", "32"]
+
+
+def run_bench(path, kernels, *extra):
+    assert main(["--kernels", *kernels, *TINY, *extra, "--json", str(path)]) == 0
+    with open(path) as source:
+        return json.load(source)
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    return run_bench(tmp_path_factory.mktemp("bench") / "result.json", CODE_PATHS)
+
+
+def check_rows(result, kernels):
+    rows = {(r["kernel"], r["mode"], r["K"]): r for r in result["rows"]}
+    assert set(rows) == {(k, m, 1) for k in kernels for m in ("eager", "function", "xla")}
+    for row in rows.values():
+        for field in ("us_per_call", "us_per_step", "steps_per_s", "compile_ms", "min_s", "max_s"):
+            assert math.isfinite(row[field]) and row[field] > 0, (row["kernel"], row["mode"], field)
+        assert row["min_s"] <= row["median_s"] <= row["max_s"]
+        assert row["us_per_step"] == pytest.approx(row["us_per_call"] / row["K"])
+    return rows
+
+
+def test_every_kernel_code_path_and_mode_has_a_row_with_positive_finite_times(result):
+    rows = check_rows(result, CODE_PATHS)
+    learn = rows[("learn_b32", "xla", 1)]
+    assert learn["flops_per_step"] == flops.learn(32, (4, 8, 8, 2))
+    assert learn["gflops"] == pytest.approx(learn["flops_per_step"] / learn["us_per_step"] / 1e3)
+
+
+@pytest.mark.slow
+def test_every_kernel_name_and_mode(tmp_path):
+    check_rows(run_bench(tmp_path / "all.json", list(KERNELS), "--no-keras"), list(KERNELS))
+
+
+def test_repeat_in_graph_runs_k_steps_per_call(tmp_path):
+    path = tmp_path / "k.json"
+    assert main(["--kernels", "act_b1", "add_1", "--modes", "eager", "xla", "--hidden", "8",
+                 "--dtypes", "float64", "--repeat-in-graph", "1", "3", "--repeats", "2",
+                 "--block-ms", "0.1", "--replay-capacity", "512", "--peak-n", "32",
+                 "--no-keras", "--json", str(path)]) == 0
+    with open(path) as source:
+        rows = {(r["kernel"], r["mode"], r["K"]): r for r in json.load(source)["rows"]}
+    # eager has no graph to repeat in; K=3 rows exist for the compiled mode only.
+    assert set(rows) == {(k, m, 1) for k in ("act_b1", "add_1") for m in ("eager", "xla")} | {
+        ("act_b1", "xla", 3), ("add_1", "xla", 3)}
+    assert rows[("add_1", "xla", 3)]["us_per_call"] == pytest.approx(3 * rows[("add_1", "xla", 3)]["us_per_step"])
+
+
+def test_keras_baseline_machine_info_memory_and_bar(result):
+    kinds = {r["kernel"] for r in result["keras"]}
+    assert kinds == {"keras_train_on_batch", "keras_full_update"}
+    assert all(r["steps_per_s"] > 0 for r in result["keras"])
+    machine = result["machine"]
+    assert machine["tensorflow"] and machine["cpu_count"] >= 1 and machine["devices"]
+    (memory,) = result["memory"]
+    # replay: obs + next_obs 2·512·4 floats, action, reward, terminated 3·512 → 5,632 · 4 bytes
+    assert memory["replay_bytes"] >= 512 * (2 * 4 + 3) * 4
+    assert memory["model_bytes"] > 0 and memory["peak_rss_bytes"] > 0
+    assert result["peak"][0]["gflops"] > 0
+    assert not result["bar"]  # the bar is about the (64, 64) network, not run here
+
+
+def test_table_and_compare_render(result):
+    text = report.render(result)
+    for kernel in CODE_PATHS:
+        assert kernel in text
+    side_by_side = compare.render(result, result)
+    assert "1.00x" in side_by_side and "geometric mean speed-up" in side_by_side
