@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import typing
+import warnings
 
 from rawdqn.config import DQNConfig, preset
 
@@ -101,6 +102,18 @@ def add_command(commands):
                              "written at the end and on Ctrl-C or SIGTERM)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default=None,
                         help="where variables and kernels live (default: TensorFlow's choice)")
+    on_device = parser.add_argument_group("on-device training (the whole loop in one compiled program; "
+                                          "see rawdqn/ondevice.py)")
+    on_device.add_argument("--on-device", action="store_true",
+                           help="train on rawdqn's TensorFlow version of the environment, with the "
+                                "collect → replay → learn → sync loop compiled as one XLA program")
+    on_device.add_argument("--num-envs", type=int, default=None, metavar="N",
+                           help="environments stepped together per agent (default: the on-device preset's)")
+    on_device.add_argument("--iterations-per-call", type=int, default=None, metavar="K",
+                           help="loop iterations (of N env steps each) per call of the program, "
+                                "between which Python logs")
+    on_device.add_argument("--seeds", type=int, default=None, metavar="S",
+                           help="train S independent agents (seeds SEED … SEED+S−1) in the same program")
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
@@ -109,8 +122,16 @@ def run(args):
     from rawdqn.errors import UsageError
     from rawdqn.train import TrainingInterrupted, resume, train
     log = lambda line: print(line, flush=True)  # noqa: E731
+    # rawdqn stops on a NaN reward with its own one-line error; gymnasium's warning would be a second line.
+    warnings.filterwarnings("ignore", message=r".*The reward is a NaN value")
     if args.checkpoint_interval is not None and args.checkpoint_interval < 1:
         raise UsageError(f"--checkpoint-interval must be >= 1; got {args.checkpoint_interval}")
+    if args.on_device:
+        from rawdqn.ondevice import run_command
+        return run_command(args, config_changes(args), log)
+    for flag in ("num_envs", "iterations_per_call", "seeds"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} needs --on-device")
     try:
         if args.resume:
             if args.logdir and os.path.abspath(args.logdir) != os.path.abspath(args.resume):
