@@ -40,8 +40,7 @@ def rollout_program(env_id, num_envs, num_steps, dtype="float32", policy_action=
             step_seed = tf.random.experimental.stateless_fold_in(seed, t, alg="philox")
             action_seed, env_seed = tf.unstack(tf.random.experimental.stateless_split(step_seed, 2))
             if policy_action is None:
-                action = tf.random.stateless_uniform(
-                    [num_envs], action_seed, 0, env.num_actions, dtype=tf.int32)
+                action = env.sample_actions(action_seed, num_envs)
             else:
                 action = tf.fill([num_envs], policy_action)
             result = env.step(state, action, env_seed)
@@ -133,6 +132,18 @@ def test_reset_distribution(env_id, dtype):
     # Compiled, the same seed gives the same starts (XLA may fuse the last rounding).
     compiled, _ = tf.function(env.reset, jit_compile=True)(SEED, 20000)
     np.testing.assert_allclose(compiled.physics.numpy(), physics, rtol=0, atol=np.finfo(physics.dtype).eps)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sample_actions_is_uniform_and_the_same_compiled(env_id):
+    env = envs.make(env_id)
+    actions = env.sample_actions(SEED, 60000)
+    assert actions.dtype == tf.int32
+    counts = np.bincount(actions.numpy(), minlength=env.num_actions)
+    assert len(counts) == env.num_actions
+    np.testing.assert_allclose(counts / 60000, 1 / env.num_actions, atol=0.01)
+    compiled = tf.function(env.sample_actions, jit_compile=True)(SEED, 60000)
+    np.testing.assert_array_equal(compiled.numpy(), actions.numpy())
 
 
 # Time limits and auto-reset.
