@@ -256,7 +256,8 @@ def test_while_loop_program_equals_steps_compiled_one_by_one(env_id):
             np.testing.assert_array_equal(getattr(result, key).numpy(), out[key][t])
         np.testing.assert_array_equal(result.state.steps.numpy(), out["steps"][t + 1])
         restarted = done[t]
-        np.testing.assert_array_equal(result.state.physics.numpy()[restarted], out["physics"][t + 1][restarted])
+        np.testing.assert_array_equal(
+            result.state.physics.numpy()[restarted], out["physics"][t + 1][restarted])
     if env_id == "CartPole-v1":
         _, program = rollout_program(env_id, **SHARED)
         assert " while(" in program.experimental_get_compiler_ir(SEED)(stage="hlo")

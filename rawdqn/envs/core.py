@@ -209,8 +209,8 @@ class Env:
             [num_envs], seed, minval=None, maxval=None, dtype=tf.int64, alg=RNG_ALGORITHM
         )
         upper = tf.bitwise.right_shift(tf.bitcast(words, tf.uint64), tf.constant(32, tf.uint64))
-        scaled = tf.bitwise.right_shift(upper * tf.constant(self.num_actions, tf.uint64), tf.constant(32, tf.uint64))
-        return tf.cast(scaled, tf.int32)
+        scaled = upper * tf.constant(self.num_actions, tf.uint64)
+        return tf.cast(tf.bitwise.right_shift(scaled, tf.constant(32, tf.uint64)), tf.int32)
 
     def uniform(self, seed, shape, low, high):
         """U[low, high) samples of self.dtype from the stateless RNG."""
