@@ -1,0 +1,383 @@
+"""The whole DQN training loop as one compiled program: TF envs, replay, learn, target sync.
+
+One call of the program runs K iterations of a tf.while_loop under jit_compile=True;
+each iteration steps N environments per agent at once:
+
+    t = step                                          environment steps so far (per agent)
+    ε_j = ε(t + j),  j = 0 … N−1                      the gymnasium path's schedule, step by step
+    a = ε-greedy(Q(s; θ), ε)                          N actions
+    s', r, terminated, truncated, s_final = env.step(s, a)     (auto-reset inside the batch)
+    replay ← (s, a, r, s_final, terminated)           a truncated row bootstraps from s_final
+    step = t + N
+    due = g · #{u ∈ [learning_starts, step) : u mod f = 0} − updates_done
+    repeat due times:  θ ← learn(sample(batch_size))
+    k = ⌈step / C⌉ − syncs_done                       target syncs due (one at every u mod C = 0)
+    if k > 0:  θ⁻ ← τ'θ + (1 − τ')θ⁻,  τ' = 1 − (1 − τ)^k      (k syncs in a row; τ = 1: a copy)
+
+with f = train_frequency, g = gradient_steps, C = target_update_interval: the
+update-to-data ratio is g / f updates per environment step whatever N is, counted
+exactly in integers. With N = 1 an iteration is exactly one step of rawdqn.train's
+loop (act, store, learn if due, sync if due). Python only sees the program between
+calls, to log, evaluate and checkpoint; every piece of loop state is a tf.Variable
+of the `OnDeviceTrainer` module, so `tf.train.Checkpoint(trainer=...)` saves a run.
+
+`num_seeds` agents train side by side in the same program: agent i is the agent
+that `seed + i` alone would train (its own weights, exploration, replay sampling
+and environment stream), its per-iteration work unrolled in the loop body.
+"""
+import dataclasses
+import math
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from rawdqn import envs
+from rawdqn.agent import DQN
+from rawdqn.config import DQNConfig
+from rawdqn.errors import UsageError
+
+# The second word of each agent's environment seed: [seed, ENV_STREAM].
+ENV_STREAM = 0x5EED
+
+# Tuned for the on-device loop (see scripts/check_ondevice_cartpole.py).
+PRESETS = {
+    "CartPole-v1": dict(
+        config=DQNConfig(
+            total_steps=100_000, hidden=(64, 64), learning_rate=2.5e-3, batch_size=64,
+            replay_capacity=50_000, learning_starts=1_000, train_frequency=4, gradient_steps=1,
+            target_update_interval=500, loss="huber", epsilon_end=0.05,
+            exploration_fraction=0.2, eval_interval=0, log_interval=10_000),
+        num_envs=16, iterations_per_call=256),
+}
+DEFAULT_NUM_ENVS = 64
+DEFAULT_ITERATIONS_PER_CALL = 256
+
+
+def preset(env_id):
+    """(DQNConfig, num_envs, iterations_per_call) for on-device training on env_id."""
+    if env_id not in envs.available():
+        raise UsageError(f"--on-device has no TensorFlow version of {env_id}; "
+                         f"available: {', '.join(envs.available())}")
+    chosen = PRESETS.get(env_id)
+    if chosen is None:
+        from rawdqn.config import preset as gymnasium_preset
+        return gymnasium_preset(env_id), DEFAULT_NUM_ENVS, DEFAULT_ITERATIONS_PER_CALL
+    return (dataclasses.replace(chosen["config"]), chosen["num_envs"],
+            chosen["iterations_per_call"])
+
+
+def ceil_div(a, b):
+    """⌈a / b⌉ for integer tensors a ≥ 0, b ≥ 1."""
+    return (a + b - 1) // b
+
+
+class AgentEnvs(tf.Module):
+    """One agent, its N environments, and the return of the episode each one is in."""
+
+    def __init__(self, env, config, seed, num_envs, device=None, name=None):
+        super().__init__(name=name)
+        self.seed = int(seed)
+        self.agent = DQN(env.observation_size, env.num_actions, config, seed=self.seed,
+                         device=device, name="agent")
+        self.agent.sync_target()
+        with tf.device(device):
+            self.envs = envs.EnvRunner(env, num_envs, [self.seed, ENV_STREAM], name="envs")
+            self.episode_return = tf.Variable(tf.zeros([num_envs], env.dtype), trainable=False,
+                                              name="episode_return")
+            # Totals over the whole run, and over the current call (for logging).
+            self.episodes = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes")
+            self.call_episodes = tf.Variable(0, dtype=tf.int64, trainable=False, name="call_episodes")
+            self.call_return_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                               name="call_return_sum")
+            self.call_loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                             name="call_loss_sum")
+
+    def begin_call_fn(self):
+        for variable in (self.call_episodes, self.call_return_sum, self.call_loss_sum):
+            variable.assign(tf.zeros_like(variable))
+
+    def collect_fn(self, epsilon):
+        """Act in all N envs, step them, and write the N transitions to the replay."""
+        obs = self.envs.obs.read_value()
+        action = self.agent.act_fn(obs, epsilon)
+        result = self.envs.step(action)
+        # next_obs is the true final observation; truncated rows keep terminated = 0.
+        self.agent.replay.add_fn(obs, action, result.reward, result.final_obs,
+                                 tf.cast(result.terminated, self.agent.dtype))
+        done = tf.logical_or(result.terminated, result.truncated)
+        episode_return = self.episode_return + result.reward
+        ended = tf.reduce_sum(tf.cast(done, tf.int64))
+        self.episodes.assign_add(ended)
+        self.call_episodes.assign_add(ended)
+        self.call_return_sum.assign_add(tf.cast(
+            tf.reduce_sum(tf.where(done, episode_return, tf.zeros_like(episode_return))), tf.float64))
+        self.episode_return.assign(tf.where(done, tf.zeros_like(episode_return), episode_return))
+
+    def learn_fn(self):
+        info = self.agent.learn_fn(self.agent.replay.sample_fn(self.agent.config.batch_size))
+        self.call_loss_sum.assign_add(tf.cast(info.loss, tf.float64))
+
+
+@dataclasses.dataclass
+class CallStats:
+    """What one call of the program reports, per agent where it is a list."""
+    step: int
+    updates: int
+    syncs: int
+    episodes: list            # episodes finished during the call, per agent
+    mean_return: list         # their mean return (nan if none finished)
+    mean_loss: list           # mean loss of the call's updates (nan if none)
+
+
+class OnDeviceTrainer(tf.Module):
+    """`num_seeds` agents with N TF environments each, trained by one compiled loop."""
+
+    def __init__(self, env_id, config, seed=0, num_envs=DEFAULT_NUM_ENVS, num_seeds=1,
+                 device=None, max_episode_steps=None, name=None):
+        super().__init__(name=name)
+        if env_id not in envs.available():
+            raise UsageError(f"--on-device has no TensorFlow version of {env_id}; "
+                             f"available: {', '.join(envs.available())}")
+        if int(num_envs) < 1 or int(num_seeds) < 1:
+            raise UsageError(f"--num-envs and --seeds must be >= 1; got {num_envs} and {num_seeds}")
+        self.env_id, self.config, self.seed = env_id, config.validate(), int(seed)
+        self.num_envs, self.num_seeds, self.device = int(num_envs), int(num_seeds), device
+        if self.num_envs > self.config.replay_capacity:
+            raise UsageError(f"--num-envs {num_envs} writes more transitions per iteration than "
+                             f"replay_capacity ({self.config.replay_capacity}) holds")
+        self.env = envs.make(env_id, dtype=self.config.dtype, max_episode_steps=max_episode_steps)
+        self.lanes = [AgentEnvs(self.env, self.config, self.seed + i, self.num_envs, device,
+                                name=f"seed_{self.seed + i}") for i in range(self.num_seeds)]
+        with tf.device(device):
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.updates_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates_done")
+            self.syncs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="syncs_done")
+        # autograph=False: the loop has no Python control flow on tensors, and converting
+        # the agent and env code takes longer than tracing it.
+        self._run = tf.function(self.run_fn, jit_compile=self.config.mode == "xla", autograph=False)
+        self._greedy_returns = {}
+
+    @property
+    def agents(self):
+        return [lane.agent for lane in self.lanes]
+
+    # --- the compiled program ----------------------------------------------------
+    def epsilon_fn(self, steps):
+        """ε(t) = start + (end − start) · min(1, t / (fraction · total_steps)), as DQNConfig.epsilon_at."""
+        config = self.config
+        decay_steps = config.exploration_fraction * config.total_steps
+        if decay_steps <= 0:
+            progress = tf.ones(tf.shape(steps), tf.float64)
+        else:
+            progress = tf.minimum(tf.constant(1.0, tf.float64), tf.cast(steps, tf.float64) / decay_steps)
+        epsilon = config.epsilon_start + (config.epsilon_end - config.epsilon_start) * progress
+        return tf.cast(epsilon, self.lanes[0].agent.dtype)
+
+    def updates_owed_fn(self, step):
+        """g · #{u ∈ [learning_starts, step) : u mod f = 0}: updates the gymnasium loop has made by `step`."""
+        config = self.config
+        frequency = tf.constant(config.train_frequency, tf.int64)
+        phases = ceil_div(step, frequency) - ceil_div(tf.constant(config.learning_starts, tf.int64), frequency)
+        return config.gradient_steps * tf.maximum(phases, 0)
+
+    def syncs_owed_fn(self, step):
+        """#{u ∈ [0, step) : u mod C = 0} = ⌈step / C⌉."""
+        return ceil_div(step, tf.constant(self.config.target_update_interval, tf.int64))
+
+    def iteration_fn(self):
+        """One iteration: N steps of every agent's envs, then the updates and syncs now due."""
+        step = self.step.read_value()
+        epsilon = self.epsilon_fn(step + tf.range(self.num_envs, dtype=tf.int64))
+        for lane in self.lanes:
+            lane.collect_fn(epsilon)
+        step = step + self.num_envs
+        self.step.assign(step)
+
+        due = self.updates_owed_fn(step) - self.updates_done
+        def learn_all(i):
+            for lane in self.lanes:
+                lane.learn_fn()
+            return (i + 1,)
+        tf.while_loop(lambda i: i < due, learn_all, (tf.constant(0, tf.int64),))
+        self.updates_done.assign_add(due)
+
+        syncs = self.syncs_owed_fn(step) - self.syncs_done
+        def sync_all():
+            for lane in self.lanes:
+                agent = lane.agent
+                keep = tf.pow(tf.constant(1.0 - self.config.tau, agent.dtype), tf.cast(syncs, agent.dtype))
+                agent.sync_fn(1.0 - keep)
+            return tf.constant(0)
+        tf.cond(syncs > 0, sync_all, lambda: tf.constant(0))
+        self.syncs_done.assign_add(syncs)
+
+    def run_fn(self, iterations):
+        """`iterations` iterations in one tf.while_loop; returns the call's counters and sums."""
+        for lane in self.lanes:
+            lane.begin_call_fn()
+        def body(i):
+            self.iteration_fn()
+            return (i + 1,)
+        tf.while_loop(lambda i: i < iterations, body, (tf.constant(0, tf.int32),))
+        return {"step": self.step.read_value(), "updates": self.updates_done.read_value(),
+                "syncs": self.syncs_done.read_value(),
+                "episodes": tf.stack([lane.call_episodes.read_value() for lane in self.lanes]),
+                "return_sum": tf.stack([lane.call_return_sum.read_value() for lane in self.lanes]),
+                "loss_sum": tf.stack([lane.call_loss_sum.read_value() for lane in self.lanes])}
+
+    # --- the host side -----------------------------------------------------------
+    def run(self, iterations):
+        """Run `iterations` iterations in one call; returns CallStats."""
+        updates_before = int(self.updates_done.numpy())
+        with tf.device(self.device):
+            out = self._run(tf.constant(int(iterations), tf.int32))
+        out = {name: value.numpy() for name, value in out.items()}
+        updates = int(out["updates"])
+        episodes = out["episodes"]
+        call_updates = updates - updates_before
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_return = np.where(episodes > 0, out["return_sum"] / np.maximum(episodes, 1), np.nan)
+            mean_loss = out["loss_sum"] / call_updates if call_updates else np.full(self.num_seeds, np.nan)
+        return CallStats(int(out["step"]), updates, int(out["syncs"]), episodes.tolist(),
+                         mean_return.tolist(), list(mean_loss))
+
+    def compile(self):
+        """Compile the program (a call of 0 iterations); returns the seconds it took."""
+        start = time.perf_counter()
+        self.run(0)
+        return time.perf_counter() - start
+
+    def greedy_returns_fn(self, seed, num_episodes):
+        """Undiscounted returns [num_seeds, num_episodes] of each agent's greedy policy,
+        one episode in each of num_episodes fresh TF envs (stepped until all have ended)."""
+        returns = []
+        for i, lane in enumerate(self.lanes):
+            lane_seed = tf.random.experimental.stateless_fold_in(seed, i, alg=envs.core.RNG_ALGORITHM)
+            state, obs = self.env.reset(lane_seed, num_episodes)
+            total = tf.zeros([num_episodes], self.env.dtype)
+            done = tf.zeros([num_episodes], tf.bool)
+
+            def body(t, state, obs, total, done, lane=lane, lane_seed=lane_seed):
+                action = tf.argmax(lane.agent.q_values_fn(obs), axis=-1, output_type=tf.int32)
+                step_seed = tf.random.experimental.stateless_fold_in(lane_seed, t + 1,
+                                                                      alg=envs.core.RNG_ALGORITHM)
+                result = self.env.step(state, action, step_seed)
+                # Only the first episode of each env counts.
+                total += tf.where(done, tf.zeros_like(result.reward), result.reward)
+                done = done | result.terminated | result.truncated
+                return t + 1, result.state, result.obs, total, done
+
+            _, _, _, total, _ = tf.while_loop(
+                lambda t, state, obs, total, done: tf.logical_not(tf.reduce_all(done)), body,
+                (tf.constant(0, tf.int32), state, obs, total, done))
+            returns.append(total)
+        return tf.stack(returns)
+
+    def greedy_returns(self, seed, num_episodes=16):
+        """Each agent's greedy returns on the TF env (fast; for choosing snapshots), [num_seeds, episodes]."""
+        function = self._greedy_returns.get(num_episodes)
+        if function is None:
+            function = self._greedy_returns[num_episodes] = tf.function(
+                lambda seed: self.greedy_returns_fn(seed, num_episodes),
+                jit_compile=self.config.mode == "xla", autograph=False)
+        with tf.device(self.device):
+            return function(tf.constant([seed, 0x0E7A1], tf.int32)).numpy()
+
+    def checkpoint(self):
+        """A tf.train.Checkpoint of every variable: weights, optimizer, replay, envs, counters."""
+        return tf.train.Checkpoint(trainer=self)
+
+
+@dataclasses.dataclass
+class OnDeviceResult:
+    trainer: OnDeviceTrainer
+    seeds: list
+    eval_means: list
+    eval_stds: list
+    steps: int                   # environment steps per agent
+    train_seconds: float         # wall time of the training calls (compile excluded)
+    compile_seconds: float
+    history: list
+
+
+def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
+                    iterations_per_call=None, num_seeds=1, device=None, log=print, logdir=None):
+    """Train `num_seeds` agents on env_id with the on-device loop; evaluate each on gymnasium."""
+    from rawdqn.train import evaluate, prepare_run_dir
+    chosen_config, chosen_envs, chosen_k = preset(env_id)
+    config = (config or chosen_config).validate()
+    num_envs = int(num_envs or chosen_envs)
+    iterations_per_call = int(iterations_per_call or chosen_k)
+    if iterations_per_call < 1:
+        raise UsageError(f"--iterations-per-call must be >= 1; got {iterations_per_call}")
+    if logdir:
+        prepare_run_dir(logdir)
+    trainer = OnDeviceTrainer(env_id, config, seed, num_envs, num_seeds, device)
+    total_iterations = math.ceil(config.total_steps / num_envs)
+    seeds = [lane.seed for lane in trainer.lanes]
+    log(f"rawdqn: training DQN on-device on {env_id} for {total_iterations * num_envs:,} steps "
+        f"(seed{'s' if num_seeds > 1 else ''} {', '.join(map(str, seeds))}; "
+        f"{num_envs} envs, {iterations_per_call} iterations per call, "
+        f"{trainer.agents[0].online.num_parameters:,} parameters, "
+        f"{config.gradient_steps}/{config.train_frequency} updates per env step)")
+    compile_seconds = trainer.compile()
+    log(f"rawdqn: compiled the training loop in {compile_seconds:.1f} s")
+
+    history, done_iterations, next_log = [], 0, config.log_interval
+    train_seconds, window_start, window_step = 0.0, time.perf_counter(), 0
+    while done_iterations < total_iterations:
+        iterations = min(iterations_per_call, total_iterations - done_iterations)
+        start = time.perf_counter()
+        stats = trainer.run(iterations)
+        train_seconds += time.perf_counter() - start
+        done_iterations += iterations
+        history.append(dataclasses.asdict(stats))
+        if stats.step >= next_log or done_iterations == total_iterations:
+            now = time.perf_counter()
+            rate = (stats.step - window_step) / max(now - window_start, 1e-9)
+            returns = " ".join(f"{r:7.1f}" for r in stats.mean_return)
+            losses = " ".join(f"{l:.4f}" for l in stats.mean_loss)
+            log(f"step {stats.step:>8,}/{total_iterations * num_envs:,} | {rate:9,.0f} steps/s | "
+                f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
+            window_start, window_step = now, stats.step
+            while next_log <= stats.step:
+                next_log += config.log_interval
+
+    steps = int(trainer.step.numpy())
+    eval_means, eval_stds = [], []
+    for lane in trainer.lanes:
+        mean, std = evaluate(lane.agent, env_id, config.eval_episodes, lane.seed + 10_000)
+        eval_means.append(mean)
+        eval_stds.append(std)
+        prefix = f"seed {lane.seed}: " if num_seeds > 1 else ""
+        log(f"{prefix}evaluation: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
+            f"greedy episodes ({steps:,} steps in {train_seconds:.1f} s; compile {compile_seconds:.1f} s)")
+    if num_seeds > 1:
+        log(f"rawdqn: {num_seeds} agents, evaluation mean over agents {np.mean(eval_means):.2f} "
+            f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
+            f"{steps * num_seeds / train_seconds:,.0f} env steps/s in all")
+    if logdir:
+        path = trainer.checkpoint().write(f"{logdir}/ondevice/ckpt")
+        log(f"rawdqn: saved the trainer's variables to {path}")
+    return OnDeviceResult(trainer, seeds, eval_means, eval_stds, steps, train_seconds,
+                          compile_seconds, history)
+
+
+def run_command(args, changes, log=print):
+    """`rawdqn train --on-device [...]`: the flags checked, the agents trained and evaluated."""
+    from rawdqn.train import resolve_device
+    if args.resume:
+        raise UsageError("--resume does not work with --on-device; start a new run")
+    env_id = args.env or "CartPole-v1"
+    config, num_envs, iterations_per_call = preset(env_id)
+    config = config.replace(**changes).validate()
+    for flag, value in (("--num-envs", args.num_envs), ("--iterations-per-call", args.iterations_per_call),
+                        ("--seeds", args.seeds)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1; got {value}")
+    train_on_device(env_id, config, seed=args.seed or 0, num_envs=args.num_envs or num_envs,
+                    iterations_per_call=args.iterations_per_call or iterations_per_call,
+                    num_seeds=args.seeds or 1, device=resolve_device(args.device), log=log,
+                    logdir=args.logdir)
+    return 0

@@ -1,0 +1,226 @@
+"""The on-device loop: its transitions, its counters, its determinism, its seeds, its CLI errors.
+
+Each trainer compiles its own program (a few seconds), so the tests share a few
+small trainers and read everything they check from one short run.
+"""
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rawdqn import cli, envs
+from rawdqn.config import DQNConfig
+from rawdqn.ondevice import ENV_STREAM, OnDeviceTrainer
+
+SMALL = DQNConfig(total_steps=2_000, hidden=(8,), batch_size=8, replay_capacity=4_096,
+                  learning_starts=5, train_frequency=4, gradient_steps=3, target_update_interval=7,
+                  exploration_fraction=0.5, mode="xla")
+TIME_LIMIT = 12     # short episodes, so a short run has truncated rows
+
+
+def variables(module):
+    return [v.numpy() for v in module.variables_in_order]
+
+
+def gymnasium_counts(total_steps, config):
+    """Updates and syncs made by rawdqn.train's loop after total_steps steps (its own if-tests)."""
+    updates = syncs = 0
+    for step in range(total_steps):
+        if step >= config.learning_starts and step % config.train_frequency == 0:
+            updates += config.gradient_steps
+        if step % config.target_update_interval == 0:
+            syncs += 1
+    return updates, syncs
+
+
+@pytest.fixture(scope="module")
+def run():
+    """Two agents (seeds 3 and 4), 3 envs each, 40 iterations in calls of 1, 7 and 32."""
+    trainer = OnDeviceTrainer("CartPole-v1", SMALL, seed=3, num_envs=3, num_seeds=2,
+                              max_episode_steps=TIME_LIMIT)
+    initial = [variables(agent.online) for agent in trainer.agents]
+    calls = [trainer.run(k) for k in (1, 7, 32)]
+    return trainer, initial, calls
+
+
+def test_replay_rows_follow_gymnasium_physics(run):
+    trainer, _, _ = run
+    replay = trainer.agents[0].replay
+    count = replay.size
+    assert count == 40 * 3
+    obs, next_obs = replay.obs.numpy()[:count], replay.next_obs.numpy()[:count]
+    action, reward = replay.action.numpy()[:count], replay.reward.numpy()[:count]
+    terminated = replay.terminated.numpy()[:count]
+    reference = gym.make("CartPole-v1").unwrapped
+    reference.reset(seed=0)
+    for row in range(count):
+        reference.state = obs[row].astype(np.float64)
+        expected, expected_reward, expected_terminated, _, _ = reference.step(int(action[row]))
+        np.testing.assert_allclose(next_obs[row], expected, rtol=1e-5, atol=1e-5)
+        assert reward[row] == expected_reward
+        assert terminated[row] == float(expected_terminated)
+
+
+def test_episodes_continue_restart_and_truncate_in_the_replay(run):
+    """Row (i, j) is iteration i of env j. Its next_obs is row (i + 1, j)'s obs unless the
+    episode ended; a truncated row keeps terminated = 0 and its true final observation."""
+    trainer, _, _ = run
+    replay, num_envs = trainer.agents[0].replay, trainer.num_envs
+    count = replay.size
+    obs = replay.obs.numpy()[:count].reshape(-1, num_envs, 4)
+    next_obs = replay.next_obs.numpy()[:count].reshape(-1, num_envs, 4)
+    terminated = replay.terminated.numpy()[:count].reshape(-1, num_envs)
+    truncations = 0
+    for env in range(num_envs):
+        length = 0
+        for i in range(obs.shape[0] - 1):
+            length += 1
+            truncated = length == TIME_LIMIT
+            if terminated[i, env] or truncated:
+                assert np.all(np.abs(obs[i + 1, env]) <= 0.05)          # a fresh start
+                assert not np.array_equal(obs[i + 1, env], next_obs[i, env])
+                if truncated and not terminated[i, env]:
+                    truncations += 1
+                    # The final observation of a live pole, not the reset one.
+                    assert np.abs(next_obs[i, env, 2]) <= envs.cartpole.ANGLE_LIMIT
+                    assert np.abs(next_obs[i, env, 0]) <= envs.cartpole.POSITION_LIMIT
+                length = 0
+            else:
+                np.testing.assert_array_equal(obs[i + 1, env], next_obs[i, env])
+    assert truncations > 0, "the run should have reached the time limit at least once"
+
+
+def test_replay_matches_stepping_the_tf_env_with_the_same_actions(run):
+    trainer, _, _ = run
+    lane = trainer.lanes[1]
+    replay, num_envs = lane.agent.replay, trainer.num_envs
+    count = replay.size
+    actions = replay.action.numpy()[:count].reshape(-1, num_envs)
+    env = envs.make("CartPole-v1", max_episode_steps=TIME_LIMIT)
+    key = tf.constant([lane.seed, ENV_STREAM], tf.int32)
+    seed = lambda n: tf.random.experimental.stateless_fold_in(key, n, alg="philox")  # noqa: E731
+    state, obs = env.reset(seed(0), num_envs)
+    for i in range(actions.shape[0]):
+        result = env.step(state, tf.constant(actions[i]), seed(i + 1))
+        rows = slice(i * num_envs, (i + 1) * num_envs)
+        # Eager and XLA float32 differ in the last bit (fused multiply-adds).
+        np.testing.assert_allclose(replay.obs.numpy()[rows], obs.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(replay.next_obs.numpy()[rows], result.final_obs.numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(replay.terminated.numpy()[rows], result.terminated.numpy())
+        state, obs = result.state, result.obs
+
+
+def test_counters_match_the_gymnasium_loop(run):
+    """3 envs, learning_starts 5, 3 updates every 4 steps, a sync every 7 steps: after
+    1, 8 and 40 iterations (3, 24, 120 steps) the gymnasium loop has made
+    3·#{u ∈ [5, T): u mod 4 = 0} updates and ⌈T / 7⌉ syncs."""
+    trainer, _, calls = run
+    assert [call.step for call in calls] == [3, 24, 120]
+    assert [call.updates for call in calls] == [0, 3 * 4, 3 * 28]           # by hand
+    assert [call.syncs for call in calls] == [1, 4, 18]
+    for call in calls:
+        assert (call.updates, call.syncs) == gymnasium_counts(call.step, SMALL)
+    for agent in trainer.agents:
+        # The updates really ran: one optimizer step and one replay draw each.
+        assert int(agent.optimizer.step.numpy()) == 3 * 28
+        assert int(agent.replay.draws.numpy()) == 3 * 28
+
+
+@pytest.mark.parametrize("num_envs, learning_starts, frequency, gradient_steps, interval", [
+    (1, 0, 1, 1, 1), (64, 1000, 256, 128, 10), (16, 100, 10, 1, 500), (5, 3, 64, 1, 4)])
+def test_update_and_sync_accounting_for_many_settings(num_envs, learning_starts, frequency,
+                                                      gradient_steps, interval):
+    config = SMALL.replace(learning_starts=learning_starts, train_frequency=frequency,
+                           gradient_steps=gradient_steps, target_update_interval=interval)
+    trainer = OnDeviceTrainer.__new__(OnDeviceTrainer)   # the counting only: no program
+    trainer.config = config
+    for iterations in (1, 2, 3, 17, 100):
+        step = tf.constant(iterations * num_envs, tf.int64)
+        counts = (int(trainer.updates_owed_fn(step)), int(trainer.syncs_owed_fn(step)))
+        assert counts == gymnasium_counts(iterations * num_envs, config)
+
+
+@pytest.fixture(scope="module")
+def single():
+    """One agent, 2 envs, an update every step and a hard sync every 5 steps."""
+    config = SMALL.replace(learning_starts=0, train_frequency=1, gradient_steps=1,
+                           target_update_interval=5)
+    return OnDeviceTrainer("CartPole-v1", config, seed=11, num_envs=2)
+
+
+def test_target_changes_exactly_when_a_sync_is_due(single):
+    agent = single.agents[0]
+    synced = kept = 0
+    for _ in range(8):
+        target_before = variables(agent.target)
+        syncs_before = int(single.syncs_done.numpy())
+        single.run(1)
+        online, target = variables(agent.online), variables(agent.target)
+        if int(single.syncs_done.numpy()) > syncs_before:
+            synced += 1
+            for a, b in zip(online, target):
+                np.testing.assert_array_equal(a, b)
+        else:
+            kept += 1
+            for a, b in zip(target_before, target):
+                np.testing.assert_array_equal(a, b)
+            assert any(not np.array_equal(a, b) for a, b in zip(online, target))
+    assert synced > 0 and kept > 0
+
+
+def test_a_restored_checkpoint_replays_the_run_exactly(single, tmp_path):
+    """Everything the loop carries (weights, optimizer, replay, env state, RNG counters,
+    episode returns, step counters) is in the checkpoint: the same seed, the same run."""
+    path = single.checkpoint().write(str(tmp_path / "ckpt"))
+    runs = []
+    for _ in range(2):
+        single.checkpoint().read(path).assert_consumed()
+        stats = [single.run(k) for k in (3, 10)]
+        runs.append((stats, [v.numpy() for v in single.variables]))
+    (stats_a, values_a), (stats_b, values_b) = runs
+    np.testing.assert_equal([vars(s) for s in stats_a], [vars(s) for s in stats_b])  # nan == nan
+    assert stats_a[1].updates - stats_a[0].updates == 10 * 2    # 10 iterations of 2 steps, 1 update each
+    assert len(values_a) == len(values_b) > 20
+    for a, b in zip(values_a, values_b):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_epsilon_follows_the_config_schedule(run):
+    trainer, _, _ = run
+    steps = np.array([0, 1, 10, 499, 500, 999, 1000, 1001, 5000], np.int64)
+    expected = [np.float32(SMALL.epsilon_at(int(t))) for t in steps]
+    np.testing.assert_array_equal(trainer.epsilon_fn(tf.constant(steps)).numpy(), expected)
+
+
+def test_same_seed_same_run_and_each_seed_is_its_own_agent(run):
+    trainer, initial, _ = run
+    # Agent 1 (seed 4) of the two-agent program is the agent seed 4 trains alone.
+    alone = OnDeviceTrainer("CartPole-v1", SMALL, seed=4, num_envs=3, max_episode_steps=TIME_LIMIT)
+    for k in (1, 7, 32):
+        alone.run(k)
+    for a, b in zip(variables(alone.agents[0].online), variables(trainer.agents[1].online)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(alone.agents[0].replay.action.numpy(),
+                                  trainer.agents[1].replay.action.numpy())
+    # The two agents differ in initial weights, actions taken and environment starts.
+    assert not np.array_equal(initial[0][0], initial[1][0])
+    first, second = trainer.agents
+    assert not np.array_equal(first.replay.action.numpy(), second.replay.action.numpy())
+    assert not np.array_equal(first.replay.obs.numpy()[:3], second.replay.obs.numpy()[:3])
+    for a, b in zip(variables(first.online), variables(second.online)):
+        assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "Pendulum-v1", "--on-device"],
+     "--on-device has no TensorFlow version of Pendulum-v1; available: Acrobot-v1, CartPole-v1, MountainCar-v0"),
+    (["--env", "FrozenLake-v1", "--on-device"], "available: Acrobot-v1, CartPole-v1, MountainCar-v0"),
+    (["--seeds", "8"], "--seeds needs --on-device"),
+    (["--on-device", "--num-envs", "0"], "--num-envs must be >= 1; got 0"),
+])
+def test_cli_errors_are_one_line_with_exit_2(args, message, capsys):
+    assert cli.main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
