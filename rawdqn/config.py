@@ -52,6 +52,9 @@ class DQNConfig:
     """Greedy episodes in the final evaluation."""
     eval_interval: int = 0
     """Environment steps between greedy evaluations during training; 0: only at the end."""
+    keep_best: bool = False
+    """End with the weights of the best periodic evaluation (needs eval_interval); the reported
+    evaluation then runs on fresh episodes, not the ones used to choose."""
     log_interval: int = 5_000
     """Environment steps between progress lines."""
     dtype: str = "float32"
@@ -70,6 +73,8 @@ class DQNConfig:
             require(int(getattr(self, name)) >= 1, f"{name} must be >= 1; got {getattr(self, name)}")
         require(self.learning_starts >= 0, f"learning_starts must be >= 0; got {self.learning_starts}")
         require(self.eval_interval >= 0, f"eval_interval must be >= 0; got {self.eval_interval}")
+        require(not self.keep_best or self.eval_interval > 0,
+                "keep_best needs periodic evaluations; set --eval-interval to a positive number of steps")
         require(self.batch_size <= self.replay_capacity,
                 f"batch_size ({self.batch_size}) is larger than replay_capacity "
                 f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
@@ -110,7 +115,7 @@ PRESETS = {
         total_steps=50_000, hidden=(256, 256), learning_rate=2.3e-3, batch_size=64,
         replay_capacity=100_000, learning_starts=1_000, train_frequency=256,
         gradient_steps=128, target_update_interval=10, loss="huber",
-        epsilon_end=0.04, exploration_fraction=0.16, eval_interval=5_000),
+        epsilon_end=0.04, exploration_fraction=0.16, eval_interval=5_000, keep_best=True),
     "Acrobot-v1": DQNConfig(
         total_steps=100_000, hidden=(256, 256), learning_rate=6.3e-4, batch_size=128,
         replay_capacity=50_000, learning_starts=0, train_frequency=4, gradient_steps=4,

@@ -187,6 +187,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 DEFAULT_CHECKPOINT_INTERVAL = 10_000
 VALIDATION_SIZE = 512       # fixed observations for the average max Q (the tutorials' avg_max_q_value)
 RECENT_EPISODES = 20
+SELECTION_EVAL_SEED = 10_000   # evaluation seeds: seed + this, during training
+FRESH_EVAL_SEED = 20_000       # and for the kept weights' final evaluation (keep_best)
 # Flags a resumed run may change: none changes what is learned (a different --mode may
 # round differently, so only the same mode resumes bit for bit).
 RESUMABLE_FIELDS = ("total_steps", "log_interval", "eval_interval", "eval_episodes", "mode")
@@ -229,6 +231,7 @@ class Trainer:
         self.last_checkpoint, self.saved_step = None, None
         self.stop_signal = None
         self.summaries = None
+        self.best, self.best_weights = None, []   # keep_best: the best periodic evaluation
 
     # --- the loop -------------------------------------------------------------
     def run(self):
@@ -277,6 +280,8 @@ class Trainer:
             self.staged.flush(agent.replay)
             total_time = time.perf_counter() - train_start
             eval_mean, eval_std = self.evaluate_now(final=True)
+            if config.keep_best:
+                eval_mean, eval_std = self.keep_best_weights(eval_mean)
             self.log(f"evaluation: mean return {eval_mean:.2f} ± {eval_std:.2f} over {config.eval_episodes} "
                      f"greedy episodes ({config.total_steps - first_step:,} steps in {total_time:.1f} s)")
             if self.run_dir:
@@ -314,13 +319,32 @@ class Trainer:
 
     def evaluate_now(self, final=False):
         eval_mean, eval_std = evaluate(self.agent, self.env_id, self.config.eval_episodes,
-                                       self.seed + 10_000, self.spec)
+                                       self.seed + SELECTION_EVAL_SEED, self.spec)
         self.history.append({"step": self.step, "eval_mean": eval_mean, "eval_std": eval_std})
         if not final:
             self.log(f"step {self.step:>8,} | eval return {eval_mean:8.2f} ± {eval_std:.2f}")
+            if self.config.keep_best and (self.best is None or eval_mean >= self.best["eval_mean"]):
+                # Ties go to the later, longer-trained weights.
+                self.best = {"step": self.step, "eval_mean": eval_mean}
+                self.best_weights = [v.numpy() for v in self.agent.online.variables_in_order]
         if self.summaries:
             self.summaries.write(self.step, {"eval/return_mean": eval_mean, "eval/return_std": eval_std})
         return eval_mean, eval_std
+
+    def keep_best_weights(self, final_mean):
+        """Swap in the best-evaluated weights if they beat the final ones, then evaluate the
+        kept policy on fresh episodes (the selection episodes would flatter it)."""
+        best = self.best
+        if best is not None and best["eval_mean"] > final_mean:
+            for weights in (self.agent.online, self.agent.target):
+                for variable, value in zip(weights.variables_in_order, self.best_weights):
+                    variable.assign(value)
+            self.log(f"final weights: eval return {final_mean:.2f}; keeping the weights of step "
+                     f"{best['step']:,} (eval return {best['eval_mean']:.2f})")
+        else:
+            self.log(f"final weights: eval return {final_mean:.2f}; keeping them (the best so far)")
+        return evaluate(self.agent, self.env_id, self.config.eval_episodes,
+                        self.seed + FRESH_EVAL_SEED, self.spec)
 
     def log_progress(self, epsilon, steps_per_second):
         recent = self.episode_returns[-RECENT_EPISODES:]
@@ -396,6 +420,7 @@ class Trainer:
             arrays["legal_mask"] = legal_mask_of(self.info, self.spec)
         if self.validation_obs is not None:
             arrays["validation_obs"] = self.validation_obs
+        arrays.update({f"best_weight_{i}": value for i, value in enumerate(self.best_weights)})
         try:
             path = checkpoint.save(self.run_dir, self.step, self.agent, state, arrays,
                                    checkpoint.env_state(self.env))
@@ -409,7 +434,7 @@ class Trainer:
         return {"episode_return": self.episode_return, "episode_length": self.episode_length,
                 "episode_returns": self.episode_returns, "episode_lengths": self.episode_lengths,
                 "episode_end_steps": self.episode_end_steps, "history": self.history,
-                "last_learn": self.last_learn}
+                "last_learn": self.last_learn, "best": self.best}
 
     def restore_loop_state(self, state, arrays):
         loop = state["loop"]
@@ -418,6 +443,9 @@ class Trainer:
         self.episode_returns, self.episode_lengths = loop["episode_returns"], loop["episode_lengths"]
         self.episode_end_steps, self.history = loop["episode_end_steps"], loop["history"]
         self.last_learn = loop["last_learn"]
+        self.best = loop.get("best")
+        count = len([key for key in arrays if key.startswith("best_weight_")])
+        self.best_weights = [arrays[f"best_weight_{i}"] for i in range(count)]
         self.obs = arrays["obs"]
         if self.spec.legal_actions:
             self.info = {"action_mask": arrays["legal_mask"]}

@@ -30,10 +30,11 @@ def test_bad_input_exits_2_with_one_line(args, message):
     assert "Traceback" not in result.stderr
 
 
-def test_a_short_training_run_prints_progress_and_evaluation_without_cuda_noise():
+def test_a_short_training_run_prints_progress_and_evaluation_without_cuda_noise(tmp_path):
     result = rawdqn("train", "--env", "CartPole-v1", "--steps", "300", "--learning-starts", "100",
+                    "--logdir", str(tmp_path / "run"),
                     "--hidden", "16", "--eval-episodes", "2", "--log-interval", "150",
-                    "--eval-interval", "0", "--seed", "3")
+                    "--eval-interval", "0", "--no-keep-best", "--seed", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("rawdqn: training DQN on CartPole-v1 for 300 steps (seed 3")
@@ -42,8 +43,9 @@ def test_a_short_training_run_prints_progress_and_evaluation_without_cuda_noise(
     assert result.stderr.strip() == "", result.stderr  # no CUDA / absl start-up noise
 
 
-def test_discrete_observation_env_trains():
+def test_discrete_observation_env_trains(tmp_path):
     result = rawdqn("train", "--env", "FrozenLake-v1", "--steps", "300", "--learning-starts", "50",
+                    "--logdir", str(tmp_path / "run"),
                     "--eval-episodes", "2", "--log-interval", "300")
     assert result.returncode == 0, result.stderr
     assert "evaluation: mean return" in result.stdout

@@ -97,3 +97,38 @@ def test_bad_environments_are_usage_errors():
         train("NoSuchEnv-v0", DQNConfig(total_steps=10), log=lambda _: None)
     with pytest.raises(EnvError, match="non-finite reward"):
         train("rawdqn-test/NaNReward-v0", NO_LEARNING, log=lambda _: None)
+
+
+def test_keep_best_ends_with_the_best_evaluated_weights(monkeypatch):
+    # Scripted evaluations: step 200 → 10, step 400 → 30 (the best), final weights → 20,
+    # then the kept weights on fresh episodes → 25. The run must end with step 400's weights,
+    # report 25, and evaluate the kept weights on other episodes than those it chose by.
+    import rawdqn.train as train_module
+    scripted = iter([10.0, 30.0, 20.0, 25.0])
+    seen = []
+
+    def fake_evaluate(agent, env_id, episodes, seed, spec=None):
+        value = next(scripted)
+        seen.append((value, seed, [v.numpy().copy() for v in agent.online.variables_in_order]))
+        return value, 0.0
+
+    monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
+    lines = []
+    config = small_cartpole(total_steps=600, eval_interval=200, keep_best=True)
+    result = train("CartPole-v1", config, seed=2, log=lines.append)
+    assert result.eval_mean == 25.0
+    assert any("keeping the weights of step 400" in line for line in lines)
+    best_weights = seen[1][2]
+    final_weights = seen[2][2]
+    assert any(not np.array_equal(a, b) for a, b in zip(best_weights, final_weights))
+    for kept, expected in zip(result.agent.online.variables_in_order, best_weights):
+        np.testing.assert_array_equal(kept.numpy(), expected)
+    assert seen[3][1] != seen[1][1]  # fresh episodes for the reported evaluation
+    for kept, expected in zip(seen[3][2], best_weights):
+        np.testing.assert_array_equal(kept, expected)
+
+
+def test_keep_best_needs_periodic_evaluation():
+    from rawdqn.config import ConfigError
+    with pytest.raises(ConfigError, match="keep_best needs periodic evaluations"):
+        DQNConfig(keep_best=True, eval_interval=0).validate()
