@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from rawdqn import envs
 from rawdqn.agent import DQN
+from rawdqn.network import QNetwork
 from rawdqn.config import DQNConfig
 from rawdqn.errors import UsageError
 
@@ -82,6 +83,11 @@ class AgentEnvs(tf.Module):
                          device=device, name="agent")
         self.agent.sync_target()
         with tf.device(device):
+            # The weights that scored best in the greedy evaluations so far, and that score.
+            self.best = QNetwork(env.observation_size, env.num_actions, config.hidden, seed=self.seed,
+                                 dtype=self.agent.dtype, name="best")
+            self.best_score = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_score")
+            self.best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_step")
             self.envs = envs.EnvRunner(env, num_envs, [self.seed, ENV_STREAM], name="envs")
             self.episode_return = tf.Variable(tf.zeros([num_envs], env.dtype), trainable=False,
                                               name="episode_return")
@@ -113,6 +119,19 @@ class AgentEnvs(tf.Module):
         self.call_return_sum.assign_add(tf.cast(
             tf.reduce_sum(tf.where(done, episode_return, tf.zeros_like(episode_return))), tf.float64))
         self.episode_return.assign(tf.where(done, tf.zeros_like(episode_return), episode_return))
+
+    def keep_if_best(self, score, step):
+        """Copy the online weights to `best` if `score` is at least the best so far."""
+        if score >= self.best_score.numpy():
+            for best, online in zip(self.best.variables_in_order, self.agent.online.variables_in_order):
+                best.assign(online)
+            self.best_score.assign(score)
+            self.best_step.assign(step)
+
+    def use_best(self):
+        """Put the kept weights in the online network (for evaluating them)."""
+        for best, online in zip(self.best.variables_in_order, self.agent.online.variables_in_order):
+            online.assign(best)
 
     def learn_fn(self):
         info = self.agent.learn_fn(self.agent.replay.sample_fn(self.agent.config.batch_size))
@@ -216,11 +235,13 @@ class OnDeviceTrainer(tf.Module):
         """`iterations` iterations in one tf.while_loop; returns the call's counters and sums."""
         for lane in self.lanes:
             lane.begin_call_fn()
+        updates_before = self.updates_done.read_value()
         def body(i):
             self.iteration_fn()
             return (i + 1,)
         tf.while_loop(lambda i: i < iterations, body, (tf.constant(0, tf.int32),))
         return {"step": self.step.read_value(), "updates": self.updates_done.read_value(),
+                "call_updates": self.updates_done.read_value() - updates_before,
                 "syncs": self.syncs_done.read_value(),
                 "episodes": tf.stack([lane.call_episodes.read_value() for lane in self.lanes]),
                 "return_sum": tf.stack([lane.call_return_sum.read_value() for lane in self.lanes]),
@@ -229,23 +250,25 @@ class OnDeviceTrainer(tf.Module):
     # --- the host side -----------------------------------------------------------
     def run(self, iterations):
         """Run `iterations` iterations in one call; returns CallStats."""
-        updates_before = int(self.updates_done.numpy())
         with tf.device(self.device):
             out = self._run(tf.constant(int(iterations), tf.int32))
         out = {name: value.numpy() for name, value in out.items()}
         updates = int(out["updates"])
         episodes = out["episodes"]
-        call_updates = updates - updates_before
+        call_updates = int(out["call_updates"])
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_return = np.where(episodes > 0, out["return_sum"] / np.maximum(episodes, 1), np.nan)
             mean_loss = out["loss_sum"] / call_updates if call_updates else np.full(self.num_seeds, np.nan)
         return CallStats(int(out["step"]), updates, int(out["syncs"]), episodes.tolist(),
-                         mean_return.tolist(), list(mean_loss))
+                         mean_return.tolist(), [float(x) for x in mean_loss])
 
-    def compile(self):
-        """Compile the program (a call of 0 iterations); returns the seconds it took."""
+    def compile(self, eval_episodes=0):
+        """Compile the program (a call of 0 iterations) and, with eval_episodes, the greedy
+        evaluation; returns the seconds it took."""
         start = time.perf_counter()
         self.run(0)
+        if eval_episodes:
+            self.greedy_returns(0, eval_episodes)
         return time.perf_counter() - start
 
     def greedy_returns_fn(self, seed, num_episodes):
@@ -289,12 +312,17 @@ class OnDeviceTrainer(tf.Module):
         return tf.train.Checkpoint(trainer=self)
 
 
+# Greedy episodes of the TF env per evaluation during training (eval_interval > 0).
+SELECTION_EPISODES = 16
+
+
 @dataclasses.dataclass
 class OnDeviceResult:
     trainer: OnDeviceTrainer
     seeds: list
-    eval_means: list
+    eval_means: list             # the reported evaluation: of the kept weights with eval_interval, else final
     eval_stds: list
+    final_eval_means: list       # the final weights' evaluation
     steps: int                   # environment steps per agent
     train_seconds: float         # wall time of the training calls (compile excluded)
     compile_seconds: float
@@ -321,18 +349,30 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
         f"{num_envs} envs, {iterations_per_call} iterations per call, "
         f"{trainer.agents[0].online.num_parameters:,} parameters, "
         f"{config.gradient_steps}/{config.train_frequency} updates per env step)")
-    compile_seconds = trainer.compile()
+    selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
+    compile_seconds = trainer.compile(selection_episodes)
     log(f"rawdqn: compiled the training loop in {compile_seconds:.1f} s")
 
     history, done_iterations, next_log = [], 0, config.log_interval
+    next_eval = config.eval_interval or None
     train_seconds, window_start, window_step = 0.0, time.perf_counter(), 0
     while done_iterations < total_iterations:
         iterations = min(iterations_per_call, total_iterations - done_iterations)
+        if next_eval:   # end the call where the evaluation is due
+            iterations = min(iterations, max(1, math.ceil(next_eval / num_envs) - done_iterations))
         start = time.perf_counter()
         stats = trainer.run(iterations)
-        train_seconds += time.perf_counter() - start
         done_iterations += iterations
         history.append(dataclasses.asdict(stats))
+        if next_eval and stats.step >= next_eval:
+            # Choosing weights is part of training: its time counts.
+            returns = trainer.greedy_returns(stats.step, selection_episodes).mean(axis=1)
+            for lane, score in zip(trainer.lanes, returns):
+                lane.keep_if_best(float(score), stats.step)
+            history.append({"step": stats.step, "greedy_return": returns.tolist()})
+            while next_eval <= stats.step:
+                next_eval += config.eval_interval
+        train_seconds += time.perf_counter() - start
         if stats.step >= next_log or done_iterations == total_iterations:
             now = time.perf_counter()
             rate = (stats.step - window_step) / max(now - window_start, 1e-9)
@@ -343,16 +383,30 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
             window_start, window_step = now, stats.step
             while next_log <= stats.step:
                 next_log += config.log_interval
+    if config.eval_interval:   # the final weights are candidates too
+        returns = trainer.greedy_returns(trainer.step.numpy(), selection_episodes).mean(axis=1)
+        for lane, score in zip(trainer.lanes, returns):
+            lane.keep_if_best(float(score), int(trainer.step.numpy()))
 
     steps = int(trainer.step.numpy())
-    eval_means, eval_stds = [], []
+    timing = f"{steps:,} steps in {train_seconds:.1f} s; compile {compile_seconds:.1f} s"
+    eval_means, eval_stds, final_means = [], [], []
     for lane in trainer.lanes:
+        prefix = f"seed {lane.seed}: " if num_seeds > 1 else ""
         mean, std = evaluate(lane.agent, env_id, config.eval_episodes, lane.seed + 10_000)
+        final_means.append(mean)
+        if config.eval_interval:
+            log(f"{prefix}final weights: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
+                f"greedy episodes")
+            # Fresh episodes: other seeds than the selection's TF episodes and the line above.
+            lane.use_best()
+            mean, std = evaluate(lane.agent, env_id, config.eval_episodes, lane.seed + 20_000)
+            prefix += (f"kept weights (step {int(lane.best_step.numpy()):,}, greedy "
+                       f"{lane.best_score.numpy():.1f} on {selection_episodes} TF episodes): ")
         eval_means.append(mean)
         eval_stds.append(std)
-        prefix = f"seed {lane.seed}: " if num_seeds > 1 else ""
         log(f"{prefix}evaluation: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
-            f"greedy episodes ({steps:,} steps in {train_seconds:.1f} s; compile {compile_seconds:.1f} s)")
+            f"greedy episodes ({timing})")
     if num_seeds > 1:
         log(f"rawdqn: {num_seeds} agents, evaluation mean over agents {np.mean(eval_means):.2f} "
             f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
@@ -360,7 +414,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
     if logdir:
         path = trainer.checkpoint().write(f"{logdir}/ondevice/ckpt")
         log(f"rawdqn: saved the trainer's variables to {path}")
-    return OnDeviceResult(trainer, seeds, eval_means, eval_stds, steps, train_seconds,
+    return OnDeviceResult(trainer, seeds, eval_means, eval_stds, final_means, steps, train_seconds,
                           compile_seconds, history)
 
 
