@@ -16,7 +16,7 @@ EXIT_USAGE = 2
 # Modules that provide a subcommand, in the order `rawdqn --help` lists them.
 COMMAND_MODULES = ["rawdqn.commands.train", "rawdqn.commands.eval", "rawdqn.commands.export",
                    "rawdqn.commands.watch", "rawdqn.commands.plot",
-                   "rawdqn.commands.bench"]
+                   "rawdqn.commands.bench", "rawdqn.commands.verify"]
 
 
 class ArgumentParser(argparse.ArgumentParser):

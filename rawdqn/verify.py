@@ -1,0 +1,438 @@
+"""Convergence to Q*: tabular Q-learning and DQN measured against value iteration.
+
+    Q*  = value_iteration(P, γ)      P = env.unwrapped.P, gymnasium's exact model of the task
+    for each learner — tabular Q-learning, a linear one-hot DQN (its weights are a Q-table)
+    and an MLP DQN — trained for the same number of ε-greedy steps:
+        error      = max over visited (s, a) of |Q(s, a) − Q*(s, a)|
+        agreement  = fraction of decision states (reachable, Q*(s, ·) not constant) where the
+                     greedy action is optimal: Q*(s, argmax_a Q(s, a)) ≥ max_a Q*(s, a) − tol
+        return     = mean undiscounted return of the greedy policy
+
+Time-limit truncations bootstrap (terminated = 0), so every learner estimates the same
+infinite-horizon Q* that value iteration computes from P.
+"""
+import dataclasses
+import time
+
+import gymnasium as gym
+import numpy as np
+
+from rawdqn import tabular
+from rawdqn.config import preset
+from rawdqn.errors import UsageError
+
+ENVS = ("FrozenLake-v1", "CliffWalking-v1", "Taxi-v4")
+
+# γ per environment. FrozenLake: 0.95 (slippery: values stay informative, and Q-learning's
+# error scales with 1/(1 − γ)); CliffWalking and Taxi: 0.99 (long, deterministic paths).
+DISCOUNTS = {"FrozenLake-v1": 0.95, "CliffWalking-v1": 0.99, "Taxi-v4": 0.99}
+DEFAULT_DISCOUNT = 0.99
+DEFAULT_STEPS = {"FrozenLake-v1": 50_000, "CliffWalking-v1": 20_000, "Taxi-v4": 100_000}
+TIE_TOLERANCE = 1e-6       # actions whose Q* is within this of the max count as optimal
+TABULAR_ALPHA = 0.1
+EVAL_EPISODES = 200
+EVAL_MAX_STEPS = 1_000     # CliffWalking has no time limit: a looping greedy policy must stop
+
+
+class VerifyError(UsageError):
+    """An environment `rawdqn verify` cannot solve exactly; the message says why in one line."""
+
+
+@dataclasses.dataclass
+class Learner:
+    """One learner's result: its final Q-table, visits, and |Q − Q*| over training."""
+    name: str
+    q_table: np.ndarray
+    visits: np.ndarray
+    curve_steps: list
+    curve_error: list
+    seconds: float
+    error: float = float("nan")
+    mean_error: float = float("nan")
+    agreement: float = float("nan")
+    eval_return: float = float("nan")
+
+
+@dataclasses.dataclass
+class Problem:
+    """The environment, its exact model and Q*."""
+    env_id: str
+    discount: float
+    num_states: int
+    num_actions: int
+    optimal_q: np.ndarray
+    decision_states: np.ndarray
+    env_kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def make_env(self):
+        return gym.make(self.env_id, **self.env_kwargs)
+
+
+def make_problem(env_id, discount=None, **env_kwargs):
+    """Q* of `env_id` by value iteration; UsageError for envs without Discrete spaces or a model P.
+
+    `env_kwargs` go to gym.make (e.g. is_slippery=False for a deterministic FrozenLake).
+    """
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except gym.error.Error as error:
+        raise VerifyError(f"unknown environment {env_id!r} ({error}); "
+                          f"rawdqn verify supports {', '.join(ENVS)}") from None
+    try:
+        if not isinstance(env.observation_space, gym.spaces.Discrete) or \
+                not isinstance(env.action_space, gym.spaces.Discrete):
+            raise VerifyError(f"{env_id} has a {type(env.observation_space).__name__} observation "
+                              f"space; rawdqn verify needs Discrete states and actions "
+                              f"(e.g. {', '.join(ENVS)})")
+        model = getattr(env.unwrapped, "P", None)
+        if model is None:
+            raise VerifyError(f"{env_id} exposes no transition model env.unwrapped.P, so Q* cannot "
+                              f"be computed; rawdqn verify supports {', '.join(ENVS)}")
+        num_states, num_actions = int(env.observation_space.n), int(env.action_space.n)
+        discount = DISCOUNTS.get(env_id, DEFAULT_DISCOUNT) if discount is None else float(discount)
+        optimal_q = tabular.value_iteration(model, num_states, num_actions, discount, tol=1e-10)
+        start = np.flatnonzero(getattr(env.unwrapped, "initial_state_distrib", np.ones(num_states)))
+        reachable = reachable_states(model, start, num_states)
+        spread = optimal_q.max(axis=1) - optimal_q.min(axis=1)
+        decision = np.flatnonzero(reachable & (spread > TIE_TOLERANCE))
+    finally:
+        env.close()
+    return Problem(env_id, discount, num_states, num_actions, optimal_q, decision, env_kwargs)
+
+
+def reachable_states(model, start, num_states):
+    """States reachable from `start` under some policy (following non-terminal transitions)."""
+    reachable = np.zeros(num_states, bool)
+    frontier = list(start)
+    reachable[frontier] = True
+    while frontier:
+        state = frontier.pop()
+        for outcomes in model[state].values():
+            for prob, next_state, _, terminated in outcomes:
+                if prob > 0 and not terminated and not reachable[next_state]:
+                    reachable[next_state] = True
+                    frontier.append(int(next_state))
+    return reachable
+
+
+def max_visited_error(q_table, optimal_q, visits):
+    """max over visited (s, a) of |Q(s, a) − Q*(s, a)| (0 if nothing was visited)."""
+    seen = visits > 0
+    return float(np.max(np.abs(q_table - optimal_q)[seen])) if seen.any() else 0.0
+
+
+def policy_agreement(q_table, problem):
+    """Fraction of decision states whose greedy action is optimal under Q* (ties allowed)."""
+    states = problem.decision_states
+    if states.size == 0:
+        return 1.0
+    chosen = np.argmax(q_table[states], axis=1)
+    optimal = problem.optimal_q[states]
+    return float(np.mean(optimal[np.arange(states.size), chosen]
+                         >= optimal.max(axis=1) - TIE_TOLERANCE))
+
+
+def greedy_return(problem, q_table, episodes=EVAL_EPISODES, seed=10_000):
+    """Mean undiscounted return of π(s) = argmax_a Q(s, a) (first max on ties)."""
+    env = problem.make_env()
+    try:
+        returns = tabular.evaluate_policy(env, tabular.greedy_policy(q_table), episodes, seed,
+                                          max_episode_steps=EVAL_MAX_STEPS)
+    finally:
+        env.close()
+    return float(np.mean(returns))
+
+
+# ------------------------------------------------------------------- learners
+
+def snapshot_steps(total_steps, points=25):
+    return set(np.unique(np.linspace(0, total_steps, points + 1).astype(int))[1:])
+
+
+def train_tabular(problem, steps, seed, epsilon_at, alpha=TABULAR_ALPHA):
+    """ε-greedy tabular Q-learning (one `q_learning_update` per step), ties broken at random."""
+    env = problem.make_env()
+    rng = np.random.default_rng(seed)
+    q_table = np.zeros((problem.num_states, problem.num_actions))
+    visits = np.zeros_like(q_table, dtype=np.int64)
+    snapshots, curve_steps, curve_error = snapshot_steps(steps), [], []
+    started = time.perf_counter()
+    state, _ = env.reset(seed=seed)
+    for step in range(steps):
+        if rng.random() < epsilon_at(step):
+            action = int(rng.integers(problem.num_actions))
+        else:
+            best = np.flatnonzero(q_table[state] == q_table[state].max())
+            action = int(best[rng.integers(best.size)])
+        next_state, reward, terminated, truncated, _ = env.step(action)
+        visits[state, action] += 1
+        q_table = tabular.q_learning_update(q_table, state, action, reward, next_state,
+                                            terminated, alpha, problem.discount)
+        state = next_state
+        if terminated or truncated:
+            state, _ = env.reset()
+        if step + 1 in snapshots:
+            curve_steps.append(step + 1)
+            curve_error.append(max_visited_error(q_table, problem.optimal_q, visits))
+    env.close()
+    return Learner("tabular Q-learning", q_table, visits, curve_steps, curve_error,
+                   time.perf_counter() - started)
+
+
+def dqn_config(problem, steps, kind, **overrides):
+    """The environment's preset with γ = the problem's; 'linear' keeps the preset's linear SGD
+    Q-function, 'mlp' swaps in one hidden ReLU layer of 64 and Adam. `overrides`: any
+    DQNConfig field."""
+    # 4 updates every 4 steps: the preset's one update per step, in a quarter of the calls.
+    config = preset(problem.env_id).replace(total_steps=steps, discount=problem.discount,
+                                            train_frequency=4, gradient_steps=4, mode="xla")
+    if kind == "mlp":
+        config = config.replace(hidden=(64,), optimizer="adam", learning_rate=1e-3,
+                                max_grad_norm=None)
+    else:
+        config = config.replace(hidden=())
+    return config.replace(**overrides).validate()
+
+
+def train_dqn(problem, steps, seed, kind, **overrides):
+    """Train a DQN on one-hot states with the loop of `rawdqn.train.train`, recording |Q − Q*|.
+
+    Driven here rather than through `train()` for two reasons: the error curve needs Q-table
+    snapshots during training, and CliffWalking has no time limit, so `train()`'s greedy
+    evaluation episodes could run forever. 'linear' is Q(s, ·) = W[s] (no bias, W₀ = 0: a
+    Q-table learned by SGD from replay); 'mlp' is one hidden layer of 64 ReLUs.
+    """
+    from rawdqn.agent import DQN  # TensorFlow is imported only when a DQN is trained
+    config = dqn_config(problem, steps, kind, **overrides)
+    linear = kind == "linear"
+    agent = DQN(problem.num_states, problem.num_actions, config, seed=seed, discrete_obs=True,
+                use_bias=not linear, initializer="zeros" if linear else "glorot_uniform")
+    env = problem.make_env()
+    env.action_space.seed(seed)
+    all_states = np.arange(problem.num_states, dtype=np.int32)
+    visits = np.zeros((problem.num_states, problem.num_actions), np.int64)
+    snapshots, curve_steps, curve_error = snapshot_steps(steps), [], []
+    started = time.perf_counter()
+    staged = []  # transitions gathered on the host, written to the ring before each update
+
+    def flush():
+        if staged:
+            columns = [np.asarray(column) for column in zip(*staged)]
+            agent.replay.add(columns[0].astype(np.int32), columns[1].astype(np.int32),
+                             columns[2].astype(np.float64), columns[3].astype(np.int32),
+                             columns[4].astype(np.float64))
+            staged.clear()
+
+    agent.sync_target()
+    state, _ = env.reset(seed=seed)
+    for step in range(steps):
+        action = int(agent.act(np.array([state], np.int32), config.epsilon_at(step)).numpy()[0])
+        next_state, reward, terminated, truncated, _ = env.step(action)
+        visits[state, action] += 1
+        # A truncated transition keeps terminated = 0: it bootstraps from next_state.
+        staged.append((state, action, reward, next_state, float(terminated)))
+        state = next_state
+        if terminated or truncated:
+            state, _ = env.reset()
+        if len(staged) >= config.replay_capacity:
+            flush()
+        if step >= config.learning_starts and step % config.train_frequency == 0:
+            flush()
+            agent.train(config.gradient_steps)
+        if step % config.target_update_interval == 0:
+            agent.sync_target(config.tau)
+        if step + 1 in snapshots:
+            curve_steps.append(step + 1)
+            q_table = agent.q_values(all_states).numpy()
+            curve_error.append(max_visited_error(q_table, problem.optimal_q, visits))
+    env.close()
+    name = "DQN linear one-hot" if linear else "DQN MLP (64)"
+    return Learner(name, agent.q_values(all_states).numpy().astype(np.float64), visits,
+                   curve_steps, curve_error, time.perf_counter() - started)
+
+
+def verify(env_id, steps=None, seed=0, discount=None, log=print):
+    """Q* and the three learners on `env_id`; returns (problem, [Learner, ...])."""
+    problem = make_problem(env_id, discount)
+    steps = DEFAULT_STEPS.get(env_id, 50_000) if steps is None else int(steps)
+    if steps < 1:
+        raise VerifyError(f"--steps must be >= 1; got {steps}")
+    epsilon_at = dqn_config(problem, steps, "linear").epsilon_at  # one ε schedule for all
+    log(f"rawdqn verify: {env_id}, γ = {problem.discount}, {steps:,} steps per learner, "
+        f"seed {seed}; Q* by value iteration ({problem.num_states} states × "
+        f"{problem.num_actions} actions, {problem.decision_states.size} decision states)")
+    learners = [train_tabular(problem, steps, seed, epsilon_at)]
+    log(f"  trained {learners[-1].name} in {learners[-1].seconds:.1f} s")
+    for kind in ("linear", "mlp"):
+        learners.append(train_dqn(problem, steps, seed, kind))
+        log(f"  trained {learners[-1].name} in {learners[-1].seconds:.1f} s")
+    for learner in learners:
+        seen = learner.visits > 0
+        learner.error = max_visited_error(learner.q_table, problem.optimal_q, learner.visits)
+        learner.mean_error = float(np.mean(np.abs(learner.q_table - problem.optimal_q)[seen]))
+        learner.agreement = policy_agreement(learner.q_table, problem)
+        learner.eval_return = greedy_return(problem, learner.q_table)
+    return problem, learners
+
+
+def format_table(problem, learners):
+    """The comparison as a fixed-width text table, Q*'s own greedy policy in the last row."""
+    header = (f"{'learner':<20} {'max|Q−Q*|':>10} {'mean|Q−Q*|':>11} {'policy = π*':>14} "
+              f"{'eval return':>12} {'visited (s,a)':>14}")
+    lines = [header, "-" * len(header)]
+    total_pairs = problem.num_states * problem.num_actions
+    decisions = problem.decision_states.size
+    for learner in learners:
+        agree = int(round(learner.agreement * decisions))
+        lines.append(f"{learner.name:<20} {learner.error:>10.4f} {learner.mean_error:>11.4f} "
+                     f"{f'{agree}/{decisions}':>8} {learner.agreement:>4.0%} "
+                     f"{learner.eval_return:>12.3f} "
+                     f"{f'{int((learner.visits > 0).sum())}/{total_pairs}':>14}")
+    optimal_return = greedy_return(problem, problem.optimal_q)
+    lines.append(f"{'Q* (value iteration)':<20} {0.0:>10.4f} {0.0:>11.4f} "
+                 f"{f'{decisions}/{decisions}':>8} {1:>4.0%} {optimal_return:>12.3f} {'':>14}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- plot
+
+LEARNER_COLORS = ("tab:blue", "tab:orange", "tab:green")
+
+
+def grid_view(problem):
+    """(note, [[state per cell]], glyph per action, cells without a decision, landmarks).
+
+    FrozenLake and CliffWalking are grids with one state per cell. Taxi's 500 states are
+    (taxi row, taxi column, passenger, destination); the view fixes the passenger waiting
+    at R and the destination G, leaving the 5 × 5 taxi positions.
+    """
+    env = problem.make_env()
+    unwrapped = env.unwrapped
+    env.close()
+    if problem.env_id.startswith("FrozenLake"):
+        rows, cols = unwrapped.nrow, unwrapped.ncol
+        desc = unwrapped.desc.astype(str)
+        labels = {(r, c): desc[r, c] for r in range(rows) for c in range(cols)
+                  if desc[r, c] in "HG"}
+        return ("", np.arange(rows * cols).reshape(rows, cols), "←↓→↑", labels, {})
+    if problem.env_id.startswith("CliffWalking"):
+        rows, cols = unwrapped.shape
+        labels = {(rows - 1, c): "C" for c in range(1, cols - 1)}
+        labels[(rows - 1, cols - 1)] = "G"
+        return ("", np.arange(rows * cols).reshape(rows, cols), "↑→↓←", labels, {})
+    if problem.env_id.startswith("Taxi"):
+        passenger, destination = 0, 1  # waiting at R, going to G
+        states = np.array([[unwrapped.encode(r, c, passenger, destination) for c in range(5)]
+                           for r in range(5)])
+        return ("passenger waiting at R, destination G", states, "↓↑→←PD", {},
+                {(0, 0): "R", (0, 4): "G"})
+    return None
+
+
+def plot(problem, learners, path):
+    """Write the comparison figure to `path`: error curves, Q vs Q*, and greedy maps."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    view = grid_view(problem)
+    panels = 1 + len(learners)
+    figure = plt.figure(figsize=(4.2 * panels, 8.4 if view else 4.4), constrained_layout=True)
+    grid = figure.add_gridspec(2 if view else 1, panels)
+    figure.suptitle(f"{problem.env_id}: tabular Q-learning vs DQN against Q* (γ = {problem.discount})")
+
+    curves = figure.add_subplot(grid[0, :2])
+    for learner, color in zip(learners, LEARNER_COLORS):
+        curves.plot(learner.curve_steps, learner.curve_error, "-o", ms=3, color=color,
+                    label=learner.name)
+    curves.set_yscale("log")
+    curves.set_xlabel("environment steps")
+    curves.set_ylabel("max |Q − Q*| over visited (s, a)")
+    curves.set_title("error during training")
+    curves.grid(True, which="both", alpha=0.3)
+    curves.legend()
+
+    scatter = figure.add_subplot(grid[0, 2:])
+    low, high = problem.optimal_q.min(), problem.optimal_q.max()
+    scatter.plot([low, high], [low, high], color="black", lw=1, label="Q = Q*")
+    for learner, color in zip(learners, LEARNER_COLORS):
+        seen = learner.visits > 0
+        scatter.scatter(problem.optimal_q[seen], learner.q_table[seen], s=6, alpha=0.5,
+                        color=color, label=learner.name)
+    scatter.set_xlabel("Q*(s, a)  (value iteration)")
+    scatter.set_ylabel("learned Q(s, a)")
+    scatter.set_title("every visited state-action after training")
+    scatter.legend(markerscale=3)
+
+    if view:
+        note, states, glyphs, labels, landmarks = view
+        tables = [("Q* (value iteration)", problem.optimal_q)] + \
+            [(learner.name, learner.q_table) for learner in learners]
+        values = problem.optimal_q.max(axis=1)[states]
+        vmin, vmax = values.min(), values.max()
+        for column, (name, q_table) in enumerate(tables):
+            axis = figure.add_subplot(grid[1, column])
+            value = q_table.max(axis=1)[states]
+            image = axis.imshow(value, cmap="viridis", vmin=vmin, vmax=vmax)
+            wrong = 0
+            for (r, c), state in np.ndenumerate(states):
+                if (r, c) in labels:
+                    axis.text(c, r, labels[(r, c)], ha="center", va="center", color="white",
+                              fontsize=11, fontweight="bold")
+                    continue
+                if (r, c) in landmarks:
+                    axis.text(c - 0.42, r - 0.42, landmarks[(r, c)], ha="left", va="top",
+                              color="white", fontsize=8)
+                action = int(np.argmax(q_table[state]))
+                optimal = problem.optimal_q[state]
+                is_optimal = optimal[action] >= optimal.max() - TIE_TOLERANCE
+                wrong += not is_optimal
+                axis.text(c, r, glyphs[action], ha="center", va="center", fontsize=13,
+                          color="white" if is_optimal else "red", fontweight="bold")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_title(f"{name}{chr(10) + note if note and column == 0 else ''}\n"
+                           f"max_a Q, greedy action ({wrong} not optimal in red)", fontsize=9)
+        figure.colorbar(image, ax=axis, shrink=0.8, label="max_a Q(s, a)")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+# ---------------------------------------------------------- exact equivalence
+
+def equivalence_run(env_id, steps, seed=0, alpha=0.1, discount=0.99, mode="xla"):
+    """Drive a linear one-hot DQN and tabular Q-learning with one stream of transitions.
+
+    The DQN has no bias and zero initial weights (so W is a Q-table), batch size 1, SGD with
+    learning rate α, no clipping, the squared loss ½δ², and its target synced before every
+    update; then one `DQN.learn` on (s, a, r, s', terminated) is one
+    `tabular.q_learning_update`. Transitions come from a seeded uniform-random behaviour
+    policy; truncated episodes pass terminated = 0. Yields, after every step,
+    (step, max |W − Q|, reward, terminated, truncated).
+    """
+    from rawdqn.agent import DQN
+    from rawdqn.config import DQNConfig
+    env = gym.make(env_id)
+    num_states, num_actions = int(env.observation_space.n), int(env.action_space.n)
+    config = DQNConfig(hidden=(), optimizer="sgd", learning_rate=alpha, discount=discount,
+                       loss="squared", max_grad_norm=None, batch_size=1, replay_capacity=1,
+                       dtype="float64", mode=mode)
+    agent = DQN(num_states, num_actions, config, seed=seed, discrete_obs=True, use_bias=False,
+                initializer="zeros")
+    q_table = np.zeros((num_states, num_actions))
+    rng = np.random.default_rng(seed)
+    state, _ = env.reset(seed=seed)
+    for step in range(steps):
+        action = int(rng.integers(num_actions))
+        next_state, reward, terminated, truncated, _ = env.step(action)
+        agent.sync_target()
+        agent.learn(([state], [action], [float(reward)], [next_state], [float(terminated)]))
+        q_table = tabular.q_learning_update(q_table, state, action, reward, next_state,
+                                            terminated, alpha, discount)
+        deviation = float(np.max(np.abs(agent.online.kernels[0].numpy() - q_table)))
+        yield step, deviation, float(reward), bool(terminated), bool(truncated)
+        state = next_state
+        if terminated or truncated:
+            state, _ = env.reset()
+    env.close()
