@@ -41,6 +41,9 @@ def add_arguments(parser):
                         help="skip the Keras train_on_batch baseline")
     parser.add_argument("--keras-batches", nargs="+", type=int, default=[128],
                         help="learn batch sizes to time Keras at (default: 128)")
+    parser.add_argument("--no-bar", dest="bar", action="store_false",
+                        help="skip the interleaved issue-4 check (learn batch 128, (64, 64), float32 "
+                             "in every mode and K, alternating blocks with Keras)")
     parser.add_argument("--quick", action="store_true",
                         help="a fast look: (64,64) float32, K=1, 5 blocks of 5 ms")
     parser.add_argument("--json", default="bench-results.json",
@@ -59,7 +62,7 @@ def run(args):
     from bench import report, run as runner
     if args.quick:
         args.hidden, args.dtypes, args.repeat_in_graph = [(64, 64)], ["float32"], [1]
-        args.repeats, args.block_ms = 5, 5.0
+        args.repeats, args.block_ms, args.bar = 5, 5.0, False
     if any(k < 1 for k in args.repeat_in_graph):
         raise UsageError("--repeat-in-graph values must be >= 1")
     if args.repeats < 1 or args.block_ms <= 0:
@@ -70,9 +73,12 @@ def run(args):
     result = runner.run(args.kernels, args.modes, args.hidden, args.dtypes, devices,
                         args.repeat_in_graph, args.repeats, args.block_ms / 1000.0,
                         args.replay_capacity, args.peak_n, args.keras, args.keras_batches,
-                        log=lambda line: print(line, flush=True))
+                        log=lambda line: print(line, flush=True),
+                        bar_config=None if not args.bar else (devices[0], "float32", (64, 64)))
     _, result["bar"] = report.bar(result)
     result["notes"] = report.notes(result)
+    if result.get("bar_interleaved"):
+        result["bar_interleaved_verdict"] = report.interleaved_verdict(result["bar_interleaved"])
     print(report.render(result))
     if args.json:
         with open(args.json, "w") as out:

@@ -173,6 +173,19 @@ def notes(result):
 
 def render(result):
     parts = [machine_header(result), table(result), keras_table(result)]
+    if result.get("bar_interleaved"):
+        parts += ["", "== issue 4 bar, interleaved (learn batch 128, alternating timed blocks with Keras;"
+                      " ratio = median over rounds of the per-round ratio [min–max])"]
+        for row in result["bar_interleaved"]:
+            ratio = (f"  {row['keras_ratio']:5.1f}x Keras train_on_batch [{row['keras_ratio_min']:.1f}–"
+                     f"{row['keras_ratio_max']:.1f}]") if "keras_ratio" in row else ""
+            parts.append(f"  {row['device']} {row['dtype']} {tuple(row['hidden'])} {row['name']:<22}"
+                         f"{row['updates_per_s']:>9,.0f} updates/s ±{100 * row['spread']:.0f}%"
+                         f"  ({fmt_time(row['us_per_update'])}/update, cpu {fmt_time(row['cpu_us_per_update'])})"
+                         + ratio)
+        verdict = interleaved_verdict(result["bar_interleaved"])
+        if verdict:
+            parts.append("  " + verdict["text"])
     bar_lines, _ = bar(result)
     if bar_lines:
         parts += ["", "== issue 4 bar: XLA learn batch 128 on (64, 64) > eager, > tf.function, ≥ 6x Keras"]
@@ -196,3 +209,23 @@ def machine_header(result):
         f", {end[0]:.2f} at end" if end else "")
     return (f"rawdqn bench — {m['cpu_model']} ({m['cpus_usable']} usable CPUs), TF {m['tensorflow']}, "
             f"devices {', '.join(m['devices'])}; {load_text}; git {m.get('git_commit')}")
+
+
+def interleaved_verdict(rows):
+    """PASS when, at some K, XLA beats tf.function at that K and eager, and is ≥ 6x Keras."""
+    by_name = {r["name"]: r for r in rows}
+    eager = by_name.get("eager K=1")
+    checks = []
+    for r in rows:
+        if not r["name"].startswith("xla"):
+            continue
+        fn = by_name.get(r["name"].replace("xla", "function"))
+        ok = (fn is not None and r["updates_per_s"] > fn["updates_per_s"]
+              and (eager is None or r["updates_per_s"] > eager["updates_per_s"])
+              and r.get("keras_ratio", 0) >= BAR_RATIO)
+        checks.append((ok, r["name"], r.get("keras_ratio")))
+    if not checks:
+        return None
+    passing = [name for ok, name, _ in checks if ok]
+    text = ("PASS at " + ", ".join(passing) if passing else "FAIL") + " (xla > function, > eager, ≥ 6x Keras)"
+    return {"passes": bool(passing), "passing": passing, "text": text}

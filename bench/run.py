@@ -3,6 +3,7 @@ import datetime
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -85,12 +86,14 @@ def measure_peak(device, dtype, n, repeats, block_seconds):
         matmul = tf.function(lambda a, b: tf.matmul(a, b)[0, 0]).get_concrete_function(a, b)
         result = timing.time_call(lambda: matmul(a, b), repeats=repeats,
                                   block_seconds=block_seconds)
+    # The peak is the machine's limit: the fastest block, not the median (the median is kept too).
     return {"device": device, "dtype": dtype, "n": n,
-            "gflops": flops.matmul(n) / result["median_s"] / 1e9, **result}
+            "gflops": flops.matmul(n) / result["min_s"] / 1e9,
+            "gflops_median": flops.matmul(n) / result["median_s"] / 1e9, **result}
 
 
 def run(kernels, modes, hiddens, dtypes, devices, steps_list, repeats, block_seconds,
-        replay_capacity, peak_n, keras, keras_batches, log=print):
+        replay_capacity, peak_n, keras, keras_batches, log=print, bar_config=None):
     """All measurements; returns the JSON-ready dict."""
     result = {"machine": machine_info(), "settings": {
         "kernels": list(kernels), "modes": list(modes), "hidden": [list(h) for h in hiddens],
@@ -126,6 +129,10 @@ def run(kernels, modes, hiddens, dtypes, devices, steps_list, repeats, block_sec
                         for row in time_keras(device, dtype, hidden, batch, repeats, block_seconds):
                             result["keras"].append(row)
                             log(keras_line(row))
+    if bar_config is not None:
+        device, dtype, hidden = bar_config
+        result["bar_interleaved"] = measure_bar(device, dtype, hidden, modes, steps_list, repeats,
+                                                block_seconds, replay_capacity, keras, log)
     result["machine"]["load_average_end"] = (list(os.getloadavg())
                                              if hasattr(os, "getloadavg") else None)
     result["machine"]["peak_rss_bytes"] = peak_rss_bytes()
@@ -178,3 +185,48 @@ def row_line(row):
 def keras_line(row):
     return (f"  {row['device']} {row['dtype']} {tuple(row['hidden'])} {row['kernel']:<15} "
             f"batch {row['batch']:<4} {row['us_per_step']:9.1f} µs/update ±{100 * row['spread']:.0f}%")
+
+
+def measure_bar(device, dtype, hidden, modes, steps_list, repeats, block_seconds, replay_capacity,
+                keras, log=print, batch=128):
+    """learn at `batch` in every mode and K, and Keras, timed in alternating blocks.
+
+    Timed apart, a rawdqn row and the Keras row can land in different moments of a
+    shared machine's load; interleaved, each round's ratio compares like with like.
+    """
+    setup = Setup(device, dtype, hidden, replay_capacity=replay_capacity)
+    calls, steps_of = {}, {}
+    for steps in steps_list:
+        kernel = setup.build(f"learn_b{batch}", steps)
+        for mode in modes:
+            if mode == "eager" and steps > 1:
+                continue
+            call, args = compile_repeated(kernel, mode, steps, device)
+            calls[f"{mode} K={steps}"] = (lambda call=call, args=args: call(*args))
+            steps_of[f"{mode} K={steps}"] = steps
+    if keras:
+        from bench.keras_baseline import KerasDQN
+        with tf.device(device):
+            baseline = KerasDQN(4, 2, hidden, dtype, batch)
+        calls["keras train_on_batch"] = baseline.train_on_batch
+        calls["keras full_update"] = baseline.full_update
+        steps_of["keras train_on_batch"] = steps_of["keras full_update"] = 1
+    with tf.device(device):
+        measured = timing.time_interleaved(calls, repeats=repeats, block_seconds=block_seconds)
+    rows = []
+    keras_rounds = measured.get("keras train_on_batch", {}).get("rounds_s")
+    for name, m in measured.items():
+        steps = steps_of[name]
+        row = {"device": device, "dtype": dtype, "hidden": list(hidden), "batch": batch,
+               "name": name, "K": steps, "updates_per_s": steps / m["median_s"],
+               "us_per_update": m["median_s"] / steps * 1e6,
+               "cpu_us_per_update": m["cpu_s"] / steps * 1e6, "spread": m["spread"],
+               "compile_ms": m["compile_s"] * 1e3}
+        if keras_rounds:
+            ratios = sorted(k / (t / steps) for t, k in zip(m["rounds_s"], keras_rounds))
+            row.update(keras_ratio=statistics.median(ratios), keras_ratio_min=ratios[0],
+                       keras_ratio_max=ratios[-1])
+        rows.append(row)
+        log(f"# bar {name:<22} {row['updates_per_s']:>9,.0f} updates/s ±{100 * m['spread']:.0f}%"
+            + (f"  {row['keras_ratio']:.1f}x Keras" if keras_rounds else ""))
+    return rows

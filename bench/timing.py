@@ -61,3 +61,35 @@ def time_call(call, repeats=15, block_seconds=0.02, max_calls_per_block=100_000,
     result = summarize(samples)
     result.update(compile_s=compile_s, calls_per_block=calls, cpu_s=statistics.median(cpu))
     return result
+
+
+def time_interleaved(calls, repeats=15, block_seconds=0.02, max_calls_per_block=100_000):
+    """Time several callables in alternating blocks (A B C A B C ...), so load changes hit
+    them alike; returns {name: summary} plus per-round seconds (`rounds_s`) for ratios."""
+    prepared = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        force(call())
+        compile_s = time.perf_counter() - start
+        for _ in range(2):
+            force(call())
+        start = time.perf_counter()
+        force(call())
+        single = time.perf_counter() - start
+        prepared[name] = (call, int(max(1, min(max_calls_per_block, block_seconds / max(single, 1e-7)))),
+                          compile_s)
+    samples = {name: [] for name in calls}
+    cpu = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, (call, n, _) in prepared.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(n):
+                force(call())
+            samples[name].append((time.perf_counter() - start) / n)
+            cpu[name].append((time.process_time() - start_cpu) / n)
+    out = {}
+    for name, (_, n, compile_s) in prepared.items():
+        out[name] = summarize(samples[name])
+        out[name].update(compile_s=compile_s, calls_per_block=n, cpu_s=statistics.median(cpu[name]),
+                         rounds_s=samples[name])
+    return out

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import compare, flops, report  # noqa: E402
+from bench import compare, flops, report, timing  # noqa: E402
 from bench.__main__ import main  # noqa: E402
 from bench.kernels import KERNELS  # noqa: E402
 
@@ -51,7 +51,7 @@ def test_matmul_flops():
 CODE_PATHS = ["act_b1", "learn_b32", "add_1", "sample_b128", "loss_grad_b128", "adam",
               "sync_target", "iteration"]
 TINY = ["--hidden", "8,8", "--dtypes", "float32", "--repeat-in-graph", "1", "--repeats", "2",
-        "--block-ms", "0.1", "--replay-capacity", "512", "--peak-n", "32"]
+        "--block-ms", "0.1", "--replay-capacity", "512", "--peak-n", "32", "--no-bar"]
 
 
 def run_bench(path, kernels, *extra):
@@ -122,3 +122,14 @@ def test_table_and_compare_render(result):
         assert kernel in text
     side_by_side = compare.render(result, result)
     assert "1.00x" in side_by_side and "geometric mean speed-up" in side_by_side
+
+
+def test_interleaved_timing_and_the_bar_verdict():
+    measured = timing.time_interleaved({"a": lambda: 1, "b": lambda: 2}, repeats=3, block_seconds=1e-4)
+    assert set(measured) == {"a", "b"} and all(len(m["rounds_s"]) == 3 for m in measured.values())
+    row = lambda name, rate, ratio: {"name": name, "updates_per_s": rate, "keras_ratio": ratio}
+    rows = [row("eager K=1", 10, 0.1), row("function K=1", 900, 3), row("xla K=1", 800, 2.5),
+            row("function K=100", 2000, 5), row("xla K=100", 3600, 9.5)]
+    assert report.interleaved_verdict(rows)["passing"] == ["xla K=100"]
+    rows[-1] = row("xla K=100", 3600, 5.9)  # fast, but under 6x Keras
+    assert not report.interleaved_verdict(rows)["passes"]
