@@ -224,3 +224,21 @@ def test_cli_errors_are_one_line_with_exit_2(args, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys):
+    code = cli.main(["train", "--env", "CartPole-v1", "--on-device", "--seeds", "2", "--seed", "5",
+                     "--num-envs", "8", "--steps", "800", "--learning-starts", "100", "--hidden", "8",
+                     "--batch-size", "16", "--eval-interval", "400", "--eval-episodes", "2",
+                     "--log-interval", "400"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("rawdqn: training DQN on-device on CartPole-v1 for 800 steps (seeds 5, 6; 8 envs")
+    assert sum(line.startswith("step ") and " steps/s " in line for line in lines) == 2
+    for seed in (5, 6):
+        assert sum(line.startswith(f"seed {seed}: final weights: mean return") for line in lines) == 1
+        kept = [line for line in lines if line.startswith(f"seed {seed}: kept weights (step ")]
+        assert len(kept) == 1 and "evaluation: mean return" in kept[0]
+        assert "(800 steps in " in kept[0] and "; compile " in kept[0]
+    assert lines[-1].startswith("rawdqn: 2 agents, evaluation mean over agents")
