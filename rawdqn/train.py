@@ -99,15 +99,24 @@ def resolve_device(device):
     raise EnvError(f"device must be cpu or gpu; got {device!r}")
 
 
+EVAL_STEP_LIMIT = 1_000  # per evaluation episode, for envs without a time limit (CliffWalking)
+
+
 def evaluate(agent, env_id, episodes, seed, spec=None):
-    """Mean and std of the greedy policy's undiscounted return over `episodes` episodes."""
+    """Mean and std of the greedy policy's undiscounted return over `episodes` episodes.
+
+    An episode ends at termination, at the env's time limit, or — where the env has
+    none — after EVAL_STEP_LIMIT steps (a greedy policy can loop forever).
+    """
     env = make_env(env_id)
+    step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else EVAL_STEP_LIMIT
     obs, info = env.reset(seed=seed)
     spec = spec or env_spec(env, info)
     returns = []
     for _ in range(episodes):
-        total, done = 0.0, False
-        while not done:
+        total, done, steps = 0.0, False, 0
+        while not done and steps < step_limit:
+            steps += 1
             q_values = agent.q_values(encode_obs(obs, spec)[None]).numpy()[0]
             mask = legal_mask_of(info, spec)
             if mask is not None:

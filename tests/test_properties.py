@@ -267,9 +267,6 @@ def test_huber_gradient_at_and_around_delta(dtype, mode):
                                rtol=RTOL[dtype])
 
 
-@pytest.mark.xfail(strict=True, reason="core: losses.huber_loss's backward pass computes "
-                   "Δ + (|δ| − Δ) for |δ| < Δ, so ∂L/∂Q has absolute error ~eps·Δ: 1% in float32 "
-                   "at δ = 1e-6. Writing L = mean(where(|δ| ≤ Δ, ½δ², Δ(|δ| − ½Δ))) makes it exact.")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_huber_gradient_is_relatively_exact_for_small_td_errors(dtype):
     # For |δ| ≤ Δ the Huber gradient is the squared loss's, −δ/B: here −1e-6 (Δ = 1, B = 1).

@@ -132,3 +132,14 @@ def test_keep_best_needs_periodic_evaluation():
     from rawdqn.config import ConfigError
     with pytest.raises(ConfigError, match="keep_best needs periodic evaluations"):
         DQNConfig(keep_best=True, eval_interval=0).validate()
+
+
+def test_evaluation_ends_episodes_of_envs_without_a_time_limit():
+    # CliffWalking has no time limit; a zero network's greedy action 0 (up) at the start
+    # never moves, so without a cap this would loop forever: −1 per step for 1,000 steps.
+    from rawdqn.agent import DQN
+    from rawdqn.train import EVAL_STEP_LIMIT, evaluate
+    agent = DQN(48, 4, DQNConfig(hidden=(), batch_size=1, replay_capacity=4), discrete_obs=True,
+                use_bias=False, initializer="zeros")
+    mean, std = evaluate(agent, "CliffWalking-v1", episodes=2, seed=0)
+    assert (mean, std) == (-float(EVAL_STEP_LIMIT), 0.0)
