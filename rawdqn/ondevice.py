@@ -17,9 +17,15 @@ each iteration steps N environments per agent at once:
 with f = train_frequency, g = gradient_steps, C = target_update_interval: the
 update-to-data ratio is g / f updates per environment step whatever N is, counted
 exactly in integers. With N = 1 an iteration is exactly one step of rawdqn.train's
-loop (act, store, learn if due, sync if due). Python only sees the program between
-calls, to log, evaluate and checkpoint; every piece of loop state is a tf.Variable
-of the `OnDeviceTrainer` module, so `tf.train.Checkpoint(trainer=...)` saves a run.
+loop (act, store, learn if due, sync if due); with N > 1 the N steps come first, then
+the iteration's updates, then its syncs. Python only sees the program between calls,
+to log, evaluate and checkpoint; every piece of loop state is a tf.Variable of the
+`OnDeviceTrainer` module, so `tf.train.Checkpoint(trainer=...)` saves a run.
+
+With eval_interval > 0, every eval_interval steps each agent's greedy policy plays 32
+episodes of the TF env (one small compiled program) and the best-scoring weights are
+kept; the run reports the final weights' and the kept weights' evaluations on the
+real gymnasium env, the kept ones on fresh episodes.
 
 `num_seeds` agents train side by side in the same program: agent i is the agent
 that `seed + i` alone would train (its own weights, exploration, replay sampling
@@ -34,9 +40,9 @@ import tensorflow as tf
 
 from rawdqn import envs
 from rawdqn.agent import DQN
-from rawdqn.network import QNetwork
 from rawdqn.config import DQNConfig
 from rawdqn.errors import UsageError
+from rawdqn.network import QNetwork
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
@@ -379,7 +385,8 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
         if stats.step >= next_log or done_iterations == total_iterations:
             now = time.perf_counter()
             rate = (stats.step - window_step) / max(now - window_start, 1e-9)
-            returns = " ".join(f"{r:7.1f}" for r in stats.mean_return)
+            # "-": no episode ended during the call.
+            returns = " ".join(f"{r:7.1f}" if r == r else f"{'-':>7}" for r in stats.mean_return)
             losses = " ".join(f"{l:.4f}" for l in stats.mean_loss)
             log(f"step {stats.step:>8,}/{total_iterations * num_envs:,} | {rate:9,.0f} steps/s | "
                 f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
