@@ -9,8 +9,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from cli_helpers import assert_usage_error, cli
 from rawdqn import checkpoint
-from rawdqn.cli import main
 from rawdqn.config import DQNConfig
 from rawdqn.train import TrainingDiverged, TrainingInterrupted, resume, train
 
@@ -80,20 +80,6 @@ def copy_of(run_dir, tmp_path):
     destination = str(tmp_path / "copy")
     shutil.copytree(run_dir, destination)
     return destination
-
-
-def cli(capsys, *argv):
-    """`rawdqn ARGV` in this process: (exit code, stdout, stderr)."""
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_usage_error(result, message):
-    code, _, err = result
-    assert code == 2, err
-    assert message in err, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 def test_a_crash_while_writing_leaves_the_previous_checkpoint_usable(tmp_path, monkeypatch, finished_run):

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from cli_helpers import assert_usage_error, cli
 from rawdqn import checkpoint, policy
-from rawdqn.cli import main
 from rawdqn.config import DQNConfig
 from rawdqn.summary import read_scalars
 from rawdqn.train import train
@@ -18,19 +18,6 @@ from rawdqn.train import train
 SMALL = DQNConfig(total_steps=300, hidden=(16,), batch_size=16, replay_capacity=300, learning_starts=50,
                   train_frequency=4, gradient_steps=2, target_update_interval=40, exploration_fraction=0.5,
                   eval_episodes=2, eval_interval=100, log_interval=100, mode="function")
-
-
-def cli(capsys, *argv):
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_usage_error(result, message):
-    code, _, err = result
-    assert code == 2, err
-    assert message in err, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 @pytest.fixture(scope="module")
