@@ -15,62 +15,12 @@ import tensorflow as tf
 
 from rawdqn import bellman, losses, optim
 from rawdqn.config import DQNConfig
+from rawdqn.kernel import compile_kernel
 from rawdqn.network import QNetwork
 from rawdqn.replay import ReplayBuffer, Transition
 
 LearnInfo = collections.namedtuple(
     "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
-
-
-def compile_kernel(fn, mode):
-    """Run `fn` eagerly, as a tf.function graph, or XLA-compiled (mode 'eager'|'function'|'xla')."""
-    if mode == "eager":
-        return fn
-    if mode == "function":
-        return Kernel(tf.function(fn))
-    if mode == "xla":
-        return Kernel(tf.function(fn, jit_compile=True))
-    raise ValueError(f"mode must be eager, function or xla; got {mode!r}")
-
-
-class Kernel:
-    """A tf.function called through concrete functions cached by input shapes and dtypes.
-
-    A concrete function skips tf.function's per-call argument matching, which
-    on a small network costs as much as the computation (~100 µs on CPU).
-    """
-
-    def __init__(self, function):
-        self.function = function
-        self.concrete = {}
-        self._flat_calls = {}
-
-    def __call__(self, *args):
-        flat = tf.nest.flatten(args)
-        key = tuple(None if x is None else (tuple(x.shape), x.dtype) for x in flat)
-        call = self._flat_calls.get(key)
-        if call is None:
-            concrete = self.concrete[key] = self.function.get_concrete_function(*args)
-            call = self._flat_calls[key] = flat_call(concrete)
-        if call is False:
-            return self.concrete[key](*args)
-        return call([x for x in flat if x is not None])
-
-
-def flat_call(concrete):
-    """concrete(*args) without re-binding the arguments to its signature on every call.
-
-    ConcreteFunction.__call__ re-checks every argument against the function type
-    (~100 µs of Python on a small CPU, as much as `act`'s whole computation). The
-    key in `Kernel` already fixes shapes and dtypes, so the flat tensors go
-    straight to `_call_flat` with the captured variables. Returns False (use
-    the public call) where this TensorFlow has no `_call_flat`.
-    """
-    call_flat = getattr(concrete, "_call_flat", None)
-    if call_flat is None:
-        return False
-    captured = concrete.captured_inputs
-    return lambda flat_args: call_flat(flat_args, captured)
 
 
 class DQN(tf.Module):

@@ -8,6 +8,8 @@ import collections
 
 import tensorflow as tf
 
+from rawdqn.kernel import compile_kernel
+
 Transition = collections.namedtuple(
     "Transition", ["obs", "action", "reward", "next_obs", "terminated", "next_legal_mask"],
     defaults=[None])
@@ -47,8 +49,9 @@ class ReplayBuffer(tf.Module):
         self.cursor = tf.Variable(0, dtype=tf.int32, name="cursor")
         self.count = tf.Variable(0, dtype=tf.int32, name="count")
         self.draws = tf.Variable(0, dtype=tf.int32, name="draws")
-        self._add = tf.function(self.add_fn, jit_compile=jit_compile)
-        self._sample = tf.function(self.sample_fn, jit_compile=jit_compile)
+        mode = "xla" if jit_compile else "function"
+        self._add = compile_kernel(self.add_fn, mode)
+        self._sample = compile_kernel(self.sample_fn, mode)
 
     @property
     def size(self):
