@@ -78,18 +78,34 @@ def find(path):
 # --- writing --------------------------------------------------------------------
 def save(run_dir, step, agent, state, arrays, env_state_dict):
     """Write checkpoint `step-<step>` atomically and make it the latest; returns its path."""
-    root = checkpoints_dir(run_dir)
+    def fill(directory):
+        tf.train.Checkpoint(agent=agent).write(os.path.join(directory, "variables"))
+        write_json(os.path.join(directory, "state.json"), {"format": FORMAT, **state})
+        write_json(os.path.join(directory, "env.json"), env_state_dict)
+        with open(os.path.join(directory, "arrays.npz"), "wb") as f:
+            np.savez(f, **arrays)
+    return write_step(checkpoints_dir(run_dir), step, fill)
+
+
+def save_variables(root, step, **trackables):
+    """Atomically write tf.train.Checkpoint(**trackables) as `root/step-<step>/variables`; returns the directory."""
+    return write_step(root, step, lambda directory: tf.train.Checkpoint(**trackables).write(
+        os.path.join(directory, "variables")))
+
+
+def write_step(root, step, fill):
+    """Create `root/step-<step>` whole or not at all, then point `latest` at it.
+
+    `fill(directory)` writes into a temporary sibling, which is fsynced and renamed
+    into place; a crash at any point leaves the previous latest checkpoint intact.
+    """
     os.makedirs(root, exist_ok=True)
     name = f"step-{step:08d}"
     final = os.path.join(root, name)
     temporary = os.path.join(root, f".{name}.tmp-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     os.makedirs(temporary)
-    tf.train.Checkpoint(agent=agent).write(os.path.join(temporary, "variables"))
-    write_json(os.path.join(temporary, "state.json"), {"format": FORMAT, **state})
-    write_json(os.path.join(temporary, "env.json"), env_state_dict)
-    with open(os.path.join(temporary, "arrays.npz"), "wb") as f:
-        np.savez(f, **arrays)
+    fill(temporary)
     for file in os.listdir(temporary):
         fsync(os.path.join(temporary, file))
     # The same step can be saved twice (an interrupt right at a checkpoint): replace it.

@@ -33,12 +33,13 @@ and environment stream), its per-iteration work unrolled in the loop body.
 """
 import dataclasses
 import math
+import os
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import envs
+from rawdqn import checkpoint, envs
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig
 from rawdqn.errors import UsageError
@@ -158,6 +159,13 @@ class CallStats:
     mean_loss: list           # mean loss of the call's updates (nan if none)
 
 
+class CompiledCache:
+    """Compiled helper functions by argument; not a tf.Module, so checkpoints ignore it."""
+
+    def __init__(self):
+        self.greedy_returns = {}
+
+
 class OnDeviceTrainer(tf.Module):
     """`num_seeds` agents with N TF environments each, trained by one compiled loop."""
 
@@ -184,7 +192,9 @@ class OnDeviceTrainer(tf.Module):
         # autograph=False: the loop has no Python control flow on tensors, and converting
         # the agent and env code takes longer than tracing it.
         self._run = tf.function(self.run_fn, jit_compile=self.config.mode == "xla", autograph=False)
-        self._greedy_returns = {}
+        # A plain holder: a dict assigned to a tf.Module is tracked, and a checkpoint
+        # cannot save tf.functions keyed by int.
+        self._compiled = CompiledCache()
 
     @property
     def agents(self):
@@ -308,9 +318,9 @@ class OnDeviceTrainer(tf.Module):
 
     def greedy_returns(self, seed, num_episodes=16):
         """Each agent's greedy returns on the TF env (fast; for choosing snapshots), [num_seeds, episodes]."""
-        function = self._greedy_returns.get(num_episodes)
+        function = self._compiled.greedy_returns.get(num_episodes)
         if function is None:
-            function = self._greedy_returns[num_episodes] = tf.function(
+            function = self._compiled.greedy_returns[num_episodes] = tf.function(
                 lambda seed: self.greedy_returns_fn(seed, num_episodes),
                 jit_compile=self.config.mode == "xla", autograph=False)
         with tf.device(self.device):
@@ -422,7 +432,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
             f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
             f"{steps * num_seeds / train_seconds:,.0f} env steps/s in all")
     if logdir:
-        path = trainer.checkpoint().write(f"{logdir}/ondevice/ckpt")
+        path = checkpoint.save_variables(os.path.join(logdir, "ondevice"), steps, trainer=trainer)
         log(f"rawdqn: saved the trainer's variables to {path}")
     return OnDeviceResult(trainer, seeds, eval_means, eval_stds, final_means, steps, train_seconds,
                           compile_seconds, history)

@@ -226,11 +226,11 @@ def test_cli_errors_are_one_line_with_exit_2(args, message, capsys):
     assert len(err.strip().splitlines()) == 1, err
 
 
-def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys):
+def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys, tmp_path):
     code = cli.main(["train", "--env", "CartPole-v1", "--on-device", "--seeds", "2", "--seed", "5",
                      "--num-envs", "8", "--steps", "800", "--learning-starts", "100", "--hidden", "8",
                      "--batch-size", "16", "--eval-interval", "400", "--eval-episodes", "2",
-                     "--log-interval", "400"])
+                     "--log-interval", "400", "--logdir", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.splitlines()
@@ -241,4 +241,11 @@ def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys):
         kept = [line for line in lines if line.startswith(f"seed {seed}: kept weights (step ")]
         assert len(kept) == 1 and "evaluation: mean return" in kept[0]
         assert "(800 steps in " in kept[0] and "; compile " in kept[0]
-    assert lines[-1].startswith("rawdqn: 2 agents, evaluation mean over agents")
+    assert lines[-1].startswith("rawdqn: saved the trainer's variables to ")
+    assert lines[-2].startswith("rawdqn: 2 agents, evaluation mean over agents")
+    # The checkpoint holds both agents' replay rings (800 steps each, capacity permitting).
+    saved_dir = lines[-1].split(" to ", 1)[1]
+    assert saved_dir == str(tmp_path / "run" / "ondevice" / "step-00000800")
+    saved = [name for name, _ in tf.train.list_variables(f"{saved_dir}/variables")]
+    assert [name for name in saved if "replay/obs/" in name] == [
+        f"trainer/lanes/{lane}/agent/replay/obs/.ATTRIBUTES/VARIABLE_VALUE" for lane in (0, 1)]
