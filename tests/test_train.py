@@ -90,6 +90,7 @@ def test_same_seed_same_result_and_different_seed_differs():
     assert runs[0].episode_returns != runs[2].episode_returns
 
 
+@pytest.mark.filterwarnings("ignore:.*reward is a NaN:UserWarning")  # gymnasium's checker, expected here
 def test_bad_environments_are_usage_errors():
     with pytest.raises(EnvError, match="Box action space"):
         train("Pendulum-v1", DQNConfig(total_steps=10), log=lambda _: None)
