@@ -28,10 +28,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import rawdqn  # noqa: E402,F401  (first: it imports TensorFlow without the CUDA start-up noise)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import rawdqn  # noqa: E402,F401
 from rawdqn import ondevice  # noqa: E402
 from rawdqn.agent import DQN  # noqa: E402
 from rawdqn.train import Trainer  # noqa: E402
