@@ -27,32 +27,28 @@ class Kernel:
 
     def __init__(self, function):
         self.function = function
-        self.concrete = {}
-        self._flat_calls = {}
+        self.calls = {}  # (shape, dtype) of each input → a call taking (args, flat args)
 
     def __call__(self, *args):
         flat = tf.nest.flatten(args)
         key = tuple(None if x is None else (tuple(x.shape), x.dtype) for x in flat)
-        call = self._flat_calls.get(key)
+        call = self.calls.get(key)
         if call is None:
-            concrete = self.concrete[key] = self.function.get_concrete_function(*args)
-            call = self._flat_calls[key] = flat_call(concrete)
-        if call is False:
-            return self.concrete[key](*args)
-        return call([x for x in flat if x is not None])
+            call = self.calls[key] = direct_call(self.function.get_concrete_function(*args))
+        return call(args, flat)
 
 
-def flat_call(concrete):
+def direct_call(concrete):
     """concrete(*args) without re-binding the arguments to its signature on every call.
 
     ConcreteFunction.__call__ re-checks every argument against the function type
     (~100 µs of Python on a small CPU, as much as `act`'s whole computation). The
     key in `Kernel` already fixes shapes and dtypes, so the flat tensors go
-    straight to `_call_flat` with the captured variables. Returns False (use
-    the public call) where this TensorFlow has no `_call_flat`.
+    straight to `_call_flat` with the captured variables; where this TensorFlow
+    has no `_call_flat`, the public call.
     """
     call_flat = getattr(concrete, "_call_flat", None)
     if call_flat is None:
-        return False
+        return lambda args, flat: concrete(*args)
     captured = concrete.captured_inputs
-    return lambda flat_args: call_flat(flat_args, captured)
+    return lambda args, flat: call_flat([x for x in flat if x is not None], captured)

@@ -203,6 +203,7 @@ def train_dqn(problem, steps, seed, kind, **overrides):
     Q-table learned by SGD from replay); 'mlp' is one hidden layer of 64 ReLUs.
     """
     from rawdqn.agent import DQN  # TensorFlow is imported only when a DQN is trained
+    from rawdqn.train import StagedTransitions
     config = dqn_config(problem, steps, kind, **overrides)
     linear = kind == "linear"
     agent = DQN(problem.num_states, problem.num_actions, config, seed=seed, discrete_obs=True,
@@ -213,15 +214,7 @@ def train_dqn(problem, steps, seed, kind, **overrides):
     visits = np.zeros((problem.num_states, problem.num_actions), np.int64)
     snapshots, curve_steps, curve_error = snapshot_steps(steps), [], []
     started = time.perf_counter()
-    staged = []  # transitions gathered on the host, written to the ring before each update
-
-    def flush():
-        if staged:
-            columns = [np.asarray(column) for column in zip(*staged)]
-            agent.replay.add(columns[0].astype(np.int32), columns[1].astype(np.int32),
-                             columns[2].astype(np.float64), columns[3].astype(np.int32),
-                             columns[4].astype(np.float64))
-            staged.clear()
+    staged = StagedTransitions(legal_actions=False)  # written to the ring before each update
 
     agent.sync_target()
     state, _ = env.reset(seed=seed)
@@ -230,14 +223,14 @@ def train_dqn(problem, steps, seed, kind, **overrides):
         next_state, reward, terminated, truncated, _ = env.step(action)
         visits[state, action] += 1
         # A truncated transition keeps terminated = 0: it bootstraps from next_state.
-        staged.append((state, action, reward, next_state, float(terminated)))
+        staged.append(state, action, float(reward), next_state, float(terminated), None)
         state = next_state
         if terminated or truncated:
             state, _ = env.reset()
-        if len(staged) >= config.replay_capacity:
-            flush()
+        if len(staged.rows) >= config.replay_capacity:
+            staged.flush(agent.replay)
         if step >= config.learning_starts and step % config.train_frequency == 0:
-            flush()
+            staged.flush(agent.replay)
             agent.train(config.gradient_steps)
         if step % config.target_update_interval == 0:
             agent.sync_target(config.tau)

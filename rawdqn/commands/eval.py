@@ -15,11 +15,11 @@ def add_command(commands):
 def run(args):
     from rawdqn import policy
     from rawdqn.errors import UsageError
-    from rawdqn.train import EnvSpec, evaluate
+    from rawdqn.train import SELECTION_EVAL_SEED, EnvSpec, evaluate
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1; got {args.episodes}")
     greedy, state = policy.load(args.path)
-    seed = state["seed"] + 10_000 if args.seed is None else args.seed
+    seed = state["seed"] + SELECTION_EVAL_SEED if args.seed is None else args.seed
     mean, std = evaluate(greedy, state["env_id"], args.episodes, seed, EnvSpec(**state["spec"]))
     print(f"{state['env_id']} at step {state['step']:,}: mean return {mean:.2f} ± {std:.2f} "
           f"over {args.episodes} greedy episodes (seed {seed})", flush=True)

@@ -26,7 +26,7 @@ def run(args):
 
     from rawdqn import policy
     from rawdqn.errors import UsageError
-    from rawdqn.train import EnvSpec, encode_obs, legal_mask_of, make_env
+    from rawdqn.train import SELECTION_EVAL_SEED, EnvSpec, encode_obs, legal_mask_of, make_env
     kind = os.path.splitext(args.out)[1].lower()
     if kind not in (".gif", ".mp4"):
         raise UsageError(f"--out must end in .gif or .mp4; got {args.out!r}")
@@ -40,7 +40,7 @@ def run(args):
     greedy, state = policy.load(args.path)
     spec = EnvSpec(**state["spec"])
     env = make_env(state["env_id"], render_mode="rgb_array")
-    seed = state["seed"] + 10_000 if args.seed is None else args.seed
+    seed = state["seed"] + SELECTION_EVAL_SEED if args.seed is None else args.seed
     frames, returns = [], []
     try:
         obs, info = env.reset(seed=seed)
