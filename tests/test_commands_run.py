@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -143,9 +144,16 @@ def test_plot_draws_one_or_several_runs(runs, tmp_path, capsys):
 
 
 def test_without_the_optional_extras_the_commands_name_the_extra(runs, tmp_path, capsys, monkeypatch):
+    """Holds whether or not the extras are installed: each module is hidden (None in
+    sys.modules makes `import` fail) or stood in for by an empty module."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert_usage_error(cli(capsys, "plot", runs["cartpole0"], "--out", tmp_path / "x.png"),
                        "pip install 'rawdqn[plot]'")
+    # imageio present, its ffmpeg plugin absent: the mp4 extra is named.
+    imageio = types.ModuleType("imageio")
+    imageio.v3 = types.ModuleType("imageio.v3")
+    monkeypatch.setitem(sys.modules, "imageio", imageio)
+    monkeypatch.setitem(sys.modules, "imageio.v3", imageio.v3)
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
     assert_usage_error(cli(capsys, "watch", runs["cartpole0"], "--out", tmp_path / "x.mp4"),
                        "pip install 'rawdqn[mp4]'")
@@ -156,6 +164,7 @@ def test_without_the_optional_extras_the_commands_name_the_extra(runs, tmp_path,
     monkeypatch.setitem(sys.modules, "imageio.v3", None)
     assert_usage_error(cli(capsys, "watch", runs["cartpole0"], "--out", tmp_path / "x.gif"),
                        "pip install 'rawdqn[watch]'")
+    assert not (tmp_path / "x.gif").exists() and not (tmp_path / "x.mp4").exists()
 
 
 def test_tensorboard_events_hold_every_curve(runs):
