@@ -13,7 +13,7 @@ import collections
 
 import tensorflow as tf
 
-from rawdqn import bellman, losses, optim
+from rawdqn import bellman, device as devices, losses, optim
 from rawdqn.config import DQNConfig
 from rawdqn.kernel import compile_kernel
 from rawdqn.network import QNetwork
@@ -44,6 +44,36 @@ class DQN(tf.Module):
         self.legal_actions = bool(legal_actions)
         self.device = device
         self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
+        memory = self.memory_needed()
+        advice = "lower --replay-capacity or --hidden" + (" (or use --dtype float32)" if self.dtype.size > 4 else "")
+        devices.check_fits(memory, device, advice)
+        try:
+            self._allocate(device, use_bias, initializer)
+        except tf.errors.ResourceExhaustedError:
+            raise devices.allocation_failed(memory, device, advice) from None
+        mode = self.config.mode
+        self._act = compile_kernel(self.act_fn, mode)
+        self._learn = compile_kernel(self.learn_fn, mode)
+        self._train = compile_kernel(self.train_fn, mode)
+        self._sync = compile_kernel(self.sync_fn, mode)
+        self._q_values = compile_kernel(self.q_values_fn, mode)
+
+    def memory_needed(self):
+        """Bytes this agent allocates: {"replay": …, "networks and optimizer": …}.
+
+        replay = capacity · (2 · obs bytes + action 4 + reward + terminated [+ legal mask]);
+        parameters (online, target, one slot per optimizer state, the gradient, and the
+        initializer's draw) = (4 + slots) · Σ_layers (fan_in + 1) · fan_out · dtype bytes.
+        """
+        config, width = self.config, self.dtype.size
+        obs_bytes = 4 if self.discrete_obs else self.obs_dim * width
+        row = 2 * obs_bytes + 4 + 2 * width + (self.num_actions if self.legal_actions else 0)
+        sizes = (self.obs_dim, *config.hidden, self.num_actions)
+        parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+        copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
+        return {"replay": config.replay_capacity * row, "networks and optimizer": copies * parameters * width}
+
+    def _allocate(self, device, use_bias, initializer):
         with tf.device(device):
             self.online = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
                                    seed=self.seed, dtype=self.dtype, use_bias=use_bias,
@@ -61,12 +91,6 @@ class DQN(tf.Module):
                 num_actions=self.num_actions if self.legal_actions else None,
                 jit_compile=self.config.mode == "xla")
             self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
-        mode = self.config.mode
-        self._act = compile_kernel(self.act_fn, mode)
-        self._learn = compile_kernel(self.learn_fn, mode)
-        self._train = compile_kernel(self.train_fn, mode)
-        self._sync = compile_kernel(self.sync_fn, mode)
-        self._q_values = compile_kernel(self.q_values_fn, mode)
 
     # --- features -----------------------------------------------------------
     def features(self, obs):

@@ -42,6 +42,15 @@ class CheckpointError(UsageError):
     """A checkpoint that is missing, corrupt, or belongs to another run; one line says which."""
 
 
+class CheckpointWriteError(UsageError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the previous one is intact."""
+
+
+# What a failed write raises: the OS's own error, or TensorFlow's wrapping of it (SaveV2 on a
+# full disk raises ResourceExhaustedError).
+WRITE_ERRORS = (OSError, tf.errors.OpError)
+
+
 # --- where checkpoints live ---------------------------------------------------
 def checkpoints_dir(run_dir):
     return os.path.join(run_dir, "checkpoints")
@@ -49,12 +58,7 @@ def checkpoints_dir(run_dir):
 
 def latest(run_dir):
     """The newest complete checkpoint in `run_dir`, or None if it has none."""
-    try:
-        with open(os.path.join(checkpoints_dir(run_dir), LATEST)) as f:
-            name = f.read().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return os.path.join(checkpoints_dir(run_dir), name)
+    return latest_in(checkpoints_dir(run_dir))
 
 
 def find(path):
@@ -99,23 +103,52 @@ def write_step(root, step, fill):
     `fill(directory)` writes into a temporary sibling, which is fsynced and renamed
     into place; a crash at any point leaves the previous latest checkpoint intact.
     """
-    os.makedirs(root, exist_ok=True)
     name = f"step-{step:08d}"
     final = os.path.join(root, name)
     temporary = os.path.join(root, f".{name}.tmp-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    os.makedirs(temporary)
-    fill(temporary)
-    for file in os.listdir(temporary):
-        fsync(os.path.join(temporary, file))
-    # The same step can be saved twice (an interrupt right at a checkpoint): replace it.
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.rename(temporary, final)
-    fsync(root)
-    publish(root, name)
+    try:
+        os.makedirs(root, exist_ok=True)
+        shutil.rmtree(temporary, ignore_errors=True)
+        os.makedirs(temporary)
+        fill(temporary)
+        for file in os.listdir(temporary):
+            fsync(os.path.join(temporary, file))
+        # The same step can be saved twice (an interrupt right at a checkpoint): replace it.
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(temporary, final)
+        fsync(root)
+        publish(root, name)
+    except WRITE_ERRORS as error:
+        shutil.rmtree(temporary, ignore_errors=True)  # a half-written copy would only fill the disk further
+        previous = latest_in(root)
+        kept = (f"the previous checkpoint, {previous}, is intact" if previous and os.path.isdir(previous)
+                else "no earlier checkpoint exists")
+        raise CheckpointWriteError(f"cannot write checkpoint {final}: {write_failure(error)}; {kept}") from None
     prune(root, keep=KEEP)
     return final
+
+
+def latest_in(root):
+    """The checkpoint `root/latest` names, or None if there is none."""
+    try:
+        with open(os.path.join(root, LATEST)) as f:
+            name = f.read().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return os.path.join(root, name)
+
+
+def write_failure(error):
+    """Why a write failed, in a few words ('No space left on device')."""
+    if isinstance(error, OSError):
+        return error.strerror or one_line(error)
+    message = one_line(getattr(error, "message", error))
+    for reason in ("No space left on device", "Read-only file system", "Permission denied",
+                   "Disk quota exceeded"):
+        if reason in message:
+            return reason
+    return message[:200]
 
 
 def publish(root, name):
@@ -149,9 +182,14 @@ def write_json(path, value):
 def write_atomically(path, text):
     """Replace the file at `path` with `text` so readers see the old or the new file, whole."""
     temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except OSError:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def fsync(path):

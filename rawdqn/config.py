@@ -10,6 +10,18 @@ class ConfigError(UsageError):
     """An invalid hyperparameter; the message is one line naming it and the fix."""
 
 
+SEED_LIMIT = 2**31 - 1  # seeds key TensorFlow's stateless RNGs as int32 words
+
+
+def check_seed(seed, count=1, flag="--seed"):
+    """`seed` as an int, or ConfigError: seed … seed + count (the replay's key is seed + 1) must fit an int32."""
+    largest = SEED_LIMIT - count
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= largest:
+        with_seeds = f" with --seeds {count}" if count > 1 else ""
+        raise ConfigError(f"{flag} must be a whole number from 0 to {largest:,}{with_seeds}; got {seed}")
+    return seed
+
+
 @dataclasses.dataclass
 class DQNConfig:
     total_steps: int = 50_000
@@ -48,6 +60,8 @@ class DQNConfig:
     """Exploration ε after the decay."""
     exploration_fraction: float = 0.1
     """Fraction of total_steps over which ε decays linearly from start to end."""
+    exploration_steps: Optional[int] = None
+    """Environment steps over which ε decays; when set, it replaces exploration_fraction."""
     eval_episodes: int = 10
     """Greedy episodes in the final evaluation."""
     eval_interval: int = 0
@@ -67,28 +81,33 @@ class DQNConfig:
         def require(condition, message):
             if not condition:
                 raise ConfigError(message)
+
+        def finite(name):
+            value = getattr(self, name)
+            require(isinstance(value, (int, float)) and math.isfinite(value),
+                    f"{name} must be a finite number; got {value}")
+            return value
         for name in ("total_steps", "batch_size", "replay_capacity", "train_frequency",
                      "gradient_steps", "target_update_interval", "eval_episodes",
                      "log_interval"):
             require(int(getattr(self, name)) >= 1, f"{name} must be >= 1; got {getattr(self, name)}")
         require(self.learning_starts >= 0, f"learning_starts must be >= 0; got {self.learning_starts}")
         require(self.eval_interval >= 0, f"eval_interval must be >= 0; got {self.eval_interval}")
+        require(self.exploration_steps is None or self.exploration_steps >= 0,
+                f"exploration_steps must be >= 0; got {self.exploration_steps}")
         require(not self.keep_best or self.eval_interval > 0,
                 "keep_best needs periodic evaluations; set --eval-interval to a positive number of steps")
         require(self.batch_size <= self.replay_capacity,
                 f"batch_size ({self.batch_size}) is larger than replay_capacity "
                 f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
-        require(math.isfinite(self.discount) and 0.0 <= self.discount <= 1.0,
-                f"discount must be in [0, 1]; got {self.discount}")
-        require(math.isfinite(self.learning_rate) and self.learning_rate > 0,
-                f"learning_rate must be > 0; got {self.learning_rate}")
-        require(0.0 < self.tau <= 1.0, f"tau must be in (0, 1]; got {self.tau}")
+        require(0.0 <= finite("discount") <= 1.0, f"discount must be in [0, 1]; got {self.discount}")
+        require(finite("learning_rate") > 0, f"learning_rate must be > 0; got {self.learning_rate}")
+        require(0.0 < finite("tau") <= 1.0, f"tau must be in (0, 1]; got {self.tau}")
         for name in ("epsilon_start", "epsilon_end"):
-            value = getattr(self, name)
-            require(0.0 <= value <= 1.0, f"{name} must be in [0, 1]; got {value}")
-        require(0.0 <= self.exploration_fraction <= 1.0,
+            require(0.0 <= finite(name) <= 1.0, f"{name} must be in [0, 1]; got {getattr(self, name)}")
+        require(0.0 <= finite("exploration_fraction") <= 1.0,
                 f"exploration_fraction must be in [0, 1]; got {self.exploration_fraction}")
-        require(self.max_grad_norm is None or self.max_grad_norm > 0,
+        require(self.max_grad_norm is None or finite("max_grad_norm") > 0,
                 f"max_grad_norm must be > 0 (or None to disable); got {self.max_grad_norm}")
         require(all(int(w) >= 1 for w in self.hidden),
                 f"hidden layer widths must be >= 1; got {tuple(self.hidden)}")
@@ -100,11 +119,26 @@ class DQNConfig:
                 f"mode must be eager, function or xla; got {self.mode!r}")
         return self
 
+    @property
+    def exploration_decay_steps(self):
+        """Steps over which ε decays: exploration_steps, else exploration_fraction · total_steps."""
+        if self.exploration_steps is not None:
+            return float(self.exploration_steps)
+        return self.exploration_fraction * self.total_steps
+
     def epsilon_at(self, step):
-        """ε(t) = start + (end − start) · min(1, t / (fraction · total_steps))."""
-        decay_steps = self.exploration_fraction * self.total_steps
+        """ε(t) = start + (end − start) · min(1, t / decay_steps); see exploration_decay_steps."""
+        decay_steps = self.exploration_decay_steps
         progress = 1.0 if decay_steps <= 0 else min(1.0, step / decay_steps)
         return self.epsilon_start + (self.epsilon_end - self.epsilon_start) * progress
+
+    def describe_exploration(self):
+        """One line: where ε starts, where it ends, and the step at which it gets there."""
+        end_step = math.ceil(self.exploration_decay_steps)
+        line = f"ε decays from {self.epsilon_start:g} to {self.epsilon_end:g} by step {end_step:,}"
+        if end_step > self.total_steps:
+            return line + f", after the run's {self.total_steps:,} steps; shorten it with --exploration-steps"
+        return line + f" of {self.total_steps:,}"
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

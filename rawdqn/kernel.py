@@ -4,6 +4,8 @@ On a small network the Python cost of calling a tf.function (~100–300 µs on a
 CPU) is as large as the computation, so compiled kernels are called through
 cached concrete functions.
 """
+import time
+
 import tensorflow as tf
 
 
@@ -25,6 +27,8 @@ class Kernel:
     on a small network costs as much as the computation (~100 µs on CPU).
     """
 
+    compile_seconds = 0.0  # all kernels' first calls per input signature: tracing and XLA compilation
+
     def __init__(self, function):
         self.function = function
         self.calls = {}  # (shape, dtype) of each input → a call taking (args, flat args)
@@ -34,7 +38,11 @@ class Kernel:
         key = tuple(None if x is None else (tuple(x.shape), x.dtype) for x in flat)
         call = self.calls.get(key)
         if call is None:
+            start = time.perf_counter()
             call = self.calls[key] = direct_call(self.function.get_concrete_function(*args))
+            result = call(args, flat)
+            Kernel.compile_seconds += time.perf_counter() - start
+            return result
         return call(args, flat)
 
 

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from rawdqn import checkpoint, envs
 from rawdqn.agent import DQN
-from rawdqn.config import DQNConfig
+from rawdqn.config import DQNConfig, check_seed
 from rawdqn.errors import UsageError
 from rawdqn.network import QNetwork
 
@@ -177,7 +177,7 @@ class OnDeviceTrainer(tf.Module):
                              f"available: {', '.join(envs.available())}")
         if int(num_envs) < 1 or int(num_seeds) < 1:
             raise UsageError(f"--num-envs and --seeds must be >= 1; got {num_envs} and {num_seeds}")
-        self.env_id, self.config, self.seed = env_id, config.validate(), int(seed)
+        self.env_id, self.config, self.seed = env_id, config.validate(), check_seed(seed, int(num_seeds))
         self.num_envs, self.num_seeds, self.device = int(num_envs), int(num_seeds), device
         if self.num_envs > self.config.replay_capacity:
             raise UsageError(f"--num-envs {num_envs} writes more transitions per iteration than "
@@ -202,9 +202,9 @@ class OnDeviceTrainer(tf.Module):
 
     # --- the compiled program ----------------------------------------------------
     def epsilon_fn(self, steps):
-        """ε(t) = start + (end − start) · min(1, t / (fraction · total_steps)), as DQNConfig.epsilon_at."""
+        """ε(t) = start + (end − start) · min(1, t / decay_steps), as DQNConfig.epsilon_at."""
         config = self.config
-        decay_steps = config.exploration_fraction * config.total_steps
+        decay_steps = config.exploration_decay_steps
         if decay_steps <= 0:
             progress = tf.ones(tf.shape(steps), tf.float64)
         else:
@@ -368,6 +368,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
         f"{num_envs} envs, {iterations_per_call} iterations per call, "
         f"{trainer.agents[0].online.num_parameters:,} parameters, "
         f"{config.gradient_steps}/{config.train_frequency} updates per env step)")
+    log(f"rawdqn: {config.describe_exploration()}")
     selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
     compile_seconds = trainer.compile(selection_episodes)
     log(f"rawdqn: compiled the training loop in {compile_seconds:.1f} s")
@@ -440,7 +441,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
 
 def run_command(args, changes, log=print):
     """`rawdqn train --on-device [...]`: the flags checked, the agents trained and evaluated."""
-    from rawdqn.train import resolve_device
+    from rawdqn.device import resolve_device
     if args.resume:
         raise UsageError("--resume does not work with --on-device; start a new run")
     env_id = args.env or "CartPole-v1"

@@ -11,6 +11,7 @@ import os
 import tensorflow as tf
 
 from rawdqn import checkpoint
+from rawdqn.kernel import compile_kernel
 from rawdqn.network import QNetwork
 
 
@@ -21,12 +22,15 @@ class GreedyPolicy(tf.Module):
     for environments with Discrete observations (one-hot encoded inside).
     """
 
-    def __init__(self, network, discrete_obs=False, action_start=0, legal_actions=False, name=None):
+    def __init__(self, network, discrete_obs=False, action_start=0, legal_actions=False, mode="xla",
+                 name=None):
         super().__init__(name=name)
         self.network = network
         self.discrete_obs = bool(discrete_obs)
         self.action_start = int(action_start)
         self.legal_actions = bool(legal_actions)
+        # Compiled as the run's own kernels were, so `rawdqn eval` computes training's numbers bit for bit.
+        self._q_values = compile_kernel(self.q_values_fn, mode)
 
     def features(self, observation):
         if self.discrete_obs:
@@ -34,13 +38,17 @@ class GreedyPolicy(tf.Module):
         return tf.cast(observation, self.network.dtype)
 
     def q_values(self, observation):
-        """Q(s, ·; θ) `[batch, num_actions]`."""
+        """Q(s, ·; θ) `[batch, num_actions]`, through the run's kernel mode (eager, function, xla)."""
+        dtype = tf.int32 if self.discrete_obs else self.network.dtype
+        return self._q_values(tf.convert_to_tensor(observation, dtype))
+
+    def q_values_fn(self, observation):
         return self.network(self.features(observation))
 
     @tf.function
     def __call__(self, observation, legal_mask=None):
         """{"action": int32 [batch], "q_values": [batch, num_actions]}; illegal actions are never chosen."""
-        q_values = self.q_values(observation)
+        q_values = self.q_values_fn(observation)
         scores = q_values if legal_mask is None else tf.where(legal_mask, q_values, q_values.dtype.min)
         action = tf.argmax(scores, axis=-1, output_type=tf.int32) + self.action_start
         return {"action": action, "q_values": q_values}
@@ -68,7 +76,8 @@ def load(path):
     except (KeyError, TypeError, ValueError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} has an unreadable spec ({error})") from None
     checkpoint.restore_network(checkpoint_dir, network)
-    policy = GreedyPolicy(network, spec["discrete_obs"], spec["action_start"], spec["legal_actions"])
+    policy = GreedyPolicy(network, spec["discrete_obs"], spec["action_start"], spec["legal_actions"],
+                          mode=config.mode)
     state["checkpoint_dir"] = checkpoint_dir
     return policy, state
 

@@ -32,12 +32,40 @@ class Summaries:
         self.writer.close()
 
 
-def read_scalars(logdir):
-    """{tag: [(step, value), ...]} from every event file in `logdir` (for tests and plots)."""
+def event_files(logdir):
     import glob
     import os
+    return sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*")))
+
+
+def drop_after(logdir, step):
+    """Remove every summary after `step` from the event files in `logdir` (each file replaced whole).
+
+    A resumed run continues from its checkpoint's step; what the interrupted process logged
+    after it is logged again, so without this TensorBoard would show those steps twice.
+    """
+    import os
+
+    def later(record):
+        event = event_pb2.Event.FromString(record)
+        return event.HasField("summary") and event.step > step
+    for path in event_files(logdir):
+        records = [record.numpy() for record in tf.data.TFRecordDataset(path)]
+        kept = [record for record in records if not later(record)]
+        if len(kept) == len(records):
+            continue
+        # Named so that event_files never picks up a leftover.
+        temporary = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for record in kept:
+                writer.write(record)
+        os.replace(temporary, path)
+
+
+def read_scalars(logdir):
+    """{tag: [(step, value), ...]} from every event file in `logdir` (for tests and plots)."""
     scalars = {}
-    for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+    for path in event_files(logdir):
         for record in tf.data.TFRecordDataset(path):
             event = event_pb2.Event.FromString(record.numpy())
             for value in event.summary.value:

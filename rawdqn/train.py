@@ -15,6 +15,7 @@ exactly. A loss or Q-value that is not finite stops the run (TrainingDiverged).
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import threading
@@ -24,11 +25,12 @@ import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import checkpoint
+from rawdqn import checkpoint, summary
 from rawdqn.agent import DQN
-from rawdqn.config import DQNConfig, preset
+from rawdqn.config import DQNConfig, check_seed, preset
+from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
-from rawdqn.summary import Summaries
+from rawdqn.kernel import Kernel
 
 
 class EnvError(UsageError):
@@ -84,19 +86,6 @@ def encode_obs(obs, spec):
 
 def legal_mask_of(info, spec):
     return np.asarray(info["action_mask"], bool) if spec.legal_actions else None
-
-
-def resolve_device(device):
-    """'cpu' → /CPU:0, 'gpu' → /GPU:0 (an EnvError-style message if none), None → TF's choice."""
-    if device in (None, "", "auto"):
-        return None
-    if device == "cpu":
-        return "/CPU:0"
-    if device == "gpu":
-        if not tf.config.list_physical_devices("GPU"):
-            raise EnvError("--device gpu was asked for but TensorFlow sees no GPU; use --device cpu")
-        return "/GPU:0"
-    raise EnvError(f"device must be cpu or gpu; got {device!r}")
 
 
 EVAL_STEP_LIMIT = 1_000  # per evaluation episode, for envs without a time limit (CliffWalking)
@@ -198,9 +187,10 @@ VALIDATION_SIZE = 512       # fixed observations for the average max Q (the tuto
 RECENT_EPISODES = 20
 SELECTION_EVAL_SEED = 10_000   # evaluation seeds: seed + this, during training
 FRESH_EVAL_SEED = 20_000       # and for the kept weights' final evaluation (keep_best)
-# Flags a resumed run may change: none changes what is learned (a different --mode may
-# round differently, so only the same mode resumes bit for bit).
-RESUMABLE_FIELDS = ("total_steps", "log_interval", "eval_interval", "eval_episodes", "mode")
+# What a resumed run cannot change: the shapes and dtypes of the variables it restores.
+# Every other hyperparameter may change from the step it resumes at (recorded in config.json
+# and history.jsonl); with none changed, the run continues bit for bit.
+FIXED_FIELDS = ("hidden", "replay_capacity", "optimizer", "dtype")
 
 
 class Trainer:
@@ -214,7 +204,7 @@ class Trainer:
 
     def __init__(self, env_id, config, seed=0, device=None, run_dir=None, log=print,
                  checkpoint_interval=None):
-        self.env_id, self.config, self.seed, self.log = env_id, config.validate(), int(seed), log
+        self.env_id, self.config, self.seed, self.log = env_id, config.validate(), check_seed(seed), log
         self.run_dir = run_dir
         self.checkpoint_interval = int(checkpoint_interval or DEFAULT_CHECKPOINT_INTERVAL)
         if self.checkpoint_interval < 1:
@@ -241,15 +231,18 @@ class Trainer:
         self.stop_signal = None
         self.summaries = None
         self.best, self.best_weights = None, []   # keep_best: the best periodic evaluation
+        self.changes = []                  # hyperparameters changed on resume: {step, field, from, to}
+        self.final_evaluation = None       # the seed, episodes and result of the last evaluation
+        self.eval_seconds = 0.0            # time spent in periodic evaluations (not in steps/s)
 
     # --- the loop -------------------------------------------------------------
     def run(self):
         """Train from `self.step` to total_steps, then evaluate the greedy policy."""
         config, agent, spec = self.config, self.agent, self.spec
         first_step = self.step
-        window_start, window_step = time.perf_counter(), self.step
+        window_start, window_step, window_aside = time.perf_counter(), self.step, self.seconds_aside()
         train_start = time.perf_counter()
-        with self.stop_on_signals(), self.summaries_open():
+        with self.stop_on_signals(), self.summaries_open(), self.logs_kept():
             for step in range(first_step, config.total_steps):
                 epsilon = config.epsilon_at(step)
                 mask = legal_mask_of(self.info, spec)
@@ -279,9 +272,11 @@ class Trainer:
                 if config.eval_interval and done_steps % config.eval_interval == 0 and done_steps < config.total_steps:
                     self.evaluate_now()
                 if done_steps % config.log_interval == 0 or done_steps == config.total_steps:
-                    now = time.perf_counter()
-                    self.log_progress(epsilon, (done_steps - window_step) / max(now - window_start, 1e-9))
-                    window_start, window_step = now, done_steps
+                    # steps/s of training alone: compilation and evaluations are set aside.
+                    now, aside = time.perf_counter(), self.seconds_aside()
+                    training_seconds = now - window_start - (aside - window_aside)
+                    self.log_progress(epsilon, (done_steps - window_step) / max(training_seconds, 1e-9))
+                    window_start, window_step, window_aside = now, done_steps, aside
                 if self.run_dir and done_steps % self.checkpoint_interval == 0 and done_steps < config.total_steps:
                     self.save_checkpoint()
                 if self.stop_signal is not None:
@@ -289,8 +284,13 @@ class Trainer:
             self.staged.flush(agent.replay)
             total_time = time.perf_counter() - train_start
             eval_mean, eval_std = self.evaluate_now(final=True)
+            eval_seed = self.seed + SELECTION_EVAL_SEED
             if config.keep_best:
                 eval_mean, eval_std = self.keep_best_weights(eval_mean)
+                eval_seed = self.seed + FRESH_EVAL_SEED
+            # `rawdqn eval RUN` replays these episodes by default and prints the same number.
+            self.final_evaluation = {"seed": eval_seed, "episodes": config.eval_episodes,
+                                     "mean": eval_mean, "std": eval_std}
             self.log(f"evaluation: mean return {eval_mean:.2f} ± {eval_std:.2f} over {config.eval_episodes} "
                      f"greedy episodes ({config.total_steps - first_step:,} steps in {total_time:.1f} s)")
             if self.run_dir:
@@ -326,9 +326,15 @@ class Trainer:
                     f"training diverged at step {done_steps:,}: the {label} became {value} after a "
                     f"gradient update; {kept}. Try a lower --learning-rate, --max-grad-norm or --loss huber")
 
+    def seconds_aside(self):
+        """Seconds so far that were not training: kernel compilation and greedy evaluations."""
+        return Kernel.compile_seconds + self.eval_seconds
+
     def evaluate_now(self, final=False):
+        start, compiling = time.perf_counter(), Kernel.compile_seconds
         eval_mean, eval_std = evaluate(self.agent, self.env_id, self.config.eval_episodes,
                                        self.seed + SELECTION_EVAL_SEED, self.spec)
+        self.eval_seconds += time.perf_counter() - start - (Kernel.compile_seconds - compiling)
         self.history.append({"step": self.step, "eval_mean": eval_mean, "eval_std": eval_std})
         if not final:
             self.log(f"step {self.step:>8,} | eval return {eval_mean:8.2f} ± {eval_std:.2f}")
@@ -386,7 +392,7 @@ class Trainer:
     @contextlib.contextmanager
     def summaries_open(self):
         """TensorBoard events in the run directory, flushed however the loop ends."""
-        self.summaries = Summaries(self.run_dir) if self.run_dir else None
+        self.summaries = summary.Summaries(self.run_dir) if self.run_dir else None
         try:
             yield
         finally:
@@ -421,7 +427,9 @@ class Trainer:
         if self.saved_step == self.step:
             return self.last_checkpoint
         state = {"env_id": self.env_id, "seed": self.seed, "config": dataclasses.asdict(self.config),
-                 "spec": dataclasses.asdict(self.spec), "step": self.step, "loop": self.loop_state()}
+                 "spec": dataclasses.asdict(self.spec), "step": self.step, "loop": self.loop_state(),
+                 "checkpoint_interval": self.checkpoint_interval, "changes": self.changes,
+                 "final_evaluation": self.final_evaluation}
         # Staged transitions are saved as they are: flushing them now would add a replay.add
         # of an unusual size (a retrace) that the uninterrupted run never makes.
         arrays = {"obs": self.obs, **self.staged.as_arrays()}
@@ -430,13 +438,10 @@ class Trainer:
         if self.validation_obs is not None:
             arrays["validation_obs"] = self.validation_obs
         arrays.update({f"best_weight_{i}": value for i, value in enumerate(self.best_weights)})
-        try:
-            path = checkpoint.save(self.run_dir, self.step, self.agent, state, arrays,
-                                   checkpoint.env_state(self.env))
-            self.write_logs()
-        except OSError as error:
-            raise UsageError(f"cannot write a checkpoint to {self.run_dir}: {error.strerror or error}") from None
+        path = checkpoint.save(self.run_dir, self.step, self.agent, state, arrays,
+                               checkpoint.env_state(self.env))
         self.last_checkpoint, self.saved_step = path, self.step
+        self.write_logs()
         return path
 
     def loop_state(self):
@@ -463,14 +468,34 @@ class Trainer:
 
     def write_logs(self):
         """config.json, history.jsonl (log and eval rows) and episodes.jsonl, each replaced whole."""
-        os.makedirs(self.run_dir, exist_ok=True)
-        checkpoint.write_atomically(os.path.join(self.run_dir, "config.json"), json.dumps(
-            {"env_id": self.env_id, "seed": self.seed, **dataclasses.asdict(self.config)}, indent=2))
-        checkpoint.write_atomically(os.path.join(self.run_dir, "history.jsonl"),
-                                    "".join(json.dumps(row) + "\n" for row in self.history))
-        checkpoint.write_atomically(os.path.join(self.run_dir, "episodes.jsonl"), "".join(
-            json.dumps({"step": step, "return": ret, "length": length}) + "\n"
-            for step, ret, length in zip(self.episode_end_steps, self.episode_returns, self.episode_lengths)))
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+            checkpoint.write_atomically(os.path.join(self.run_dir, "config.json"), json.dumps(
+                {"env_id": self.env_id, "seed": self.seed, **dataclasses.asdict(self.config),
+                 "checkpoint_interval": self.checkpoint_interval, "changes": self.changes}, indent=2))
+            checkpoint.write_atomically(os.path.join(self.run_dir, "history.jsonl"),
+                                        "".join(json.dumps(row) + "\n" for row in self.history))
+            checkpoint.write_atomically(os.path.join(self.run_dir, "episodes.jsonl"), "".join(
+                json.dumps({"step": step, "return": ret, "length": length}) + "\n"
+                for step, ret, length in zip(self.episode_end_steps, self.episode_returns, self.episode_lengths)))
+        except OSError as error:
+            kept = f"the checkpoint {self.last_checkpoint} is intact" if self.last_checkpoint else "no checkpoint was written"
+            raise UsageError(f"cannot write the logs in {self.run_dir}: {error.strerror or error}; {kept}") from None
+
+    @contextlib.contextmanager
+    def logs_kept(self):
+        """However the loop fails, history.jsonl and episodes.jsonl keep what happened up to then."""
+        try:
+            yield
+        except TrainingInterrupted:
+            raise  # its checkpoint wrote the logs
+        except BaseException as error:
+            if self.run_dir:
+                self.history.append({"step": self.step, "stopped": " ".join(str(error).split())
+                                     or type(error).__name__})
+                with contextlib.suppress(UsageError):
+                    self.write_logs()
+            raise
 
 
 def prepare_run_dir(run_dir):
@@ -497,11 +522,15 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
     if logdir and checkpoint.latest(logdir):
         raise UsageError(f"{logdir} already holds a run; continue it with --resume {logdir} "
                          "or choose another --logdir")
+    if logdir and os.path.exists(os.path.join(logdir, "config.json")):
+        raise UsageError(f"{logdir} holds the logs of a run that stopped before its first checkpoint "
+                         "(see its history.jsonl); choose another --logdir or delete that one")
     trainer = Trainer(env_id, config, seed, device, logdir, log, checkpoint_interval)
     if logdir:
         prepare_run_dir(logdir)  # after the environment is known to work: no empty run dirs
     log(f"rawdqn: training DQN on {env_id} for {config.total_steps:,} steps (seed {seed}, "
         f"{trainer.agent.online.num_parameters:,} parameters, {config.mode} kernels)")
+    log(f"rawdqn: {config.describe_exploration()}")
     if logdir:
         trainer.write_logs()
         log(f"rawdqn: logs and checkpoints in {logdir} (every {trainer.checkpoint_interval:,} steps); "
@@ -512,31 +541,37 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
 def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, seed=None, **changes):
     """Continue the run whose checkpoint is at `path` (a run directory or one checkpoint).
 
-    `env_id`, `seed` and config `changes` given here must agree with the checkpoint,
-    except RESUMABLE_FIELDS (e.g. total_steps, to train further).
+    The run keeps every setting it was started with (its checkpoint interval too) except
+    the `changes` given here, which take effect at the resumed step and are recorded in
+    config.json and history.jsonl. `env_id`, `seed` and FIXED_FIELDS cannot change.
     """
     run_dir, checkpoint_dir = checkpoint.find(path)
     state, arrays, env_saved = checkpoint.load_state(checkpoint_dir)
-    config = checkpoint.config_from_state(state, checkpoint_dir)
+    saved = checkpoint.config_from_state(state, checkpoint_dir)
     if env_id is not None and env_id != state["env_id"]:
         raise checkpoint.CheckpointError(f"{path} is a run on {state['env_id']}, not {env_id}; "
                                          "a resumed run keeps its environment")
     if seed is not None and int(seed) != state["seed"]:
         raise checkpoint.CheckpointError(f"{path} is a run with seed {state['seed']}, not {seed}; "
                                          "a resumed run keeps its seed")
-    for name, value in changes.items():
-        if name not in RESUMABLE_FIELDS and value != getattr(config, name):
-            flag = "--" + name.replace("_", "-")
+    for name in FIXED_FIELDS:
+        if name in changes and changes[name] != getattr(saved, name):
             raise checkpoint.CheckpointError(
-                f"{flag} {value} differs from the checkpoint's {getattr(config, name)}; a resumed run keeps "
-                f"its hyperparameters (it may change --steps, --log-interval, --eval-interval, "
-                f"--eval-episodes, --mode, --checkpoint-interval, --device)")
-    config = config.replace(**changes).validate()
+                f"--{name.replace('_', '-')} {changes[name]} differs from the checkpoint's {getattr(saved, name)}; "
+                f"a resumed run keeps the shapes of what it restores ({', '.join('--' + f.replace('_', '-') for f in FIXED_FIELDS)}); "
+                "every other hyperparameter may change")
+    if ("total_steps" in changes and saved.exploration_steps is None
+            and not {"exploration_fraction", "exploration_steps"} & set(changes)):
+        # ε decays over a fraction of total_steps: pin its length so that more steps do not
+        # move ε back up mid-run.
+        changes["exploration_steps"] = math.ceil(saved.exploration_decay_steps)
+    config = saved.replace(**changes).validate()
     if config.total_steps <= state["step"]:
         raise UsageError(f"{path} has already run {state['step']:,} of {config.total_steps:,} steps; "
                          f"pass --steps above {state['step']:,} to train further")
     prepare_run_dir(run_dir)
-    trainer = Trainer(state["env_id"], config, state["seed"], device, run_dir, log, checkpoint_interval)
+    interval = checkpoint_interval or state.get("checkpoint_interval")
+    trainer = Trainer(state["env_id"], config, state["seed"], device, run_dir, log, interval)
     if dataclasses.asdict(trainer.spec) != state["spec"]:
         raise checkpoint.CheckpointError(
             f"{checkpoint_dir} was made on an environment with spaces {state['spec']}, but "
@@ -548,9 +583,22 @@ def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, 
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} is corrupt "
                                          f"({type(error).__name__}: {error})") from None
+    trainer.changes = list(state.get("changes", []))
+    changed = {name: (getattr(saved, name), getattr(config, name)) for name in dataclasses.asdict(config)
+               if getattr(saved, name) != getattr(config, name)}
+    if changed:
+        trainer.changes += [{"step": trainer.step, "field": name, "from": old, "to": new}
+                            for name, (old, new) in changed.items()]
+        trainer.history.append({"step": trainer.step, "config_change": {name: [old, new] for name, (old, new)
+                                                                         in changed.items()}})
     # An older checkpoint becomes the latest, so later saves never replace the one `latest` names.
     checkpoint.publish(checkpoint.checkpoints_dir(run_dir), os.path.basename(checkpoint_dir))
     trainer.last_checkpoint, trainer.saved_step = checkpoint_dir, trainer.step
+    summary.drop_after(run_dir, trainer.step)
+    trainer.write_logs()
     log(f"rawdqn: resuming DQN on {state['env_id']} at step {trainer.step:,} of {config.total_steps:,} "
-        f"(seed {state['seed']}, from {checkpoint_dir})")
+        f"(seed {state['seed']}, from {checkpoint_dir}; checkpoints every {trainer.checkpoint_interval:,} steps)")
+    for name, (old, new) in changed.items():
+        log(f"rawdqn: from step {trainer.step:,}: {name} {old} → {new}")
+    log(f"rawdqn: {config.describe_exploration()}")
     return trainer.run()

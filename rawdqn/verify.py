@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from rawdqn import tabular
-from rawdqn.config import preset
+from rawdqn.config import check_seed, preset
 from rawdqn.errors import UsageError
 
 ENVS = ("FrozenLake-v1", "CliffWalking-v1", "Taxi-v4")
@@ -246,6 +246,7 @@ def train_dqn(problem, steps, seed, kind, **overrides):
 
 def verify(env_id, steps=None, seed=0, discount=None, log=print):
     """Q* and the three learners on `env_id`; returns (problem, [Learner, ...])."""
+    check_seed(seed)
     problem = make_problem(env_id, discount)
     steps = DEFAULT_STEPS.get(env_id, 50_000) if steps is None else int(steps)
     if steps < 1:

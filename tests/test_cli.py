@@ -20,7 +20,7 @@ def rawdqn(*args):
     (["--discount", "1.5"], "discount must be in [0, 1]; got 1.5"),
     (["--learning-rate", "-1"], "learning_rate must be > 0"),
     (["--hidden", "64,abc"], "hidden must be comma-separated widths"),
-    (["--steps", "many"], "invalid int value"),
+    (["--steps", "many"], "expected a whole number; got 'many'"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
     result = rawdqn("train", *args)

@@ -28,6 +28,25 @@ def parse_hidden(text):
         raise argparse.ArgumentTypeError(f"hidden must be comma-separated widths like 64,64; got {text!r}")
 
 
+def parse_count(text):
+    """A whole number, also written as 1e6 or 1_000_000 (how RL papers give step counts)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}")
+    return int(value)
+
+
+def parse_optional_count(text):
+    return None if text.lower() in ("none", "off") else parse_count(text)
+
+
 def parse_optional_float(text):
     if text.lower() in ("none", "off"):
         return None
@@ -60,6 +79,10 @@ def add_config_flags(parser, skip=("total_steps",)):
             kind = parse_hidden
         elif kind == typing.Optional[float]:
             kind = parse_optional_float
+        elif kind == typing.Optional[int]:
+            kind = parse_optional_count
+        elif kind is int:
+            kind = parse_count
         if kind is bool:
             group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
                                default=None, help=docs.get(field.name))
@@ -87,7 +110,7 @@ def add_command(commands):
                                  description="Train a DQN with the environment's preset, then "
                                              "evaluate its greedy policy.")
     parser.add_argument("--env", default=None, help="gymnasium environment id (default: CartPole-v1)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--steps", type=parse_count, default=None,
                         help="environment steps (default: the preset's total_steps)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for weights, exploration, replay and environment (default: 0)")
@@ -97,9 +120,9 @@ def add_command(commands):
     parser.add_argument("--resume", metavar="RUN", default=None,
                         help="continue the run in RUN (its --logdir, or one checkpoint directory) "
                              "exactly where its last checkpoint left off")
-    parser.add_argument("--checkpoint-interval", type=int, default=None, metavar="STEPS",
-                        help="environment steps between checkpoints (default: 10000; one is also "
-                             "written at the end and on Ctrl-C or SIGTERM)")
+    parser.add_argument("--checkpoint-interval", type=parse_count, default=None, metavar="STEPS",
+                        help="environment steps between checkpoints (default: 10000, or the resumed "
+                             "run's; one is also written at the end and on Ctrl-C or SIGTERM)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default=None,
                         help="where variables and kernels live (default: TensorFlow's choice)")
     on_device = parser.add_argument_group("on-device training (the whole loop in one compiled program; "

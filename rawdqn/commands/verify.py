@@ -33,6 +33,8 @@ def run(args):
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageError("--plot needs matplotlib: install rawdqn[plot] for plots") from None
+        from rawdqn.outputs import check_output_file, figure_extensions
+        check_output_file(args.plot, "--plot", figure_extensions())  # before the training, not after it
     if args.discount is not None and not 0.0 <= args.discount < 1.0:
         raise UsageError(f"--discount must be in [0, 1); got {args.discount}")
     from rawdqn import verify

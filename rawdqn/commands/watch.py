@@ -25,11 +25,12 @@ def run(args):
     import numpy as np
 
     from rawdqn import policy
+    from rawdqn.config import check_seed
     from rawdqn.errors import UsageError
+    from rawdqn.outputs import check_output_file
     from rawdqn.train import SELECTION_EVAL_SEED, EnvSpec, encode_obs, legal_mask_of, make_env
+    check_output_file(args.out, "--out", {".gif", ".mp4"})  # before any frame is rendered
     kind = os.path.splitext(args.out)[1].lower()
-    if kind not in (".gif", ".mp4"):
-        raise UsageError(f"--out must end in .gif or .mp4; got {args.out!r}")
     for name in ("episodes", "max_steps", "fps"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
@@ -40,7 +41,7 @@ def run(args):
     greedy, state = policy.load(args.path)
     spec = EnvSpec(**state["spec"])
     env = make_env(state["env_id"], render_mode="rgb_array")
-    seed = state["seed"] + SELECTION_EVAL_SEED if args.seed is None else args.seed
+    seed = state["seed"] + SELECTION_EVAL_SEED if args.seed is None else check_seed(args.seed)
     frames, returns = [], []
     try:
         obs, info = env.reset(seed=seed)
