@@ -42,7 +42,7 @@ def add_arguments(parser):
     parser.add_argument("--keras-batches", nargs="+", type=int, default=[128],
                         help="learn batch sizes to time Keras at (default: 128)")
     parser.add_argument("--no-bar", dest="bar", action="store_false",
-                        help="skip the interleaved issue-4 check (learn batch 128, (64, 64), float32 "
+                        help="skip the interleaved XLA-vs-Keras check (learn batch 128, (64, 64), float32 "
                              "in every mode and K, alternating blocks with Keras)")
     parser.add_argument("--quick", action="store_true",
                         help="a fast look: (64,64) float32, K=1, 5 blocks of 5 ms")

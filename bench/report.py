@@ -1,4 +1,4 @@
-"""The terminal table, the Keras ratios, the issue-4 bar and the notes, from a result dict."""
+"""The terminal table, the Keras ratios, the XLA-vs-Keras bar and the notes, from a result dict."""
 from bench.kernels import KERNELS
 
 BAR_RATIO = 6.0
@@ -105,7 +105,7 @@ def keras_table(result):
 
 
 def bar(result, hidden=(64, 64), batch=128):
-    """The issue-4 check: XLA learn at batch 128 on (64, 64) beats eager and tf.function and
+    """The XLA-vs-Keras check: XLA learn at batch 128 on (64, 64) beats eager and tf.function and
     is ≥ 6x Keras train_on_batch, in this run. Returns (lines, dict)."""
     rows = index_rows(result)
     keras = {(*config_key(r), r["batch"], r["kernel"]): r for r in result["keras"]}
@@ -174,7 +174,7 @@ def notes(result):
 def render(result):
     parts = [machine_header(result), table(result), keras_table(result)]
     if result.get("bar_interleaved"):
-        parts += ["", "== issue 4 bar, interleaved (learn batch 128, alternating timed blocks with Keras;"
+        parts += ["", "== XLA-vs-Keras bar, interleaved (learn batch 128, alternating timed blocks with Keras;"
                       " ratio = median over rounds of the per-round ratio [min–max])"]
         for row in result["bar_interleaved"]:
             ratio = (f"  {row['keras_ratio']:5.1f}x Keras train_on_batch [{row['keras_ratio_min']:.1f}–"
@@ -188,7 +188,7 @@ def render(result):
             parts.append("  " + verdict["text"])
     bar_lines, _ = bar(result)
     if bar_lines:
-        parts += ["", "== issue 4 bar: XLA learn batch 128 on (64, 64) > eager, > tf.function, ≥ 6x Keras"]
+        parts += ["", "== XLA-vs-Keras bar: XLA learn batch 128 on (64, 64) > eager, > tf.function, ≥ 6x Keras"]
         parts += bar_lines
     note_lines = notes(result)
     if note_lines:

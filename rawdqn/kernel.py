@@ -9,6 +9,14 @@ import time
 import tensorflow as tf
 
 
+COMPILE_SECONDS = 0.0  # every kernel's first call per input signature: tracing and XLA compilation
+
+
+def compile_seconds():
+    """Seconds this process has spent so far in kernels' first calls (tracing and compiling)."""
+    return COMPILE_SECONDS
+
+
 def compile_kernel(fn, mode):
     """Run `fn` eagerly, as a tf.function graph, or XLA-compiled (mode 'eager'|'function'|'xla')."""
     if mode == "eager":
@@ -27,8 +35,6 @@ class Kernel:
     on a small network costs as much as the computation (~100 µs on CPU).
     """
 
-    compile_seconds = 0.0  # all kernels' first calls per input signature: tracing and XLA compilation
-
     def __init__(self, function):
         self.function = function
         self.calls = {}  # (shape, dtype) of each input → a call taking (args, flat args)
@@ -41,7 +47,8 @@ class Kernel:
             start = time.perf_counter()
             call = self.calls[key] = direct_call(self.function.get_concrete_function(*args))
             result = call(args, flat)
-            Kernel.compile_seconds += time.perf_counter() - start
+            global COMPILE_SECONDS
+            COMPILE_SECONDS += time.perf_counter() - start
             return result
         return call(args, flat)
 

@@ -358,9 +358,9 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
     iterations_per_call = int(iterations_per_call or chosen_k)
     if iterations_per_call < 1:
         raise UsageError(f"--iterations-per-call must be >= 1; got {iterations_per_call}")
-    if logdir:
-        prepare_run_dir(logdir)
     trainer = OnDeviceTrainer(env_id, config, seed, num_envs, num_seeds, device)
+    if logdir:
+        prepare_run_dir(logdir)  # after the agents are known to fit: no empty run dirs
     total_iterations = math.ceil(config.total_steps / num_envs)
     seeds = [lane.seed for lane in trainer.lanes]
     log(f"rawdqn: training DQN on-device on {env_id} for {total_iterations * num_envs:,} steps "

@@ -30,7 +30,7 @@ from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig, check_seed, preset
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
-from rawdqn.kernel import Kernel
+from rawdqn.kernel import compile_seconds
 
 
 class EnvError(UsageError):
@@ -328,13 +328,13 @@ class Trainer:
 
     def seconds_aside(self):
         """Seconds so far that were not training: kernel compilation and greedy evaluations."""
-        return Kernel.compile_seconds + self.eval_seconds
+        return compile_seconds() + self.eval_seconds
 
     def evaluate_now(self, final=False):
-        start, compiling = time.perf_counter(), Kernel.compile_seconds
+        start, compiling = time.perf_counter(), compile_seconds()
         eval_mean, eval_std = evaluate(self.agent, self.env_id, self.config.eval_episodes,
                                        self.seed + SELECTION_EVAL_SEED, self.spec)
-        self.eval_seconds += time.perf_counter() - start - (Kernel.compile_seconds - compiling)
+        self.eval_seconds += time.perf_counter() - start - (compile_seconds() - compiling)
         self.history.append({"step": self.step, "eval_mean": eval_mean, "eval_std": eval_std})
         if not final:
             self.log(f"step {self.step:>8,} | eval return {eval_mean:8.2f} ± {eval_std:.2f}")

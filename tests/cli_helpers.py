@@ -4,7 +4,10 @@ from rawdqn.cli import main
 
 def cli(capsys, *argv):
     """`rawdqn ARGV` in this process: (exit code, stdout, stderr)."""
-    code = main([str(arg) for arg in argv])
+    try:
+        code = main([str(arg) for arg in argv])
+    except SystemExit as exit:  # argparse rejecting a flag
+        code = exit.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

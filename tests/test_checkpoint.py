@@ -232,3 +232,107 @@ def test_unwritable_logdir_and_nan_rewards_are_one_line_errors(tmp_path, capsys)
     assert_usage_error(cli(capsys, "train", "--env", "rawdqn-checkpoint-test/NaNReward-v0", "--steps", 100,
                            "--hidden", 4, "--mode", "eager", "--logdir", tmp_path / "nan"),
                        "returned a non-finite reward (nan) at step")
+
+
+def test_a_resumed_run_keeps_its_checkpoint_interval(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--steps", 150, "--hidden", 8, "--learning-starts", 50, "--eval-interval", 0,
+                       "--no-keep-best", "--eval-episodes", 1, "--mode", "function", "--checkpoint-interval", 50,
+                       "--logdir", run_dir)
+    assert code == 0, err
+    code, out, err = cli(capsys, "train", "--resume", run_dir, "--steps", 260)
+    assert code == 0, err
+    assert "checkpoints every 50 steps" in out
+    # Every 50 steps and at the end: 250 and 260 are the two kept (10,000 would have left 150 and 260).
+    assert sorted(n for n in os.listdir(run_dir / "checkpoints") if n.startswith("step-")) == \
+        ["step-00000250", "step-00000260"]
+
+
+def test_after_divergence_a_resumed_run_may_lower_the_learning_rate(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--env", "CartPole-v1", "--steps", 400, "--hidden", 16,
+                       "--learning-starts", 120, "--optimizer", "sgd", "--learning-rate", 1e30,
+                       "--max-grad-norm", "none", "--train-frequency", 4, "--mode", "function",
+                       "--checkpoint-interval", 100, "--eval-episodes", 1, "--logdir", run_dir)
+    assert code == 2 and "diverged" in err
+    # What cannot change is refused by name; everything else may.
+    assert_usage_error(cli(capsys, "train", "--resume", run_dir, "--replay-capacity", 500),
+                       "--replay-capacity 500 differs from the checkpoint's")
+    code, out, err = cli(capsys, "train", "--resume", run_dir, "--learning-rate", 1e-3, "--target-update-interval",
+                         50, "--epsilon-end", 0.1)
+    assert code == 0, err
+    assert "from step 100: learning_rate 1e+30 → 0.001" in out
+    with open(run_dir / "config.json") as f:
+        config = json.load(f)
+    assert config["learning_rate"] == 1e-3 and config["target_update_interval"] == 50
+    assert {(c["step"], c["field"], c["from"], c["to"]) for c in config["changes"]} == {
+        (100, "learning_rate", 1e30, 1e-3), (100, "target_update_interval", 10, 50), (100, "epsilon_end", 0.04, 0.1)}
+    with open(run_dir / "history.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert {"step": 100, "config_change": {"learning_rate": [1e30, 1e-3], "target_update_interval": [10, 50],
+                                           "epsilon_end": [0.04, 0.1]}} in rows
+    state, _, _ = checkpoint.load_state(checkpoint.latest(str(run_dir)))
+    assert state["step"] == 400 and state["config"]["learning_rate"] == 1e-3
+
+
+def test_more_steps_on_resume_do_not_move_epsilon_back_up(tmp_path):
+    run_dir = str(tmp_path / "run")
+    # ε decays over 0.5 · 300 = 150 steps; stopped at 100, ε = 1 + (0.05 − 1) · 100/150 = 0.3667.
+    with pytest.raises(TrainingInterrupted):
+        train("CartPole-v1", CONFIG, seed=2, logdir=run_dir, log=interrupt_at(100))
+    lines = []
+    resumed = resume(run_dir, log=lines.append, total_steps=600)
+    epsilons = {row["step"]: row["epsilon"] for row in resumed.history if "epsilon" in row}
+    # The progress line at step 150 reports ε(149) = 1 − 0.95 · 149/150, not 1 − 0.95 · 149/300.
+    assert epsilons[150] == pytest.approx(1 - 0.95 * 149 / 150)
+    assert "rawdqn: from step 100: exploration_steps None → 150" in lines
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_keeps_its_logs(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--env", "CartPole-v1", "--steps", 400, "--hidden", 16, "--log-interval", 50,
+                       "--learning-starts", 120, "--optimizer", "sgd", "--learning-rate", 1e30,
+                       "--max-grad-norm", "none", "--train-frequency", 4, "--mode", "function", "--logdir", run_dir)
+    assert code == 2 and "no checkpoint had been written yet" in err
+    with open(run_dir / "history.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert [row["step"] for row in rows if "loss" in row] == [50, 100]
+    # 120 steps were done when the update after step 121 failed.
+    assert rows[-1]["step"] == 120 and "training diverged at step 121" in rows[-1]["stopped"]
+    assert (run_dir / "episodes.jsonl").read_text().strip()
+    # A new run into the same folder would mix two runs' logs.
+    assert_usage_error(cli(capsys, "train", "--steps", 10, "--logdir", run_dir),
+                       "stopped before its first checkpoint")
+
+
+def test_a_resumed_run_logs_each_step_to_tensorboard_once(tmp_path):
+    from rawdqn.summary import read_scalars
+    straight_dir, crashed_dir = str(tmp_path / "straight"), str(tmp_path / "crashed")
+    train("CartPole-v1", CONFIG, seed=5, logdir=straight_dir, log=quiet, checkpoint_interval=100)
+
+    def crash_at_250(line):
+        if line.startswith(f"step {250:>8,}/"):
+            raise RuntimeError("killed")   # as if the machine went down: no checkpoint at 250
+    with pytest.raises(RuntimeError):
+        train("CartPole-v1", CONFIG, seed=5, logdir=crashed_dir, log=crash_at_250, checkpoint_interval=100)
+    # Episodes that ended after the checkpoint at 200 were logged, and will be logged again.
+    assert max(step for step, _ in read_scalars(crashed_dir)["episode/return"]) > 200
+    resume(crashed_dir, log=quiet)
+    straight, crashed = read_scalars(straight_dir), read_scalars(crashed_dir)
+    assert straight.keys() == crashed.keys()
+    for tag in straight:
+        assert [step for step, _ in crashed[tag]] == [step for step, _ in straight[tag]], tag
+        if tag != "train/steps_per_second":
+            np.testing.assert_array_equal(np.array(crashed[tag]), np.array(straight[tag]), err_msg=tag)
+
+
+def test_eval_prints_the_number_training_printed(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code, out, err = cli(capsys, "train", "--steps", 300, "--hidden", 16, "--learning-starts", 50,
+                         "--eval-interval", 100, "--keep-best", "--eval-episodes", 3, "--logdir", run_dir)
+    assert code == 0, err
+    printed = out.strip().splitlines()[-1].split(" over ")[0]   # "evaluation: mean return M ± S"
+    code, out, err = cli(capsys, "eval", run_dir)
+    assert code == 0, err
+    assert out.split(": ", 1)[1].split(" over ")[0] == printed.split(": ", 1)[1]
+    assert "over 3 greedy episodes (seed 20000)" in out   # keep_best: the fresh episodes

@@ -14,6 +14,7 @@ Needs matplotlib: `pip install 'rawdqn[plot]'`; `--aggregate iqm` also `'rawdqn[
 """
 import json
 import os
+import warnings
 
 CONFIDENCE = 0.95
 BOOTSTRAP_REPS = 2_000
@@ -201,9 +202,11 @@ def iqm_intervals():
             return block[0], block[0].copy(), block[0].copy()
         per_step = lambda scores: np.array([metrics.aggregate_iqm(scores[..., t])  # noqa: E731
                                             for t in range(scores.shape[-1])])
-        point, interval = library.get_interval_estimates(
-            {"runs": block[:, None, :]}, per_step, reps=BOOTSTRAP_REPS,
-            confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(0))
+        with warnings.catch_warnings():  # arch's notice about rliable's RandomState argument
+            warnings.simplefilter("ignore", FutureWarning)
+            point, interval = library.get_interval_estimates(
+                {"runs": block[:, None, :]}, per_step, reps=BOOTSTRAP_REPS,
+                confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(0))
         return point["runs"], interval["runs"][0], interval["runs"][1]
     return intervals
 
