@@ -138,6 +138,9 @@ class DQNConfig:
         line = f"ε decays from {self.epsilon_start:g} to {self.epsilon_end:g} by step {end_step:,}"
         if end_step > self.total_steps:
             return line + f", after the run's {self.total_steps:,} steps; shorten it with --exploration-steps"
+        if self.exploration_steps is None and end_step > 10_000_000:
+            return line + f" of {self.total_steps:,} ({self.exploration_fraction:g} of the run; "\
+                          "--exploration-steps N sets it in steps)"
         return line + f" of {self.total_steps:,}"
 
     def replace(self, **changes):
