@@ -18,6 +18,7 @@ from rawdqn.config import DQNConfig
 from rawdqn.kernel import compile_kernel
 from rawdqn.network import QNetwork
 from rawdqn.replay import ReplayBuffer, Transition
+from rawdqn.schedule import Schedule
 
 LearnInfo = collections.namedtuple(
     "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
@@ -34,7 +35,7 @@ class DQN(tf.Module):
 
     def __init__(self, obs_dim, num_actions, config=None, seed=0, discrete_obs=False,
                  legal_actions=False, device=None, use_bias=True,
-                 initializer="glorot_uniform", name=None):
+                 initializer="glorot_uniform", num_envs=1, name=None):
         super().__init__(name=name)
         self.config = (config or DQNConfig()).validate()
         self.obs_dim = int(obs_dim)
@@ -42,6 +43,7 @@ class DQN(tf.Module):
         self.seed = int(seed)
         self.discrete_obs = bool(discrete_obs)
         self.legal_actions = bool(legal_actions)
+        self.num_envs = int(num_envs)
         self.device = device
         self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
         memory = self.memory_needed()
@@ -57,6 +59,8 @@ class DQN(tf.Module):
         self._train = compile_kernel(self.train_fn, mode)
         self._sync = compile_kernel(self.sync_fn, mode)
         self._q_values = compile_kernel(self.q_values_fn, mode)
+        self._begin = compile_kernel(self.begin_fn, mode)
+        self._step = compile_kernel(self.step_fn, mode)
 
     def memory_needed(self):
         """Bytes this agent allocates: {"replay": …, "networks and optimizer": …}.
@@ -91,6 +95,17 @@ class DQN(tf.Module):
                 num_actions=self.num_actions if self.legal_actions else None,
                 jit_compile=self.config.mode == "xla")
             self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
+            # The loop's state between env steps, for `step`: what it acted on and how.
+            self.schedule = Schedule(self.config, name="schedule")
+            obs_shape = [self.num_envs] if self.discrete_obs else [self.num_envs, self.obs_dim]
+            self.current_obs = tf.Variable(tf.zeros(obs_shape, self.replay.obs_dtype), trainable=False,
+                                           name="current_obs")
+            self.last_action = tf.Variable(tf.zeros([self.num_envs], tf.int32), trainable=False,
+                                           name="last_action")
+            self.last_info = LearnInfo(*(tf.Variable(tf.constant(float("nan"), self.dtype), trainable=False,
+                                                     name=f"last_{field}") for field in LearnInfo._fields))
+            self.diverged_at = tf.Variable(-1, dtype=tf.int64, trainable=False, name="diverged_at")
+            self.diverged_info = tf.Variable(tf.zeros([3], self.dtype), trainable=False, name="diverged_info")
 
     # --- features -----------------------------------------------------------
     def features(self, obs):
@@ -192,6 +207,55 @@ class DQN(tf.Module):
             lambda i, _: i < num_updates,
             lambda i, _: (i + 1, self.learn_fn(self.replay.sample_fn(self.config.batch_size))),
             (tf.constant(1, tf.int32), info))[1]
+
+    # --- one environment step ------------------------------------------------
+    def begin(self, obs, legal_mask=None):
+        """The first actions [num_envs] of a run, for observations [num_envs, ...]."""
+        return self._call_on_device(self._begin, self._obs_tensor(obs), self._mask_tensor(legal_mask))
+
+    def begin_fn(self, obs, legal_mask=None):
+        """a = ε-greedy(Q(s), ε(t)) for t = step … step + N − 1; remembers s and a for `step_fn`."""
+        epsilon = self.schedule.epsilon_fn(self.num_envs, self.dtype)
+        action = self.act_fn(obs, epsilon, legal_mask)
+        self.current_obs.assign(obs)
+        self.last_action.assign(action)
+        return action
+
+    def step(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
+        """One compiled call per environment step: store, learn if due, sync if due, act.
+
+        `next_obs` is the true observation after the last actions (a truncated episode's
+        final one), `obs` what to act on now (the reset observation where an episode
+        ended, else `next_obs`). Returns the actions [num_envs] for `obs`.
+        """
+        return self._call_on_device(
+            self._step, self._obs_tensor(next_obs), tf.convert_to_tensor(reward, self.dtype),
+            tf.convert_to_tensor(terminated, self.dtype), self._obs_tensor(obs),
+            self._mask_tensor(next_legal_mask), self._mask_tensor(legal_mask))
+
+    def step_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
+        """replay ← (s, a, r, s', terminated); the updates and syncs now due (see schedule); act on `obs`."""
+        self.replay.add_fn(self.current_obs.read_value(), self.last_action.read_value(), reward, next_obs,
+                           terminated, next_legal_mask)
+        info, updates = self.schedule.advance_fn(
+            self.num_envs, lambda: self.learn_fn(self.replay.sample_fn(self.config.batch_size)),
+            lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
+            LearnInfo(*(variable.read_value() for variable in self.last_info)))
+        for variable, value in zip(self.last_info, info):
+            variable.assign(value)
+        # The first update whose loss, mean max Q or gradient norm is not finite: the loop stops there.
+        watched = tf.stack([info.loss, info.mean_max_q, info.grad_norm])
+        newly = (self.diverged_at < 0) & (updates > 0) & tf.logical_not(tf.reduce_all(tf.math.is_finite(watched)))
+        self.diverged_at.assign(tf.where(newly, self.schedule.step, self.diverged_at))
+        self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
+        return self.begin_fn(obs, legal_mask)
+
+    def _mask_tensor(self, legal_mask):
+        return None if legal_mask is None else tf.convert_to_tensor(legal_mask, tf.bool)
+
+    def _call_on_device(self, kernel, *args):
+        with tf.device(self.device):
+            return kernel(*args)
 
     # --- target -------------------------------------------------------------
     def sync_target(self, tau=1.0):

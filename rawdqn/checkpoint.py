@@ -31,7 +31,7 @@ import tensorflow as tf
 from rawdqn.config import DQNConfig
 from rawdqn.errors import UsageError
 
-FORMAT = "rawdqn-checkpoint-1"
+FORMAT = "rawdqn-checkpoint-2"  # 2: the agent holds the loop's counters and pending action
 # What tf.train.Checkpoint.read raises on a truncated or garbled file (IndexError: short read).
 READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, OSError)
 LATEST = "latest"
@@ -215,7 +215,8 @@ def load_state(checkpoint):
                               f"({type(error).__name__}: {one_line(error)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {checkpoint} is not a {FORMAT} checkpoint "
-                              f"(state.json format: {state.get('format') if isinstance(state, dict) else None!r})")
+                              f"(state.json format: {state.get('format') if isinstance(state, dict) else None!r}); "
+                              "it was written by another version of rawdqn")
     missing = {"env_id", "seed", "config", "spec", "step"} - set(state)
     if missing:
         raise CheckpointError(f"checkpoint {checkpoint} is corrupt: state.json lacks {sorted(missing)}")

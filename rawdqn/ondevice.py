@@ -39,7 +39,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import checkpoint, envs
+from rawdqn import checkpoint, envs, schedule
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig, check_seed
 from rawdqn.errors import UsageError
@@ -76,11 +76,6 @@ def preset(env_id):
         return gymnasium_preset(env_id), DEFAULT_NUM_ENVS, DEFAULT_ITERATIONS_PER_CALL
     return (dataclasses.replace(chosen["config"]), chosen["num_envs"],
             chosen["iterations_per_call"])
-
-
-def ceil_div(a, b):
-    """⌈a / b⌉ for integer tensors a ≥ 0, b ≥ 1."""
-    return (a + b - 1) // b
 
 
 class AgentEnvs(tf.Module):
@@ -202,26 +197,16 @@ class OnDeviceTrainer(tf.Module):
 
     # --- the compiled program ----------------------------------------------------
     def epsilon_fn(self, steps):
-        """ε(t) = start + (end − start) · min(1, t / decay_steps), as DQNConfig.epsilon_at."""
-        config = self.config
-        decay_steps = config.exploration_decay_steps
-        if decay_steps <= 0:
-            progress = tf.ones(tf.shape(steps), tf.float64)
-        else:
-            progress = tf.minimum(tf.constant(1.0, tf.float64), tf.cast(steps, tf.float64) / decay_steps)
-        epsilon = config.epsilon_start + (config.epsilon_end - config.epsilon_start) * progress
-        return tf.cast(epsilon, self.lanes[0].agent.dtype)
+        """ε(t) for each step t in `steps`: the schedule's closed form (rawdqn/schedule.py)."""
+        return schedule.epsilon(self.config, steps, self.lanes[0].agent.dtype)
 
     def updates_owed_fn(self, step):
-        """g · #{u ∈ [learning_starts, step) : u mod f = 0}: updates the gymnasium loop has made by `step`."""
-        config = self.config
-        frequency = tf.constant(config.train_frequency, tf.int64)
-        phases = ceil_div(step, frequency) - ceil_div(tf.constant(config.learning_starts, tf.int64), frequency)
-        return config.gradient_steps * tf.maximum(phases, 0)
+        """Updates the gymnasium loop has made by `step` (schedule.updates_owed)."""
+        return schedule.updates_owed(self.config, step)
 
     def syncs_owed_fn(self, step):
-        """#{u ∈ [0, step) : u mod C = 0} = ⌈step / C⌉."""
-        return ceil_div(step, tf.constant(self.config.target_update_interval, tf.int64))
+        """Target syncs the gymnasium loop has made by `step` (schedule.syncs_owed)."""
+        return schedule.syncs_owed(self.config, step)
 
     def iteration_fn(self):
         """One iteration: N steps of every agent's envs, then the updates and syncs now due."""

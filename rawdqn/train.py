@@ -8,6 +8,9 @@
         every train_frequency steps (after learning_starts): gradient_steps × learn(sample)
         every target_update_interval steps: θ⁻ ← τθ + (1 − τ)θ⁻
 
+Everything after env.step — store, learn if due, sync if due, and the next ε-greedy
+action — is one compiled call, `agent.step` (rawdqn/schedule.py says what is due, from
+counters on the device); Python steps the environment and keeps the episode bookkeeping.
 With a run directory, the loop also writes a checkpoint every checkpoint_interval steps
 and at the end; SIGINT or SIGTERM writes one and stops; `resume` continues from one
 exactly. A loss or Q-value that is not finite stops the run (TrainingDiverged).
@@ -88,6 +91,11 @@ def legal_mask_of(info, spec):
     return np.asarray(info["action_mask"], bool) if spec.legal_actions else None
 
 
+def batched(mask):
+    """[num_actions] → [1, num_actions]; None stays None."""
+    return None if mask is None else mask[None]
+
+
 EVAL_STEP_LIMIT = 1_000  # per evaluation episode, for envs without a time limit (CliffWalking)
 
 
@@ -119,46 +127,6 @@ def evaluate(agent, env_id, episodes, seed, spec=None):
     return float(np.mean(returns)), float(np.std(returns))
 
 
-class StagedTransitions:
-    """Transitions gathered on the host, written to the device ring in one call before learning."""
-
-    FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "next_legal_mask")
-
-    def __init__(self, legal_actions):
-        self.legal_actions = legal_actions
-        self.rows = []
-
-    def append(self, obs, action, reward, next_obs, terminated, next_legal_mask):
-        self.rows.append((obs, action, reward, next_obs, terminated, next_legal_mask))
-
-    def flush(self, replay):
-        capacity = replay.capacity
-        while self.rows:
-            chunk, self.rows = self.rows[:capacity], self.rows[capacity:]
-            obs, action, reward, next_obs, terminated, legal = zip(*chunk)
-            replay.add(np.stack(obs), np.asarray(action, np.int32), np.asarray(reward, np.float64),
-                       np.stack(next_obs), np.asarray(terminated, np.float64),
-                       np.stack(legal) if self.legal_actions else None)
-
-    def as_arrays(self):
-        """{"staged_obs": [N, ...], ...} for a checkpoint (empty dict when nothing is staged)."""
-        if not self.rows:
-            return {}
-        columns = list(zip(*self.rows))
-        if not self.legal_actions:
-            columns = columns[:5]
-        return {f"staged_{name}": np.asarray(column) for name, column in zip(self.FIELDS, columns)}
-
-    def restore(self, arrays):
-        if "staged_obs" not in arrays:
-            self.rows = []
-            return
-        columns = [arrays[f"staged_{name}"] for name in self.FIELDS[:5]]
-        masks = arrays["staged_next_legal_mask"] if self.legal_actions else [None] * len(columns[0])
-        self.rows = [(obs, int(action), float(reward), next_obs, float(terminated), mask)
-                     for obs, action, reward, next_obs, terminated, mask in zip(*columns, masks)]
-
-
 @dataclasses.dataclass
 class TrainResult:
     agent: DQN
@@ -183,6 +151,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 DEFAULT_CHECKPOINT_INTERVAL = 10_000
+DIVERGENCE_CHECK_INTERVAL = 1_000   # steps between reads of the agent's divergence flag (besides the hooks)
 VALIDATION_SIZE = 512       # fixed observations for the average max Q (the tutorials' avg_max_q_value)
 RECENT_EPISODES = 20
 SELECTION_EVAL_SEED = 10_000   # evaluation seeds: seed + this, during training
@@ -210,22 +179,19 @@ class Trainer:
         if self.checkpoint_interval < 1:
             raise UsageError(f"checkpoint interval must be >= 1; got {checkpoint_interval}")
         self.env = make_env(env_id)
-        obs, self.info = self.env.reset(seed=self.seed)
+        obs, info = self.first_reset = self.env.reset(seed=self.seed)
         self.env.action_space.seed(self.seed)
-        self.spec = env_spec(self.env, self.info)
+        self.spec = env_spec(self.env, info)
         if not np.all(np.isfinite(np.asarray(obs, np.float64))):
             raise EnvError(f"{env_id} returned a non-finite observation at reset")
         self.agent = DQN(self.spec.obs_dim, self.spec.num_actions, self.config, seed=self.seed,
                          discrete_obs=self.spec.discrete_obs, legal_actions=self.spec.legal_actions,
                          device=resolve_device(device))
         self.agent.sync_target()
-        self.staged = StagedTransitions(self.spec.legal_actions)
-        self.obs = encode_obs(obs, self.spec)
         self.step = 0                      # environment steps done
         self.episode_return, self.episode_length = 0.0, 0
         self.episode_returns, self.episode_lengths, self.episode_end_steps = [], [], []
         self.history = []
-        self.last_learn = None             # the latest LearnInfo, as floats
         self.validation_obs = None
         self.last_checkpoint, self.saved_step = None, None
         self.stop_signal = None
@@ -237,52 +203,41 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------
     def run(self):
-        """Train from `self.step` to total_steps, then evaluate the greedy policy."""
+        """Train from `self.step` to total_steps, then evaluate the greedy policy.
+
+        Each environment step is one compiled call, `agent.step`: it stores the transition,
+        makes the updates and the target sync the schedule says are due, and returns the
+        next action. Python steps the environment and keeps the episode bookkeeping.
+        """
         config, agent, spec = self.config, self.agent, self.spec
         first_step = self.step
-        window_start, window_step, window_aside = time.perf_counter(), self.step, self.seconds_aside()
+        self.window = (time.perf_counter(), self.step, self.seconds_aside())   # for steps/s
         train_start = time.perf_counter()
         with self.stop_on_signals(), self.summaries_open(), self.logs_kept():
+            if self.step == 0:
+                action = self.first_action()
+            else:   # chosen before the checkpoint was written, and saved with the agent
+                action = int(agent.last_action.numpy()[0])
             for step in range(first_step, config.total_steps):
-                epsilon = config.epsilon_at(step)
-                mask = legal_mask_of(self.info, spec)
-                action = int(agent.act(self.obs[None], epsilon, None if mask is None else mask[None]).numpy()[0])
-                next_obs, reward, terminated, truncated, self.info = self.env.step(action + spec.action_start)
+                next_obs, reward, terminated, truncated, info = self.env.step(action + spec.action_start)
                 if not np.isfinite(reward):
                     raise EnvError(f"{self.env_id} returned a non-finite reward ({reward}) at step {step + 1:,}")
-                next_encoded = encode_obs(next_obs, spec)
-                # A truncated transition keeps terminated=0 and its true final observation.
-                self.staged.append(self.obs, action, float(reward), next_encoded, float(terminated),
-                                   legal_mask_of(self.info, spec))
                 self.episode_return += float(reward)
                 self.episode_length += 1
+                # The replay gets the true final observation; terminated (not truncated) stops bootstrapping.
+                stored_obs, stored_mask = encode_obs(next_obs, spec), legal_mask_of(info, spec)
+                acting_obs, acting_mask = stored_obs, stored_mask
                 if terminated or truncated:
                     self.end_episode(step + 1)
-                    next_obs, self.info = self.env.reset()
-                    next_encoded = encode_obs(next_obs, spec)
-                self.obs = next_encoded
+                    reset_obs, info = self.env.reset()
+                    acting_obs, acting_mask = encode_obs(reset_obs, spec), legal_mask_of(info, spec)
+                action = int(agent.step(stored_obs[None], [float(reward)], [float(terminated)], acting_obs[None],
+                                        batched(stored_mask), batched(acting_mask)).numpy()[0])
 
-                if step >= config.learning_starts and step % config.train_frequency == 0:
-                    self.staged.flush(agent.replay)
-                    self.learn(step + 1)
-                if step % config.target_update_interval == 0:
-                    agent.sync_target(config.tau)
-
-                self.step = done_steps = step + 1
-                if config.eval_interval and done_steps % config.eval_interval == 0 and done_steps < config.total_steps:
-                    self.evaluate_now()
-                if done_steps % config.log_interval == 0 or done_steps == config.total_steps:
-                    # steps/s of training alone: compilation and evaluations are set aside.
-                    now, aside = time.perf_counter(), self.seconds_aside()
-                    training_seconds = now - window_start - (aside - window_aside)
-                    self.log_progress(epsilon, (done_steps - window_step) / max(training_seconds, 1e-9))
-                    window_start, window_step, window_aside = now, done_steps, aside
-                if self.run_dir and done_steps % self.checkpoint_interval == 0 and done_steps < config.total_steps:
-                    self.save_checkpoint()
-                if self.stop_signal is not None:
-                    raise TrainingInterrupted(self.stop_signal, done_steps, self.save_checkpoint(), self.run_dir)
-            self.staged.flush(agent.replay)
+                self.step = step + 1
+                self.after_step(self.step)
             total_time = time.perf_counter() - train_start
+            self.check_finite()
             eval_mean, eval_std = self.evaluate_now(final=True)
             eval_seed = self.seed + SELECTION_EVAL_SEED
             if config.keep_best:
@@ -299,6 +254,32 @@ class Trainer:
         return TrainResult(agent, self.episode_returns, eval_mean, eval_std,
                            (config.total_steps - first_step) / total_time, self.history)
 
+    def first_action(self):
+        obs, info = self.first_reset
+        return int(self.agent.begin(encode_obs(obs, self.spec)[None], batched(legal_mask_of(info, self.spec)))
+                   .numpy()[0])
+
+    def after_step(self, done_steps):
+        """The hooks, in order: divergence check, evaluation, progress line, checkpoint, stop on a signal."""
+        config = self.config
+        evaluate_due = config.eval_interval and done_steps % config.eval_interval == 0
+        log_due = done_steps % config.log_interval == 0 or done_steps == config.total_steps
+        checkpoint_due = self.run_dir and done_steps % self.checkpoint_interval == 0
+        if evaluate_due or log_due or checkpoint_due or done_steps % DIVERGENCE_CHECK_INTERVAL == 0:
+            self.check_finite()
+        if evaluate_due and done_steps < config.total_steps:
+            self.evaluate_now()
+        if log_due:
+            # steps/s of training alone: compilation and evaluations are set aside.
+            (start, step, aside), now, now_aside = self.window, time.perf_counter(), self.seconds_aside()
+            training_seconds = now - start - (now_aside - aside)
+            self.log_progress(config.epsilon_at(done_steps - 1), (done_steps - step) / max(training_seconds, 1e-9))
+            self.window = (now, done_steps, now_aside)
+        if checkpoint_due and done_steps < config.total_steps:
+            self.save_checkpoint()
+        if self.stop_signal is not None:
+            raise TrainingInterrupted(self.stop_signal, done_steps, self.save_checkpoint(), self.run_dir)
+
     def end_episode(self, done_steps):
         self.episode_returns.append(self.episode_return)
         self.episode_lengths.append(self.episode_length)
@@ -308,23 +289,19 @@ class Trainer:
                                               "episode/length": self.episode_length})
         self.episode_return, self.episode_length = 0.0, 0
 
-    def learn(self, done_steps):
-        """gradient_steps updates; stop if the loss or a Q-value is no longer finite."""
-        info = self.agent.train(self.config.gradient_steps)
-        self.last_learn = {name: float(value) for name, value in info._asdict().items()}
-        if self.validation_obs is None:
-            # The first observations collected, fixed for the rest of the run.
-            count = min(self.agent.replay.size, VALIDATION_SIZE)
-            self.validation_obs = self.agent.replay.obs[:count].numpy()
-        for name, label in (("loss", "loss"), ("mean_max_q", "mean max Q-value"),
-                            ("grad_norm", "gradient norm")):
-            value = self.last_learn[name]
-            if not np.isfinite(value):
-                kept = (f"the last good checkpoint, {self.last_checkpoint}, is intact"
-                        if self.last_checkpoint else "no checkpoint had been written yet")
-                raise TrainingDiverged(
-                    f"training diverged at step {done_steps:,}: the {label} became {value} after a "
-                    f"gradient update; {kept}. Try a lower --learning-rate, --max-grad-norm or --loss huber")
+    def check_finite(self):
+        """Stop with TrainingDiverged if an update's loss, mean max Q or gradient norm was not finite."""
+        diverged_at = int(self.agent.diverged_at.numpy())
+        if diverged_at < 0:
+            return
+        values = self.agent.diverged_info.numpy()
+        label, value = next((label, value) for label, value in
+                            zip(("loss", "mean max Q-value", "gradient norm"), values) if not np.isfinite(value))
+        kept = (f"the last good checkpoint, {self.last_checkpoint}, is intact"
+                if self.last_checkpoint else "no checkpoint had been written yet")
+        raise TrainingDiverged(
+            f"training diverged at step {diverged_at:,}: the {label} became {value} after a "
+            f"gradient update; {kept}. Try a lower --learning-rate, --max-grad-norm or --loss huber")
 
     def seconds_aside(self):
         """Seconds so far that were not training: kernel compilation and greedy evaluations."""
@@ -363,7 +340,12 @@ class Trainer:
 
     def log_progress(self, epsilon, steps_per_second):
         recent = self.episode_returns[-RECENT_EPISODES:]
-        learned = self.last_learn or {}
+        learned = {}
+        if int(self.agent.schedule.updates_done.numpy()) > 0:
+            learned = {name: float(variable.numpy()) for name, variable in self.agent.last_info._asdict().items()}
+            if self.validation_obs is None:
+                # The first observations collected, fixed for the rest of the run.
+                self.validation_obs = self.agent.replay.obs[:min(self.agent.replay.size, VALIDATION_SIZE)].numpy()
         row = {"step": self.step, "steps_per_second": steps_per_second,
                "episodes": len(self.episode_returns),
                "recent_return": float(np.mean(recent)) if recent else float("nan"),
@@ -430,11 +412,8 @@ class Trainer:
                  "spec": dataclasses.asdict(self.spec), "step": self.step, "loop": self.loop_state(),
                  "checkpoint_interval": self.checkpoint_interval, "changes": self.changes,
                  "final_evaluation": self.final_evaluation}
-        # Staged transitions are saved as they are: flushing them now would add a replay.add
-        # of an unusual size (a retrace) that the uninterrupted run never makes.
-        arrays = {"obs": self.obs, **self.staged.as_arrays()}
-        if self.spec.legal_actions:
-            arrays["legal_mask"] = legal_mask_of(self.info, self.spec)
+        # The observation acted on and the action chosen are the agent's variables.
+        arrays = {}
         if self.validation_obs is not None:
             arrays["validation_obs"] = self.validation_obs
         arrays.update({f"best_weight_{i}": value for i, value in enumerate(self.best_weights)})
@@ -447,8 +426,7 @@ class Trainer:
     def loop_state(self):
         return {"episode_return": self.episode_return, "episode_length": self.episode_length,
                 "episode_returns": self.episode_returns, "episode_lengths": self.episode_lengths,
-                "episode_end_steps": self.episode_end_steps, "history": self.history,
-                "last_learn": self.last_learn, "best": self.best}
+                "episode_end_steps": self.episode_end_steps, "history": self.history, "best": self.best}
 
     def restore_loop_state(self, state, arrays):
         loop = state["loop"]
@@ -456,15 +434,10 @@ class Trainer:
         self.episode_return, self.episode_length = loop["episode_return"], loop["episode_length"]
         self.episode_returns, self.episode_lengths = loop["episode_returns"], loop["episode_lengths"]
         self.episode_end_steps, self.history = loop["episode_end_steps"], loop["history"]
-        self.last_learn = loop["last_learn"]
         self.best = loop.get("best")
         count = len([key for key in arrays if key.startswith("best_weight_")])
         self.best_weights = [arrays[f"best_weight_{i}"] for i in range(count)]
-        self.obs = arrays["obs"]
-        if self.spec.legal_actions:
-            self.info = {"action_mask": arrays["legal_mask"]}
         self.validation_obs = arrays.get("validation_obs")
-        self.staged.restore(arrays)
 
     def write_logs(self):
         """config.json, history.jsonl (log and eval rows) and episodes.jsonl, each replaced whole."""

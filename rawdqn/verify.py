@@ -197,13 +197,12 @@ def dqn_config(problem, steps, kind, **overrides):
 def train_dqn(problem, steps, seed, kind, **overrides):
     """Train a DQN on one-hot states with the loop of `rawdqn.train.train`, recording |Q − Q*|.
 
-    Driven here rather than through `train()` for two reasons: the error curve needs Q-table
-    snapshots during training, and CliffWalking has no time limit, so `train()`'s greedy
-    evaluation episodes could run forever. 'linear' is Q(s, ·) = W[s] (no bias, W₀ = 0: a
-    Q-table learned by SGD from replay); 'mlp' is one hidden layer of 64 ReLUs.
+    Driven here rather than through `train()` because the error curve needs Q-table
+    snapshots and visit counts during training; each step is the same compiled `agent.step`
+    (store, learn and sync as the schedule says, act). 'linear' is Q(s, ·) = W[s] (no bias,
+    W₀ = 0: a Q-table learned by SGD from replay); 'mlp' is one hidden layer of 64 ReLUs.
     """
     from rawdqn.agent import DQN  # TensorFlow is imported only when a DQN is trained
-    from rawdqn.train import StagedTransitions
     config = dqn_config(problem, steps, kind, **overrides)
     linear = kind == "linear"
     agent = DQN(problem.num_states, problem.num_actions, config, seed=seed, discrete_obs=True,
@@ -214,26 +213,19 @@ def train_dqn(problem, steps, seed, kind, **overrides):
     visits = np.zeros((problem.num_states, problem.num_actions), np.int64)
     snapshots, curve_steps, curve_error = snapshot_steps(steps), [], []
     started = time.perf_counter()
-    staged = StagedTransitions(legal_actions=False)  # written to the ring before each update
 
     agent.sync_target()
     state, _ = env.reset(seed=seed)
+    action = int(agent.begin(np.array([state], np.int32)).numpy()[0])
     for step in range(steps):
-        action = int(agent.act(np.array([state], np.int32), config.epsilon_at(step)).numpy()[0])
         next_state, reward, terminated, truncated, _ = env.step(action)
         visits[state, action] += 1
-        # A truncated transition keeps terminated = 0: it bootstraps from next_state.
-        staged.append(state, action, float(reward), next_state, float(terminated), None)
         state = next_state
         if terminated or truncated:
             state, _ = env.reset()
-        if len(staged.rows) >= config.replay_capacity:
-            staged.flush(agent.replay)
-        if step >= config.learning_starts and step % config.train_frequency == 0:
-            staged.flush(agent.replay)
-            agent.train(config.gradient_steps)
-        if step % config.target_update_interval == 0:
-            agent.sync_target(config.tau)
+        # A truncated transition keeps terminated = 0: it bootstraps from next_state.
+        action = int(agent.step(np.array([next_state], np.int32), [float(reward)], [float(terminated)],
+                                np.array([state], np.int32)).numpy()[0])
         if step + 1 in snapshots:
             curve_steps.append(step + 1)
             q_table = agent.q_values(all_states).numpy()

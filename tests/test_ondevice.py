@@ -11,6 +11,7 @@ import tensorflow as tf
 from rawdqn import cli, envs
 from rawdqn.config import DQNConfig
 from rawdqn.ondevice import ENV_STREAM, OnDeviceTrainer
+from test_schedule import counted_step_by_step
 
 SMALL = DQNConfig(total_steps=2_000, hidden=(8,), batch_size=8, replay_capacity=4_096,
                   learning_starts=5, train_frequency=4, gradient_steps=3, target_update_interval=7,
@@ -20,17 +21,6 @@ TIME_LIMIT = 12     # short episodes, so a short run has truncated rows
 
 def variables(module):
     return [v.numpy() for v in module.variables_in_order]
-
-
-def gymnasium_counts(total_steps, config):
-    """Updates and syncs made by rawdqn.train's loop after total_steps steps (its own if-tests)."""
-    updates = syncs = 0
-    for step in range(total_steps):
-        if step >= config.learning_starts and step % config.train_frequency == 0:
-            updates += config.gradient_steps
-        if step % config.target_update_interval == 0:
-            syncs += 1
-    return updates, syncs
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +110,7 @@ def test_counters_match_the_gymnasium_loop(run):
     assert [call.updates for call in calls] == [0, 3 * 4, 3 * 28]           # by hand
     assert [call.syncs for call in calls] == [1, 4, 18]
     for call in calls:
-        assert (call.updates, call.syncs) == gymnasium_counts(call.step, SMALL)
+        assert (call.updates, call.syncs) == counted_step_by_step(call.step, SMALL)
     for agent in trainer.agents:
         # The updates really ran: one optimizer step and one replay draw each.
         assert int(agent.optimizer.step.numpy()) == 3 * 28
@@ -138,7 +128,7 @@ def test_update_and_sync_accounting_for_many_settings(num_envs, learning_starts,
     for iterations in (1, 2, 3, 17, 100):
         step = tf.constant(iterations * num_envs, tf.int64)
         counts = (int(trainer.updates_owed_fn(step)), int(trainer.syncs_owed_fn(step)))
-        assert counts == gymnasium_counts(iterations * num_envs, config)
+        assert counts == counted_step_by_step(iterations * num_envs, config)
 
 
 @pytest.fixture(scope="module")

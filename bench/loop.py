@@ -1,0 +1,163 @@
+"""The gymnasium training loop end to end, against Stable-Baselines3's DQN, and where a step's time goes.
+
+    python bench/loop.py [--steps 20000] [--rounds 3] [--no-sb3]
+
+Workload W2: CartPole-v1, one environment, one update of batch 128 per env step, a (64, 64)
+MLP, Adam 1e-3, replay 50,000, learning starts at 1,000, target copy every 500 steps. Each
+round times, one after the other in this process, `rawdqn.train.Trainer` (one compiled
+`agent.step` per env step) and SB3's `DQN.learn` (torch, CPU) over --steps env steps each;
+the ratio is taken per round and the median reported. SB3 and torch come from
+bench/requirements-peers.txt, never from rawdqn's own dependencies:
+
+    python -m pip install -r bench/requirements-peers.txt
+
+The breakdown times each piece of one steady-state step alone (medians of --repeats blocks):
+env.step (gymnasium), the fused `agent.step` (store, learn, sync-if-due, act in one XLA call),
+and the same work as the separate kernels the loop called before (act, replay.add, train(1),
+sync_target); the rest of a loop step is Python bookkeeping (encoding, episode returns, hooks).
+GPU: not measured here (no GPU on these machines); on one, `agent.step` is a single launch
+sequence, so its cost is the dispatch plus the kernels' FLOPs — a prediction, not a figure.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import rawdqn  # noqa: E402,F401  (first: it imports TensorFlow without the CUDA start-up noise)
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rawdqn.agent import DQN  # noqa: E402
+from rawdqn.config import DQNConfig  # noqa: E402
+from rawdqn.train import Trainer  # noqa: E402
+
+W2 = DQNConfig(hidden=(64, 64), optimizer="adam", learning_rate=1e-3, batch_size=128, replay_capacity=50_000,
+               learning_starts=1_000, train_frequency=1, gradient_steps=1, target_update_interval=500,
+               loss="squared", max_grad_norm=10.0, epsilon_end=0.05, exploration_fraction=0.1,
+               eval_episodes=1, log_interval=10**9, mode="xla")
+
+
+def rawdqn_rate(steps, seed):
+    """Env steps/s of rawdqn's loop over `steps` steps, compile excluded (first 1,100 steps run untimed)."""
+    trainer = Trainer("CartPole-v1", W2.replace(total_steps=W2.learning_starts + 100), seed=seed,
+                      log=lambda _: None)
+    trainer.run()
+    trainer.config = trainer.config.replace(total_steps=trainer.step + steps)
+    start = time.perf_counter()
+    trainer.run()   # its final one-episode evaluation is inside the timing: a few ms
+    return steps / (time.perf_counter() - start)
+
+
+def sb3_rate(steps, seed):
+    """Env steps/s of SB3 DQN on W2, after the same untimed warm-up past learning_starts."""
+    import torch
+    from stable_baselines3 import DQN as SB3DQN
+    torch.manual_seed(seed)
+    model = SB3DQN("MlpPolicy", gym.make("CartPole-v1"), learning_rate=W2.learning_rate,
+                   buffer_size=W2.replay_capacity, learning_starts=W2.learning_starts,
+                   batch_size=W2.batch_size, train_freq=W2.train_frequency, gradient_steps=W2.gradient_steps,
+                   target_update_interval=W2.target_update_interval, exploration_fraction=W2.exploration_fraction,
+                   exploration_final_eps=W2.epsilon_end, max_grad_norm=W2.max_grad_norm,
+                   policy_kwargs={"net_arch": list(W2.hidden)}, device="cpu", seed=seed, verbose=0)
+    model.learn(W2.learning_starts + 100)
+    start = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - start)
+
+
+def median_block_seconds(function, calls, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        times.append((time.perf_counter() - start) / calls)
+    return statistics.median(times)
+
+
+def breakdown(calls, repeats):
+    """Seconds per call of each piece of a steady-state W2 step, interleaved block by block."""
+    env = gym.make("CartPole-v1")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    fused, unfused = DQN(4, 2, W2, seed=0), DQN(4, 2, W2, seed=0)
+    obs = rng.normal(size=(1, 4)).astype(np.float32)
+    fused.begin(obs)
+    for agent in (fused, unfused):   # past learning_starts, everything compiled
+        for _ in range(W2.learning_starts + 10):
+            agent.step(obs, [1.0], [0.0], obs)
+        unfused.act(obs, 0.05)
+        unfused.replay.add(obs, [0], [1.0], obs, [0.0])
+        unfused.train(1)
+        unfused.sync_target(1.0)
+
+    def env_step():
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
+        if terminated or truncated:
+            env.reset()
+
+    def kernels_one_by_one():
+        unfused.act(obs, 0.05).numpy()
+        unfused.replay.add(obs, [0], [1.0], obs, [0.0])
+        unfused.train(1)
+        if rng.random() < 1 / W2.target_update_interval:
+            unfused.sync_target(1.0)
+
+    pieces = {"env.step (gymnasium)": env_step,
+              "agent.step, fused: store + learn + sync + act": lambda: fused.step(obs, [1.0], [0.0], obs).numpy(),
+              "act + replay.add + train(1) + sync, one kernel each": kernels_one_by_one}
+    results = {name: [] for name in pieces}
+    for _ in range(repeats):   # interleaved: each round times every piece once
+        for name, function in pieces.items():
+            results[name].append(median_block_seconds(function, calls, 1))
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20_000, help="timed env steps per loop per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--calls", type=int, default=2_000, help="calls per breakdown block")
+    parser.add_argument("--repeats", type=int, default=5, help="breakdown blocks per piece")
+    parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 comparison")
+    args = parser.parse_args(argv)
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    pieces = breakdown(args.calls, args.repeats)
+    print("\nwhere one W2 step's time goes (median µs per call, interleaved blocks):")
+    for name, seconds in pieces.items():
+        print(f"  {name:<55} {seconds * 1e6:8.1f} µs")
+    fused = pieces["agent.step, fused: store + learn + sync + act"]
+    separate = pieces["act + replay.add + train(1) + sync, one kernel each"]
+    print(f"  fused / separate kernels: {fused / separate:.2f}")
+
+    have_sb3 = not args.no_sb3
+    if have_sb3:
+        try:
+            import stable_baselines3  # noqa: F401
+        except ImportError:
+            print("\nSB3 is not installed: python -m pip install -r bench/requirements-peers.txt")
+            have_sb3 = False
+    rows = []
+    for round_index in range(args.rounds):
+        ours = rawdqn_rate(args.steps, seed=round_index)
+        theirs = sb3_rate(args.steps, seed=round_index) if have_sb3 else float("nan")
+        rows.append((ours, theirs))
+        print(f"round {round_index + 1}: rawdqn {ours:7,.0f} env steps/s   SB3 {theirs:7,.0f}   "
+              f"ratio {ours / theirs:5.2f}")
+    ours = statistics.median(r[0] for r in rows)
+    print(f"\nW2, {args.steps:,} steps per loop per round: rawdqn median {ours:,.0f} env steps/s "
+          f"(loop step {1e6 / ours:.0f} µs = env {pieces['env.step (gymnasium)'] * 1e6:.0f} + agent.step "
+          f"{fused * 1e6:.0f} + Python {1e6 / ours - (pieces['env.step (gymnasium)'] + fused) * 1e6:.0f})")
+    if have_sb3:
+        ratios = [a / b for a, b in rows]
+        print(f"SB3 median {statistics.median(r[1] for r in rows):,.0f} env steps/s; "
+              f"rawdqn / SB3 per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

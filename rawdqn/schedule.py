@@ -1,0 +1,80 @@
+"""When to explore, learn and sync: the schedule, in closed form, counted on the device.
+
+With t the environment steps done so far, f = train_frequency, g = gradient_steps,
+L = learning_starts, C = target_update_interval:
+
+    ε(t)          = ε_start + (ε_end − ε_start) · min(1, t / decay_steps)
+    updates(t)    = g · #{u ∈ [L, t) : u mod f = 0} = g · max(0, ⌈t / f⌉ − ⌈L / f⌉)
+    syncs(t)      = #{u ∈ [0, t) : u mod C = 0}     = ⌈t / C⌉
+
+Step u (0-based) stores its transition, then makes the updates and the sync that fall at u:
+after t steps the loop has made exactly updates(t) updates and syncs(t) syncs, whether the
+t steps came one at a time (a gymnasium env) or N at a time (a vector env, the TF envs).
+`Schedule` keeps t and what has been done in int64 variables, so a compiled program asks it
+what is due and a checkpoint holds it; the functions also take plain Python ints (tests).
+"""
+import tensorflow as tf
+
+
+def ceil_div(a, b):
+    """⌈a / b⌉ for integers a ≥ 0, b ≥ 1 (tensors or ints)."""
+    return (a + b - 1) // b
+
+
+def epsilon(config, steps, dtype=tf.float64):
+    """ε(t) for a step or a tensor of steps; see DQNConfig.exploration_decay_steps."""
+    decay_steps = config.exploration_decay_steps
+    steps = tf.cast(steps, tf.float64)
+    progress = tf.ones_like(steps) if decay_steps <= 0 else tf.minimum(steps / decay_steps, 1.0)
+    return tf.cast(config.epsilon_start + (config.epsilon_end - config.epsilon_start) * progress, dtype)
+
+
+def updates_owed(config, step):
+    """g · max(0, ⌈t / f⌉ − ⌈L / f⌉): the updates made by the time `step` steps are done."""
+    frequency = config.train_frequency
+    phases = ceil_div(step, frequency) - ceil_div(config.learning_starts, frequency)
+    return config.gradient_steps * (tf.maximum(phases, 0) if tf.is_tensor(phases) else max(phases, 0))
+
+
+def syncs_owed(config, step):
+    """⌈t / C⌉: the target syncs made by the time `step` steps are done."""
+    return ceil_div(step, config.target_update_interval)
+
+
+class Schedule(tf.Module):
+    """The loop's counters on the device: steps done, updates done, syncs done."""
+
+    def __init__(self, config, name=None):
+        super().__init__(name=name)
+        self.config = config
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.updates_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates_done")
+        self.syncs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="syncs_done")
+
+    def epsilon_fn(self, num_envs, dtype):
+        """ε for the next `num_envs` steps, [num_envs]: ε(t), ε(t + 1), …"""
+        return epsilon(self.config, self.step + tf.range(num_envs, dtype=tf.int64), dtype)
+
+    def advance_fn(self, num_steps, learn_fn, sync_fn, info):
+        """Count `num_steps` more steps, then run the updates and syncs now due.
+
+        learn_fn() → info (one update); sync_fn(τ'). k syncs due at once are one sync with
+        τ' = 1 − (1 − τ)^k (k Polyak steps in a row with no update between; τ = 1: a copy).
+        Returns (info of the last update, or `info` if none was due; updates made).
+        """
+        step = self.step + tf.cast(num_steps, tf.int64)
+        self.step.assign(step)
+        due = updates_owed(self.config, step) - self.updates_done
+        _, info = tf.while_loop(lambda i, _: i < due, lambda i, _: (i + 1, learn_fn()),
+                                (tf.constant(0, tf.int64), info))
+        self.updates_done.assign_add(due)
+        syncs = syncs_owed(self.config, step) - self.syncs_done
+
+        def sync():
+            tau = tf.constant(self.config.tau, tf.float64)
+            keep = tf.pow(1.0 - tau, tf.cast(syncs, tf.float64))
+            sync_fn(tf.where(syncs == 1, tau, 1.0 - keep))   # one sync: τ itself, bit for bit
+            return tf.constant(0)
+        tf.cond(syncs > 0, sync, lambda: tf.constant(0))
+        self.syncs_done.assign_add(syncs)
+        return info, due

@@ -1,0 +1,106 @@
+"""The schedule's closed forms against a step-by-step count, and the one-call-per-step program
+against the same work done kernel by kernel."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rawdqn import schedule
+from rawdqn.agent import DQN
+from rawdqn.config import DQNConfig
+
+
+def counted_step_by_step(total_steps, config):
+    """Updates and syncs after total_steps steps, each step asking the tutorials' if-tests."""
+    updates = syncs = 0
+    for step in range(total_steps):
+        if step >= config.learning_starts and step % config.train_frequency == 0:
+            updates += config.gradient_steps
+        if step % config.target_update_interval == 0:
+            syncs += 1
+    return updates, syncs
+
+
+@pytest.mark.parametrize("learning_starts, frequency, gradient_steps, interval", [
+    (0, 1, 1, 1), (1000, 256, 128, 10), (100, 10, 1, 500), (3, 64, 1, 4), (7, 3, 2, 9)])
+def test_closed_forms_equal_a_step_by_step_count(learning_starts, frequency, gradient_steps, interval):
+    config = DQNConfig(learning_starts=learning_starts, train_frequency=frequency,
+                       gradient_steps=gradient_steps, target_update_interval=interval)
+    for steps in (0, 1, 2, 3, 17, 100, 255, 256, 257, 1001, 4_321):
+        expected = counted_step_by_step(steps, config)
+        assert (schedule.updates_owed(config, steps), schedule.syncs_owed(config, steps)) == expected
+        as_tensors = (schedule.updates_owed(config, tf.constant(steps, tf.int64)),
+                      schedule.syncs_owed(config, tf.constant(steps, tf.int64)))
+        assert tuple(int(x) for x in as_tensors) == expected
+
+
+def test_epsilon_is_linear_then_flat():
+    config = DQNConfig(total_steps=1_000, epsilon_start=1.0, epsilon_end=0.1, exploration_fraction=0.2)
+    # decays over 200 steps: ε(50) = 1 − 0.9 · 50/200 = 0.775; ε(200) = ε(900) = 0.1.
+    np.testing.assert_allclose(schedule.epsilon(config, [0, 50, 200, 900]).numpy(), [1.0, 0.775, 0.1, 0.1])
+    in_steps = config.replace(exploration_steps=10)
+    np.testing.assert_allclose(schedule.epsilon(in_steps, [5, 10]).numpy(), [0.55, 0.1])
+    assert [config.epsilon_at(t) for t in (0, 50, 200)] == list(schedule.epsilon(config, [0, 50, 200]).numpy())
+
+
+CONFIG = DQNConfig(hidden=(8,), batch_size=4, replay_capacity=64, learning_starts=5, train_frequency=3,
+                   gradient_steps=2, target_update_interval=4, tau=0.3, exploration_fraction=0.5,
+                   total_steps=40, mode="xla")
+
+
+def transitions(count, obs_dim, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        yield (rng.normal(size=obs_dim).astype(np.float32), float(rng.normal()), float(rng.random() < 0.2),
+               rng.normal(size=obs_dim).astype(np.float32))
+
+
+@pytest.mark.parametrize("mode, tau", [("function", 1.0), ("function", 0.3), ("xla", 1.0), ("xla", 0.3)])
+def test_one_call_per_step_equals_the_kernels_called_one_by_one(mode, tau):
+    """agent.step (store → learn if due → sync if due → act) against act, replay.add, train and
+    sync_target called in that order, as the step-by-step if-tests say, on the same stream.
+
+    Bit for bit, except one case: XLA on a CPU contracts a Polyak sync τθ + (1 − τ)θ⁻ into
+    fused multiply-adds differently inside the whole-step program than inside the sync kernel
+    alone (1 ulp; neither equals NumPy's separately rounded float32), so with τ < 1 under XLA
+    the weights agree to float32 rounding, not to the bit."""
+    config = CONFIG.replace(mode=mode, tau=tau)
+    exact = mode == "function" or tau == 1.0
+    fused, unfused = DQN(3, 2, config, seed=4), DQN(3, 2, config, seed=4)
+    start = np.zeros(3, np.float32)
+    fused_actions = [int(fused.begin(start[None]).numpy()[0])]
+    unfused_actions = [int(unfused.act(start[None], config.epsilon_at(0)).numpy()[0])]
+    obs = start
+    for step, (next_obs, reward, terminated, reset_obs) in enumerate(transitions(30, 3)):
+        acting = reset_obs if terminated else next_obs
+        fused_actions.append(int(fused.step(next_obs[None], [reward], [terminated], acting[None]).numpy()[0]))
+        unfused.replay.add(obs[None], [unfused_actions[-1]], [reward], next_obs[None], [terminated])
+        if step >= config.learning_starts and step % config.train_frequency == 0:
+            unfused.train(config.gradient_steps)
+        if step % config.target_update_interval == 0:
+            unfused.sync_target(config.tau)
+        unfused_actions.append(int(unfused.act(acting[None], config.epsilon_at(step + 1)).numpy()[0]))
+        obs = acting
+    assert fused_actions == unfused_actions
+    for a, b in zip(fused.online.variables_in_order + fused.target.variables_in_order,
+                    unfused.online.variables_in_order + unfused.target.variables_in_order):
+        if exact:
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        else:
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+    for name in ("obs", "action", "reward", "next_obs", "terminated", "cursor", "count", "draws"):
+        np.testing.assert_array_equal(getattr(fused.replay, name).numpy(), getattr(unfused.replay, name).numpy())
+    assert int(fused.optimizer.step.numpy()) == int(unfused.optimizer.step.numpy()) > 0
+    assert (int(fused.schedule.updates_done.numpy()), int(fused.schedule.syncs_done.numpy())) == \
+        counted_step_by_step(30, config)
+
+
+def test_the_step_records_where_training_diverged():
+    config = CONFIG.replace(optimizer="sgd", learning_rate=1e30, max_grad_norm=None, mode="function")
+    agent = DQN(3, 2, config, seed=1)
+    agent.begin(np.zeros((1, 3), np.float32))
+    for next_obs, reward, terminated, _ in transitions(30, 3, seed=2):
+        agent.step(next_obs[None] * 1e3, [reward * 1e3], [0.0], next_obs[None] * 1e3)
+    diverged_at = int(agent.diverged_at.numpy())
+    # Updates happen after steps 6, 9, 12, … (step u ≥ 5 with u mod 3 = 0, counted 1-based: u + 1).
+    assert diverged_at in {7, 10, 13, 16, 19, 22, 25, 28}
+    assert not np.all(np.isfinite(agent.diverged_info.numpy()))
