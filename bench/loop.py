@@ -21,6 +21,7 @@ sequence, so its cost is the dispatch plus the kernels' FLOPs — a prediction, 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -52,21 +53,38 @@ def rawdqn_rate(steps, seed):
     return steps / (time.perf_counter() - start)
 
 
+SB3_PROGRAM = """
+import sys, time
+import gymnasium as gym
+from stable_baselines3 import DQN
+steps, seed, lr, buffer, starts, batch, freq, grad_steps, target, fraction, final_eps, clip = sys.argv[1:13]
+model = DQN("MlpPolicy", gym.make("CartPole-v1"), learning_rate=float(lr), buffer_size=int(buffer),
+            learning_starts=int(starts), batch_size=int(batch), train_freq=int(freq), gradient_steps=int(grad_steps),
+            target_update_interval=int(target), exploration_fraction=float(fraction),
+            exploration_final_eps=float(final_eps), max_grad_norm=float(clip),
+            policy_kwargs={"net_arch": [int(w) for w in sys.argv[13].split(",")]}, device="cpu", seed=int(seed),
+            verbose=0)
+model.learn(int(starts) + 100)
+start = time.perf_counter()
+model.learn(int(steps), reset_num_timesteps=False)
+print(int(steps) / (time.perf_counter() - start))
+"""
+
+
 def sb3_rate(steps, seed):
-    """Env steps/s of SB3 DQN on W2, after the same untimed warm-up past learning_starts."""
-    import torch
-    from stable_baselines3 import DQN as SB3DQN
-    torch.manual_seed(seed)
-    model = SB3DQN("MlpPolicy", gym.make("CartPole-v1"), learning_rate=W2.learning_rate,
-                   buffer_size=W2.replay_capacity, learning_starts=W2.learning_starts,
-                   batch_size=W2.batch_size, train_freq=W2.train_frequency, gradient_steps=W2.gradient_steps,
-                   target_update_interval=W2.target_update_interval, exploration_fraction=W2.exploration_fraction,
-                   exploration_final_eps=W2.epsilon_end, max_grad_norm=W2.max_grad_norm,
-                   policy_kwargs={"net_arch": list(W2.hidden)}, device="cpu", seed=seed, verbose=0)
-    model.learn(W2.learning_starts + 100)
-    start = time.perf_counter()
-    model.learn(steps, reset_num_timesteps=False)
-    return steps / (time.perf_counter() - start)
+    """Env steps/s of SB3 DQN on W2, after the same untimed warm-up past learning_starts.
+
+    In a process of its own: torch and TensorFlow in one process can crash (a segfault here).
+    """
+    config = W2
+    args = [steps, seed, config.learning_rate, config.replay_capacity, config.learning_starts, config.batch_size,
+            config.train_frequency, config.gradient_steps, config.target_update_interval,
+            config.exploration_fraction, config.epsilon_end, config.max_grad_norm,
+            ",".join(map(str, config.hidden))]
+    result = subprocess.run([sys.executable, "-c", SB3_PROGRAM, *map(str, args)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"SB3 run failed: {result.stderr.strip().splitlines()[-1:]}")
+    return float(result.stdout.strip().splitlines()[-1])
 
 
 def median_block_seconds(function, calls, repeats):
@@ -136,9 +154,8 @@ def main(argv=None):
 
     have_sb3 = not args.no_sb3
     if have_sb3:
-        try:
-            import stable_baselines3  # noqa: F401
-        except ImportError:
+        import importlib.util
+        if importlib.util.find_spec("stable_baselines3") is None:
             print("\nSB3 is not installed: python -m pip install -r bench/requirements-peers.txt")
             have_sb3 = False
     rows = []

@@ -229,6 +229,7 @@ def restore_agent(checkpoint, agent):
     try:
         status = tf.train.Checkpoint(agent=agent).read(prefix)
         status.assert_existing_objects_matched()
+        agent.steps_seen = None   # the restored schedule.step is the truth now
     except READ_ERRORS as error:
         message = one_line(error)
         if "shape" in message.lower():

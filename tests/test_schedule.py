@@ -81,6 +81,7 @@ def test_one_call_per_step_equals_the_kernels_called_one_by_one(mode, tau):
         unfused_actions.append(int(unfused.act(acting[None], config.epsilon_at(step + 1)).numpy()[0]))
         obs = acting
     assert fused_actions == unfused_actions
+    assert fused._step.calls and fused._collect.calls   # steps with work due and steps without
     for a, b in zip(fused.online.variables_in_order + fused.target.variables_in_order,
                     unfused.online.variables_in_order + unfused.target.variables_in_order):
         if exact:
