@@ -44,8 +44,8 @@ def gym_rate(env_id, config, steps):
     """Env steps/s of rawdqn.train's loop over about `steps` steps after warm-up."""
     frequency = config.train_frequency
     # Warm-up ends just after a learning step and the timed steps are whole train_frequency
-    # periods, so every replay write in the timed part has the steady size, train_frequency
-    # rows (a new size retraces the write), and none is left staged at the end.
+    # periods, so both of agent.step's programs (collect, and the step with updates) are
+    # compiled before timing and each timed period has the same mix of them.
     warm = (-(-config.learning_starts // frequency) + 2) * frequency + 1
     steps = -(-steps // frequency) * frequency
     trainer = Trainer(env_id, config.replace(total_steps=warm, eval_episodes=1), seed=0,
