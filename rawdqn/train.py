@@ -26,11 +26,10 @@ import time
 
 import gymnasium as gym
 import numpy as np
-import tensorflow as tf
 
 from rawdqn import checkpoint, summary
 from rawdqn.agent import DQN
-from rawdqn.config import DQNConfig, check_seed, preset
+from rawdqn.config import check_seed, preset
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
 from rawdqn.kernel import compile_seconds
