@@ -18,7 +18,6 @@ from rawdqn.config import DQNConfig
 from rawdqn.kernel import compile_kernel
 from rawdqn.network import QNetwork
 from rawdqn.replay import ReplayBuffer, Transition
-from rawdqn.schedule import Schedule
 
 LearnInfo = collections.namedtuple(
     "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
@@ -98,7 +97,7 @@ class DQN(tf.Module):
                 jit_compile=self.config.mode == "xla")
             self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
             # The loop's state between env steps, for `step`: what it acted on and how.
-            self.schedule = Schedule(self.config, name="schedule")
+            self.schedule = schedule.Schedule(self.config, name="schedule")
             obs_shape = [self.num_envs] if self.discrete_obs else [self.num_envs, self.obs_dim]
             self.current_obs = tf.Variable(tf.zeros(obs_shape, self.replay.obs_dtype), trainable=False,
                                            name="current_obs")
@@ -247,8 +246,7 @@ class DQN(tf.Module):
 
     def step_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
         """replay ← (s, a, r, s', terminated); the updates and syncs now due (see schedule); act on `obs`."""
-        self.replay.add_fn(self.current_obs.read_value(), self.last_action.read_value(), reward, next_obs,
-                           terminated, next_legal_mask)
+        self.store_fn(next_obs, reward, terminated, next_legal_mask)
         info, updates = self.schedule.advance_fn(
             self.num_envs, lambda: self.learn_fn(self.replay.sample_fn(self.config.batch_size)),
             lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
@@ -264,10 +262,14 @@ class DQN(tf.Module):
 
     def collect_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
         """step_fn where no update or sync is due: replay ← (s, a, r, s', terminated); act on `obs`."""
-        self.replay.add_fn(self.current_obs.read_value(), self.last_action.read_value(), reward, next_obs,
-                           terminated, next_legal_mask)
+        self.store_fn(next_obs, reward, terminated, next_legal_mask)
         self.schedule.step.assign_add(self.num_envs)
         return self.begin_fn(obs, legal_mask)
+
+    def store_fn(self, next_obs, reward, terminated, next_legal_mask=None):
+        """replay ← (s, a, r, s', terminated) with s and a the ones begin_fn remembered."""
+        self.replay.add_fn(self.current_obs.read_value(), self.last_action.read_value(), reward, next_obs,
+                           terminated, next_legal_mask)
 
     def _mask_tensor(self, legal_mask):
         return None if legal_mask is None else tf.convert_to_tensor(legal_mask, tf.bool)

@@ -235,8 +235,7 @@ class Trainer:
 
                 self.step = step + 1
                 self.after_step(self.step)
-            total_time = time.perf_counter() - train_start
-            self.check_finite()
+            total_time = time.perf_counter() - train_start   # after_step checked divergence at the last step
             eval_mean, eval_std = self.evaluate_now(final=True)
             eval_seed = self.seed + SELECTION_EVAL_SEED
             if config.keep_best:

@@ -58,25 +58,24 @@ def run(args):
         iqm_intervals()  # the one-line error now if rliable is missing, not after reading the runs
     from rawdqn.outputs import check_output_file, figure_extensions
     check_output_file(args.out, "--out", figure_extensions())
-    labels = args.label or [os.path.basename(os.path.normpath(path)) for path in args.paths]
-    runs = [read_run(path, label) for path, label in zip(args.paths, labels)]
-    figure = draw_figure(runs, args.smooth, args.aggregate, plt)
+    runs = [read_run(path, label) for path, label in zip(args.paths, args.label or [None] * len(args.paths))]
+    groups = group_runs(runs)
+    figure = draw_figure(runs, args.smooth, args.aggregate, plt, groups)
     try:
         figure.savefig(args.out, dpi=120)
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot write {args.out}: {error}") from None
     plt.close(figure)
-    groups = group_runs(runs)
     episodes = sum(len(r["episode_returns"]) for r in runs)
     print(f"wrote {args.out}: {len(runs)} run(s) in {len(groups)} group(s), {episodes:,} training episodes, "
           f"{sum(len(r['eval_steps']) for r in runs)} evaluations", flush=True)
     return 0
 
 
-def draw_figure(runs, smooth, method, plt):
+def draw_figure(runs, smooth, method, plt, groups=None):
     """The two panels; every run and group in the legend."""
     figure, (train_axes, eval_axes) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    groups = group_runs(runs)
+    groups = groups or group_runs(runs)
     names = group_names(groups)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     label_runs = len(runs) <= LABELLED_RUNS
