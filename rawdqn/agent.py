@@ -11,6 +11,7 @@ a larger compiled program (several updates per call, or a whole on-device loop).
 """
 import collections
 
+import numpy as np
 import tensorflow as tf
 
 from rawdqn import bellman, device as devices, losses, optim, schedule
@@ -239,9 +240,10 @@ class DQN(tf.Module):
         config = self.config
         nothing_due = (schedule.updates_owed(config, self.steps_seen) == schedule.updates_owed(config, before)
                        and schedule.syncs_owed(config, self.steps_seen) == schedule.syncs_owed(config, before))
+        real = self.dtype.as_numpy_dtype
         return self._call_on_device(
-            self._collect if nothing_due else self._step, self._obs_tensor(next_obs), tf.convert_to_tensor(reward, self.dtype),
-            tf.convert_to_tensor(terminated, self.dtype), self._obs_tensor(obs),
+            self._collect if nothing_due else self._step, self._obs_tensor(next_obs),
+            tf.constant(np.asarray(reward, real)), tf.constant(np.asarray(terminated, real)), self._obs_tensor(obs),
             self._mask_tensor(next_legal_mask), self._mask_tensor(legal_mask))
 
     def step_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):

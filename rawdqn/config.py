@@ -25,7 +25,10 @@ def check_seed(seed, count=1, flag="--seed"):
 @dataclasses.dataclass
 class DQNConfig:
     total_steps: int = 50_000
-    """Environment steps to train for."""
+    """Environment steps to train for (summed over all environments)."""
+    num_envs: int = 1
+    """Environments stepped together (a gymnasium vector env, or the TF envs' batch); each loop
+    iteration adds num_envs steps and makes the updates those steps are owed."""
     hidden: Tuple[int, ...] = (64, 64)
     """Widths of the Q-network's hidden ReLU layers; () gives a linear Q-function."""
     optimizer: str = "adam"
@@ -87,7 +90,7 @@ class DQNConfig:
             require(isinstance(value, (int, float)) and math.isfinite(value),
                     f"{name} must be a finite number; got {value}")
             return value
-        for name in ("total_steps", "batch_size", "replay_capacity", "train_frequency",
+        for name in ("total_steps", "num_envs", "batch_size", "replay_capacity", "train_frequency",
                      "gradient_steps", "target_update_interval", "eval_episodes",
                      "log_interval"):
             require(int(getattr(self, name)) >= 1, f"{name} must be >= 1; got {getattr(self, name)}")
@@ -100,6 +103,9 @@ class DQNConfig:
         require(self.batch_size <= self.replay_capacity,
                 f"batch_size ({self.batch_size}) is larger than replay_capacity "
                 f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
+        require(self.num_envs <= self.replay_capacity,
+                f"num_envs ({self.num_envs}) writes more transitions per step than replay_capacity "
+                f"({self.replay_capacity}) holds; lower --num-envs or raise --replay-capacity")
         require(0.0 <= finite("discount") <= 1.0, f"discount must be in [0, 1]; got {self.discount}")
         require(finite("learning_rate") > 0, f"learning_rate must be > 0; got {self.learning_rate}")
         require(0.0 < finite("tau") <= 1.0, f"tau must be in (0, 1]; got {self.tau}")

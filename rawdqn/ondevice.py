@@ -336,7 +336,8 @@ class OnDeviceResult:
 def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
                     iterations_per_call=None, num_seeds=1, device=None, log=print, logdir=None):
     """Train `num_seeds` agents on env_id with the on-device loop; evaluate each on gymnasium."""
-    from rawdqn.train import evaluate, prepare_run_dir
+    from rawdqn.gym_env import evaluate
+    from rawdqn.train import prepare_run_dir
     chosen_config, chosen_envs, chosen_k = preset(env_id)
     config = (config or chosen_config).validate()
     num_envs = int(num_envs or chosen_envs)
@@ -431,12 +432,12 @@ def run_command(args, changes, log=print):
         raise UsageError("--resume does not work with --on-device; start a new run")
     env_id = args.env or "CartPole-v1"
     config, num_envs, iterations_per_call = preset(env_id)
-    config = config.replace(**changes).validate()
-    for flag, value in (("--num-envs", args.num_envs), ("--iterations-per-call", args.iterations_per_call),
-                        ("--seeds", args.seeds)):
+    num_envs = changes.pop("num_envs", None) or num_envs
+    config = config.replace(**changes, num_envs=num_envs).validate()
+    for flag, value in (("--iterations-per-call", args.iterations_per_call), ("--seeds", args.seeds)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be >= 1; got {value}")
-    train_on_device(env_id, config, seed=args.seed or 0, num_envs=args.num_envs or num_envs,
+    train_on_device(env_id, config, seed=args.seed or 0, num_envs=num_envs,
                     iterations_per_call=args.iterations_per_call or iterations_per_call,
                     num_seeds=args.seeds or 1, device=resolve_device(args.device), log=log,
                     logdir=args.logdir)

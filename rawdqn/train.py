@@ -24,7 +24,6 @@ import signal
 import threading
 import time
 
-import gymnasium as gym
 import numpy as np
 
 from rawdqn import checkpoint, summary
@@ -32,98 +31,8 @@ from rawdqn.agent import DQN
 from rawdqn.config import check_seed, preset
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
+from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvError, GymnasiumEnvs, evaluate
 from rawdqn.kernel import compile_seconds
-
-
-class EnvError(UsageError):
-    """An environment rawdqn cannot train on; the message says why in one line."""
-
-
-@dataclasses.dataclass
-class EnvSpec:
-    """What the agent needs to know about an environment's spaces."""
-    obs_dim: int
-    num_actions: int
-    discrete_obs: bool
-    action_start: int
-    legal_actions: bool
-
-
-def make_env(env_id, render_mode=None):
-    """gym.make with rawdqn's checks: Discrete actions, Box or Discrete observations."""
-    try:
-        # Only ask for a render mode when one is wanted: not every env accepts the argument.
-        env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}))
-    except gym.error.Error as error:
-        raise EnvError(f"unknown environment {env_id!r} ({error}); "
-                       "pass a registered gymnasium id such as CartPole-v1") from None
-    except ImportError as error:
-        raise EnvError(f"environment {env_id!r} needs a package that is not installed: {error}") from None
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        env.close()
-        raise EnvError(f"{env_id} has a {type(env.action_space).__name__} action space; "
-                       "DQN needs a Discrete action space")
-    if not isinstance(env.observation_space, (gym.spaces.Box, gym.spaces.Discrete)):
-        env.close()
-        raise EnvError(f"{env_id} has a {type(env.observation_space).__name__} observation space; "
-                       "rawdqn supports Box and Discrete observations")
-    return env
-
-
-def env_spec(env, info):
-    """Sizes and encodings for `env`; `info` is the first reset's info (for action masks)."""
-    space = env.observation_space
-    discrete_obs = isinstance(space, gym.spaces.Discrete)
-    obs_dim = int(space.n) if discrete_obs else int(np.prod(space.shape))
-    return EnvSpec(obs_dim, int(env.action_space.n), discrete_obs,
-                   int(env.action_space.start), "action_mask" in info)
-
-
-def encode_obs(obs, spec):
-    """A state index for Discrete observations (one-hot on the device), else a flat float vector."""
-    if spec.discrete_obs:
-        return np.int32(obs)
-    return np.asarray(obs, np.float32).reshape(-1)
-
-
-def legal_mask_of(info, spec):
-    return np.asarray(info["action_mask"], bool) if spec.legal_actions else None
-
-
-def batched(mask):
-    """[num_actions] → [1, num_actions]; None stays None."""
-    return None if mask is None else mask[None]
-
-
-EVAL_STEP_LIMIT = 1_000  # per evaluation episode, for envs without a time limit (CliffWalking)
-
-
-def evaluate(agent, env_id, episodes, seed, spec=None):
-    """Mean and std of the greedy policy's undiscounted return over `episodes` episodes.
-
-    An episode ends at termination, at the env's time limit, or — where the env has
-    none — after EVAL_STEP_LIMIT steps (a greedy policy can loop forever).
-    """
-    env = make_env(env_id)
-    step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else EVAL_STEP_LIMIT
-    obs, info = env.reset(seed=seed)
-    spec = spec or env_spec(env, info)
-    returns = []
-    for _ in range(episodes):
-        total, done, steps = 0.0, False, 0
-        while not done and steps < step_limit:
-            steps += 1
-            q_values = agent.q_values(encode_obs(obs, spec)[None]).numpy()[0]
-            mask = legal_mask_of(info, spec)
-            if mask is not None:
-                q_values = np.where(mask, q_values, -np.inf)
-            obs, reward, terminated, truncated, info = env.step(int(np.argmax(q_values)) + spec.action_start)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-        obs, info = env.reset()
-    env.close()
-    return float(np.mean(returns)), float(np.std(returns))
 
 
 @dataclasses.dataclass
@@ -153,12 +62,10 @@ DEFAULT_CHECKPOINT_INTERVAL = 10_000
 DIVERGENCE_CHECK_INTERVAL = 1_000   # steps between reads of the agent's divergence flag (besides the hooks)
 VALIDATION_SIZE = 512       # fixed observations for the average max Q (the tutorials' avg_max_q_value)
 RECENT_EPISODES = 20
-SELECTION_EVAL_SEED = 10_000   # evaluation seeds: seed + this, during training
-FRESH_EVAL_SEED = 20_000       # and for the kept weights' final evaluation (keep_best)
 # What a resumed run cannot change: the shapes and dtypes of the variables it restores.
 # Every other hyperparameter may change from the step it resumes at (recorded in config.json
 # and history.jsonl); with none changed, the run continues bit for bit.
-FIXED_FIELDS = ("hidden", "replay_capacity", "optimizer", "dtype")
+FIXED_FIELDS = ("hidden", "replay_capacity", "optimizer", "dtype", "num_envs")
 
 
 class Trainer:
@@ -171,24 +78,22 @@ class Trainer:
     """
 
     def __init__(self, env_id, config, seed=0, device=None, run_dir=None, log=print,
-                 checkpoint_interval=None):
+                 checkpoint_interval=None, vectorize=None):
         self.env_id, self.config, self.seed, self.log = env_id, config.validate(), check_seed(seed), log
         self.run_dir = run_dir
         self.checkpoint_interval = int(checkpoint_interval or DEFAULT_CHECKPOINT_INTERVAL)
         if self.checkpoint_interval < 1:
             raise UsageError(f"checkpoint interval must be >= 1; got {checkpoint_interval}")
-        self.env = make_env(env_id)
-        obs, info = self.first_reset = self.env.reset(seed=self.seed)
-        self.env.action_space.seed(self.seed)
-        self.spec = env_spec(self.env, info)
-        if not np.all(np.isfinite(np.asarray(obs, np.float64))):
-            raise EnvError(f"{env_id} returned a non-finite observation at reset")
+        self.envs = GymnasiumEnvs(env_id, self.config.num_envs, self.seed, vectorize)
+        self.first_reset = self.envs.reset()
+        self.spec = self.envs.spec
         self.agent = DQN(self.spec.obs_dim, self.spec.num_actions, self.config, seed=self.seed,
                          discrete_obs=self.spec.discrete_obs, legal_actions=self.spec.legal_actions,
-                         device=resolve_device(device))
+                         device=resolve_device(device), num_envs=self.config.num_envs)
         self.agent.sync_target()
-        self.step = 0                      # environment steps done
-        self.episode_return, self.episode_length = 0.0, 0
+        self.step = 0                      # environment steps done (num_envs per loop iteration)
+        num_envs = self.config.num_envs    # the episodes in progress, one per environment
+        self.episode_return, self.episode_length = [0.0] * num_envs, [0] * num_envs
         self.episode_returns, self.episode_lengths, self.episode_end_steps = [], [], []
         self.history = []
         self.validation_obs = None
@@ -204,37 +109,32 @@ class Trainer:
     def run(self):
         """Train from `self.step` to total_steps, then evaluate the greedy policy.
 
-        Each environment step is one compiled call, `agent.step`: it stores the transition,
-        makes the updates and the target sync the schedule says are due, and returns the
-        next action. Python steps the environment and keeps the episode bookkeeping.
+        Each iteration steps the N environments once and makes one compiled call,
+        `agent.step`: it stores the N transitions, makes the updates and the target sync
+        the schedule says are due, and returns the next N actions. Python steps the
+        environments and keeps the episode bookkeeping. With N > 1 the run ends at the
+        first multiple of N at or past total_steps.
         """
-        config, agent, spec = self.config, self.agent, self.spec
+        config, agent = self.config, self.agent
         first_step = self.step
         self.window = (time.perf_counter(), self.step, self.seconds_aside())   # for steps/s
         train_start = time.perf_counter()
         with self.stop_on_signals(), self.summaries_open(), self.logs_kept():
             if self.step == 0:
-                action = self.first_action()
+                actions = agent.begin(*self.first_reset).numpy()
             else:   # chosen before the checkpoint was written, and saved with the agent
-                action = int(agent.last_action.numpy()[0])
-            for step in range(first_step, config.total_steps):
-                next_obs, reward, terminated, truncated, info = self.env.step(action + spec.action_start)
-                if not np.isfinite(reward):
-                    raise EnvError(f"{self.env_id} returned a non-finite reward ({reward}) at step {step + 1:,}")
-                self.episode_return += float(reward)
-                self.episode_length += 1
+                actions = agent.last_action.numpy()
+            while self.step < config.total_steps:
+                step = self.envs.step(actions)
+                if not np.all(np.isfinite(step.reward)):
+                    raise EnvError(f"{self.env_id} returned a non-finite reward "
+                                   f"({step.reward[~np.isfinite(step.reward)][0]}) at step {self.step + 1:,}")
                 # The replay gets the true final observation; terminated (not truncated) stops bootstrapping.
-                stored_obs, stored_mask = encode_obs(next_obs, spec), legal_mask_of(info, spec)
-                acting_obs, acting_mask = stored_obs, stored_mask
-                if terminated or truncated:
-                    self.end_episode(step + 1)
-                    reset_obs, info = self.env.reset()
-                    acting_obs, acting_mask = encode_obs(reset_obs, spec), legal_mask_of(info, spec)
-                action = int(agent.step(stored_obs[None], [float(reward)], [float(terminated)], acting_obs[None],
-                                        batched(stored_mask), batched(acting_mask)).numpy()[0])
-
-                self.step = step + 1
-                self.after_step(self.step)
+                actions = agent.step(step.next_obs, step.reward, step.terminated, step.obs,
+                                     step.next_legal, step.legal).numpy()
+                done_before, self.step = self.step, self.step + config.num_envs
+                self.count_episodes(step)
+                self.after_step(self.step, done_before)
             total_time = time.perf_counter() - train_start   # after_step checked divergence at the last step
             eval_mean, eval_std = self.evaluate_now(final=True)
             eval_seed = self.seed + SELECTION_EVAL_SEED
@@ -245,27 +145,29 @@ class Trainer:
             self.final_evaluation = {"seed": eval_seed, "episodes": config.eval_episodes,
                                      "mean": eval_mean, "std": eval_std}
             self.log(f"evaluation: mean return {eval_mean:.2f} ± {eval_std:.2f} over {config.eval_episodes} "
-                     f"greedy episodes ({config.total_steps - first_step:,} steps in {total_time:.1f} s)")
+                     f"greedy episodes ({self.step - first_step:,} steps in {total_time:.1f} s)")
             if self.run_dir:
                 self.save_checkpoint()
-        self.env.close()
+        self.envs.close()
         return TrainResult(agent, self.episode_returns, eval_mean, eval_std,
-                           (config.total_steps - first_step) / total_time, self.history)
+                           (self.step - first_step) / total_time, self.history)
 
-    def first_action(self):
-        obs, info = self.first_reset
-        return int(self.agent.begin(encode_obs(obs, self.spec)[None], batched(legal_mask_of(info, self.spec)))
-                   .numpy()[0])
+    def after_step(self, done_steps, done_before):
+        """The hooks, in order: divergence check, evaluation, progress line, checkpoint, stop on a signal.
 
-    def after_step(self, done_steps):
-        """The hooks, in order: divergence check, evaluation, progress line, checkpoint, stop on a signal."""
+        A hook is due when the step count crosses a multiple of its interval.
+        """
         config = self.config
-        evaluate_due = config.eval_interval and done_steps % config.eval_interval == 0
-        log_due = done_steps % config.log_interval == 0 or done_steps == config.total_steps
-        checkpoint_due = self.run_dir and done_steps % self.checkpoint_interval == 0
-        if evaluate_due or log_due or checkpoint_due or done_steps % DIVERGENCE_CHECK_INTERVAL == 0:
+
+        def crossed(interval):
+            return bool(interval) and done_steps // interval > done_before // interval
+        finished = done_steps >= config.total_steps
+        evaluate_due = crossed(config.eval_interval)
+        log_due = crossed(config.log_interval) or finished
+        checkpoint_due = self.run_dir and crossed(self.checkpoint_interval)
+        if evaluate_due or log_due or checkpoint_due or crossed(DIVERGENCE_CHECK_INTERVAL):
             self.check_finite()
-        if evaluate_due and done_steps < config.total_steps:
+        if evaluate_due and not finished:
             self.evaluate_now()
         if log_due:
             # steps/s of training alone: compilation and evaluations are set aside.
@@ -273,19 +175,27 @@ class Trainer:
             training_seconds = now - start - (now_aside - aside)
             self.log_progress(config.epsilon_at(done_steps - 1), (done_steps - step) / max(training_seconds, 1e-9))
             self.window = (now, done_steps, now_aside)
-        if checkpoint_due and done_steps < config.total_steps:
+        if checkpoint_due and not finished:
             self.save_checkpoint()
         if self.stop_signal is not None:
             raise TrainingInterrupted(self.stop_signal, done_steps, self.save_checkpoint(), self.run_dir)
 
-    def end_episode(self, done_steps):
-        self.episode_returns.append(self.episode_return)
-        self.episode_lengths.append(self.episode_length)
+    def count_episodes(self, step):
+        """Add each environment's reward to its episode; record the episodes that ended."""
+        for i, (reward, ended) in enumerate(zip(step.reward.tolist(), step.ended.tolist())):
+            self.episode_return[i] += reward
+            self.episode_length[i] += 1
+            if ended:
+                self.end_episode(i, self.step)
+
+    def end_episode(self, env_index, done_steps):
+        episode_return, episode_length = self.episode_return[env_index], self.episode_length[env_index]
+        self.episode_returns.append(episode_return)
+        self.episode_lengths.append(episode_length)
         self.episode_end_steps.append(done_steps)
         if self.summaries:
-            self.summaries.write(done_steps, {"episode/return": self.episode_return,
-                                              "episode/length": self.episode_length})
-        self.episode_return, self.episode_length = 0.0, 0
+            self.summaries.write(done_steps, {"episode/return": episode_return, "episode/length": episode_length})
+        self.episode_return[env_index], self.episode_length[env_index] = 0.0, 0
 
     def check_finite(self):
         """Stop with TrainingDiverged if an update's loss, mean max Q or gradient norm was not finite."""
@@ -416,7 +326,7 @@ class Trainer:
             arrays["validation_obs"] = self.validation_obs
         arrays.update({f"best_weight_{i}": value for i, value in enumerate(self.best_weights)})
         path = checkpoint.save(self.run_dir, self.step, self.agent, state, arrays,
-                               checkpoint.env_state(self.env))
+                               [checkpoint.env_state(env) for env in self.envs.envs])
         self.last_checkpoint, self.saved_step = path, self.step
         self.write_logs()
         return path
@@ -429,7 +339,9 @@ class Trainer:
     def restore_loop_state(self, state, arrays):
         loop = state["loop"]
         self.step = int(state["step"])
-        self.episode_return, self.episode_length = loop["episode_return"], loop["episode_length"]
+        # Checkpoints from before vector envs hold one episode in progress, not a list.
+        self.episode_return = list(np.atleast_1d(loop["episode_return"]).tolist())
+        self.episode_length = list(np.atleast_1d(loop["episode_length"]).tolist())
         self.episode_returns, self.episode_lengths = loop["episode_returns"], loop["episode_lengths"]
         self.episode_end_steps, self.history = loop["episode_end_steps"], loop["history"]
         self.best = loop.get("best")
@@ -499,7 +411,8 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
     trainer = Trainer(env_id, config, seed, device, logdir, log, checkpoint_interval)
     if logdir:
         prepare_run_dir(logdir)  # after the environment is known to work: no empty run dirs
-    log(f"rawdqn: training DQN on {env_id} for {config.total_steps:,} steps (seed {seed}, "
+    envs = f" × {config.num_envs} (a gymnasium vector env)" if config.num_envs > 1 else ""
+    log(f"rawdqn: training DQN on {env_id}{envs} for {config.total_steps:,} steps (seed {seed}, "
         f"{trainer.agent.online.num_parameters:,} parameters, {config.mode} kernels)")
     log(f"rawdqn: {config.describe_exploration()}")
     if logdir:
@@ -549,7 +462,11 @@ def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, 
             f"{state['env_id']} now has {dataclasses.asdict(trainer.spec)}")
     checkpoint.restore_agent(checkpoint_dir, trainer.agent)
     try:
-        checkpoint.set_env_state(trainer.env, env_saved)
+        saved_envs = env_saved if isinstance(env_saved, list) else [env_saved]
+        if len(saved_envs) != len(trainer.envs.envs):
+            raise ValueError(f"{len(saved_envs)} environment states for {len(trainer.envs.envs)} environments")
+        for env, env_state in zip(trainer.envs.envs, saved_envs):
+            checkpoint.set_env_state(env, env_state)
         trainer.restore_loop_state(state, arrays)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} is corrupt "

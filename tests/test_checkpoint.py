@@ -48,7 +48,7 @@ def test_interrupted_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(
     assert stopped.value.step == 150 and stopped.value.checkpoint_path.endswith("step-00000150")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     saved, arrays, _ = checkpoint.load_state(stopped.value.checkpoint_path)
-    assert saved["loop"]["episode_length"] > 0          # stopped mid-episode
+    assert saved["loop"]["episode_length"][0] > 0       # stopped mid-episode
 
     resumed = resume(run_dir, log=quiet)
     expected, actual = state_of(straight.agent), state_of(resumed.agent)

@@ -130,8 +130,6 @@ def add_command(commands):
     on_device.add_argument("--on-device", action="store_true",
                            help="train on rawdqn's TensorFlow version of the environment, with the "
                                 "collect → replay → learn → sync loop compiled as one XLA program")
-    on_device.add_argument("--num-envs", type=int, default=None, metavar="N",
-                           help="environments stepped together per agent (default: the on-device preset's)")
     on_device.add_argument("--iterations-per-call", type=int, default=None, metavar="K",
                            help="loop iterations (of N env steps each) per call of the program, "
                                 "between which Python logs")
@@ -152,7 +150,7 @@ def run(args):
     if args.on_device:
         from rawdqn.ondevice import run_command
         return run_command(args, config_changes(args), log)
-    for flag in ("num_envs", "iterations_per_call", "seeds"):
+    for flag in ("iterations_per_call", "seeds"):
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag.replace('_', '-')} needs --on-device")
     try:

@@ -28,7 +28,7 @@ def run(args):
     from rawdqn.config import check_seed
     from rawdqn.errors import UsageError
     from rawdqn.outputs import check_output_file
-    from rawdqn.train import SELECTION_EVAL_SEED, EnvSpec, encode_obs, legal_mask_of, make_env
+    from rawdqn.gym_env import SELECTION_EVAL_SEED, EnvSpec, encode_obs, legal_mask_of, make_env
     check_output_file(args.out, "--out", {".gif", ".mp4"})  # before any frame is rendered
     kind = os.path.splitext(args.out)[1].lower()
     for name in ("episodes", "max_steps", "fps"):

@@ -1,0 +1,199 @@
+"""Gymnasium adaptation, in one place: make, spaces, observation encoding, batches, evaluation.
+
+The training loop sees every gymnasium source as a batch of N environments:
+
+    obs, legal = envs.reset()                      # [N, ...]
+    step = envs.step(actions)                      # EnvStep, every field [N, ...]
+
+`step.next_obs` is the true observation after each action — where an episode was
+truncated, its final observation, the one to bootstrap from — and `step.obs` the one to
+act on next: the reset observation where an episode ended, else `next_obs`. N = 1 is a
+single `gym.make` environment that the loop resets itself; N > 1 (or `vectorize=True`)
+is gymnasium's SyncVectorEnv in SAME_STEP autoreset mode, where the step that ends an
+episode already returns the reset observation and keeps the final one in
+info["final_obs"]. Both give the same transitions for the same seed.
+"""
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+
+from rawdqn.errors import UsageError
+
+EVAL_STEP_LIMIT = 1_000        # per evaluation episode, for envs without a time limit (CliffWalking)
+SELECTION_EVAL_SEED = 10_000   # evaluation seeds: the run's seed + this, during training
+FRESH_EVAL_SEED = 20_000       # and for the kept weights' final evaluation (keep_best)
+
+
+class EnvError(UsageError):
+    """An environment rawdqn cannot train on; the message says why in one line."""
+
+
+@dataclasses.dataclass
+class EnvSpec:
+    """What the agent needs to know about an environment's spaces."""
+    obs_dim: int
+    num_actions: int
+    discrete_obs: bool
+    action_start: int
+    legal_actions: bool
+
+
+@dataclasses.dataclass
+class EnvStep:
+    """One step of N environments, encoded for the agent (see the module docstring)."""
+    next_obs: np.ndarray       # [N, ...] the true observation after the action
+    reward: np.ndarray         # [N] float64
+    terminated: np.ndarray     # [N] bool: no bootstrap
+    truncated: np.ndarray      # [N] bool: bootstrap from next_obs
+    obs: np.ndarray            # [N, ...] what to act on next
+    next_legal: np.ndarray     # [N, num_actions] bool, or None
+    legal: np.ndarray          # [N, num_actions] bool, or None
+
+    @property
+    def ended(self):
+        return self.terminated | self.truncated
+
+
+def make_env(env_id, render_mode=None):
+    """gym.make with rawdqn's checks: Discrete actions, Box or Discrete observations."""
+    try:
+        # Only ask for a render mode when one is wanted: not every env accepts the argument.
+        env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}))
+    except gym.error.Error as error:
+        raise EnvError(f"unknown environment {env_id!r} ({error}); "
+                       "pass a registered gymnasium id such as CartPole-v1") from None
+    except ImportError as error:
+        raise EnvError(f"environment {env_id!r} needs a package that is not installed: {error}") from None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise EnvError(f"{env_id} has a {type(env.action_space).__name__} action space; "
+                       "DQN needs a Discrete action space")
+    if not isinstance(env.observation_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        env.close()
+        raise EnvError(f"{env_id} has a {type(env.observation_space).__name__} observation space; "
+                       "rawdqn supports Box and Discrete observations")
+    return env
+
+
+def env_spec(env, info):
+    """Sizes and encodings for `env`; `info` is the first reset's info (for action masks)."""
+    space = env.observation_space
+    discrete_obs = isinstance(space, gym.spaces.Discrete)
+    obs_dim = int(space.n) if discrete_obs else int(np.prod(space.shape))
+    return EnvSpec(obs_dim, int(env.action_space.n), discrete_obs,
+                   int(env.action_space.start), "action_mask" in info)
+
+
+def encode_obs(obs, spec):
+    """A state index for Discrete observations (one-hot on the device), else a flat float vector."""
+    if spec.discrete_obs:
+        return np.int32(obs)
+    return np.asarray(obs, np.float32).reshape(-1)
+
+
+def encode_batch(obs, spec):
+    """[N, ...] observations → [N] state indices or [N, obs_dim] float32."""
+    if spec.discrete_obs:
+        return np.asarray(obs, np.int32).reshape(-1)
+    obs = np.asarray(obs, np.float32)
+    return obs.reshape(obs.shape[0], -1)
+
+
+def legal_mask_of(info, spec):
+    return np.asarray(info["action_mask"], bool) if spec.legal_actions else None
+
+
+class GymnasiumEnvs:
+    """N copies of a gymnasium environment stepped together; see the module docstring."""
+
+    def __init__(self, env_id, num_envs, seed, vectorize=None):
+        self.env_id, self.num_envs, self.seed = env_id, int(num_envs), int(seed)
+        self.vectorized = self.num_envs > 1 if vectorize is None else bool(vectorize)
+        first = make_env(env_id)   # checks the spaces, with a one-line error
+        if self.vectorized:
+            # Each copy built exactly like the first (its wrappers, its time limit).
+            self.vector = gym.vector.SyncVectorEnv(
+                [lambda: first] + [lambda: make_env(env_id)] * (self.num_envs - 1),
+                autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            self.envs = self.vector.envs
+        else:
+            if self.num_envs != 1:
+                raise ValueError("one unvectorized environment means num_envs=1")
+            self.envs = [first]
+        self.spec = None
+
+    def reset(self):
+        """The first observations [N, ...] and legal-action masks, seeds seed, seed + 1, …"""
+        if self.vectorized:
+            obs, info = self.vector.reset(seed=self.seed)
+        else:
+            obs, info = self.envs[0].reset(seed=self.seed)
+            obs, info = np.asarray(obs)[None], {key: np.asarray(value)[None] for key, value in info.items()}
+        self.envs[0].action_space.seed(self.seed)
+        self.spec = env_spec(self.envs[0], info)
+        if not np.all(np.isfinite(np.asarray(obs, np.float64))):
+            raise EnvError(f"{self.env_id} returned a non-finite observation at reset")
+        return encode_batch(obs, self.spec), legal_mask_of(info, self.spec)
+
+    def step(self, actions):
+        """Step every environment by `actions` [N] (0-based); returns an EnvStep."""
+        spec = self.spec
+        actions = np.asarray(actions) + spec.action_start
+        if self.vectorized:
+            obs, reward, terminated, truncated, info = self.vector.step(actions)
+            acting, legal = encode_batch(obs, spec), legal_mask_of(info, spec)
+            stored, next_legal = acting.copy(), None if legal is None else legal.copy()
+            for i in np.flatnonzero(info.get("_final_obs", ())):
+                stored[i] = encode_obs(info["final_obs"][i], spec)
+                if legal is not None:
+                    next_legal[i] = info["final_info"]["action_mask"][i]
+            return EnvStep(stored, np.asarray(reward, np.float64), np.asarray(terminated, bool),
+                           np.asarray(truncated, bool), acting, next_legal, legal)
+        env = self.envs[0]
+        obs, reward, terminated, truncated, info = env.step(int(actions[0]))
+        stored = acting = encode_batch(np.asarray(obs)[None], spec)
+        next_legal = legal = None if not spec.legal_actions else legal_mask_of(info, spec)[None]
+        if terminated or truncated:
+            obs, info = env.reset()
+            acting = encode_batch(np.asarray(obs)[None], spec)
+            legal = None if not spec.legal_actions else legal_mask_of(info, spec)[None]
+        return EnvStep(stored, np.array([reward], np.float64), np.array([terminated]), np.array([truncated]),
+                       acting, next_legal, legal)
+
+    def close(self):
+        (self.vector if self.vectorized else self.envs[0]).close()
+
+
+def evaluate(agent, env_id, episodes, seed, spec=None):
+    """Mean and std of the greedy policy's undiscounted return over `episodes` episodes.
+
+    a = argmax over legal a of Q(s, a; θ). An episode ends at termination, at the env's
+    time limit, or — where the env has none — after EVAL_STEP_LIMIT steps (a greedy policy
+    can loop forever).
+    """
+    env = make_env(env_id)
+    step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else EVAL_STEP_LIMIT
+    obs, info = env.reset(seed=seed)
+    spec = spec or env_spec(env, info)
+    returns = []
+    for _ in range(episodes):
+        total, done, steps = 0.0, False, 0
+        while not done and steps < step_limit:
+            steps += 1
+            obs, reward, terminated, truncated, info = env.step(greedy_action(agent, obs, info, spec))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+        obs, info = env.reset()
+    env.close()
+    return float(np.mean(returns)), float(np.std(returns))
+
+
+def greedy_action(agent, obs, info, spec):
+    """argmax over the legal actions of Q(s, ·; θ), as the environment numbers its actions."""
+    q_values = agent.q_values(encode_obs(obs, spec)[None]).numpy()[0]
+    mask = legal_mask_of(info, spec)
+    if mask is not None:
+        q_values = np.where(mask, q_values, -np.inf)
+    return int(np.argmax(q_values)) + spec.action_start
