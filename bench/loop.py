@@ -1,20 +1,23 @@
 """The gymnasium training loop end to end, against Stable-Baselines3's DQN, and where a step's time goes.
 
-    python bench/loop.py [--steps 20000] [--rounds 3] [--no-sb3]
+    python bench/loop.py [--steps 20000] [--rounds 3] [--num-envs 1] [--no-sb3]
 
-Workload W2: CartPole-v1, one environment, one update of batch 128 per env step, a (64, 64)
-MLP, Adam 1e-3, replay 50,000, learning starts at 1,000, target copy every 500 steps. Each
-round times, one after the other in this process, `rawdqn.train.Trainer` (one compiled
-`agent.step` per env step) and SB3's `DQN.learn` (torch, CPU) over --steps env steps each;
-the ratio is taken per round and the median reported. SB3 and torch come from
+Workload W2: CartPole-v1, one update of batch 128 per env step, a (64, 64) MLP, Adam 1e-3,
+replay 50,000, learning starts at 1,000, target copy every 500 steps. With --num-envs N,
+both libraries step N environments together (rawdqn: a gymnasium SyncVectorEnv; SB3: its
+DummyVecEnv) and make N updates per vector step, the same update-to-data ratio. Each round
+times, one after the other in this process, `rawdqn.train.Trainer` (one compiled
+`agent.step` per vector step) and SB3's `DQN.learn` (torch, CPU) over --steps env steps
+each; the ratio is taken per round and the median reported. SB3 and torch come from
 bench/requirements-peers.txt, never from rawdqn's own dependencies:
 
     python -m pip install -r bench/requirements-peers.txt
 
-The breakdown times each piece of one steady-state step alone (medians of --repeats blocks):
-env.step (gymnasium), the fused `agent.step` (store, learn, sync-if-due, act in one XLA call),
-and the same work as the separate kernels the loop called before (act, replay.add, train(1),
-sync_target); the rest of a loop step is Python bookkeeping (encoding, episode returns, hooks).
+The breakdown (one environment) times each piece of one steady-state step alone (medians
+of --repeats blocks): env.step (gymnasium), the fused `agent.step` (store, learn,
+sync-if-due, act in one XLA call), and the same work as the separate kernels the loop
+called before (act, replay.add, train(1), sync_target); the rest of a loop step is Python
+bookkeeping (encoding, episode returns, hooks).
 GPU: not measured here (no GPU on these machines); on one, `agent.step` is a single launch
 sequence, so its cost is the dispatch plus the kernels' FLOPs — a prediction, not a figure.
 """
@@ -42,10 +45,10 @@ W2 = DQNConfig(hidden=(64, 64), optimizer="adam", learning_rate=1e-3, batch_size
                eval_episodes=1, log_interval=10**9, mode="xla")
 
 
-def rawdqn_rate(steps, seed):
+def rawdqn_rate(steps, seed, num_envs=1):
     """Env steps/s of rawdqn's loop over `steps` steps, compile excluded (first 1,100 steps run untimed)."""
-    trainer = Trainer("CartPole-v1", W2.replace(total_steps=W2.learning_starts + 100), seed=seed,
-                      log=lambda _: None)
+    trainer = Trainer("CartPole-v1", W2.replace(total_steps=W2.learning_starts + 100, num_envs=num_envs),
+                      seed=seed, log=lambda _: None)
     trainer.run()
     trainer.config = trainer.config.replace(total_steps=trainer.step + steps)
     start = time.perf_counter()
@@ -55,11 +58,14 @@ def rawdqn_rate(steps, seed):
 
 SB3_PROGRAM = """
 import sys, time
-import gymnasium as gym
 from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_vec_env
 steps, seed, lr, buffer, starts, batch, freq, grad_steps, target, fraction, final_eps, clip = sys.argv[1:13]
-model = DQN("MlpPolicy", gym.make("CartPole-v1"), learning_rate=float(lr), buffer_size=int(buffer),
-            learning_starts=int(starts), batch_size=int(batch), train_freq=int(freq), gradient_steps=int(grad_steps),
+num_envs = int(sys.argv[14])
+# SB3 counts train_freq in vector steps and makes gradient_steps updates each time: N per vector step.
+model = DQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=num_envs, seed=int(seed)), learning_rate=float(lr),
+            buffer_size=int(buffer), learning_starts=int(starts), batch_size=int(batch), train_freq=int(freq),
+            gradient_steps=int(grad_steps) * num_envs,
             target_update_interval=int(target), exploration_fraction=float(fraction),
             exploration_final_eps=float(final_eps), max_grad_norm=float(clip),
             policy_kwargs={"net_arch": [int(w) for w in sys.argv[13].split(",")]}, device="cpu", seed=int(seed),
@@ -71,7 +77,7 @@ print(int(steps) / (time.perf_counter() - start))
 """
 
 
-def sb3_rate(steps, seed):
+def sb3_rate(steps, seed, num_envs=1):
     """Env steps/s of SB3 DQN on W2, after the same untimed warm-up past learning_starts.
 
     In a process of its own: torch and TensorFlow in one process can crash (a segfault here).
@@ -80,7 +86,7 @@ def sb3_rate(steps, seed):
     args = [steps, seed, config.learning_rate, config.replay_capacity, config.learning_starts, config.batch_size,
             config.train_frequency, config.gradient_steps, config.target_update_interval,
             config.exploration_fraction, config.epsilon_end, config.max_grad_norm,
-            ",".join(map(str, config.hidden))]
+            ",".join(map(str, config.hidden)), num_envs]
     result = subprocess.run([sys.executable, "-c", SB3_PROGRAM, *map(str, args)], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"SB3 run failed: {result.stderr.strip().splitlines()[-1:]}")
@@ -141,6 +147,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--calls", type=int, default=2_000, help="calls per breakdown block")
     parser.add_argument("--repeats", type=int, default=5, help="breakdown blocks per piece")
+    parser.add_argument("--num-envs", type=int, default=1, help="environments stepped together (default 1)")
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 comparison")
     args = parser.parse_args(argv)
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
@@ -160,15 +167,18 @@ def main(argv=None):
             have_sb3 = False
     rows = []
     for round_index in range(args.rounds):
-        ours = rawdqn_rate(args.steps, seed=round_index)
-        theirs = sb3_rate(args.steps, seed=round_index) if have_sb3 else float("nan")
+        ours = rawdqn_rate(args.steps, round_index, args.num_envs)
+        theirs = sb3_rate(args.steps, round_index, args.num_envs) if have_sb3 else float("nan")
         rows.append((ours, theirs))
         print(f"round {round_index + 1}: rawdqn {ours:7,.0f} env steps/s   SB3 {theirs:7,.0f}   "
               f"ratio {ours / theirs:5.2f}")
     ours = statistics.median(r[0] for r in rows)
-    print(f"\nW2, {args.steps:,} steps per loop per round: rawdqn median {ours:,.0f} env steps/s "
-          f"(loop step {1e6 / ours:.0f} µs = env {pieces['env.step (gymnasium)'] * 1e6:.0f} + agent.step "
-          f"{fused * 1e6:.0f} + Python {1e6 / ours - (pieces['env.step (gymnasium)'] + fused) * 1e6:.0f})")
+    print(f"\nW2 with {args.num_envs} env(s), {args.steps:,} steps per loop per round: rawdqn median "
+          f"{ours:,.0f} env steps/s", end="")
+    if args.num_envs == 1:
+        print(f" (loop step {1e6 / ours:.0f} µs = env {pieces['env.step (gymnasium)'] * 1e6:.0f} + agent.step "
+              f"{fused * 1e6:.0f} + Python {1e6 / ours - (pieces['env.step (gymnasium)'] + fused) * 1e6:.0f})", end="")
+    print()
     if have_sb3:
         ratios = [a / b for a, b in rows]
         print(f"SB3 median {statistics.median(r[1] for r in rows):,.0f} env steps/s; "

@@ -46,6 +46,8 @@ class DQN(tf.Module):
         self.num_envs = int(num_envs)
         self.device = device
         self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
+        if self.discrete_obs and self.obs_dim > 2 ** 24:
+            raise ValueError(f"{self.obs_dim:,} discrete states: a one-hot input wider than 2²⁴ is not supported")
         memory = self.memory_needed()
         advice = "lower --replay-capacity or --hidden" + (" (or use --dtype float32)" if self.dtype.size > 4 else "")
         devices.check_fits(memory, device, advice)
@@ -230,9 +232,11 @@ class DQN(tf.Module):
         final one), `obs` what to act on now (the reset observation where an episode
         ended, else `next_obs`). Returns the actions [num_envs] for `obs`.
 
-        Where the schedule has nothing due at this step (known on the host from the same
-        closed forms), the call is `collect_fn`, the same program without the learning and
-        sync branches: it touches a fraction of the variables, so it dispatches faster.
+        The inputs cross into the program as one tensor (`pack`): each tensor made on the
+        host and passed to a call costs far more than the bytes it holds. Where the
+        schedule has nothing due at this step (known on the host from the same closed
+        forms), the call is `collect_fn`, the same program without the learning and sync
+        branches: it touches a fraction of the variables, so it dispatches faster.
         """
         if self.steps_seen is None:
             self.steps_seen = int(self.schedule.step.numpy())
@@ -240,14 +244,42 @@ class DQN(tf.Module):
         config = self.config
         nothing_due = (schedule.updates_owed(config, self.steps_seen) == schedule.updates_owed(config, before)
                        and schedule.syncs_owed(config, self.steps_seen) == schedule.syncs_owed(config, before))
-        real = self.dtype.as_numpy_dtype
-        return self._call_on_device(
-            self._collect if nothing_due else self._step, self._obs_tensor(next_obs),
-            tf.constant(np.asarray(reward, real)), tf.constant(np.asarray(terminated, real)), self._obs_tensor(obs),
-            self._mask_tensor(next_legal_mask), self._mask_tensor(legal_mask))
+        packed = tf.constant(self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask))
+        return self._call_on_device(self._collect if nothing_due else self._step, packed)
 
-    def step_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
+    def pack(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
+        """One row per environment, in the agent's dtype: [s' | r | terminated | s | legal' | legal].
+
+        A discrete state is its index (exact: obs_dim ≤ 2²⁴); masks are 0/1; the masks'
+        columns exist only for an agent with legal_actions.
+        """
+        width = 1 if self.discrete_obs else self.obs_dim
+        mask_width = self.num_actions if self.legal_actions else 0
+        rows = np.empty((self.num_envs, 2 * width + 2 + 2 * mask_width), self.dtype.as_numpy_dtype)
+        rows[:, :width] = np.reshape(next_obs, (self.num_envs, width))
+        rows[:, width] = reward
+        rows[:, width + 1] = terminated
+        rows[:, width + 2:2 * width + 2] = np.reshape(obs, (self.num_envs, width))
+        if mask_width:
+            rows[:, 2 * width + 2:2 * width + 2 + mask_width] = next_legal_mask
+            rows[:, 2 * width + 2 + mask_width:] = legal_mask
+        return rows
+
+    def unpack_fn(self, packed):
+        """`pack`'s columns back as (next_obs, reward, terminated, obs, next_legal_mask, legal_mask)."""
+        width = 1 if self.discrete_obs else self.obs_dim
+        next_obs, obs = packed[:, :width], packed[:, width + 2:2 * width + 2]
+        if self.discrete_obs:
+            next_obs, obs = tf.cast(next_obs[:, 0], tf.int32), tf.cast(obs[:, 0], tf.int32)
+        masks = (None, None)
+        if self.legal_actions:
+            start, count = 2 * width + 2, self.num_actions
+            masks = (packed[:, start:start + count] > 0, packed[:, start + count:] > 0)
+        return (next_obs, packed[:, width], packed[:, width + 1], obs, *masks)
+
+    def step_fn(self, packed):
         """replay ← (s, a, r, s', terminated); the updates and syncs now due (see schedule); act on `obs`."""
+        next_obs, reward, terminated, obs, next_legal_mask, legal_mask = self.unpack_fn(packed)
         self.store_fn(next_obs, reward, terminated, next_legal_mask)
         info, updates = self.schedule.advance_fn(
             self.num_envs, lambda: self.learn_fn(self.replay.sample_fn(self.config.batch_size)),
@@ -262,8 +294,9 @@ class DQN(tf.Module):
         self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
         return self.begin_fn(obs, legal_mask)
 
-    def collect_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
+    def collect_fn(self, packed):
         """step_fn where no update or sync is due: replay ← (s, a, r, s', terminated); act on `obs`."""
+        next_obs, reward, terminated, obs, next_legal_mask, legal_mask = self.unpack_fn(packed)
         self.store_fn(next_obs, reward, terminated, next_legal_mask)
         self.schedule.step.assign_add(self.num_envs)
         return self.begin_fn(obs, legal_mask)

@@ -432,7 +432,7 @@ def run_command(args, changes, log=print):
         raise UsageError("--resume does not work with --on-device; start a new run")
     env_id = args.env or "CartPole-v1"
     config, num_envs, iterations_per_call = preset(env_id)
-    num_envs = changes.pop("num_envs", None) or num_envs
+    num_envs = changes.pop("num_envs", num_envs)
     config = config.replace(**changes, num_envs=num_envs).validate()
     for flag, value in (("--iterations-per-call", args.iterations_per_call), ("--seeds", args.seeds)):
         if value is not None and value < 1:
