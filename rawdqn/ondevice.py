@@ -337,7 +337,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
                     iterations_per_call=None, num_seeds=1, device=None, log=print, logdir=None):
     """Train `num_seeds` agents on env_id with the on-device loop; evaluate each on gymnasium."""
     from rawdqn.gym_env import evaluate
-    from rawdqn.train import prepare_run_dir
+    from rawdqn.rundir import prepare_run_dir
     chosen_config, chosen_envs, chosen_k = preset(env_id)
     config = (config or chosen_config).validate()
     num_envs = int(num_envs or chosen_envs)

@@ -15,13 +15,9 @@ With a run directory, the loop also writes a checkpoint every checkpoint_interva
 and at the end; SIGINT or SIGTERM writes one and stops; `resume` continues from one
 exactly. A loss or Q-value that is not finite stops the run (TrainingDiverged).
 """
-import contextlib
 import dataclasses
-import json
 import math
 import os
-import signal
-import threading
 import time
 
 import numpy as np
@@ -33,6 +29,7 @@ from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvError, GymnasiumEnvs, evaluate
 from rawdqn.kernel import compile_seconds
+from rawdqn.rundir import RunDirectory, TrainingInterrupted, prepare_run_dir
 
 
 @dataclasses.dataclass
@@ -49,16 +46,6 @@ class TrainingDiverged(UsageError):
     """The loss or a Q-value became NaN or infinite; the message names the step."""
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM stopped training after a checkpoint was written."""
-
-    def __init__(self, signal_number, step, checkpoint_path, run_dir):
-        super().__init__(signal_number)
-        self.signal_number, self.step = signal_number, step
-        self.checkpoint_path, self.run_dir = checkpoint_path, run_dir
-
-
-DEFAULT_CHECKPOINT_INTERVAL = 10_000
 DIVERGENCE_CHECK_INTERVAL = 1_000   # steps between reads of the agent's divergence flag (besides the hooks)
 VALIDATION_SIZE = 512       # fixed observations for the average max Q (the tutorials' avg_max_q_value)
 RECENT_EPISODES = 20
@@ -81,9 +68,7 @@ class Trainer:
                  checkpoint_interval=None, vectorize=None):
         self.env_id, self.config, self.seed, self.log = env_id, config.validate(), check_seed(seed), log
         self.run_dir = run_dir
-        self.checkpoint_interval = int(checkpoint_interval or DEFAULT_CHECKPOINT_INTERVAL)
-        if self.checkpoint_interval < 1:
-            raise UsageError(f"checkpoint interval must be >= 1; got {checkpoint_interval}")
+        self.directory = RunDirectory(run_dir, checkpoint_interval)
         self.envs = GymnasiumEnvs(env_id, self.config.num_envs, self.seed, vectorize)
         self.first_reset = self.envs.reset()
         self.spec = self.envs.spec
@@ -97,9 +82,6 @@ class Trainer:
         self.episode_returns, self.episode_lengths, self.episode_end_steps = [], [], []
         self.history = []
         self.validation_obs = None
-        self.last_checkpoint, self.saved_step = None, None
-        self.stop_signal = None
-        self.summaries = None
         self.best, self.best_weights = None, []   # keep_best: the best periodic evaluation
         self.changes = []                  # hyperparameters changed on resume: {step, field, from, to}
         self.final_evaluation = None       # the seed, episodes and result of the last evaluation
@@ -119,7 +101,7 @@ class Trainer:
         first_step = self.step
         self.window = (time.perf_counter(), self.step, self.seconds_aside())   # for steps/s
         train_start = time.perf_counter()
-        with self.stop_on_signals(), self.summaries_open(), self.logs_kept():
+        with self.directory.open(self.logs_on_failure):
             if self.step == 0:
                 actions = agent.begin(*self.first_reset).numpy()
             else:   # chosen before the checkpoint was written, and saved with the agent
@@ -164,7 +146,7 @@ class Trainer:
         finished = done_steps >= config.total_steps
         evaluate_due = crossed(config.eval_interval)
         log_due = crossed(config.log_interval) or finished
-        checkpoint_due = self.run_dir and crossed(self.checkpoint_interval)
+        checkpoint_due = self.directory.checkpoint_due(done_steps, done_before)
         if evaluate_due or log_due or checkpoint_due or crossed(DIVERGENCE_CHECK_INTERVAL):
             self.check_finite()
         if evaluate_due and not finished:
@@ -177,8 +159,8 @@ class Trainer:
             self.window = (now, done_steps, now_aside)
         if checkpoint_due and not finished:
             self.save_checkpoint()
-        if self.stop_signal is not None:
-            raise TrainingInterrupted(self.stop_signal, done_steps, self.save_checkpoint(), self.run_dir)
+        if self.directory.stop_signal is not None:
+            raise TrainingInterrupted(self.directory.stop_signal, done_steps, self.save_checkpoint(), self.run_dir)
 
     def count_episodes(self, step):
         """Add each environment's reward to its episode; record the episodes that ended."""
@@ -193,8 +175,7 @@ class Trainer:
         self.episode_returns.append(episode_return)
         self.episode_lengths.append(episode_length)
         self.episode_end_steps.append(done_steps)
-        if self.summaries:
-            self.summaries.write(done_steps, {"episode/return": episode_return, "episode/length": episode_length})
+        self.directory.write_summary(done_steps, {"episode/return": episode_return, "episode/length": episode_length})
         self.episode_return[env_index], self.episode_length[env_index] = 0.0, 0
 
     def check_finite(self):
@@ -205,8 +186,7 @@ class Trainer:
         values = self.agent.diverged_info.numpy()
         label, value = next((label, value) for label, value in
                             zip(("loss", "mean max Q-value", "gradient norm"), values) if not np.isfinite(value))
-        kept = (f"the last good checkpoint, {self.last_checkpoint}, is intact"
-                if self.last_checkpoint else "no checkpoint had been written yet")
+        kept = self.directory.last_good()
         raise TrainingDiverged(
             f"training diverged at step {diverged_at:,}: the {label} became {value} after a "
             f"gradient update; {kept}. Try a lower --learning-rate, --max-grad-norm or --loss huber")
@@ -227,8 +207,7 @@ class Trainer:
                 # Ties go to the later, longer-trained weights.
                 self.best = {"step": self.step, "eval_mean": eval_mean}
                 self.best_weights = [v.numpy() for v in self.agent.online.variables_in_order]
-        if self.summaries:
-            self.summaries.write(self.step, {"eval/return_mean": eval_mean, "eval/return_std": eval_std})
+        self.directory.write_summary(self.step, {"eval/return_mean": eval_mean, "eval/return_std": eval_std})
         return eval_mean, eval_std
 
     def keep_best_weights(self, final_mean):
@@ -267,11 +246,10 @@ class Trainer:
         self.log(f"step {self.step:>8,}/{self.config.total_steps:,} | {steps_per_second:7,.0f} steps/s | "
                  f"return(last {len(recent)}) {row['recent_return']:8.2f} | loss {loss_text} | "
                  f"eps {epsilon:.3f}")
-        if self.summaries:
-            self.summaries.write(self.step, {
-                "train/loss": row["loss"], "train/mean_abs_td_error": row["mean_abs_td_error"],
-                "train/mean_max_q": row["mean_max_q"], "train/avg_max_q_validation": row["avg_max_q_validation"],
-                "train/epsilon": epsilon, "train/steps_per_second": steps_per_second})
+        self.directory.write_summary(self.step, {
+            "train/loss": row["loss"], "train/mean_abs_td_error": row["mean_abs_td_error"],
+            "train/mean_max_q": row["mean_max_q"], "train/avg_max_q_validation": row["avg_max_q_validation"],
+            "train/epsilon": epsilon, "train/steps_per_second": steps_per_second})
 
     def average_max_q(self):
         """mean over the validation observations of max_a Q(s, a; θ)."""
@@ -279,57 +257,20 @@ class Trainer:
             return float("nan")
         return float(np.mean(np.max(self.agent.q_values(self.validation_obs).numpy(), axis=-1)))
 
-    @contextlib.contextmanager
-    def summaries_open(self):
-        """TensorBoard events in the run directory, flushed however the loop ends."""
-        self.summaries = summary.Summaries(self.run_dir) if self.run_dir else None
-        try:
-            yield
-        finally:
-            if self.summaries:
-                self.summaries.close()
-
-    # --- stopping on SIGINT / SIGTERM ------------------------------------------
-    @contextlib.contextmanager
-    def stop_on_signals(self):
-        """While training with a run directory, a signal asks the loop to checkpoint and stop."""
-        if not self.run_dir or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {number: signal.signal(number, self.request_stop)
-                    for number in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-
-    def request_stop(self, signal_number, frame):
-        # Only a flag: the loop stops at the end of the step, where the state is consistent.
-        # A second signal stops at once (checkpoint writes are atomic, so that is safe too).
-        if self.stop_signal is not None:
-            raise KeyboardInterrupt
-        self.stop_signal = signal_number
-
     # --- checkpoints -----------------------------------------------------------
     def save_checkpoint(self):
-        """Write everything needed to continue exactly; returns the checkpoint's path."""
-        if self.saved_step == self.step:
-            return self.last_checkpoint
+        """Write everything needed to continue exactly, and the logs; returns the checkpoint's path."""
         state = {"env_id": self.env_id, "seed": self.seed, "config": dataclasses.asdict(self.config),
                  "spec": dataclasses.asdict(self.spec), "step": self.step, "loop": self.loop_state(),
-                 "checkpoint_interval": self.checkpoint_interval, "changes": self.changes,
+                 "checkpoint_interval": self.directory.checkpoint_interval, "changes": self.changes,
                  "final_evaluation": self.final_evaluation}
         # The observation acted on and the action chosen are the agent's variables.
         arrays = {}
         if self.validation_obs is not None:
             arrays["validation_obs"] = self.validation_obs
         arrays.update({f"best_weight_{i}": value for i, value in enumerate(self.best_weights)})
-        path = checkpoint.save(self.run_dir, self.step, self.agent, state, arrays,
-                               [checkpoint.env_state(env) for env in self.envs.envs])
-        self.last_checkpoint, self.saved_step = path, self.step
-        self.write_logs()
-        return path
+        return self.directory.save(self.step, self.agent, state, arrays,
+                                   [checkpoint.env_state(env) for env in self.envs.envs], self.logs())
 
     def loop_state(self):
         return {"episode_return": self.episode_return, "episode_length": self.episode_length,
@@ -349,48 +290,20 @@ class Trainer:
         self.best_weights = [arrays[f"best_weight_{i}"] for i in range(count)]
         self.validation_obs = arrays.get("validation_obs")
 
+    def logs(self):
+        """What config.json, history.jsonl and episodes.jsonl hold now."""
+        return {"config": {"env_id": self.env_id, "seed": self.seed, **dataclasses.asdict(self.config),
+                           "checkpoint_interval": self.directory.checkpoint_interval, "changes": self.changes},
+                "history": self.history,
+                "episodes": [{"step": step, "return": ret, "length": length} for step, ret, length
+                             in zip(self.episode_end_steps, self.episode_returns, self.episode_lengths)]}
+
+    def logs_on_failure(self, reason):
+        self.history.append({"step": self.step, "stopped": reason})
+        return self.logs()
+
     def write_logs(self):
-        """config.json, history.jsonl (log and eval rows) and episodes.jsonl, each replaced whole."""
-        try:
-            os.makedirs(self.run_dir, exist_ok=True)
-            checkpoint.write_atomically(os.path.join(self.run_dir, "config.json"), json.dumps(
-                {"env_id": self.env_id, "seed": self.seed, **dataclasses.asdict(self.config),
-                 "checkpoint_interval": self.checkpoint_interval, "changes": self.changes}, indent=2))
-            checkpoint.write_atomically(os.path.join(self.run_dir, "history.jsonl"),
-                                        "".join(json.dumps(row) + "\n" for row in self.history))
-            checkpoint.write_atomically(os.path.join(self.run_dir, "episodes.jsonl"), "".join(
-                json.dumps({"step": step, "return": ret, "length": length}) + "\n"
-                for step, ret, length in zip(self.episode_end_steps, self.episode_returns, self.episode_lengths)))
-        except OSError as error:
-            kept = f"the checkpoint {self.last_checkpoint} is intact" if self.last_checkpoint else "no checkpoint was written"
-            raise UsageError(f"cannot write the logs in {self.run_dir}: {error.strerror or error}; {kept}") from None
-
-    @contextlib.contextmanager
-    def logs_kept(self):
-        """However the loop fails, history.jsonl and episodes.jsonl keep what happened up to then."""
-        try:
-            yield
-        except TrainingInterrupted:
-            raise  # its checkpoint wrote the logs
-        except BaseException as error:
-            if self.run_dir:
-                self.history.append({"step": self.step, "stopped": " ".join(str(error).split())
-                                     or type(error).__name__})
-                with contextlib.suppress(UsageError):
-                    self.write_logs()
-            raise
-
-
-def prepare_run_dir(run_dir):
-    """Create `run_dir` and check it is writable, or raise a one-line UsageError."""
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-        probe = os.path.join(run_dir, f".write-test-{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as error:
-        raise UsageError(f"cannot write to log directory {run_dir}: {error.strerror or error}") from None
+        self.directory.write_logs(self.logs())
 
 
 def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, log=print,
@@ -417,7 +330,7 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
     log(f"rawdqn: {config.describe_exploration()}")
     if logdir:
         trainer.write_logs()
-        log(f"rawdqn: logs and checkpoints in {logdir} (every {trainer.checkpoint_interval:,} steps); "
+        log(f"rawdqn: logs and checkpoints in {logdir} (every {trainer.directory.checkpoint_interval:,} steps); "
             f"continue an interrupted run with: rawdqn train --resume {logdir}")
     return trainer.run()
 
@@ -481,11 +394,11 @@ def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, 
                                                                          in changed.items()}})
     # An older checkpoint becomes the latest, so later saves never replace the one `latest` names.
     checkpoint.publish(checkpoint.checkpoints_dir(run_dir), os.path.basename(checkpoint_dir))
-    trainer.last_checkpoint, trainer.saved_step = checkpoint_dir, trainer.step
+    trainer.directory.last_checkpoint, trainer.directory.saved_step = checkpoint_dir, trainer.step
     summary.drop_after(run_dir, trainer.step)
     trainer.write_logs()
     log(f"rawdqn: resuming DQN on {state['env_id']} at step {trainer.step:,} of {config.total_steps:,} "
-        f"(seed {state['seed']}, from {checkpoint_dir}; checkpoints every {trainer.checkpoint_interval:,} steps)")
+        f"(seed {state['seed']}, from {checkpoint_dir}; checkpoints every {trainer.directory.checkpoint_interval:,} steps)")
     for name, (old, new) in changed.items():
         log(f"rawdqn: from step {trainer.step:,}: {name} {old} → {new}")
     log(f"rawdqn: {config.describe_exploration()}")

@@ -1,0 +1,147 @@
+"""The run directory: what a run leaves on disk, and the signals that stop it.
+
+    RUN/config.json           the settings, and every change made on resume
+    RUN/history.jsonl         progress and evaluation rows (a `stopped` row if it failed)
+    RUN/episodes.jsonl        one row per finished episode
+    RUN/events.out.tfevents.* TensorBoard
+    RUN/checkpoints/step-N/   everything needed to continue exactly (rawdqn/checkpoint.py)
+
+The loop reaches it through a few hooks: `open` around the loop (the SIGINT/SIGTERM handlers,
+the TensorBoard writer, the logs kept however the loop fails), `checkpoint_due`, `save`,
+`write_logs`, `write_summary`, and `stop_signal`, set when a signal asked the loop to stop.
+Without a path every hook does nothing, so the loop reads the same either way.
+"""
+import contextlib
+import json
+import os
+import signal
+import threading
+
+from rawdqn import checkpoint, summary
+from rawdqn.errors import UsageError
+
+DEFAULT_CHECKPOINT_INTERVAL = 10_000
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training after a checkpoint was written."""
+
+    def __init__(self, signal_number, step, checkpoint_path, run_dir):
+        super().__init__(signal_number)
+        self.signal_number, self.step = signal_number, step
+        self.checkpoint_path, self.run_dir = checkpoint_path, run_dir
+
+
+def prepare_run_dir(run_dir):
+    """Create `run_dir` and check it is writable, or raise a one-line UsageError."""
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        probe = os.path.join(run_dir, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise UsageError(f"cannot write to log directory {run_dir}: {error.strerror or error}") from None
+
+
+class RunDirectory:
+    """One run's folder (or none: path=None) and the loop's stop flag."""
+
+    def __init__(self, path, checkpoint_interval=None):
+        self.path = path
+        self.checkpoint_interval = int(checkpoint_interval or DEFAULT_CHECKPOINT_INTERVAL)
+        if self.checkpoint_interval < 1:
+            raise UsageError(f"checkpoint interval must be >= 1; got {checkpoint_interval}")
+        self.last_checkpoint, self.saved_step = None, None
+        self.stop_signal = None
+        self.summaries = None
+
+    # --- around the loop ----------------------------------------------------------
+    @contextlib.contextmanager
+    def open(self, logs_on_failure):
+        """Signal handlers, TensorBoard and kept logs for the loop's duration.
+
+        `logs_on_failure(error)` returns the logs to write if the loop fails (see write_logs).
+        """
+        with self.stop_on_signals(), self.summaries_open(), self.logs_kept(logs_on_failure):
+            yield
+
+    @contextlib.contextmanager
+    def summaries_open(self):
+        """TensorBoard events in the run directory, flushed however the loop ends."""
+        self.summaries = summary.Summaries(self.path) if self.path else None
+        try:
+            yield
+        finally:
+            if self.summaries:
+                self.summaries.close()
+
+    @contextlib.contextmanager
+    def stop_on_signals(self):
+        """While training with a run directory, a signal asks the loop to checkpoint and stop."""
+        if not self.path or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {number: signal.signal(number, self.request_stop)
+                    for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def request_stop(self, signal_number, frame):
+        # Only a flag: the loop stops at the end of the step, where the state is consistent.
+        # A second signal stops at once (checkpoint writes are atomic, so that is safe too).
+        if self.stop_signal is not None:
+            raise KeyboardInterrupt
+        self.stop_signal = signal_number
+
+    @contextlib.contextmanager
+    def logs_kept(self, logs_on_failure):
+        """However the loop fails, history.jsonl and episodes.jsonl keep what happened up to then."""
+        try:
+            yield
+        except TrainingInterrupted:
+            raise  # its checkpoint wrote the logs
+        except BaseException as error:
+            if self.path:
+                with contextlib.suppress(UsageError):
+                    self.write_logs(logs_on_failure(" ".join(str(error).split()) or type(error).__name__))
+            raise
+
+    # --- the hooks ------------------------------------------------------------------
+    def checkpoint_due(self, done_steps, done_before):
+        """A checkpoint falls where the step count crosses a multiple of the interval."""
+        interval = self.checkpoint_interval
+        return bool(self.path) and done_steps // interval > done_before // interval
+
+    def write_summary(self, step, values):
+        if self.summaries:
+            self.summaries.write(step, values)
+
+    def save(self, step, agent, state, arrays, env_states, logs):
+        """Checkpoint `step` (once per step) and the logs; returns the checkpoint's path."""
+        if self.saved_step == step:
+            return self.last_checkpoint
+        path = checkpoint.save(self.path, step, agent, state, arrays, env_states)
+        self.last_checkpoint, self.saved_step = path, step
+        self.write_logs(logs)
+        return path
+
+    def write_logs(self, logs):
+        """logs = {"config": dict, "history": rows, "episodes": rows}: each file replaced whole."""
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            checkpoint.write_atomically(os.path.join(self.path, "config.json"), json.dumps(logs["config"], indent=2))
+            for name in ("history", "episodes"):
+                checkpoint.write_atomically(os.path.join(self.path, f"{name}.jsonl"),
+                                            "".join(json.dumps(row) + "\n" for row in logs[name]))
+        except OSError as error:
+            kept = f"the checkpoint {self.last_checkpoint} is intact" if self.last_checkpoint else "no checkpoint was written"
+            raise UsageError(f"cannot write the logs in {self.path}: {error.strerror or error}; {kept}") from None
+
+    def last_good(self):
+        """What a failure message says of the checkpoints."""
+        return (f"the last good checkpoint, {self.last_checkpoint}, is intact"
+                if self.last_checkpoint else "no checkpoint had been written yet")
