@@ -168,26 +168,41 @@ class GymnasiumEnvs:
 def evaluate(agent, env_id, episodes, seed, spec=None):
     """Mean and std of the greedy policy's undiscounted return over `episodes` episodes.
 
-    a = argmax over legal a of Q(s, a; θ). An episode ends at termination, at the env's
-    time limit, or — where the env has none — after EVAL_STEP_LIMIT steps (a greedy policy
-    can loop forever).
+    An episode ends at termination, at the env's time limit, or — where the env has
+    none — after EVAL_STEP_LIMIT steps (a greedy policy can loop forever).
     """
     env = make_env(env_id)
-    step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else EVAL_STEP_LIMIT
+    try:
+        step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else EVAL_STEP_LIMIT
+        returns = play_greedy(agent, env, episodes, seed, spec, step_limit)
+    finally:
+        env.close()
+    return float(np.mean(returns)), float(np.std(returns))
+
+
+def play_greedy(agent, env, episodes, seed, spec=None, step_limit=None, after_step=None):
+    """The returns of up to `episodes` greedy episodes, the first from env.reset(seed=seed).
+
+    a = argmax over legal a of Q(s, a; θ) (`agent` has `q_values`: a DQN or a GreedyPolicy).
+    `after_step()` runs after the first reset and after every step; when it returns False,
+    play stops there (the episode in progress counts with its return so far).
+    """
     obs, info = env.reset(seed=seed)
     spec = spec or env_spec(env, info)
-    returns = []
+    returns, playing = [], after_step() if after_step else True
     for _ in range(episodes):
         total, done, steps = 0.0, False, 0
-        while not done and steps < step_limit:
+        while playing and not done and (step_limit is None or steps < step_limit):
             steps += 1
             obs, reward, terminated, truncated, info = env.step(greedy_action(agent, obs, info, spec))
             total += float(reward)
             done = terminated or truncated
+            playing = after_step() if after_step else True
         returns.append(total)
+        if not playing:
+            break
         obs, info = env.reset()
-    env.close()
-    return float(np.mean(returns)), float(np.std(returns))
+    return returns
 
 
 def greedy_action(agent, obs, info, spec):

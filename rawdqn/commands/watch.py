@@ -28,7 +28,7 @@ def run(args):
     from rawdqn.config import check_seed
     from rawdqn.errors import UsageError
     from rawdqn.outputs import check_output_file
-    from rawdqn.gym_env import SELECTION_EVAL_SEED, EnvSpec, encode_obs, legal_mask_of, make_env
+    from rawdqn.gym_env import SELECTION_EVAL_SEED, EnvSpec, make_env, play_greedy
     check_output_file(args.out, "--out", {".gif", ".mp4"})  # before any frame is rendered
     kind = os.path.splitext(args.out)[1].lower()
     for name in ("episodes", "max_steps", "fps"):
@@ -42,25 +42,13 @@ def run(args):
     spec = EnvSpec(**state["spec"])
     env = make_env(state["env_id"], render_mode="rgb_array")
     seed = state["seed"] + SELECTION_EVAL_SEED if args.seed is None else check_seed(args.seed)
-    frames, returns = [], []
-    try:
-        obs, info = env.reset(seed=seed)
+    frames = []
+
+    def film():
         frames.append(env.render())
-        for _ in range(args.episodes):
-            total, done = 0.0, False
-            while not done and len(frames) < args.max_steps:
-                inputs = [encode_obs(obs, spec)[None]]
-                if spec.legal_actions:
-                    inputs.append(legal_mask_of(info, spec)[None])
-                action = int(greedy(*inputs)["action"].numpy()[0])
-                obs, reward, terminated, truncated, info = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-                frames.append(env.render())
-            returns.append(total)
-            if len(frames) >= args.max_steps:
-                break
-            obs, info = env.reset()
+        return len(frames) < args.max_steps
+    try:
+        returns = play_greedy(greedy, env, args.episodes, seed, spec, after_step=film)
     except (gym.error.DependencyNotInstalled, ImportError) as error:
         raise UsageError(f"rendering {state['env_id']} needs a package that is not installed "
                          f"({' '.join(str(error).split())[:120]}); pip install 'rawdqn[watch]'") from None
