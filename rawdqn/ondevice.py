@@ -43,7 +43,9 @@ from rawdqn import checkpoint, envs, schedule
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig, check_seed
 from rawdqn.errors import UsageError
+from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
 from rawdqn.network import QNetwork
+from rawdqn.rundir import RunDirectory, prepare_run_dir
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
@@ -336,8 +338,6 @@ class OnDeviceResult:
 def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
                     iterations_per_call=None, num_seeds=1, device=None, log=print, logdir=None):
     """Train `num_seeds` agents on env_id with the on-device loop; evaluate each on gymnasium."""
-    from rawdqn.gym_env import evaluate
-    from rawdqn.rundir import prepare_run_dir
     chosen_config, chosen_envs, chosen_k = preset(env_id)
     config = (config or chosen_config).validate()
     num_envs = int(num_envs or chosen_envs)
@@ -372,10 +372,12 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
         history.append(dataclasses.asdict(stats))
         if next_eval and stats.step >= next_eval:
             # Choosing weights is part of training: its time counts.
-            returns = trainer.greedy_returns(stats.step, selection_episodes).mean(axis=1)
+            episode_returns = trainer.greedy_returns(stats.step, selection_episodes)
+            returns = episode_returns.mean(axis=1)
             for lane, score in zip(trainer.lanes, returns):
                 lane.keep_if_best(float(score), stats.step)
-            history.append({"step": stats.step, "greedy_return": returns.tolist()})
+            history.append({"step": stats.step, "greedy_return": returns.tolist(),
+                            "greedy_std": episode_returns.std(axis=1).tolist()})
             while next_eval <= stats.step:
                 next_eval += config.eval_interval
         train_seconds += time.perf_counter() - start
@@ -387,6 +389,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
             losses = " ".join(f"{l:.4f}" for l in stats.mean_loss)
             log(f"step {stats.step:>8,}/{total_iterations * num_envs:,} | {rate:9,.0f} steps/s | "
                 f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
+            history[-1]["steps_per_second"] = rate
             window_start, window_step = now, stats.step
             while next_log <= stats.step:
                 next_log += config.log_interval
@@ -397,21 +400,24 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
 
     steps = int(trainer.step.numpy())
     timing = f"{steps:,} steps in {train_seconds:.1f} s; compile {compile_seconds:.1f} s"
-    eval_means, eval_stds, final_means = [], [], []
+    eval_means, eval_stds, final_means, final_evaluations = [], [], [], []
     for lane in trainer.lanes:
         prefix = f"seed {lane.seed}: " if num_seeds > 1 else ""
-        mean, std = evaluate(lane.agent, env_id, config.eval_episodes, lane.seed + 10_000)
+        eval_seed = lane.seed + SELECTION_EVAL_SEED
+        mean, std = evaluate(lane.agent, env_id, config.eval_episodes, eval_seed)
         final_means.append(mean)
         if config.eval_interval:
             log(f"{prefix}final weights: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
                 f"greedy episodes")
             # Fresh episodes: other seeds than the selection's TF episodes and the line above.
             lane.use_best()
-            mean, std = evaluate(lane.agent, env_id, config.eval_episodes, lane.seed + 20_000)
+            eval_seed = lane.seed + FRESH_EVAL_SEED
+            mean, std = evaluate(lane.agent, env_id, config.eval_episodes, eval_seed)
             prefix += (f"kept weights (step {int(lane.best_step.numpy()):,}, greedy "
                        f"{lane.best_score.numpy():.1f} on {selection_episodes} TF episodes): ")
         eval_means.append(mean)
         eval_stds.append(std)
+        final_evaluations.append({"seed": eval_seed, "episodes": config.eval_episodes, "mean": mean, "std": std})
         log(f"{prefix}evaluation: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
             f"greedy episodes ({timing})")
     if num_seeds > 1:
@@ -419,10 +425,53 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
             f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
             f"{steps * num_seeds / train_seconds:,.0f} env steps/s in all")
     if logdir:
+        for i, lane in enumerate(trainer.lanes):
+            run_dir = logdir if num_seeds == 1 else os.path.join(logdir, f"seed{lane.seed}")
+            path = write_run(run_dir, trainer, i, history, final_evaluations[i], iterations_per_call)
+            log(f"rawdqn: {'seed ' + str(lane.seed) + ': ' if num_seeds > 1 else ''}run directory {run_dir} "
+                f"(checkpoint {path}); rawdqn eval/export/watch/plot read it")
         path = checkpoint.save_variables(os.path.join(logdir, "ondevice"), steps, trainer=trainer)
         log(f"rawdqn: saved the trainer's variables to {path}")
     return OnDeviceResult(trainer, seeds, eval_means, eval_stds, final_means, steps, train_seconds,
                           compile_seconds, history)
+
+
+def write_run(run_dir, trainer, lane_index, history, final_evaluation, iterations_per_call):
+    """Agent `lane_index` as an ordinary run directory (rawdqn/rundir.py): config.json,
+    history.jsonl (progress rows, and the greedy TF-env evaluations as eval rows),
+    TensorBoard, and a checkpoint of the agent with the weights it reports, which
+    `rawdqn eval`, `export`, `watch` and `plot` read like any run's. Returns its path.
+
+    Not yet an ordinary run: it is written at the end (no checkpoint interval, no save on a
+    signal), holds no per-episode log, and cannot be resumed.
+    """
+    lane, config, i = trainer.lanes[lane_index], trainer.config, lane_index
+    rows = []
+    for row in history:
+        if "greedy_return" in row:
+            rows.append({"step": row["step"], "eval_mean": row["greedy_return"][i], "eval_std": row["greedy_std"][i],
+                         "eval_episodes": SELECTION_EPISODES, "eval_env": "tf"})
+        else:
+            rows.append({"step": row["step"], "recent_return": row["mean_return"][i], "loss": row["mean_loss"][i],
+                         "epsilon": config.epsilon_at(row["step"] - 1), "episodes": row["episodes"][i],
+                         **({"steps_per_second": row["steps_per_second"]} if "steps_per_second" in row else {})})
+    step = int(trainer.step.numpy())
+    rows.append({"step": step, "eval_mean": final_evaluation["mean"], "eval_std": final_evaluation["std"]})
+    spec = EnvSpec(trainer.env.observation_size, trainer.env.num_actions, False, 0, False)
+    settings = dataclasses.asdict(config)
+    on_device = {"num_envs": trainer.num_envs, "iterations_per_call": iterations_per_call}
+    state = {"env_id": trainer.env_id, "seed": lane.seed, "config": settings, "spec": dataclasses.asdict(spec),
+             "step": step, "changes": [], "final_evaluation": final_evaluation, "on_device": on_device}
+    logs = {"config": {"env_id": trainer.env_id, "seed": lane.seed, **settings, "changes": [], "on_device": on_device},
+            "history": rows, "episodes": []}
+    prepare_run_dir(run_dir)
+    directory = RunDirectory(run_dir)
+    with directory.summaries_open():
+        for row in rows:
+            directory.write_summary(row["step"], {f"{'eval' if 'eval_mean' in row else 'train'}/{name}": value
+                                                  for name, value in row.items()
+                                                  if name != "step" and isinstance(value, (int, float))})
+    return directory.save(step, lane.agent, state, {}, [], logs)
 
 
 def run_command(args, changes, log=print):
@@ -440,5 +489,6 @@ def run_command(args, changes, log=print):
     train_on_device(env_id, config, seed=args.seed or 0, num_envs=num_envs,
                     iterations_per_call=args.iterations_per_call or iterations_per_call,
                     num_seeds=args.seeds or 1, device=resolve_device(args.device), log=log,
-                    logdir=args.logdir)
+                    logdir=args.logdir or os.path.join(
+                        "runs", f"{env_id.replace('/', '_')}-ondevice-seed{args.seed or 0}-{time.strftime('%Y%m%d-%H%M%S')}"))
     return 0

@@ -3,6 +3,8 @@
 Each trainer compiles its own program (a few seconds), so the tests share a few
 small trainers and read everything they check from one short run.
 """
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -232,10 +234,36 @@ def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys, tmp_pat
         assert len(kept) == 1 and "evaluation: mean return" in kept[0]
         assert "(800 steps in " in kept[0] and "; compile " in kept[0]
     assert lines[-1].startswith("rawdqn: saved the trainer's variables to ")
-    assert lines[-2].startswith("rawdqn: 2 agents, evaluation mean over agents")
+    assert lines[-4].startswith("rawdqn: 2 agents, evaluation mean over agents")
+    for seed, line in zip((5, 6), lines[-3:-1]):   # each agent is an ordinary run directory
+        assert line.startswith(f"rawdqn: seed {seed}: run directory {tmp_path / 'run' / f'seed{seed}'} (checkpoint ")
     # The checkpoint holds both agents' replay rings (800 steps each, capacity permitting).
     saved_dir = lines[-1].split(" to ", 1)[1]
     assert saved_dir == str(tmp_path / "run" / "ondevice" / "step-00000800")
     saved = [name for name, _ in tf.train.list_variables(f"{saved_dir}/variables")]
     assert [name for name in saved if "replay/obs/" in name] == [
         f"trainer/lanes/{lane}/agent/replay/obs/.ATTRIBUTES/VARIABLE_VALUE" for lane in (0, 1)]
+
+
+def test_an_on_device_run_is_a_run_directory_that_eval_export_and_plot_read(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train", "--env", "CartPole-v1", "--on-device", "--num-envs", "4", "--steps", "400",
+            "--learning-starts", "100", "--hidden", "8", "--batch-size", "16", "--eval-interval", "200",
+            "--eval-episodes", "3", "--log-interval", "200", "--logdir", str(run_dir)]
+    assert cli.main(args) == 0
+    trained = capsys.readouterr().out
+    reported = [line for line in trained.splitlines() if line.startswith("kept weights")][0]
+    reported = reported.split("evaluation: mean return ")[1].split(" over")[0]
+    assert cli.main(["eval", str(run_dir)]) == 0   # the kept weights, on the final evaluation's episodes
+    assert f"mean return {reported} over 3 greedy episodes" in capsys.readouterr().out
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    evaluations = [row for row in history if "eval_mean" in row]
+    assert [row["step"] for row in evaluations] == [200, 400, 400]   # two on the TF env, the final one
+    assert json.loads((run_dir / "config.json").read_text())["on_device"] == {"num_envs": 4, "iterations_per_call": 250}
+    assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "policy")]) == 0
+    pytest.importorskip("matplotlib")
+    assert cli.main(["plot", str(run_dir), "--out", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run_dir), "--steps", "800"]) == 2
+    assert "on-device runs cannot be resumed yet" in capsys.readouterr().err
