@@ -45,7 +45,7 @@ from rawdqn.config import DQNConfig, check_seed
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
 from rawdqn.network import QNetwork
-from rawdqn.rundir import RunDirectory, prepare_run_dir
+from rawdqn.rundir import RunDirectory, default_run_dir, prepare_run_dir
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
@@ -489,6 +489,5 @@ def run_command(args, changes, log=print):
     train_on_device(env_id, config, seed=args.seed or 0, num_envs=num_envs,
                     iterations_per_call=args.iterations_per_call or iterations_per_call,
                     num_seeds=args.seeds or 1, device=resolve_device(args.device), log=log,
-                    logdir=args.logdir or os.path.join(
-                        "runs", f"{env_id.replace('/', '_')}-ondevice-seed{args.seed or 0}-{time.strftime('%Y%m%d-%H%M%S')}"))
+                    logdir=args.logdir or default_run_dir(env_id, args.seed or 0, "ondevice"))
     return 0

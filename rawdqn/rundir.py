@@ -16,9 +16,11 @@ import json
 import os
 import signal
 import threading
+import time
 
 from rawdqn import checkpoint, summary
 from rawdqn.errors import UsageError
+from rawdqn.schedule import crosses
 
 DEFAULT_CHECKPOINT_INTERVAL = 10_000
 
@@ -30,6 +32,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(signal_number)
         self.signal_number, self.step = signal_number, step
         self.checkpoint_path, self.run_dir = checkpoint_path, run_dir
+
+
+def default_run_dir(env_id, seed, kind=""):
+    """runs/ENV[-KIND]-seedSEED-TIME: where a run goes without --logdir."""
+    return os.path.join("runs", f"{env_id.replace('/', '_')}{'-' + kind if kind else ''}-seed{seed}-"
+                                f"{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def prepare_run_dir(run_dir):
@@ -61,7 +69,8 @@ class RunDirectory:
     def open(self, logs_on_failure):
         """Signal handlers, TensorBoard and kept logs for the loop's duration.
 
-        `logs_on_failure(error)` returns the logs to write if the loop fails (see write_logs).
+        `logs_on_failure(reason)` returns the logs to write if the loop fails (see write_logs);
+        `reason` is the error's message on one line.
         """
         with self.stop_on_signals(), self.summaries_open(), self.logs_kept(logs_on_failure):
             yield
@@ -111,10 +120,9 @@ class RunDirectory:
             raise
 
     # --- the hooks ------------------------------------------------------------------
-    def checkpoint_due(self, done_steps, done_before):
+    def checkpoint_due(self, done_before, done_steps):
         """A checkpoint falls where the step count crosses a multiple of the interval."""
-        interval = self.checkpoint_interval
-        return bool(self.path) and done_steps // interval > done_before // interval
+        return bool(self.path) and crosses(self.checkpoint_interval, done_before, done_steps)
 
     def write_summary(self, step, values):
         if self.summaries:

@@ -36,6 +36,12 @@ def updates_owed(config, step):
     return config.gradient_steps * (tf.maximum(phases, 0) if tf.is_tensor(phases) else max(phases, 0))
 
 
+def crosses(interval, done_before, done_steps):
+    """Whether going from `done_before` to `done_steps` steps passes a multiple of `interval`
+    (0: never). With steps N at a time, a hook every `interval` steps fires here."""
+    return bool(interval) and done_steps // interval > done_before // interval
+
+
 def syncs_owed(config, step):
     """⌈t / C⌉: the target syncs made by the time `step` steps are done."""
     return ceil_div(step, config.target_update_interval)

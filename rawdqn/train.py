@@ -30,6 +30,7 @@ from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvError, GymnasiumEnvs, evaluate
 from rawdqn.kernel import compile_seconds
 from rawdqn.rundir import RunDirectory, TrainingInterrupted, prepare_run_dir
+from rawdqn.schedule import crosses
 
 
 @dataclasses.dataclass
@@ -67,7 +68,6 @@ class Trainer:
     def __init__(self, env_id, config, seed=0, device=None, run_dir=None, log=print,
                  checkpoint_interval=None, vectorize=None):
         self.env_id, self.config, self.seed, self.log = env_id, config.validate(), check_seed(seed), log
-        self.run_dir = run_dir
         self.directory = RunDirectory(run_dir, checkpoint_interval)
         self.envs = GymnasiumEnvs(env_id, self.config.num_envs, self.seed, vectorize)
         self.first_reset = self.envs.reset()
@@ -86,6 +86,10 @@ class Trainer:
         self.changes = []                  # hyperparameters changed on resume: {step, field, from, to}
         self.final_evaluation = None       # the seed, episodes and result of the last evaluation
         self.eval_seconds = 0.0            # time spent in periodic evaluations (not in steps/s)
+
+    @property
+    def run_dir(self):
+        return self.directory.path
 
     # --- the loop -------------------------------------------------------------
     def run(self):
@@ -140,14 +144,11 @@ class Trainer:
         A hook is due when the step count crosses a multiple of its interval.
         """
         config = self.config
-
-        def crossed(interval):
-            return bool(interval) and done_steps // interval > done_before // interval
         finished = done_steps >= config.total_steps
-        evaluate_due = crossed(config.eval_interval)
-        log_due = crossed(config.log_interval) or finished
-        checkpoint_due = self.directory.checkpoint_due(done_steps, done_before)
-        if evaluate_due or log_due or checkpoint_due or crossed(DIVERGENCE_CHECK_INTERVAL):
+        evaluate_due = crosses(config.eval_interval, done_before, done_steps)
+        log_due = crosses(config.log_interval, done_before, done_steps) or finished
+        checkpoint_due = self.directory.checkpoint_due(done_before, done_steps)
+        if evaluate_due or log_due or checkpoint_due or crosses(DIVERGENCE_CHECK_INTERVAL, done_before, done_steps):
             self.check_finite()
         if evaluate_due and not finished:
             self.evaluate_now()

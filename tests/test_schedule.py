@@ -105,3 +105,11 @@ def test_the_step_records_where_training_diverged():
     # Updates happen after steps 6, 9, 12, … (step u ≥ 5 with u mod 3 = 0, counted 1-based: u + 1).
     assert diverged_at in {7, 10, 13, 16, 19, 22, 25, 28}
     assert not np.all(np.isfinite(agent.diverged_info.numpy()))
+
+
+@pytest.mark.parametrize("interval", [0, 1, 3, 7, 10])
+@pytest.mark.parametrize("num_envs", [1, 3, 8])
+def test_a_hook_fires_exactly_where_n_steps_at_a_time_pass_a_multiple_of_its_interval(interval, num_envs):
+    for done_before in range(0, 60, num_envs):
+        passed = any(interval and u % interval == 0 for u in range(done_before + 1, done_before + num_envs + 1))
+        assert schedule.crosses(interval, done_before, done_before + num_envs) == passed

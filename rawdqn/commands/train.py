@@ -10,7 +10,6 @@ import inspect
 import os
 import signal
 import sys
-import time
 import typing
 import warnings
 
@@ -141,6 +140,7 @@ def add_command(commands):
 
 def run(args):
     from rawdqn.errors import UsageError
+    from rawdqn.rundir import default_run_dir
     from rawdqn.train import TrainingInterrupted, resume, train
     log = lambda line: print(line, flush=True)  # noqa: E731
     # rawdqn stops on a NaN reward with its own one-line error; gymnasium's warning would be a second line.
@@ -162,8 +162,7 @@ def run(args):
         else:
             args.env = args.env or "CartPole-v1"
             args.seed = 0 if args.seed is None else args.seed
-            logdir = args.logdir or os.path.join(
-                "runs", f"{args.env.replace('/', '_')}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+            logdir = args.logdir or default_run_dir(args.env, args.seed)
             train(args.env, config_from_args(args), seed=args.seed, device=args.device, logdir=logdir,
                   log=log, checkpoint_interval=args.checkpoint_interval)
     except TrainingInterrupted as stop:
