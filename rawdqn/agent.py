@@ -278,8 +278,16 @@ class DQN(tf.Module):
         return (next_obs, packed[:, width], packed[:, width + 1], obs, *masks)
 
     def step_fn(self, packed):
-        """replay ← (s, a, r, s', terminated); the updates and syncs now due (see schedule); act on `obs`."""
-        next_obs, reward, terminated, obs, next_legal_mask, legal_mask = self.unpack_fn(packed)
+        """`observe_fn` of `pack`'s rows: the body of one host-stepped environment step."""
+        return self.observe_fn(*self.unpack_fn(packed))
+
+    def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
+        """One environment step's work after env.step, wherever the env runs (host or device):
+
+            replay ← (s, a, r, s', terminated)      s, a: what begin_fn remembered
+            step += N; the updates and syncs now due (rawdqn/schedule.py)
+            a' = ε-greedy(Q(obs), ε(step …))        remembered for the next step; returned
+        """
         self.store_fn(next_obs, reward, terminated, next_legal_mask)
         info, updates = self.schedule.advance_fn(
             self.num_envs, lambda: self.learn_fn(self.replay.sample_fn(self.config.batch_size)),

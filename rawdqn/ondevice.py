@@ -1,24 +1,16 @@
 """The whole DQN training loop as one compiled program: TF envs, replay, learn, target sync.
 
 One call of the program runs K iterations of a tf.while_loop under jit_compile=True;
-each iteration steps N environments per agent at once:
+each iteration steps N environments per agent at once, then runs the agent's own step
+body, `agent.observe_fn` — the very body of the gymnasium loop's one compiled call:
 
-    t = step                                          environment steps so far (per agent)
-    ε_j = ε(t + j),  j = 0 … N−1                      the gymnasium path's schedule, step by step
-    a = ε-greedy(Q(s; θ), ε)                          N actions
     s', r, terminated, truncated, s_final = env.step(s, a)     (auto-reset inside the batch)
     replay ← (s, a, r, s_final, terminated)           a truncated row bootstraps from s_final
-    step = t + N
-    due = g · #{u ∈ [learning_starts, step) : u mod f = 0} − updates_done
-    repeat due times:  θ ← learn(sample(batch_size))
-    k = ⌈step / C⌉ − syncs_done                       target syncs due (one at every u mod C = 0)
-    if k > 0:  θ⁻ ← τ'θ + (1 − τ')θ⁻,  τ' = 1 − (1 − τ)^k      (k syncs in a row; τ = 1: a copy)
+    step += N; the updates and target syncs now due   (rawdqn/schedule.py, the agent's counters)
+    a = ε-greedy(Q(s'; θ), ε(step … step + N − 1))    the N actions of the next iteration
 
-with f = train_frequency, g = gradient_steps, C = target_update_interval: the
-update-to-data ratio is g / f updates per environment step whatever N is, counted
-exactly in integers. With N = 1 an iteration is exactly one step of rawdqn.train's
-loop (act, store, learn if due, sync if due); with N > 1 the N steps come first, then
-the iteration's updates, then its syncs. Python only sees the program between calls,
+so the update-to-data ratio is gradient_steps / train_frequency per environment step
+whatever N is, counted exactly in integers. Python only sees the program between calls,
 to log, evaluate and checkpoint; every piece of loop state is a tf.Variable of the
 `OnDeviceTrainer` module, so `tf.train.Checkpoint(trainer=...)` saves a run.
 
@@ -39,7 +31,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import checkpoint, envs, schedule
+from rawdqn import checkpoint, envs
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig, check_seed
 from rawdqn.errors import UsageError
@@ -87,7 +79,7 @@ class AgentEnvs(tf.Module):
         super().__init__(name=name)
         self.seed = int(seed)
         self.agent = DQN(env.observation_size, env.num_actions, config, seed=self.seed,
-                         device=device, name="agent")
+                         device=device, num_envs=num_envs, name="agent")
         self.agent.sync_target()
         with tf.device(device):
             # The weights that scored best in the greedy evaluations so far, and that score.
@@ -103,21 +95,22 @@ class AgentEnvs(tf.Module):
             self.call_episodes = tf.Variable(0, dtype=tf.int64, trainable=False, name="call_episodes")
             self.call_return_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                                name="call_return_sum")
-            self.call_loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False,
-                                             name="call_loss_sum")
 
     def begin_call_fn(self):
-        for variable in (self.call_episodes, self.call_return_sum, self.call_loss_sum):
+        for variable in (self.call_episodes, self.call_return_sum):
             variable.assign(tf.zeros_like(variable))
+        # An agent that has never acted chooses its first actions (begin_fn) for the envs' first observations.
+        agent = self.agent
+        tf.cond(agent.act_draws == 0, lambda: agent.begin_fn(self.envs.obs.read_value()),
+                lambda: agent.last_action.read_value())
 
-    def collect_fn(self, epsilon):
-        """Act in all N envs, step them, and write the N transitions to the replay."""
-        obs = self.envs.obs.read_value()
-        action = self.agent.act_fn(obs, epsilon)
-        result = self.envs.step(action)
+    def step_fn(self):
+        """One iteration for this agent: its N envs step with the actions it chose, then the
+        agent's own step body (agent.observe_fn: store, learn and sync if due, act)."""
+        result = self.envs.step(self.agent.last_action.read_value())
         # next_obs is the true final observation; truncated rows keep terminated = 0.
-        self.agent.replay.add_fn(obs, action, result.reward, result.final_obs,
-                                 tf.cast(result.terminated, self.agent.dtype))
+        self.agent.observe_fn(result.final_obs, result.reward, tf.cast(result.terminated, self.agent.dtype),
+                              result.obs)
         done = tf.logical_or(result.terminated, result.truncated)
         episode_return = self.episode_return + result.reward
         ended = tf.reduce_sum(tf.cast(done, tf.int64))
@@ -140,10 +133,6 @@ class AgentEnvs(tf.Module):
         for best, online in zip(self.best.variables_in_order, self.agent.online.variables_in_order):
             online.assign(best)
 
-    def learn_fn(self):
-        info = self.agent.learn_fn(self.agent.replay.sample_fn(self.agent.config.batch_size))
-        self.call_loss_sum.assign_add(tf.cast(info.loss, tf.float64))
-
 
 @dataclasses.dataclass
 class CallStats:
@@ -153,7 +142,7 @@ class CallStats:
     syncs: int
     episodes: list            # episodes finished during the call, per agent
     mean_return: list         # their mean return (nan if none finished)
-    mean_loss: list           # mean loss of the call's updates (nan if none)
+    loss: list                # the loss of the last update so far (nan before the first)
 
 
 class CompiledCache:
@@ -182,10 +171,6 @@ class OnDeviceTrainer(tf.Module):
         self.env = envs.make(env_id, dtype=self.config.dtype, max_episode_steps=max_episode_steps)
         self.lanes = [AgentEnvs(self.env, self.config, self.seed + i, self.num_envs, device,
                                 name=f"seed_{self.seed + i}") for i in range(self.num_seeds)]
-        with tf.device(device):
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.updates_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates_done")
-            self.syncs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="syncs_done")
         # autograph=False: the loop has no Python control flow on tensors, and converting
         # the agent and env code takes longer than tracing it.
         self._run = tf.function(self.run_fn, jit_compile=self.config.mode == "xla", autograph=False)
@@ -197,61 +182,39 @@ class OnDeviceTrainer(tf.Module):
     def agents(self):
         return [lane.agent for lane in self.lanes]
 
+    # The agents' schedules count in step (rawdqn/schedule.py); agent 0's stands for all.
+    @property
+    def step(self):
+        return self.lanes[0].agent.schedule.step
+
+    @property
+    def updates_done(self):
+        return self.lanes[0].agent.schedule.updates_done
+
+    @property
+    def syncs_done(self):
+        return self.lanes[0].agent.schedule.syncs_done
+
     # --- the compiled program ----------------------------------------------------
-    def epsilon_fn(self, steps):
-        """ε(t) for each step t in `steps`: the schedule's closed form (rawdqn/schedule.py)."""
-        return schedule.epsilon(self.config, steps, self.lanes[0].agent.dtype)
-
-    def updates_owed_fn(self, step):
-        """Updates the gymnasium loop has made by `step` (schedule.updates_owed)."""
-        return schedule.updates_owed(self.config, step)
-
-    def syncs_owed_fn(self, step):
-        """Target syncs the gymnasium loop has made by `step` (schedule.syncs_owed)."""
-        return schedule.syncs_owed(self.config, step)
-
-    def iteration_fn(self):
-        """One iteration: N steps of every agent's envs, then the updates and syncs now due."""
-        step = self.step.read_value()
-        epsilon = self.epsilon_fn(step + tf.range(self.num_envs, dtype=tf.int64))
-        for lane in self.lanes:
-            lane.collect_fn(epsilon)
-        step = step + self.num_envs
-        self.step.assign(step)
-
-        due = self.updates_owed_fn(step) - self.updates_done
-        def learn_all(i):
-            for lane in self.lanes:
-                lane.learn_fn()
-            return (i + 1,)
-        tf.while_loop(lambda i: i < due, learn_all, (tf.constant(0, tf.int64),))
-        self.updates_done.assign_add(due)
-
-        syncs = self.syncs_owed_fn(step) - self.syncs_done
-        def sync_all():
-            for lane in self.lanes:
-                agent = lane.agent
-                keep = tf.pow(tf.constant(1.0 - self.config.tau, agent.dtype), tf.cast(syncs, agent.dtype))
-                agent.sync_fn(1.0 - keep)
-            return tf.constant(0)
-        tf.cond(syncs > 0, sync_all, lambda: tf.constant(0))
-        self.syncs_done.assign_add(syncs)
-
     def run_fn(self, iterations):
-        """`iterations` iterations in one tf.while_loop; returns the call's counters and sums."""
+        """`iterations` iterations in one tf.while_loop; returns the call's counters and sums.
+
+        An iteration steps every agent's N envs once and runs each agent's step body
+        (`AgentEnvs.step_fn`): the body of the gymnasium loop's compiled call.
+        """
         for lane in self.lanes:
             lane.begin_call_fn()
-        updates_before = self.updates_done.read_value()
+
         def body(i):
-            self.iteration_fn()
+            for lane in self.lanes:
+                lane.step_fn()
             return (i + 1,)
         tf.while_loop(lambda i: i < iterations, body, (tf.constant(0, tf.int32),))
         return {"step": self.step.read_value(), "updates": self.updates_done.read_value(),
-                "call_updates": self.updates_done.read_value() - updates_before,
                 "syncs": self.syncs_done.read_value(),
                 "episodes": tf.stack([lane.call_episodes.read_value() for lane in self.lanes]),
                 "return_sum": tf.stack([lane.call_return_sum.read_value() for lane in self.lanes]),
-                "loss_sum": tf.stack([lane.call_loss_sum.read_value() for lane in self.lanes])}
+                "loss": tf.stack([tf.cast(lane.agent.last_info.loss, tf.float64) for lane in self.lanes])}
 
     # --- the host side -----------------------------------------------------------
     def run(self, iterations):
@@ -261,12 +224,10 @@ class OnDeviceTrainer(tf.Module):
         out = {name: value.numpy() for name, value in out.items()}
         updates = int(out["updates"])
         episodes = out["episodes"]
-        call_updates = int(out["call_updates"])
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_return = np.where(episodes > 0, out["return_sum"] / np.maximum(episodes, 1), np.nan)
-            mean_loss = out["loss_sum"] / call_updates if call_updates else np.full(self.num_seeds, np.nan)
         return CallStats(int(out["step"]), updates, int(out["syncs"]), episodes.tolist(),
-                         mean_return.tolist(), [float(x) for x in mean_loss])
+                         mean_return.tolist(), [float(x) for x in out["loss"]])
 
     def compile(self, eval_episodes=0):
         """Compile the program (a call of 0 iterations) and, with eval_episodes, the greedy
@@ -386,7 +347,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
             rate = (stats.step - window_step) / max(now - window_start, 1e-9)
             # "-": no episode ended during the call.
             returns = " ".join(f"{r:7.1f}" if r == r else f"{'-':>7}" for r in stats.mean_return)
-            losses = " ".join(f"{l:.4f}" for l in stats.mean_loss)
+            losses = " ".join(f"{l:.4f}" for l in stats.loss)
             log(f"step {stats.step:>8,}/{total_iterations * num_envs:,} | {rate:9,.0f} steps/s | "
                 f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
             history[-1]["steps_per_second"] = rate
@@ -452,7 +413,7 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, iteration
             rows.append({"step": row["step"], "eval_mean": row["greedy_return"][i], "eval_std": row["greedy_std"][i],
                          "eval_episodes": SELECTION_EPISODES, "eval_env": "tf"})
         else:
-            rows.append({"step": row["step"], "recent_return": row["mean_return"][i], "loss": row["mean_loss"][i],
+            rows.append({"step": row["step"], "recent_return": row["mean_return"][i], "loss": row["loss"][i],
                          "epsilon": config.epsilon_at(row["step"] - 1), "episodes": row["episodes"][i],
                          **({"steps_per_second": row["steps_per_second"]} if "steps_per_second" in row else {})})
     step = int(trainer.step.numpy())

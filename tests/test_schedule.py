@@ -33,6 +33,29 @@ def test_closed_forms_equal_a_step_by_step_count(learning_starts, frequency, gra
         assert tuple(int(x) for x in as_tensors) == expected
 
 
+
+@pytest.mark.parametrize("num_envs, learning_starts, frequency, gradient_steps, interval", [
+    (1, 0, 1, 1, 1), (64, 1000, 256, 128, 10), (16, 100, 10, 1, 500), (5, 3, 64, 1, 4), (3, 5, 4, 3, 7)])
+def test_advancing_n_steps_at_a_time_makes_the_updates_and_syncs_of_a_step_by_step_count(
+        num_envs, learning_starts, frequency, gradient_steps, interval):
+    """Schedule.advance_fn, N steps per call as the vector and on-device loops call it: the
+    learn calls it makes and the syncs it counts are the step-by-step loop's."""
+    config = DQNConfig(learning_starts=learning_starts, train_frequency=frequency,
+                       gradient_steps=gradient_steps, target_update_interval=interval)
+    counter = schedule.Schedule(config)
+    learned = []
+    info = tf.constant(0.0)
+
+    def learn():
+        learned.append(1)
+        return tf.constant(1.0)
+    for iteration in range(1, 101):
+        info, _ = counter.advance_fn(num_envs, learn, lambda tau: None, info)
+        if iteration in (1, 2, 3, 17, 100):
+            expected = counted_step_by_step(iteration * num_envs, config)
+            assert (len(learned), int(counter.syncs_done.numpy())) == expected
+            assert int(counter.updates_done.numpy()) == len(learned)
+
 def test_epsilon_is_linear_then_flat():
     config = DQNConfig(total_steps=1_000, epsilon_start=1.0, epsilon_end=0.1, exploration_fraction=0.2)
     # decays over 200 steps: ε(50) = 1 − 0.9 · 50/200 = 0.775; ε(200) = ε(900) = 0.1.
