@@ -24,6 +24,7 @@ that `seed + i` alone would train (its own weights, exploration, replay sampling
 and environment stream), its per-iteration work unrolled in the loop body.
 """
 import dataclasses
+import json
 import math
 import os
 import time
@@ -31,13 +32,14 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import checkpoint, envs
+from rawdqn import checkpoint, envs, summary
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig, check_seed
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
 from rawdqn.network import QNetwork
-from rawdqn.rundir import RunDirectory, default_run_dir, prepare_run_dir
+from rawdqn.rundir import RunDirectory, TrainingInterrupted, default_run_dir, prepare_run_dir
+from rawdqn.schedule import crosses
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
@@ -281,6 +283,8 @@ class OnDeviceTrainer(tf.Module):
 
 # Greedy episodes of the TF env per evaluation during training (eval_interval > 0).
 SELECTION_EPISODES = 32
+# Where the whole program's state is checkpointed, inside the run's --logdir.
+PROGRAM_DIR = "ondevice"
 
 
 @dataclasses.dataclass
@@ -296,105 +300,203 @@ class OnDeviceResult:
     history: list
 
 
+class OnDeviceRun:
+    """The host side of an on-device run, between the program's calls: log, evaluate and
+    keep the best weights, checkpoint every checkpoint_interval steps, stop on SIGINT or
+    SIGTERM with a checkpoint, and resume from one exactly.
+
+    LOGDIR/ondevice/step-N/ holds the program's every variable and this object's state; at
+    the end each agent also becomes an ordinary run directory (`write_run`): LOGDIR itself
+    with one seed, LOGDIR/seedS/ with several.
+    """
+
+    def __init__(self, env_id, config, seed, num_envs, iterations_per_call, num_seeds, device, log,
+                 logdir, checkpoint_interval=None):
+        if iterations_per_call < 1:
+            raise UsageError(f"--iterations-per-call must be >= 1; got {iterations_per_call}")
+        self.trainer = OnDeviceTrainer(env_id, config, seed, num_envs, num_seeds, device)
+        self.env_id, self.config, self.log = env_id, self.trainer.config, log
+        self.iterations_per_call = int(iterations_per_call)
+        self.directory = RunDirectory(logdir, checkpoint_interval)
+        self.history, self.train_seconds, self.compile_seconds = [], 0.0, 0.0
+        self.selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
+
+    @property
+    def total_steps(self):
+        """total_steps rounded up to whole iterations of N steps."""
+        return math.ceil(self.config.total_steps / self.trainer.num_envs) * self.trainer.num_envs
+
+    def state(self):
+        trainer = self.trainer
+        return {"env_id": self.env_id, "seed": trainer.seed, "num_seeds": trainer.num_seeds,
+                "num_envs": trainer.num_envs, "iterations_per_call": self.iterations_per_call,
+                "config": dataclasses.asdict(self.config), "step": int(trainer.step.numpy()),
+                "checkpoint_interval": self.directory.checkpoint_interval,
+                "history": self.history, "train_seconds": self.train_seconds}
+
+    def save_checkpoint(self):
+        """LOGDIR/ondevice/step-N: the program's variables and the host's state, whole or not at all."""
+        def fill(directory):
+            tf.train.Checkpoint(trainer=self.trainer).write(os.path.join(directory, "variables"))
+            checkpoint.write_json(os.path.join(directory, "state.json"), {"format": checkpoint.FORMAT, **self.state()})
+        path = checkpoint.write_step(os.path.join(self.directory.path, PROGRAM_DIR), int(self.trainer.step.numpy()),
+                                     fill)
+        self.directory.last_checkpoint = path
+        return path
+
+    def run(self):
+        """Call the program until total_steps; the hooks run between calls, where a step count
+        crosses their interval (schedule.crosses), as in rawdqn/train.py's loop."""
+        trainer, config, num_envs = self.trainer, self.config, self.trainer.num_envs
+        self.compile_seconds = trainer.compile(self.selection_episodes)
+        self.log(f"rawdqn: compiled the training loop in {self.compile_seconds:.1f} s")
+        window_start, window_step = time.perf_counter(), int(trainer.step.numpy())
+        with self.directory.stop_on_signals():
+            while int(trainer.step.numpy()) < self.total_steps:
+                before = int(trainer.step.numpy())
+                iterations = min(self.iterations_per_call, (self.total_steps - before) // num_envs)
+                if config.eval_interval:   # end the call where the evaluation is due
+                    next_eval = (before // config.eval_interval + 1) * config.eval_interval
+                    iterations = min(iterations, max(1, math.ceil(next_eval / num_envs) - before // num_envs))
+                start = time.perf_counter()
+                stats = trainer.run(iterations)
+                self.history.append(dataclasses.asdict(stats))
+                if crosses(config.eval_interval, before, stats.step):
+                    # Choosing weights is part of training: its time counts.
+                    episode_returns = trainer.greedy_returns(stats.step, self.selection_episodes)
+                    returns = episode_returns.mean(axis=1)
+                    for lane, score in zip(trainer.lanes, returns):
+                        lane.keep_if_best(float(score), stats.step)
+                    self.history.append({"step": stats.step, "greedy_return": returns.tolist(),
+                                         "greedy_std": episode_returns.std(axis=1).tolist()})
+                self.train_seconds += time.perf_counter() - start
+                if crosses(config.log_interval, before, stats.step) or stats.step >= self.total_steps:
+                    now = time.perf_counter()
+                    rate = (stats.step - window_step) / max(now - window_start, 1e-9)
+                    # "-": no episode ended during the call.
+                    returns = " ".join(f"{r:7.1f}" if r == r else f"{'-':>7}" for r in stats.mean_return)
+                    losses = " ".join(f"{l:.4f}" for l in stats.loss)
+                    self.log(f"step {stats.step:>8,}/{self.total_steps:,} | {rate:9,.0f} steps/s | "
+                             f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
+                    self.history[-1]["steps_per_second"] = rate
+                    window_start, window_step = now, stats.step
+                if stats.step < self.total_steps and self.directory.checkpoint_due(before, stats.step):
+                    self.save_checkpoint()
+                if self.directory.stop_signal is not None:
+                    raise TrainingInterrupted(self.directory.stop_signal, stats.step, self.save_checkpoint(),
+                                              self.directory.path)
+        return self.finish()
+
+    def finish(self):
+        """Evaluate each agent on gymnasium (the kept weights on fresh episodes) and write the runs."""
+        trainer, config = self.trainer, self.config
+        if config.eval_interval:   # the final weights are candidates too
+            returns = trainer.greedy_returns(trainer.step.numpy(), self.selection_episodes).mean(axis=1)
+            for lane, score in zip(trainer.lanes, returns):
+                lane.keep_if_best(float(score), int(trainer.step.numpy()))
+        steps = int(trainer.step.numpy())
+        timing = f"{steps:,} steps in {self.train_seconds:.1f} s; compile {self.compile_seconds:.1f} s"
+        eval_means, eval_stds, final_means, final_evaluations = [], [], [], []
+        multi = trainer.num_seeds > 1
+        for lane in trainer.lanes:
+            prefix = f"seed {lane.seed}: " if multi else ""
+            eval_seed = lane.seed + SELECTION_EVAL_SEED
+            mean, std = evaluate(lane.agent, self.env_id, config.eval_episodes, eval_seed)
+            final_means.append(mean)
+            if config.eval_interval:
+                self.log(f"{prefix}final weights: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
+                         f"greedy episodes")
+                # Fresh episodes: other seeds than the selection's TF episodes and the line above.
+                lane.use_best()
+                eval_seed = lane.seed + FRESH_EVAL_SEED
+                mean, std = evaluate(lane.agent, self.env_id, config.eval_episodes, eval_seed)
+                prefix += (f"kept weights (step {int(lane.best_step.numpy()):,}, greedy "
+                           f"{lane.best_score.numpy():.1f} on {self.selection_episodes} TF episodes): ")
+            eval_means.append(mean)
+            eval_stds.append(std)
+            final_evaluations.append({"seed": eval_seed, "episodes": config.eval_episodes, "mean": mean, "std": std})
+            self.log(f"{prefix}evaluation: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
+                     f"greedy episodes ({timing})")
+        if multi:
+            self.log(f"rawdqn: {trainer.num_seeds} agents, evaluation mean over agents {np.mean(eval_means):.2f} "
+                     f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
+                     f"{steps * trainer.num_seeds / self.train_seconds:,.0f} env steps/s in all")
+        logdir = self.directory.path
+        if logdir:
+            for i, lane in enumerate(trainer.lanes):
+                run_dir = os.path.join(logdir, f"seed{lane.seed}") if multi else logdir
+                path = write_run(run_dir, trainer, i, self.history, final_evaluations[i], self.iterations_per_call)
+                self.log(f"rawdqn: {'seed ' + str(lane.seed) + ': ' if multi else ''}run directory {run_dir} "
+                         f"(checkpoint {path}); rawdqn eval/export/watch/plot read it")
+            self.log(f"rawdqn: saved the trainer's variables to {self.save_checkpoint()}")
+        return OnDeviceResult(trainer, [lane.seed for lane in trainer.lanes], eval_means, eval_stds, final_means,
+                              steps, self.train_seconds, self.compile_seconds, self.history)
+
+
 def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
-                    iterations_per_call=None, num_seeds=1, device=None, log=print, logdir=None):
+                    iterations_per_call=None, num_seeds=1, device=None, log=print, logdir=None,
+                    checkpoint_interval=None):
     """Train `num_seeds` agents on env_id with the on-device loop; evaluate each on gymnasium."""
     chosen_config, chosen_envs, chosen_k = preset(env_id)
     config = (config or chosen_config).validate()
-    num_envs = int(num_envs or chosen_envs)
-    iterations_per_call = int(iterations_per_call or chosen_k)
-    if iterations_per_call < 1:
-        raise UsageError(f"--iterations-per-call must be >= 1; got {iterations_per_call}")
-    trainer = OnDeviceTrainer(env_id, config, seed, num_envs, num_seeds, device)
+    if logdir and (checkpoint.latest_in(os.path.join(logdir, PROGRAM_DIR)) or checkpoint.latest(logdir)):
+        raise UsageError(f"{logdir} already holds a run; continue it with --resume {logdir} "
+                         "or choose another --logdir")
+    run = OnDeviceRun(env_id, config, seed, int(num_envs or chosen_envs), int(iterations_per_call or chosen_k),
+                      num_seeds, device, log, logdir, checkpoint_interval)
     if logdir:
         prepare_run_dir(logdir)  # after the agents are known to fit: no empty run dirs
-    total_iterations = math.ceil(config.total_steps / num_envs)
+    trainer = run.trainer
     seeds = [lane.seed for lane in trainer.lanes]
-    log(f"rawdqn: training DQN on-device on {env_id} for {total_iterations * num_envs:,} steps "
+    log(f"rawdqn: training DQN on-device on {env_id} for {run.total_steps:,} steps "
         f"(seed{'s' if num_seeds > 1 else ''} {', '.join(map(str, seeds))}; "
-        f"{num_envs} envs, {iterations_per_call} iterations per call, "
+        f"{trainer.num_envs} envs, {run.iterations_per_call} iterations per call, "
         f"{trainer.agents[0].online.num_parameters:,} parameters, "
         f"{config.gradient_steps}/{config.train_frequency} updates per env step)")
     log(f"rawdqn: {config.describe_exploration()}")
-    selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
-    compile_seconds = trainer.compile(selection_episodes)
-    log(f"rawdqn: compiled the training loop in {compile_seconds:.1f} s")
-
-    history, done_iterations, next_log = [], 0, config.log_interval
-    next_eval = config.eval_interval or None
-    train_seconds, window_start, window_step = 0.0, time.perf_counter(), 0
-    while done_iterations < total_iterations:
-        iterations = min(iterations_per_call, total_iterations - done_iterations)
-        if next_eval:   # end the call where the evaluation is due
-            iterations = min(iterations, max(1, math.ceil(next_eval / num_envs) - done_iterations))
-        start = time.perf_counter()
-        stats = trainer.run(iterations)
-        done_iterations += iterations
-        history.append(dataclasses.asdict(stats))
-        if next_eval and stats.step >= next_eval:
-            # Choosing weights is part of training: its time counts.
-            episode_returns = trainer.greedy_returns(stats.step, selection_episodes)
-            returns = episode_returns.mean(axis=1)
-            for lane, score in zip(trainer.lanes, returns):
-                lane.keep_if_best(float(score), stats.step)
-            history.append({"step": stats.step, "greedy_return": returns.tolist(),
-                            "greedy_std": episode_returns.std(axis=1).tolist()})
-            while next_eval <= stats.step:
-                next_eval += config.eval_interval
-        train_seconds += time.perf_counter() - start
-        if stats.step >= next_log or done_iterations == total_iterations:
-            now = time.perf_counter()
-            rate = (stats.step - window_step) / max(now - window_start, 1e-9)
-            # "-": no episode ended during the call.
-            returns = " ".join(f"{r:7.1f}" if r == r else f"{'-':>7}" for r in stats.mean_return)
-            losses = " ".join(f"{l:.4f}" for l in stats.loss)
-            log(f"step {stats.step:>8,}/{total_iterations * num_envs:,} | {rate:9,.0f} steps/s | "
-                f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
-            history[-1]["steps_per_second"] = rate
-            window_start, window_step = now, stats.step
-            while next_log <= stats.step:
-                next_log += config.log_interval
-    if config.eval_interval:   # the final weights are candidates too
-        returns = trainer.greedy_returns(trainer.step.numpy(), selection_episodes).mean(axis=1)
-        for lane, score in zip(trainer.lanes, returns):
-            lane.keep_if_best(float(score), int(trainer.step.numpy()))
-
-    steps = int(trainer.step.numpy())
-    timing = f"{steps:,} steps in {train_seconds:.1f} s; compile {compile_seconds:.1f} s"
-    eval_means, eval_stds, final_means, final_evaluations = [], [], [], []
-    for lane in trainer.lanes:
-        prefix = f"seed {lane.seed}: " if num_seeds > 1 else ""
-        eval_seed = lane.seed + SELECTION_EVAL_SEED
-        mean, std = evaluate(lane.agent, env_id, config.eval_episodes, eval_seed)
-        final_means.append(mean)
-        if config.eval_interval:
-            log(f"{prefix}final weights: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
-                f"greedy episodes")
-            # Fresh episodes: other seeds than the selection's TF episodes and the line above.
-            lane.use_best()
-            eval_seed = lane.seed + FRESH_EVAL_SEED
-            mean, std = evaluate(lane.agent, env_id, config.eval_episodes, eval_seed)
-            prefix += (f"kept weights (step {int(lane.best_step.numpy()):,}, greedy "
-                       f"{lane.best_score.numpy():.1f} on {selection_episodes} TF episodes): ")
-        eval_means.append(mean)
-        eval_stds.append(std)
-        final_evaluations.append({"seed": eval_seed, "episodes": config.eval_episodes, "mean": mean, "std": std})
-        log(f"{prefix}evaluation: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
-            f"greedy episodes ({timing})")
-    if num_seeds > 1:
-        log(f"rawdqn: {num_seeds} agents, evaluation mean over agents {np.mean(eval_means):.2f} "
-            f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
-            f"{steps * num_seeds / train_seconds:,.0f} env steps/s in all")
     if logdir:
-        for i, lane in enumerate(trainer.lanes):
-            run_dir = logdir if num_seeds == 1 else os.path.join(logdir, f"seed{lane.seed}")
-            path = write_run(run_dir, trainer, i, history, final_evaluations[i], iterations_per_call)
-            log(f"rawdqn: {'seed ' + str(lane.seed) + ': ' if num_seeds > 1 else ''}run directory {run_dir} "
-                f"(checkpoint {path}); rawdqn eval/export/watch/plot read it")
-        path = checkpoint.save_variables(os.path.join(logdir, "ondevice"), steps, trainer=trainer)
-        log(f"rawdqn: saved the trainer's variables to {path}")
-    return OnDeviceResult(trainer, seeds, eval_means, eval_stds, final_means, steps, train_seconds,
-                          compile_seconds, history)
+        log(f"rawdqn: checkpoints in {os.path.join(logdir, PROGRAM_DIR)} (every "
+            f"{run.directory.checkpoint_interval:,} steps); continue an interrupted run with: "
+            f"rawdqn train --resume {logdir}")
+    return run.run()
+
+
+def is_on_device_run(path):
+    """Whether `path` is the --logdir of an on-device run (it holds LOGDIR/ondevice/latest)."""
+    return checkpoint.latest_in(os.path.join(path, PROGRAM_DIR)) is not None
+
+
+def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps=None):
+    """Continue the on-device run in `logdir` from its latest checkpoint, bit for bit.
+
+    Only total_steps may change (every other setting is compiled into the program).
+    """
+    root = os.path.join(logdir, PROGRAM_DIR)
+    saved = checkpoint.latest_in(root)
+    try:
+        with open(os.path.join(saved, "state.json")) as f:
+            state = json.load(f)
+        config = DQNConfig(**state["config"])
+        if total_steps is not None:
+            config = config.replace(total_steps=int(total_steps))
+        config = config.validate()
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise checkpoint.CheckpointError(f"checkpoint {saved} is corrupt ({type(error).__name__}: {error})") from None
+    if config.total_steps <= state["step"]:
+        raise UsageError(f"{logdir} has already run {state['step']:,} of {config.total_steps:,} steps; "
+                         f"pass --steps above {state['step']:,} to train further")
+    run = OnDeviceRun(state["env_id"], config, state["seed"], state["num_envs"], state["iterations_per_call"],
+                      state["num_seeds"], device, log, logdir, checkpoint_interval or state["checkpoint_interval"])
+    try:
+        tf.train.Checkpoint(trainer=run.trainer).read(os.path.join(saved, "variables")).assert_consumed()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise checkpoint.CheckpointError(f"checkpoint {saved} does not fit this program "
+                                         f"({type(error).__name__}: {checkpoint.one_line(error)})") from None
+    run.history, run.train_seconds = state["history"], state["train_seconds"]
+    run.directory.last_checkpoint = saved
+    log(f"rawdqn: resuming on-device DQN on {state['env_id']} at step {state['step']:,} of {run.total_steps:,} "
+        f"(from {saved}; checkpoints every {run.directory.checkpoint_interval:,} steps)")
+    return run.run()
 
 
 def write_run(run_dir, trainer, lane_index, history, final_evaluation, iterations_per_call):
@@ -402,9 +504,7 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, iteration
     history.jsonl (progress rows, and the greedy TF-env evaluations as eval rows),
     TensorBoard, and a checkpoint of the agent with the weights it reports, which
     `rawdqn eval`, `export`, `watch` and `plot` read like any run's. Returns its path.
-
-    Not yet an ordinary run: it is written at the end (no checkpoint interval, no save on a
-    signal), holds no per-episode log, and cannot be resumed.
+    Written whole at the end of the run (a resumed run rewrites it); holds no per-episode log.
     """
     lane, config, i = trainer.lanes[lane_index], trainer.config, lane_index
     rows = []
@@ -426,6 +526,8 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, iteration
     logs = {"config": {"env_id": trainer.env_id, "seed": lane.seed, **settings, "changes": [], "on_device": on_device},
             "history": rows, "episodes": []}
     prepare_run_dir(run_dir)
+    for path in summary.event_files(run_dir):   # rewritten whole, so a resumed run logs nothing twice
+        os.remove(path)
     directory = RunDirectory(run_dir)
     with directory.summaries_open():
         for row in rows:
@@ -438,8 +540,6 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, iteration
 def run_command(args, changes, log=print):
     """`rawdqn train --on-device [...]`: the flags checked, the agents trained and evaluated."""
     from rawdqn.device import resolve_device
-    if args.resume:
-        raise UsageError("--resume does not work with --on-device; start a new run")
     env_id = args.env or "CartPole-v1"
     config, num_envs, iterations_per_call = preset(env_id)
     num_envs = changes.pop("num_envs", num_envs)
@@ -450,5 +550,6 @@ def run_command(args, changes, log=print):
     train_on_device(env_id, config, seed=args.seed or 0, num_envs=num_envs,
                     iterations_per_call=args.iterations_per_call or iterations_per_call,
                     num_seeds=args.seeds or 1, device=resolve_device(args.device), log=log,
-                    logdir=args.logdir or default_run_dir(env_id, args.seed or 0, "ondevice"))
+                    logdir=args.logdir or default_run_dir(env_id, args.seed or 0, "ondevice"),
+                    checkpoint_interval=args.checkpoint_interval)
     return 0

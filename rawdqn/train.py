@@ -345,9 +345,9 @@ def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, 
     """
     run_dir, checkpoint_dir = checkpoint.find(path)
     state, arrays, env_saved = checkpoint.load_state(checkpoint_dir)
-    if state.get("on_device"):
-        raise checkpoint.CheckpointError(f"{path} was trained --on-device, and on-device runs cannot be resumed "
-                                         "yet; start a new run (eval, export, watch and plot read it)")
+    if state.get("on_device"):   # one agent's run directory inside an on-device run with several seeds
+        raise checkpoint.CheckpointError(f"{run_dir} is one agent of the on-device run in {os.path.dirname(run_dir)}; "
+                                         f"resume the whole run: rawdqn train --resume {os.path.dirname(run_dir)}")
     saved = checkpoint.config_from_state(state, checkpoint_dir)
     if env_id is not None and env_id != state["env_id"]:
         raise checkpoint.CheckpointError(f"{path} is a run on {state['env_id']}, not {env_id}; "

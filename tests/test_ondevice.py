@@ -4,16 +4,19 @@ Each trainer compiles its own program (a few seconds), so the tests share a few
 small trainers and read everything they check from one short run.
 """
 import json
+import os
+import signal
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rawdqn import cli, envs
+from rawdqn import cli, envs, ondevice
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig
 from rawdqn.ondevice import ENV_STREAM, OnDeviceTrainer
+from rawdqn.rundir import TrainingInterrupted
 from test_schedule import counted_step_by_step
 
 SMALL = DQNConfig(total_steps=2_000, hidden=(8,), batch_size=8, replay_capacity=4_096,
@@ -242,8 +245,8 @@ def test_an_on_device_run_is_a_run_directory_that_eval_export_and_plot_read(caps
     assert json.loads((run_dir / "config.json").read_text())["on_device"] == {"num_envs": 4, "iterations_per_call": 250}
     assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "policy")]) == 0
     capsys.readouterr()
-    assert cli.main(["train", "--resume", str(run_dir), "--steps", "800"]) == 2
-    assert "on-device runs cannot be resumed yet" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(run_dir), "--steps", "800", "--learning-rate", "0.1"]) == 2
+    assert "only --steps may change (got --learning-rate)" in capsys.readouterr().err
     pytest.importorskip("matplotlib")   # the stats extra
     assert cli.main(["plot", str(run_dir), "--out", str(tmp_path / "curve.png")]) == 0
     assert (tmp_path / "curve.png").stat().st_size > 0
@@ -276,3 +279,41 @@ def test_an_iteration_is_the_gymnasium_loops_step_body(run):
         assert len(mine) == len(theirs) > 0
         for a, b in zip(mine, theirs):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_an_interrupted_on_device_run_resumes_bit_for_bit(tmp_path, capsys):
+    """SIGINT after the first call: a checkpoint of the whole program and the host's state;
+    --resume then ends where the uninterrupted run ends, every variable bit for bit, with
+    the same evaluations. Two seeds, so the checkpoint is the whole program's."""
+    config = SMALL.replace(total_steps=600, learning_starts=50, eval_interval=200, eval_episodes=2,
+                           log_interval=100)
+    kwargs = dict(seed=7, num_envs=4, iterations_per_call=25, num_seeds=2, checkpoint_interval=100)
+    straight = ondevice.train_on_device("CartPole-v1", config, logdir=str(tmp_path / "straight"),
+                                        log=lambda line: None, **kwargs)
+    lines = []
+
+    def interrupt_at_the_first_progress_line(line):
+        lines.append(line)
+        if line.startswith("step ") and sum(x.startswith("step ") for x in lines) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as stop:
+        ondevice.train_on_device("CartPole-v1", config, logdir=str(tmp_path / "cut"),
+                                 log=interrupt_at_the_first_progress_line, **kwargs)
+    assert stop.value.step == 100 and stop.value.checkpoint_path.endswith("ondevice/step-00000100")
+    resumed = ondevice.resume(str(tmp_path / "cut"), log=lines.append)
+    after = lines[next(i for i, line in enumerate(lines) if line.startswith("rawdqn: resuming on-device DQN "
+                                                                              "on CartPole-v1 at step 100 of 600")):]
+    # It continues from step 100 (a fresh program of the same seed would redo steps 0–100 and end the same).
+    assert [int(line.split()[1].split("/")[0]) for line in after if line.startswith("step ")] == [200, 300, 400, 500, 600]
+    assert resumed.steps == straight.steps == 600
+    assert resumed.eval_means == straight.eval_means and resumed.final_eval_means == straight.final_eval_means
+    mine, theirs = resumed.trainer.variables, straight.trainer.variables
+    assert len(mine) == len(theirs) > 50
+    for a, b in zip(mine, theirs):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+    evaluations = lambda result: [(row["step"], row["greedy_return"]) for row in result.history  # noqa: E731
+                                  if "greedy_return" in row]
+    assert evaluations(resumed) == evaluations(straight) and len(evaluations(straight)) == 3
+    # Each agent's run directory is one agent of the run: it resumes as the whole run.
+    assert cli.main(["train", "--resume", str(tmp_path / "cut" / "seed8"), "--steps", "800"]) == 2
+    assert f"resume the whole run: rawdqn train --resume {tmp_path / 'cut'}" in capsys.readouterr().err

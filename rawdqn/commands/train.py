@@ -140,6 +140,7 @@ def add_command(commands):
 
 def run(args):
     from rawdqn.errors import UsageError
+    from rawdqn.device import resolve_device
     from rawdqn.rundir import default_run_dir
     from rawdqn.train import TrainingInterrupted, resume, train
     log = lambda line: print(line, flush=True)  # noqa: E731
@@ -147,18 +148,32 @@ def run(args):
     warnings.filterwarnings("ignore", message=r".*The reward is a NaN value")
     if args.checkpoint_interval is not None and args.checkpoint_interval < 1:
         raise UsageError(f"--checkpoint-interval must be >= 1; got {args.checkpoint_interval}")
-    if args.on_device:
-        from rawdqn.ondevice import run_command
-        return run_command(args, config_changes(args), log)
-    for flag in ("iterations_per_call", "seeds"):
-        if getattr(args, flag) is not None:
-            raise UsageError(f"--{flag.replace('_', '-')} needs --on-device")
+    from rawdqn import ondevice
+    if not args.on_device:
+        for flag in ("iterations_per_call", "seeds"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} needs --on-device")
     try:
         if args.resume:
             if args.logdir and os.path.abspath(args.logdir) != os.path.abspath(args.resume):
                 raise UsageError("--resume continues writing into the run it resumes; drop --logdir")
-            resume(args.resume, device=args.device, log=log, checkpoint_interval=args.checkpoint_interval,
-                   env_id=args.env, seed=args.seed, **config_changes(args))
+            if os.path.isdir(args.resume) and ondevice.is_on_device_run(args.resume):
+                changes = config_changes(args)
+                steps = changes.pop("total_steps", None)
+                other = [flag for flag, value in (("--env", args.env), ("--seed", args.seed),
+                                                  ("--iterations-per-call", args.iterations_per_call),
+                                                  ("--seeds", args.seeds)) if value is not None]
+                other += ["--" + name.replace("_", "-") for name in changes]
+                if other:
+                    raise UsageError(f"an on-device run resumes with the settings compiled into its program; "
+                                     f"only --steps may change (got {', '.join(other)})")
+                ondevice.resume(args.resume, device=resolve_device(args.device), log=log,
+                                checkpoint_interval=args.checkpoint_interval, total_steps=steps)
+            else:
+                resume(args.resume, device=args.device, log=log, checkpoint_interval=args.checkpoint_interval,
+                       env_id=args.env, seed=args.seed, **config_changes(args))
+        elif args.on_device:
+            ondevice.run_command(args, config_changes(args), log)
         else:
             args.env = args.env or "CartPole-v1"
             args.seed = 0 if args.seed is None else args.seed
