@@ -55,11 +55,11 @@ class EnvStep:
         return self.terminated | self.truncated
 
 
-def make_env(env_id, render_mode=None):
-    """gym.make with rawdqn's checks: Discrete actions, Box or Discrete observations."""
+def make_env(env_id, render_mode=None, **env_kwargs):
+    """gym.make(env_id, **env_kwargs) with rawdqn's checks: Discrete actions, Box or Discrete observations."""
     try:
         # Only ask for a render mode when one is wanted: not every env accepts the argument.
-        env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}))
+        env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}), **env_kwargs)
     except gym.error.Error as error:
         raise EnvError(f"unknown environment {env_id!r} ({error}); "
                        "pass a registered gymnasium id such as CartPole-v1") from None
@@ -107,14 +107,16 @@ def legal_mask_of(info, spec):
 class GymnasiumEnvs:
     """N copies of a gymnasium environment stepped together; see the module docstring."""
 
-    def __init__(self, env_id, num_envs, seed, vectorize=None):
+    def __init__(self, env_id, num_envs, seed, vectorize=None, env_kwargs=None, action_masks=True):
+        """env_kwargs go to gym.make; action_masks=False ignores an env's info["action_mask"]."""
         self.env_id, self.num_envs, self.seed = env_id, int(num_envs), int(seed)
+        self.env_kwargs, self.action_masks = dict(env_kwargs or {}), bool(action_masks)
         self.vectorized = self.num_envs > 1 if vectorize is None else bool(vectorize)
-        first = make_env(env_id)   # checks the spaces, with a one-line error
+        first = make_env(env_id, **self.env_kwargs)   # checks the spaces, with a one-line error
         if self.vectorized:
             # Each copy built exactly like the first (its wrappers, its time limit).
             self.vector = gym.vector.SyncVectorEnv(
-                [lambda: first] + [lambda: make_env(env_id)] * (self.num_envs - 1),
+                [lambda: first] + [lambda: make_env(env_id, **self.env_kwargs)] * (self.num_envs - 1),
                 autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
             self.envs = self.vector.envs
         else:
@@ -132,6 +134,8 @@ class GymnasiumEnvs:
             obs, info = np.asarray(obs)[None], {key: np.asarray(value)[None] for key, value in info.items()}
         self.envs[0].action_space.seed(self.seed)
         self.spec = env_spec(self.envs[0], info)
+        if not self.action_masks:
+            self.spec = dataclasses.replace(self.spec, legal_actions=False)
         if not np.all(np.isfinite(np.asarray(obs, np.float64))):
             raise EnvError(f"{self.env_id} returned a non-finite observation at reset")
         return encode_batch(obs, self.spec), legal_mask_of(info, self.spec)
@@ -165,13 +169,13 @@ class GymnasiumEnvs:
         (self.vector if self.vectorized else self.envs[0]).close()
 
 
-def evaluate(agent, env_id, episodes, seed, spec=None):
+def evaluate(agent, env_id, episodes, seed, spec=None, env_kwargs=None):
     """Mean and std of the greedy policy's undiscounted return over `episodes` episodes.
 
     An episode ends at termination, at the env's time limit, or — where the env has
     none — after EVAL_STEP_LIMIT steps (a greedy policy can loop forever).
     """
-    env = make_env(env_id)
+    env = make_env(env_id, **(env_kwargs or {}))
     try:
         step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else EVAL_STEP_LIMIT
         returns = play_greedy(agent, env, episodes, seed, spec, step_limit)

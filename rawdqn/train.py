@@ -66,15 +66,22 @@ class Trainer:
     """
 
     def __init__(self, env_id, config, seed=0, device=None, run_dir=None, log=print,
-                 checkpoint_interval=None, vectorize=None):
+                 checkpoint_interval=None, vectorize=None, env_kwargs=None, action_masks=True,
+                 agent_options=None, on_step=None):
+        """For callers that study a run (rawdqn verify), not for `rawdqn train`'s runs, which
+        do not save them: env_kwargs go to gym.make, action_masks=False ignores an env's
+        action masks, agent_options to DQN (use_bias, initializer), and on_step(trainer,
+        obs, actions, env_step) runs after every environment step with the observations
+        acted on and the actions taken."""
         self.env_id, self.config, self.seed, self.log = env_id, config.validate(), check_seed(seed), log
         self.directory = RunDirectory(run_dir, checkpoint_interval)
-        self.envs = GymnasiumEnvs(env_id, self.config.num_envs, self.seed, vectorize)
+        self.envs = GymnasiumEnvs(env_id, self.config.num_envs, self.seed, vectorize, env_kwargs, action_masks)
         self.first_reset = self.envs.reset()
         self.spec = self.envs.spec
+        self.on_step = on_step
         self.agent = DQN(self.spec.obs_dim, self.spec.num_actions, self.config, seed=self.seed,
                          discrete_obs=self.spec.discrete_obs, legal_actions=self.spec.legal_actions,
-                         device=resolve_device(device), num_envs=self.config.num_envs)
+                         device=resolve_device(device), num_envs=self.config.num_envs, **(agent_options or {}))
         self.agent.sync_target()
         self.step = 0                      # environment steps done (num_envs per loop iteration)
         num_envs = self.config.num_envs    # the episodes in progress, one per environment
@@ -107,18 +114,21 @@ class Trainer:
         train_start = time.perf_counter()
         with self.directory.open(self.logs_on_failure):
             if self.step == 0:
-                actions = agent.begin(*self.first_reset).numpy()
+                actions, obs = agent.begin(*self.first_reset).numpy(), self.first_reset[0]
             else:   # chosen before the checkpoint was written, and saved with the agent
-                actions = agent.last_action.numpy()
+                actions, obs = agent.last_action.numpy(), agent.current_obs.numpy()
             while self.step < config.total_steps:
                 step = self.envs.step(actions)
                 if not np.all(np.isfinite(step.reward)):
                     raise EnvError(f"{self.env_id} returned a non-finite reward "
                                    f"({step.reward[~np.isfinite(step.reward)][0]}) at step {self.step + 1:,}")
+                acted, taken, obs = obs, actions, step.obs
                 # The replay gets the true final observation; terminated (not truncated) stops bootstrapping.
                 actions = agent.step(step.next_obs, step.reward, step.terminated, step.obs,
                                      step.next_legal, step.legal).numpy()
                 done_before, self.step = self.step, self.step + config.num_envs
+                if self.on_step:
+                    self.on_step(self, acted, taken, step)
                 self.count_episodes(step)
                 self.after_step(self.step, done_before)
             total_time = time.perf_counter() - train_start   # after_step checked divergence at the last step
@@ -199,7 +209,7 @@ class Trainer:
     def evaluate_now(self, final=False):
         start, compiling = time.perf_counter(), compile_seconds()
         eval_mean, eval_std = evaluate(self.agent, self.env_id, self.config.eval_episodes,
-                                       self.seed + SELECTION_EVAL_SEED, self.spec)
+                                       self.seed + SELECTION_EVAL_SEED, self.spec, self.envs.env_kwargs)
         self.eval_seconds += time.perf_counter() - start - (compile_seconds() - compiling)
         self.history.append({"step": self.step, "eval_mean": eval_mean, "eval_std": eval_std})
         if not final:
@@ -224,7 +234,7 @@ class Trainer:
         else:
             self.log(f"final weights: eval return {final_mean:.2f}; keeping them (the best so far)")
         return evaluate(self.agent, self.env_id, self.config.eval_episodes,
-                        self.seed + FRESH_EVAL_SEED, self.spec)
+                        self.seed + FRESH_EVAL_SEED, self.spec, self.envs.env_kwargs)
 
     def log_progress(self, epsilon, steps_per_second):
         recent = self.episode_returns[-RECENT_EPISODES:]

@@ -195,44 +195,35 @@ def dqn_config(problem, steps, kind, **overrides):
 
 
 def train_dqn(problem, steps, seed, kind, **overrides):
-    """Train a DQN on one-hot states with the loop of `rawdqn.train.train`, recording |Q − Q*|.
+    """Train a DQN on one-hot states with rawdqn's training loop (`rawdqn.train.Trainer`),
+    recording visit counts and |Q − Q*| at the snapshot steps from its on_step hook.
 
-    Driven here rather than through `train()` because the error curve needs Q-table
-    snapshots and visit counts during training; each step is the same compiled `agent.step`
-    (store, learn and sync as the schedule says, act). 'linear' is Q(s, ·) = W[s] (no bias,
-    W₀ = 0: a Q-table learned by SGD from replay); 'mlp' is one hidden layer of 64 ReLUs.
+    'linear' is Q(s, ·) = W[s] (no bias, W₀ = 0: a Q-table learned by SGD from replay);
+    'mlp' is one hidden layer of 64 ReLUs. Taxi's action masks are not used: Q* and the
+    tabular learner maximise over every action.
     """
-    from rawdqn.agent import DQN  # TensorFlow is imported only when a DQN is trained
-    config = dqn_config(problem, steps, kind, **overrides)
+    from rawdqn.train import Trainer  # TensorFlow is imported only when a DQN is trained
+    # The Trainer's own greedy evaluation is not this table's (greedy_return below): keep it short.
+    config = dqn_config(problem, steps, kind, **overrides).replace(eval_interval=0, keep_best=False,
+                                                                  eval_episodes=1, log_interval=steps)
     linear = kind == "linear"
-    agent = DQN(problem.num_states, problem.num_actions, config, seed=seed, discrete_obs=True,
-                use_bias=not linear, initializer="zeros" if linear else "glorot_uniform")
-    env = problem.make_env()
-    env.action_space.seed(seed)
     all_states = np.arange(problem.num_states, dtype=np.int32)
     visits = np.zeros((problem.num_states, problem.num_actions), np.int64)
     snapshots, curve_steps, curve_error = snapshot_steps(steps), [], []
-    started = time.perf_counter()
 
-    agent.sync_target()
-    state, _ = env.reset(seed=seed)
-    action = int(agent.begin(np.array([state], np.int32)).numpy()[0])
-    for step in range(steps):
-        next_state, reward, terminated, truncated, _ = env.step(action)
-        visits[state, action] += 1
-        state = next_state
-        if terminated or truncated:
-            state, _ = env.reset()
-        # A truncated transition keeps terminated = 0: it bootstraps from next_state.
-        action = int(agent.step(np.array([next_state], np.int32), [float(reward)], [float(terminated)],
-                                np.array([state], np.int32)).numpy()[0])
-        if step + 1 in snapshots:
-            curve_steps.append(step + 1)
-            q_table = agent.q_values(all_states).numpy()
-            curve_error.append(max_visited_error(q_table, problem.optimal_q, visits))
-    env.close()
+    def record(trainer, obs, actions, env_step):
+        np.add.at(visits, (obs, actions), 1)
+        if trainer.step in snapshots:
+            curve_steps.append(trainer.step)
+            curve_error.append(max_visited_error(trainer.agent.q_values(all_states).numpy(), problem.optimal_q, visits))
+
+    started = time.perf_counter()
+    trainer = Trainer(problem.env_id, config, seed, log=lambda line: None, env_kwargs=problem.env_kwargs,
+                      action_masks=False, on_step=record,
+                      agent_options={"use_bias": False, "initializer": "zeros"} if linear else None)
+    trainer.run()
     name = "DQN linear one-hot" if linear else "DQN MLP (64)"
-    return Learner(name, agent.q_values(all_states).numpy().astype(np.float64), visits,
+    return Learner(name, trainer.agent.q_values(all_states).numpy().astype(np.float64), visits,
                    curve_steps, curve_error, time.perf_counter() - started)
 
 

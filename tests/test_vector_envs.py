@@ -93,3 +93,19 @@ def test_num_envs_cannot_change_on_resume(tmp_path):
     train("CartPole-v1", CONFIG.replace(total_steps=60), seed=0, logdir=run_dir, log=quiet)
     with pytest.raises(CheckpointError, match="--num-envs 2 differs from the checkpoint's 3"):
         resume(run_dir, log=quiet, total_steps=120, num_envs=2)
+
+
+def test_on_step_sees_each_step_the_observations_acted_on_and_the_actions_taken():
+    """The hook `rawdqn verify` records visit counts from: its (obs, actions, env_step) of each
+    step are the replay's rows of that step, and the step count has already advanced."""
+    seen = []
+    trainer = Trainer("rawdqn-test/CartPole-limit15-v1", CONFIG, seed=4, log=quiet,
+                      on_step=lambda t, obs, actions, step: seen.append((t.step, obs.copy(), actions.copy(),
+                                                                         step.next_obs.copy(), step.reward.copy())))
+    trainer.run()
+    rows, num_envs = replay_rows(trainer.agent), CONFIG.num_envs
+    assert [step for step, *_ in seen] == list(range(num_envs, CONFIG.total_steps + 1, num_envs))
+    np.testing.assert_array_equal(np.concatenate([obs for _, obs, *_ in seen]), rows["obs"])
+    np.testing.assert_array_equal(np.concatenate([a for _, _, a, *_ in seen]), rows["action"])
+    np.testing.assert_array_equal(np.concatenate([s for *_, s, _ in seen]), rows["next_obs"])
+    np.testing.assert_array_equal(np.concatenate([r for *_, r in seen]), rows["reward"])
