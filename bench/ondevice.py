@@ -108,7 +108,7 @@ def main(argv=None):
                         help="timed seconds of each on-device and learn-only figure (3 runs)")
     args = parser.parse_args(argv)
 
-    config, _, _ = ondevice.preset(args.env)
+    config = ondevice.preset(args.env)
     print(f"tensorflow {tf.__version__}, {os.cpu_count()} cpus, load average "
           f"{os.getloadavg()[0]:.2f}; {args.env}, hidden {config.hidden}, batch {config.batch_size}, "
           f"learning_starts {config.learning_starts}; on-device N = {args.num_envs}")

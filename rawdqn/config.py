@@ -29,6 +29,9 @@ class DQNConfig:
     num_envs: int = 1
     """Environments stepped together (a gymnasium vector env, or the TF envs' batch); each loop
     iteration adds num_envs steps and makes the updates those steps are owed."""
+    iterations_per_call: int = 256
+    """On-device runs only: loop iterations (of num_envs steps each) per call of the compiled
+    program, between which Python logs, evaluates and checkpoints."""
     hidden: Tuple[int, ...] = (64, 64)
     """Widths of the Q-network's hidden ReLU layers; () gives a linear Q-function."""
     optimizer: str = "adam"
@@ -92,7 +95,7 @@ class DQNConfig:
             return value
         for name in ("total_steps", "num_envs", "batch_size", "replay_capacity", "train_frequency",
                      "gradient_steps", "target_update_interval", "eval_episodes",
-                     "log_interval"):
+                     "log_interval", "iterations_per_call"):
             require(int(getattr(self, name)) >= 1, f"{name} must be >= 1; got {getattr(self, name)}")
         require(self.learning_starts >= 0, f"learning_starts must be >= 0; got {self.learning_starts}")
         require(self.eval_interval >= 0, f"eval_interval must be >= 0; got {self.eval_interval}")
@@ -153,7 +156,12 @@ class DQNConfig:
         return dataclasses.replace(self, **changes)
 
 
-PRESETS = {
+# The one preset table: (env id, loop) → DQNConfig, loop "gymnasium" (the host-stepped
+# loop of rawdqn/train.py) or "on-device" (rawdqn/ondevice.py).
+GYMNASIUM, ON_DEVICE = "gymnasium", "on-device"
+# On-device runs of an env without an on-device preset: its gymnasium preset with this many envs.
+ON_DEVICE_NUM_ENVS = 64
+PRESETS = {(env_id, GYMNASIUM): config for env_id, config in {
     "CartPole-v1": DQNConfig(
         total_steps=50_000, hidden=(256, 256), learning_rate=2.3e-3, batch_size=64,
         replay_capacity=100_000, learning_starts=1_000, train_frequency=256,
@@ -181,9 +189,21 @@ PRESETS = {
         total_steps=100_000, hidden=(), learning_rate=0.1, optimizer="sgd", batch_size=32,
         replay_capacity=50_000, learning_starts=1_000, target_update_interval=250,
         max_grad_norm=None, epsilon_end=0.1, exploration_fraction=0.4),
-}
+}.items()}
+# Tuned for the on-device loop (scripts/check_ondevice_cartpole.py). CartPole: updates cost
+# far more than env steps there, so a small network and a large batch at 1/4 update per step;
+# DQN on CartPole swings between 500 and collapse late in training, so the run keeps the
+# weights that score best in greedy TF-env evaluations every eval_interval steps.
+PRESETS[("CartPole-v1", ON_DEVICE)] = DQNConfig(
+    total_steps=120_000, num_envs=16, iterations_per_call=250, hidden=(64, 64), learning_rate=1e-3,
+    batch_size=256, replay_capacity=50_000, learning_starts=1_000, train_frequency=4, gradient_steps=1,
+    target_update_interval=500, loss="huber", epsilon_end=0.05, exploration_fraction=8_000 / 120_000,
+    eval_interval=4_000, log_interval=20_000)
 
 
-def preset(env_id):
-    """The tuned configuration for `env_id`, or the defaults for an environment without one."""
-    return dataclasses.replace(PRESETS.get(env_id, DQNConfig()))
+def preset(env_id, loop=GYMNASIUM):
+    """The tuned configuration for `env_id` in `loop`, or the defaults for an environment without one."""
+    chosen = PRESETS.get((env_id, loop))
+    if chosen is None and loop == ON_DEVICE:
+        return preset(env_id).replace(num_envs=ON_DEVICE_NUM_ENVS)
+    return dataclasses.replace(chosen or DQNConfig())

@@ -34,7 +34,8 @@ import tensorflow as tf
 
 from rawdqn import checkpoint, envs, summary
 from rawdqn.agent import DQN
-from rawdqn.config import DQNConfig, check_seed
+from rawdqn.config import ON_DEVICE, DQNConfig, check_seed
+from rawdqn.config import preset as config_preset
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
 from rawdqn.network import QNetwork
@@ -44,34 +45,18 @@ from rawdqn.schedule import crosses
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
 
-# Tuned for the on-device loop (scripts/check_ondevice_cartpole.py). CartPole: updates cost
-# far more than env steps here, so a small network and a large batch at 1/4 update per step;
-# DQN on CartPole swings between 500 and collapse late in training, so the run keeps the
-# weights that score best in greedy TF-env evaluations every eval_interval steps.
-PRESETS = {
-    "CartPole-v1": dict(
-        config=DQNConfig(
-            total_steps=120_000, hidden=(64, 64), learning_rate=1e-3, batch_size=256,
-            replay_capacity=50_000, learning_starts=1_000, train_frequency=4, gradient_steps=1,
-            target_update_interval=500, loss="huber", epsilon_end=0.05,
-            exploration_fraction=8_000 / 120_000, eval_interval=4_000, log_interval=20_000),
-        num_envs=16, iterations_per_call=250),
-}
-DEFAULT_NUM_ENVS = 64
-DEFAULT_ITERATIONS_PER_CALL = 256
-
-
-def preset(env_id):
-    """(DQNConfig, num_envs, iterations_per_call) for on-device training on env_id."""
+def check_env(env_id):
+    """A one-line UsageError unless rawdqn/envs/ has a TensorFlow version of env_id."""
     if env_id not in envs.available():
         raise UsageError(f"--on-device has no TensorFlow version of {env_id}; "
                          f"available: {', '.join(envs.available())}")
-    chosen = PRESETS.get(env_id)
-    if chosen is None:
-        from rawdqn.config import preset as gymnasium_preset
-        return gymnasium_preset(env_id), DEFAULT_NUM_ENVS, DEFAULT_ITERATIONS_PER_CALL
-    return (dataclasses.replace(chosen["config"]), chosen["num_envs"],
-            chosen["iterations_per_call"])
+
+
+def preset(env_id):
+    """The on-device DQNConfig for env_id (rawdqn/config.py's table; num_envs and
+    iterations_per_call included)."""
+    check_env(env_id)
+    return config_preset(env_id, ON_DEVICE)
 
 
 class AgentEnvs(tf.Module):
@@ -157,14 +142,15 @@ class CompiledCache:
 class OnDeviceTrainer(tf.Module):
     """`num_seeds` agents with N TF environments each, trained by one compiled loop."""
 
-    def __init__(self, env_id, config, seed=0, num_envs=DEFAULT_NUM_ENVS, num_seeds=1,
+    def __init__(self, env_id, config, seed=0, num_envs=None, num_seeds=1,
                  device=None, max_episode_steps=None, name=None):
+        """num_envs: the config's unless given (then the config says so too)."""
         super().__init__(name=name)
-        if env_id not in envs.available():
-            raise UsageError(f"--on-device has no TensorFlow version of {env_id}; "
-                             f"available: {', '.join(envs.available())}")
+        check_env(env_id)
+        num_envs = config.num_envs if num_envs is None else num_envs
         if int(num_envs) < 1 or int(num_seeds) < 1:
             raise UsageError(f"--num-envs and --seeds must be >= 1; got {num_envs} and {num_seeds}")
+        config = config.replace(num_envs=int(num_envs))
         self.env_id, self.config, self.seed = env_id, config.validate(), check_seed(seed, int(num_seeds))
         self.num_envs, self.num_seeds, self.device = int(num_envs), int(num_seeds), device
         if self.num_envs > self.config.replay_capacity:
@@ -310,13 +296,10 @@ class OnDeviceRun:
     with one seed, LOGDIR/seedS/ with several.
     """
 
-    def __init__(self, env_id, config, seed, num_envs, iterations_per_call, num_seeds, device, log,
-                 logdir, checkpoint_interval=None):
-        if iterations_per_call < 1:
-            raise UsageError(f"--iterations-per-call must be >= 1; got {iterations_per_call}")
-        self.trainer = OnDeviceTrainer(env_id, config, seed, num_envs, num_seeds, device)
+    def __init__(self, env_id, config, seed, num_seeds, device, log, logdir, checkpoint_interval=None):
+        self.trainer = OnDeviceTrainer(env_id, config, seed, num_seeds=num_seeds, device=device)
         self.env_id, self.config, self.log = env_id, self.trainer.config, log
-        self.iterations_per_call = int(iterations_per_call)
+        self.iterations_per_call = self.config.iterations_per_call
         self.directory = RunDirectory(logdir, checkpoint_interval)
         self.history, self.train_seconds, self.compile_seconds = [], 0.0, 0.0
         self.selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
@@ -329,7 +312,6 @@ class OnDeviceRun:
     def state(self):
         trainer = self.trainer
         return {"env_id": self.env_id, "seed": trainer.seed, "num_seeds": trainer.num_seeds,
-                "num_envs": trainer.num_envs, "iterations_per_call": self.iterations_per_call,
                 "config": dataclasses.asdict(self.config), "step": int(trainer.step.numpy()),
                 "checkpoint_interval": self.directory.checkpoint_interval,
                 "history": self.history, "train_seconds": self.train_seconds}
@@ -433,17 +415,15 @@ class OnDeviceRun:
                               steps, self.train_seconds, self.compile_seconds, self.history)
 
 
-def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_envs=None,
-                    iterations_per_call=None, num_seeds=1, device=None, log=print, logdir=None,
-                    checkpoint_interval=None):
-    """Train `num_seeds` agents on env_id with the on-device loop; evaluate each on gymnasium."""
-    chosen_config, chosen_envs, chosen_k = preset(env_id)
-    config = (config or chosen_config).validate()
+def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_seeds=1, device=None, log=print,
+                    logdir=None, checkpoint_interval=None):
+    """Train `num_seeds` agents on env_id with the on-device loop (config.num_envs envs each,
+    config.iterations_per_call iterations per call); evaluate each on gymnasium."""
+    config = (config or preset(env_id)).validate()
     if logdir and (checkpoint.latest_in(os.path.join(logdir, PROGRAM_DIR)) or checkpoint.latest(logdir)):
         raise UsageError(f"{logdir} already holds a run; continue it with --resume {logdir} "
                          "or choose another --logdir")
-    run = OnDeviceRun(env_id, config, seed, int(num_envs or chosen_envs), int(iterations_per_call or chosen_k),
-                      num_seeds, device, log, logdir, checkpoint_interval)
+    run = OnDeviceRun(env_id, config, seed, num_seeds, device, log, logdir, checkpoint_interval)
     if logdir:
         prepare_run_dir(logdir)  # after the agents are known to fit: no empty run dirs
     trainer = run.trainer
@@ -485,8 +465,8 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
     if config.total_steps <= state["step"]:
         raise UsageError(f"{logdir} has already run {state['step']:,} of {config.total_steps:,} steps; "
                          f"pass --steps above {state['step']:,} to train further")
-    run = OnDeviceRun(state["env_id"], config, state["seed"], state["num_envs"], state["iterations_per_call"],
-                      state["num_seeds"], device, log, logdir, checkpoint_interval or state["checkpoint_interval"])
+    run = OnDeviceRun(state["env_id"], config, state["seed"], state["num_seeds"], device, log, logdir,
+                      checkpoint_interval or state["checkpoint_interval"])
     try:
         tf.train.Checkpoint(trainer=run.trainer).read(os.path.join(saved, "variables")).assert_consumed()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
@@ -541,15 +521,11 @@ def run_command(args, changes, log=print):
     """`rawdqn train --on-device [...]`: the flags checked, the agents trained and evaluated."""
     from rawdqn.device import resolve_device
     env_id = args.env or "CartPole-v1"
-    config, num_envs, iterations_per_call = preset(env_id)
-    num_envs = changes.pop("num_envs", num_envs)
-    config = config.replace(**changes, num_envs=num_envs).validate()
-    for flag, value in (("--iterations-per-call", args.iterations_per_call), ("--seeds", args.seeds)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be >= 1; got {value}")
-    train_on_device(env_id, config, seed=args.seed or 0, num_envs=num_envs,
-                    iterations_per_call=args.iterations_per_call or iterations_per_call,
-                    num_seeds=args.seeds or 1, device=resolve_device(args.device), log=log,
+    config = preset(env_id).replace(**changes).validate()
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1; got {args.seeds}")
+    train_on_device(env_id, config, seed=args.seed or 0, num_seeds=args.seeds or 1,
+                    device=resolve_device(args.device), log=log,
                     logdir=args.logdir or default_run_dir(env_id, args.seed or 0, "ondevice"),
                     checkpoint_interval=args.checkpoint_interval)
     return 0

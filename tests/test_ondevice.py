@@ -286,8 +286,8 @@ def test_an_interrupted_on_device_run_resumes_bit_for_bit(tmp_path, capsys):
     --resume then ends where the uninterrupted run ends, every variable bit for bit, with
     the same evaluations. Two seeds, so the checkpoint is the whole program's."""
     config = SMALL.replace(total_steps=600, learning_starts=50, eval_interval=200, eval_episodes=2,
-                           log_interval=100)
-    kwargs = dict(seed=7, num_envs=4, iterations_per_call=25, num_seeds=2, checkpoint_interval=100)
+                           log_interval=100, num_envs=4, iterations_per_call=25)
+    kwargs = dict(seed=7, num_seeds=2, checkpoint_interval=100)
     straight = ondevice.train_on_device("CartPole-v1", config, logdir=str(tmp_path / "straight"),
                                         log=lambda line: None, **kwargs)
     lines = []

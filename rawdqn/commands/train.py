@@ -129,9 +129,6 @@ def add_command(commands):
     on_device.add_argument("--on-device", action="store_true",
                            help="train on rawdqn's TensorFlow version of the environment, with the "
                                 "collect → replay → learn → sync loop compiled as one XLA program")
-    on_device.add_argument("--iterations-per-call", type=int, default=None, metavar="K",
-                           help="loop iterations (of N env steps each) per call of the program, "
-                                "between which Python logs")
     on_device.add_argument("--seeds", type=int, default=None, metavar="S",
                            help="train S independent agents (seeds SEED … SEED+S−1) in the same program")
     add_config_flags(parser)
@@ -161,7 +158,6 @@ def run(args):
                 changes = config_changes(args)
                 steps = changes.pop("total_steps", None)
                 other = [flag for flag, value in (("--env", args.env), ("--seed", args.seed),
-                                                  ("--iterations-per-call", args.iterations_per_call),
                                                   ("--seeds", args.seeds)) if value is not None]
                 other += ["--" + name.replace("_", "-") for name in changes]
                 if other:
