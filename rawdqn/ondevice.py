@@ -39,8 +39,8 @@ from rawdqn.config import preset as config_preset
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
 from rawdqn.network import QNetwork
-from rawdqn.rundir import RunDirectory, TrainingInterrupted, default_run_dir, prepare_run_dir
-from rawdqn.schedule import crosses
+from rawdqn.rundir import RunDirectory, default_run_dir, prepare_run_dir
+from rawdqn.schedule import hooks_due
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
@@ -327,8 +327,8 @@ class OnDeviceRun:
         return path
 
     def run(self):
-        """Call the program until total_steps; the hooks run between calls, where a step count
-        crosses their interval (schedule.crosses), as in rawdqn/train.py's loop."""
+        """Call the program until total_steps; between calls, the hooks that schedule.hooks_due
+        says are due, as in rawdqn/train.py's loop."""
         trainer, config, num_envs = self.trainer, self.config, self.trainer.num_envs
         self.compile_seconds = trainer.compile(self.selection_episodes)
         self.log(f"rawdqn: compiled the training loop in {self.compile_seconds:.1f} s")
@@ -343,16 +343,11 @@ class OnDeviceRun:
                 start = time.perf_counter()
                 stats = trainer.run(iterations)
                 self.history.append(dataclasses.asdict(stats))
-                if crosses(config.eval_interval, before, stats.step):
-                    # Choosing weights is part of training: its time counts.
-                    episode_returns = trainer.greedy_returns(stats.step, self.selection_episodes)
-                    returns = episode_returns.mean(axis=1)
-                    for lane, score in zip(trainer.lanes, returns):
-                        lane.keep_if_best(float(score), stats.step)
-                    self.history.append({"step": stats.step, "greedy_return": returns.tolist(),
-                                         "greedy_std": episode_returns.std(axis=1).tolist()})
+                due = hooks_due(config, self.directory.saving_interval, before, stats.step)
+                if due.evaluate:   # choosing weights is part of training: its time counts
+                    self.select_weights(stats.step)
                 self.train_seconds += time.perf_counter() - start
-                if crosses(config.log_interval, before, stats.step) or stats.step >= self.total_steps:
+                if due.log:
                     now = time.perf_counter()
                     rate = (stats.step - window_step) / max(now - window_start, 1e-9)
                     # "-": no episode ended during the call.
@@ -362,20 +357,25 @@ class OnDeviceRun:
                              f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
                     self.history[-1]["steps_per_second"] = rate
                     window_start, window_step = now, stats.step
-                if stats.step < self.total_steps and self.directory.checkpoint_due(before, stats.step):
+                if due.checkpoint:
                     self.save_checkpoint()
-                if self.directory.stop_signal is not None:
-                    raise TrainingInterrupted(self.directory.stop_signal, stats.step, self.save_checkpoint(),
-                                              self.directory.path)
+                self.directory.stop_if_signalled(stats.step, self.save_checkpoint)
         return self.finish()
+
+    def select_weights(self, step):
+        """Each agent's greedy return on SELECTION_EPISODES TF episodes; keep its weights if best so far."""
+        episode_returns = self.trainer.greedy_returns(step, self.selection_episodes)
+        returns = episode_returns.mean(axis=1)
+        for lane, score in zip(self.trainer.lanes, returns):
+            lane.keep_if_best(float(score), step)
+        self.history.append({"step": step, "greedy_return": returns.tolist(),
+                             "greedy_std": episode_returns.std(axis=1).tolist()})
 
     def finish(self):
         """Evaluate each agent on gymnasium (the kept weights on fresh episodes) and write the runs."""
         trainer, config = self.trainer, self.config
         if config.eval_interval:   # the final weights are candidates too
-            returns = trainer.greedy_returns(trainer.step.numpy(), self.selection_episodes).mean(axis=1)
-            for lane, score in zip(trainer.lanes, returns):
-                lane.keep_if_best(float(score), int(trainer.step.numpy()))
+            self.select_weights(int(trainer.step.numpy()))
         steps = int(trainer.step.numpy())
         timing = f"{steps:,} steps in {self.train_seconds:.1f} s; compile {self.compile_seconds:.1f} s"
         eval_means, eval_stds, final_means, final_evaluations = [], [], [], []

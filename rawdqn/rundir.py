@@ -7,8 +7,9 @@
     RUN/checkpoints/step-N/   everything needed to continue exactly (rawdqn/checkpoint.py)
 
 The loop reaches it through a few hooks: `open` around the loop (the SIGINT/SIGTERM handlers,
-the TensorBoard writer, the logs kept however the loop fails), `checkpoint_due`, `save`,
-`write_logs`, `write_summary`, and `stop_signal`, set when a signal asked the loop to stop.
+the TensorBoard writer, the logs kept however the loop fails), `saving_interval` (for
+schedule.hooks_due), `save`, `write_logs`, `write_summary`, and `stop_if_signalled`, which
+checkpoints and stops when a signal asked the loop to stop.
 Without a path every hook does nothing, so the loop reads the same either way.
 """
 import contextlib
@@ -20,7 +21,6 @@ import time
 
 from rawdqn import checkpoint, summary
 from rawdqn.errors import UsageError
-from rawdqn.schedule import crosses
 
 DEFAULT_CHECKPOINT_INTERVAL = 10_000
 
@@ -120,9 +120,15 @@ class RunDirectory:
             raise
 
     # --- the hooks ------------------------------------------------------------------
-    def checkpoint_due(self, done_before, done_steps):
-        """A checkpoint falls where the step count crosses a multiple of the interval."""
-        return bool(self.path) and crosses(self.checkpoint_interval, done_before, done_steps)
+    @property
+    def saving_interval(self):
+        """Steps between checkpoints; 0 (never) without a path. See schedule.hooks_due."""
+        return self.checkpoint_interval if self.path else 0
+
+    def stop_if_signalled(self, step, save_checkpoint):
+        """After a step: if a signal asked to stop, checkpoint and raise TrainingInterrupted."""
+        if self.stop_signal is not None:
+            raise TrainingInterrupted(self.stop_signal, step, save_checkpoint(), self.path)
 
     def write_summary(self, step, values):
         if self.summaries:

@@ -13,6 +13,8 @@ t steps came one at a time (a gymnasium env) or N at a time (a vector env, the T
 `Schedule` keeps t and what has been done in int64 variables, so a compiled program asks it
 what is due and a checkpoint holds it; the functions also take plain Python ints (tests).
 """
+import collections
+
 import tensorflow as tf
 
 
@@ -40,6 +42,19 @@ def crosses(interval, done_before, done_steps):
     """Whether going from `done_before` to `done_steps` steps passes a multiple of `interval`
     (0: never). With steps N at a time, a hook every `interval` steps fires here."""
     return bool(interval) and done_steps // interval > done_before // interval
+
+
+HooksDue = collections.namedtuple("HooksDue", "evaluate log checkpoint finished")
+
+
+def hooks_due(config, checkpoint_interval, done_before, done_steps):
+    """Which of the loop's host hooks fall between done_before and done_steps steps: an
+    evaluation and a checkpoint where a multiple of their interval is crossed (not at the
+    end, which has its own), a progress line at its interval and at the end."""
+    finished = done_steps >= config.total_steps
+    return HooksDue(crosses(config.eval_interval, done_before, done_steps) and not finished,
+                    crosses(config.log_interval, done_before, done_steps) or finished,
+                    crosses(checkpoint_interval, done_before, done_steps) and not finished, finished)
 
 
 def syncs_owed(config, step):

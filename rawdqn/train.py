@@ -29,8 +29,8 @@ from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvError, GymnasiumEnvs, evaluate
 from rawdqn.kernel import compile_seconds
-from rawdqn.rundir import RunDirectory, TrainingInterrupted, prepare_run_dir
-from rawdqn.schedule import crosses
+from rawdqn.rundir import RunDirectory, TrainingInterrupted, prepare_run_dir  # noqa: F401 (TrainingInterrupted: re-exported)
+from rawdqn.schedule import crosses, hooks_due
 
 
 @dataclasses.dataclass
@@ -154,24 +154,20 @@ class Trainer:
         A hook is due when the step count crosses a multiple of its interval.
         """
         config = self.config
-        finished = done_steps >= config.total_steps
-        evaluate_due = crosses(config.eval_interval, done_before, done_steps)
-        log_due = crosses(config.log_interval, done_before, done_steps) or finished
-        checkpoint_due = self.directory.checkpoint_due(done_before, done_steps)
-        if evaluate_due or log_due or checkpoint_due or crosses(DIVERGENCE_CHECK_INTERVAL, done_before, done_steps):
+        due = hooks_due(config, self.directory.saving_interval, done_before, done_steps)
+        if due.evaluate or due.log or due.checkpoint or crosses(DIVERGENCE_CHECK_INTERVAL, done_before, done_steps):
             self.check_finite()
-        if evaluate_due and not finished:
+        if due.evaluate:
             self.evaluate_now()
-        if log_due:
+        if due.log:
             # steps/s of training alone: compilation and evaluations are set aside.
             (start, step, aside), now, now_aside = self.window, time.perf_counter(), self.seconds_aside()
             training_seconds = now - start - (now_aside - aside)
             self.log_progress(config.epsilon_at(done_steps - 1), (done_steps - step) / max(training_seconds, 1e-9))
             self.window = (now, done_steps, now_aside)
-        if checkpoint_due and not finished:
+        if due.checkpoint:
             self.save_checkpoint()
-        if self.directory.stop_signal is not None:
-            raise TrainingInterrupted(self.directory.stop_signal, done_steps, self.save_checkpoint(), self.run_dir)
+        self.directory.stop_if_signalled(done_steps, self.save_checkpoint)
 
     def count_episodes(self, step):
         """Add each environment's reward to its episode; record the episodes that ended."""

@@ -136,3 +136,25 @@ def test_a_hook_fires_exactly_where_n_steps_at_a_time_pass_a_multiple_of_its_int
     for done_before in range(0, 60, num_envs):
         passed = any(interval and u % interval == 0 for u in range(done_before + 1, done_before + num_envs + 1))
         assert schedule.crosses(interval, done_before, done_before + num_envs) == passed
+
+
+@pytest.mark.parametrize("num_envs", [1, 3, 8])
+def test_hooks_fall_where_a_step_by_step_loop_puts_them_and_the_end_has_only_its_progress_line(num_envs):
+    config = DQNConfig(total_steps=100, eval_interval=10, log_interval=25)
+    fired = {"evaluate": [], "log": [], "checkpoint": []}
+    steps = list(range(0, config.total_steps + num_envs, num_envs))
+    steps[-1] = min(steps[-1], 100 + num_envs - 1)
+    for before, after in zip(steps, steps[1:]):
+        due = schedule.hooks_due(config, 30, before, after)
+        assert due.finished == (after >= 100)
+        for name in fired:
+            if getattr(due, name):
+                fired[name].append(after)
+    # Step by step: the first step count at or past each multiple; none at the end but the progress line.
+    def first_at_or_past(interval):
+        return sorted({min(s for s in steps if s >= k) for k in range(interval, 200, interval)
+                       if any(s >= k for s in steps)})
+    end = steps[-1]
+    assert fired["evaluate"] == [s for s in first_at_or_past(10) if s < 100]
+    assert fired["checkpoint"] == [s for s in first_at_or_past(30) if s < 100]
+    assert fired["log"] == sorted(set([s for s in first_at_or_past(25) if s < 100] + [end]))
