@@ -39,7 +39,7 @@ from rawdqn.config import preset as config_preset
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
 from rawdqn.network import QNetwork
-from rawdqn.rundir import RunDirectory, default_run_dir, prepare_run_dir
+from rawdqn.rundir import RunDirectory, config_record, default_run_dir, prepare_run_dir
 from rawdqn.schedule import hooks_due
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
@@ -503,7 +503,7 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, iteration
     on_device = {"num_envs": trainer.num_envs, "iterations_per_call": iterations_per_call}
     state = {"env_id": trainer.env_id, "seed": lane.seed, "config": settings, "spec": dataclasses.asdict(spec),
              "step": step, "changes": [], "final_evaluation": final_evaluation, "on_device": on_device}
-    logs = {"config": {"env_id": trainer.env_id, "seed": lane.seed, **settings, "changes": [], "on_device": on_device},
+    logs = {"config": config_record(trainer.env_id, lane.seed, config, [], on_device=on_device),
             "history": rows, "episodes": []}
     prepare_run_dir(run_dir)
     for path in summary.event_files(run_dir):   # rewritten whole, so a resumed run logs nothing twice

@@ -13,6 +13,7 @@ checkpoints and stops when a signal asked the loop to stop.
 Without a path every hook does nothing, so the loop reads the same either way.
 """
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -50,6 +51,12 @@ def prepare_run_dir(run_dir):
         os.remove(probe)
     except OSError as error:
         raise UsageError(f"cannot write to log directory {run_dir}: {error.strerror or error}") from None
+
+
+def config_record(env_id, seed, config, changes, **extra):
+    """What config.json holds: the environment, the seed, every DQNConfig field, the changes
+    made on resume, and `extra` (checkpoint_interval; on_device)."""
+    return {"env_id": env_id, "seed": seed, **dataclasses.asdict(config), **extra, "changes": changes}
 
 
 class RunDirectory:

@@ -29,7 +29,7 @@ from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvError, GymnasiumEnvs, evaluate
 from rawdqn.kernel import compile_seconds
-from rawdqn.rundir import RunDirectory, TrainingInterrupted, prepare_run_dir  # noqa: F401 (TrainingInterrupted: re-exported)
+from rawdqn.rundir import RunDirectory, config_record, TrainingInterrupted, prepare_run_dir  # noqa: F401 (TrainingInterrupted: re-exported)
 from rawdqn.schedule import crosses, hooks_due
 
 
@@ -299,8 +299,8 @@ class Trainer:
 
     def logs(self):
         """What config.json, history.jsonl and episodes.jsonl hold now."""
-        return {"config": {"env_id": self.env_id, "seed": self.seed, **dataclasses.asdict(self.config),
-                           "checkpoint_interval": self.directory.checkpoint_interval, "changes": self.changes},
+        return {"config": config_record(self.env_id, self.seed, self.config, self.changes,
+                                        checkpoint_interval=self.directory.checkpoint_interval),
                 "history": self.history,
                 "episodes": [{"step": step, "return": ret, "length": length} for step, ret, length
                              in zip(self.episode_end_steps, self.episode_returns, self.episode_lengths)]}
