@@ -6,6 +6,8 @@ small trainers and read everything they check from one short run.
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -317,3 +319,34 @@ def test_an_interrupted_on_device_run_resumes_bit_for_bit(tmp_path, capsys):
     # Each agent's run directory is one agent of the run: it resumes as the whole run.
     assert cli.main(["train", "--resume", str(tmp_path / "cut" / "seed8"), "--steps", "800"]) == 2
     assert f"resume the whole run: rawdqn train --resume {tmp_path / 'cut'}" in capsys.readouterr().err
+
+
+def test_sigterm_stops_an_on_device_run_with_a_checkpoint_that_the_cli_resumes(tmp_path, capsys):
+    """`rawdqn train --on-device` as a user runs it: SIGTERM → exit 143 and one line naming the
+    checkpoint and the resume command; `--resume LOGDIR --steps N` continues from that step."""
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rawdqn", "train", "--on-device", "--steps", "10000000", "--num-envs", "4",
+         "--iterations-per-call", "25", "--hidden", "8", "--batch-size", "16", "--learning-starts", "50",
+         "--eval-interval", "0", "--log-interval", "100", "--logdir", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stdout:
+            if line.startswith("step ") and "/10,000,000" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert err.startswith("rawdqn: stopped by SIGTERM at step ") and len(err.strip().splitlines()) == 1, err
+    assert f"continue with: rawdqn train --resume {run_dir}" in err
+    stopped = int(err.split(" at step ")[1].split(";")[0].replace(",", ""))
+    assert stopped > 0 and stopped % 4 == 0
+    assert cli.main(["train", "--resume", str(run_dir), "--steps", str(stopped + 200), "--eval-episodes", "2"]) == 2
+    assert "only --steps may change (got --eval-episodes)" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(run_dir), "--steps", str(stopped + 200)]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming on-device DQN on CartPole-v1 at step {stopped:,} of {stopped + 200:,}" in out
+    assert cli.main(["eval", str(run_dir)]) == 0
+    assert f"at step {stopped + 200:,}: mean return" in capsys.readouterr().out
