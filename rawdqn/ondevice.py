@@ -292,8 +292,8 @@ class OnDeviceRun:
     SIGTERM with a checkpoint, and resume from one exactly.
 
     LOGDIR/ondevice/step-N/ holds the program's every variable and this object's state; at
-    the end each agent also becomes an ordinary run directory (`write_run`): LOGDIR itself
-    with one seed, LOGDIR/seedS/ with several.
+    every checkpoint and at the end each agent is also an ordinary run directory
+    (`write_run`): LOGDIR itself with one seed, LOGDIR/seedS/ with several.
     """
 
     def __init__(self, env_id, config, seed, num_seeds, device, log, logdir, checkpoint_interval=None):
@@ -316,14 +316,24 @@ class OnDeviceRun:
                 "checkpoint_interval": self.directory.checkpoint_interval,
                 "history": self.history, "train_seconds": self.train_seconds}
 
-    def save_checkpoint(self):
-        """LOGDIR/ondevice/step-N: the program's variables and the host's state, whole or not at all."""
+    def run_dir(self, lane_index):
+        """Agent lane_index's run directory: LOGDIR with one seed, LOGDIR/seedS with several."""
+        lane = self.trainer.lanes[lane_index]
+        return os.path.join(self.directory.path, f"seed{lane.seed}") if self.trainer.num_seeds > 1 \
+            else self.directory.path
+
+    def save_checkpoint(self, runs=True):
+        """LOGDIR/ondevice/step-N: the program's variables and the host's state, whole or not at
+        all; with `runs`, each agent's run directory too (its current weights, no final evaluation)."""
         def fill(directory):
             tf.train.Checkpoint(trainer=self.trainer).write(os.path.join(directory, "variables"))
             checkpoint.write_json(os.path.join(directory, "state.json"), {"format": checkpoint.FORMAT, **self.state()})
         path = checkpoint.write_step(os.path.join(self.directory.path, PROGRAM_DIR), int(self.trainer.step.numpy()),
                                      fill)
         self.directory.last_checkpoint = path
+        if runs:
+            for i in range(self.trainer.num_seeds):
+                write_run(self.run_dir(i), self.trainer, i, self.history, None, self.iterations_per_call)
         return path
 
     def run(self):
@@ -377,6 +387,10 @@ class OnDeviceRun:
         if config.eval_interval:   # the final weights are candidates too
             self.select_weights(int(trainer.step.numpy()))
         steps = int(trainer.step.numpy())
+        logdir = self.directory.path
+        # The program as training left it (before the kept weights are swapped in below), so a
+        # resumed run with more --steps continues from the final weights.
+        saved = self.save_checkpoint(runs=False) if logdir else None
         timing = f"{steps:,} steps in {self.train_seconds:.1f} s; compile {self.compile_seconds:.1f} s"
         eval_means, eval_stds, final_means, final_evaluations = [], [], [], []
         multi = trainer.num_seeds > 1
@@ -403,14 +417,13 @@ class OnDeviceRun:
             self.log(f"rawdqn: {trainer.num_seeds} agents, evaluation mean over agents {np.mean(eval_means):.2f} "
                      f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
                      f"{steps * trainer.num_seeds / self.train_seconds:,.0f} env steps/s in all")
-        logdir = self.directory.path
         if logdir:
             for i, lane in enumerate(trainer.lanes):
-                run_dir = os.path.join(logdir, f"seed{lane.seed}") if multi else logdir
-                path = write_run(run_dir, trainer, i, self.history, final_evaluations[i], self.iterations_per_call)
-                self.log(f"rawdqn: {'seed ' + str(lane.seed) + ': ' if multi else ''}run directory {run_dir} "
-                         f"(checkpoint {path}); rawdqn eval/export/watch/plot read it")
-            self.log(f"rawdqn: saved the trainer's variables to {self.save_checkpoint()}")
+                path = write_run(self.run_dir(i), trainer, i, self.history, final_evaluations[i],
+                                 self.iterations_per_call)
+                self.log(f"rawdqn: {'seed ' + str(lane.seed) + ': ' if multi else ''}run directory "
+                         f"{self.run_dir(i)} (checkpoint {path}); rawdqn eval/export/watch/plot read it")
+            self.log(f"rawdqn: saved the trainer's variables to {saved}")
         return OnDeviceResult(trainer, [lane.seed for lane in trainer.lanes], eval_means, eval_stds, final_means,
                               steps, self.train_seconds, self.compile_seconds, self.history)
 
@@ -484,7 +497,8 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, iteration
     history.jsonl (progress rows, and the greedy TF-env evaluations as eval rows),
     TensorBoard, and a checkpoint of the agent with the weights it reports, which
     `rawdqn eval`, `export`, `watch` and `plot` read like any run's. Returns its path.
-    Written whole at the end of the run (a resumed run rewrites it); holds no per-episode log.
+    Rewritten whole at every checkpoint (the current weights; final_evaluation None) and at
+    the end (the reported weights and their evaluation); holds no per-episode log.
     """
     lane, config, i = trainer.lanes[lane_index], trainer.config, lane_index
     rows = []
@@ -497,7 +511,8 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, iteration
                          "epsilon": config.epsilon_at(row["step"] - 1), "episodes": row["episodes"][i],
                          **({"steps_per_second": row["steps_per_second"]} if "steps_per_second" in row else {})})
     step = int(trainer.step.numpy())
-    rows.append({"step": step, "eval_mean": final_evaluation["mean"], "eval_std": final_evaluation["std"]})
+    if final_evaluation:
+        rows.append({"step": step, "eval_mean": final_evaluation["mean"], "eval_std": final_evaluation["std"]})
     spec = EnvSpec(trainer.env.observation_size, trainer.env.num_actions, False, 0, False)
     settings = dataclasses.asdict(config)
     on_device = {"num_envs": trainer.num_envs, "iterations_per_call": iterations_per_call}

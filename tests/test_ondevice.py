@@ -302,6 +302,9 @@ def test_an_interrupted_on_device_run_resumes_bit_for_bit(tmp_path, capsys):
         ondevice.train_on_device("CartPole-v1", config, logdir=str(tmp_path / "cut"),
                                  log=interrupt_at_the_first_progress_line, **kwargs)
     assert stop.value.step == 100 and stop.value.checkpoint_path.endswith("ondevice/step-00000100")
+    # Each agent is already a run directory (its weights at step 100) that eval reads.
+    assert cli.main(["eval", str(tmp_path / "cut" / "seed8")]) == 0
+    assert "CartPole-v1 at step 100: mean return" in capsys.readouterr().out
     resumed = ondevice.resume(str(tmp_path / "cut"), log=lines.append)
     after = lines[next(i for i, line in enumerate(lines) if line.startswith("rawdqn: resuming on-device DQN "
                                                                               "on CartPole-v1 at step 100 of 600")):]
