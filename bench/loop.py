@@ -14,10 +14,13 @@ bench/requirements-peers.txt, never from rawdqn's own dependencies:
     python -m pip install -r bench/requirements-peers.txt
 
 The breakdown (one environment) times each piece of one steady-state step alone (medians
-of --repeats blocks): env.step (gymnasium), the fused `agent.step` (store, learn,
-sync-if-due, act in one XLA call), and the same work as the separate kernels the loop
-called before (act, replay.add, train(1), sync_target); the rest of a loop step is Python
-bookkeeping (encoding, episode returns, hooks).
+of --repeats blocks, interleaved): env.step (gymnasium), the fused `agent.step` (store, learn,
+sync-if-due, act in one XLA call), the same work as the separate kernels the loop called
+before (act, replay.add, train(1), sync_target), and the compiled calls alone on a tensor
+made once: an empty program (the launch), `collect` (store + act) and `step` (store + one
+update + act). Their differences split a step into launch, store + act, one update and the
+host side of `agent.step`; the rest of a loop step is Python bookkeeping (encoding, episode
+returns, hooks).
 GPU: not measured here (no GPU on these machines); on one, `agent.step` is a single launch
 sequence, so its cost is the dispatch plus the kernels' FLOPs — a prediction, not a figure.
 """
@@ -37,6 +40,8 @@ import numpy as np  # noqa: E402
 
 from rawdqn.agent import DQN  # noqa: E402
 from rawdqn.config import DQNConfig  # noqa: E402
+from rawdqn.kernel import Kernel  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from rawdqn.train import Trainer  # noqa: E402
 
 W2 = DQNConfig(hidden=(64, 64), optimizer="adam", learning_rate=1e-3, batch_size=128, replay_capacity=50_000,
@@ -131,9 +136,20 @@ def breakdown(calls, repeats):
         if rng.random() < 1 / W2.target_update_interval:
             unfused.sync_target(1.0)
 
+    packed = tf.constant(fused.pack(obs, [1.0], [0.0], obs))
+    empty = Kernel(tf.function(lambda x: x + 1.0, jit_compile=True))
+
+    def on_device(kernel):
+        def call():
+            with tf.device(fused.device):
+                kernel(packed).numpy()
+        return call
     pieces = {"env.step (gymnasium)": env_step,
               "agent.step, fused: store + learn + sync + act": lambda: fused.step(obs, [1.0], [0.0], obs).numpy(),
-              "act + replay.add + train(1) + sync, one kernel each": kernels_one_by_one}
+              "act + replay.add + train(1) + sync, one kernel each": kernels_one_by_one,
+              "an empty compiled program (the launch alone)": on_device(empty),
+              "collect: store + act, no update (compiled call alone)": on_device(fused._collect),
+              "step: store + 1 update + act (compiled call alone)": on_device(fused._step)}
     results = {name: [] for name in pieces}
     for _ in range(repeats):   # interleaved: each round times every piece once
         for name, function in pieces.items():
@@ -158,6 +174,12 @@ def main(argv=None):
     fused = pieces["agent.step, fused: store + learn + sync + act"]
     separate = pieces["act + replay.add + train(1) + sync, one kernel each"]
     print(f"  fused / separate kernels: {fused / separate:.2f}")
+    launch = pieces["an empty compiled program (the launch alone)"]
+    collect = pieces["collect: store + act, no update (compiled call alone)"]
+    update = pieces["step: store + 1 update + act (compiled call alone)"] - collect
+    print(f"  so: launch {launch * 1e6:.0f} µs, store + act {(collect - launch) * 1e6:.0f} µs, one update "
+          f"{update * 1e6:.0f} µs, host side of agent.step (pack, schedule check, result) "
+          f"{(fused - collect - update) * 1e6:.0f} µs")
 
     have_sb3 = not args.no_sb3
     if have_sb3:

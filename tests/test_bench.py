@@ -133,3 +133,14 @@ def test_interleaved_timing_and_the_bar_verdict():
     assert report.interleaved_verdict(rows)["passing"] == ["xla K=100"]
     rows[-1] = row("xla K=100", 3600, 5.9)  # fast, but under 6x Keras
     assert not report.interleaved_verdict(rows)["passes"]
+
+
+def test_the_loop_breakdown_and_the_dispatch_benchmark_run(capsys):
+    """bench/loop.py's breakdown and bench/dispatch.py, a few calls each: every piece is timed."""
+    from bench import dispatch, loop
+    pieces = loop.breakdown(calls=20, repeats=1)
+    assert len(pieces) == 6 and all(0 < seconds < 1 for seconds in pieces.values())
+    dispatch.main(["--calls", "5", "--repeats", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("collect", "step"))]
+    assert [row[0] for row in rows] == ["collect", "step"]
+    assert all(float(value) > 0 for row in rows for value in row[1:4])
