@@ -155,6 +155,15 @@ class DQNConfig:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
+    def resumed_with(self, **changes):
+        """This run's config with `changes` from a resumed step on. A new total_steps keeps ε's
+        decay where it was: it pins exploration_steps (unless the changes set ε's decay), so
+        that more steps do not move ε back up mid-run."""
+        if ("total_steps" in changes and self.exploration_steps is None
+                and not {"exploration_fraction", "exploration_steps"} & set(changes)):
+            changes = {**changes, "exploration_steps": math.ceil(self.exploration_decay_steps)}
+        return self.replace(**changes)
+
 
 # The one preset table: (env id, loop) → DQNConfig, loop "gymnasium" (the host-stepped
 # loop of rawdqn/train.py) or "on-device" (rawdqn/ondevice.py).

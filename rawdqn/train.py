@@ -16,7 +16,6 @@ and at the end; SIGINT or SIGTERM writes one and stops; `resume` continues from 
 exactly. A loss or Q-value that is not finite stops the run (TrainingDiverged).
 """
 import dataclasses
-import math
 import os
 import time
 
@@ -367,12 +366,7 @@ def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, 
                 f"--{name.replace('_', '-')} {changes[name]} differs from the checkpoint's {getattr(saved, name)}; "
                 f"a resumed run keeps the shapes of what it restores ({', '.join('--' + f.replace('_', '-') for f in FIXED_FIELDS)}); "
                 "every other hyperparameter may change")
-    if ("total_steps" in changes and saved.exploration_steps is None
-            and not {"exploration_fraction", "exploration_steps"} & set(changes)):
-        # ε decays over a fraction of total_steps: pin its length so that more steps do not
-        # move ε back up mid-run.
-        changes["exploration_steps"] = math.ceil(saved.exploration_decay_steps)
-    config = saved.replace(**changes).validate()
+    config = saved.resumed_with(**changes).validate()
     if config.total_steps <= state["step"]:
         raise UsageError(f"{path} has already run {state['step']:,} of {config.total_steps:,} steps; "
                          f"pass --steps above {state['step']:,} to train further")

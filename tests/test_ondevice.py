@@ -4,6 +4,7 @@ Each trainer compiles its own program (a few seconds), so the tests share a few
 small trainers and read everything they check from one short run.
 """
 import json
+import math
 import os
 import signal
 import subprocess
@@ -351,5 +352,9 @@ def test_sigterm_stops_an_on_device_run_with_a_checkpoint_that_the_cli_resumes(t
     assert cli.main(["train", "--resume", str(run_dir), "--steps", str(stopped + 200)]) == 0
     out = capsys.readouterr().out
     assert f"resuming on-device DQN on CartPole-v1 at step {stopped:,} of {stopped + 200:,}" in out
+    # Fewer --steps do not move ε: its decay stays the 10M-step run's.
+    started = ondevice.preset("CartPole-v1").replace(total_steps=10_000_000)
+    assert json.loads((run_dir / "config.json").read_text())["exploration_steps"] == \
+        math.ceil(started.exploration_decay_steps)
     assert cli.main(["eval", str(run_dir)]) == 0
     assert f"at step {stopped + 200:,}: mean return" in capsys.readouterr().out
