@@ -91,10 +91,13 @@ def save(run_dir, step, agent, state, arrays, env_state_dict):
     return write_step(checkpoints_dir(run_dir), step, fill)
 
 
-def save_variables(root, step, **trackables):
-    """Atomically write tf.train.Checkpoint(**trackables) as `root/step-<step>/variables`; returns the directory."""
-    return write_step(root, step, lambda directory: tf.train.Checkpoint(**trackables).write(
-        os.path.join(directory, "variables")))
+def save_variables(root, step, state, **trackables):
+    """Atomically write tf.train.Checkpoint(**trackables) as `root/step-<step>/variables` and
+    `state` as its state.json; returns the directory."""
+    def fill(directory):
+        tf.train.Checkpoint(**trackables).write(os.path.join(directory, "variables"))
+        write_json(os.path.join(directory, "state.json"), {"format": FORMAT, **state})
+    return write_step(root, step, fill)
 
 
 def write_step(root, step, fill):

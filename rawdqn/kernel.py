@@ -67,8 +67,7 @@ def direct_call(concrete):
     shapes and dtypes and kernels are never differentiated from outside, so the flat
     tensors and the captured variables go straight to the function's op, on the device in
     scope at the call; its flat outputs are packed into the function's structure. In graph
-    mode, or where this TensorFlow lacks the pieces,
-    the public call.
+    mode, or where this TensorFlow lacks the pieces, the public call.
     """
     try:
         atomic = concrete._inference_function

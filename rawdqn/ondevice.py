@@ -299,7 +299,6 @@ class OnDeviceRun:
     def __init__(self, env_id, config, seed, num_seeds, device, log, logdir, checkpoint_interval=None):
         self.trainer = OnDeviceTrainer(env_id, config, seed, num_seeds=num_seeds, device=device)
         self.env_id, self.config, self.log = env_id, self.trainer.config, log
-        self.iterations_per_call = self.config.iterations_per_call
         self.directory = RunDirectory(logdir, checkpoint_interval)
         self.history, self.train_seconds, self.compile_seconds = [], 0.0, 0.0
         self.selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
@@ -325,15 +324,12 @@ class OnDeviceRun:
     def save_checkpoint(self, runs=True):
         """LOGDIR/ondevice/step-N: the program's variables and the host's state, whole or not at
         all; with `runs`, each agent's run directory too (its current weights, no final evaluation)."""
-        def fill(directory):
-            tf.train.Checkpoint(trainer=self.trainer).write(os.path.join(directory, "variables"))
-            checkpoint.write_json(os.path.join(directory, "state.json"), {"format": checkpoint.FORMAT, **self.state()})
-        path = checkpoint.write_step(os.path.join(self.directory.path, PROGRAM_DIR), int(self.trainer.step.numpy()),
-                                     fill)
+        path = checkpoint.save_variables(os.path.join(self.directory.path, PROGRAM_DIR),
+                                         int(self.trainer.step.numpy()), self.state(), trainer=self.trainer)
         self.directory.last_checkpoint = path
         if runs:
             for i in range(self.trainer.num_seeds):
-                write_run(self.run_dir(i), self.trainer, i, self.history, None, self.iterations_per_call)
+                write_run(self.run_dir(i), self.trainer, i, self.history, None)
         return path
 
     def run(self):
@@ -342,16 +338,18 @@ class OnDeviceRun:
         trainer, config, num_envs = self.trainer, self.config, self.trainer.num_envs
         self.compile_seconds = trainer.compile(self.selection_episodes)
         self.log(f"rawdqn: compiled the training loop in {self.compile_seconds:.1f} s")
-        window_start, window_step = time.perf_counter(), int(trainer.step.numpy())
+        step = int(trainer.step.numpy())
+        window_start, window_step = time.perf_counter(), step
         with self.directory.stop_on_signals():
-            while int(trainer.step.numpy()) < self.total_steps:
-                before = int(trainer.step.numpy())
-                iterations = min(self.iterations_per_call, (self.total_steps - before) // num_envs)
+            while step < self.total_steps:
+                before = step
+                iterations = min(config.iterations_per_call, (self.total_steps - before) // num_envs)
                 if config.eval_interval:   # end the call where the evaluation is due
                     next_eval = (before // config.eval_interval + 1) * config.eval_interval
                     iterations = min(iterations, max(1, math.ceil(next_eval / num_envs) - before // num_envs))
                 start = time.perf_counter()
                 stats = trainer.run(iterations)
+                step = stats.step
                 self.history.append(dataclasses.asdict(stats))
                 due = hooks_due(config, self.directory.saving_interval, before, stats.step)
                 if due.evaluate:   # choosing weights is part of training: its time counts
@@ -419,8 +417,7 @@ class OnDeviceRun:
                      f"{steps * trainer.num_seeds / self.train_seconds:,.0f} env steps/s in all")
         if logdir:
             for i, lane in enumerate(trainer.lanes):
-                path = write_run(self.run_dir(i), trainer, i, self.history, final_evaluations[i],
-                                 self.iterations_per_call)
+                path = write_run(self.run_dir(i), trainer, i, self.history, final_evaluations[i])
                 self.log(f"rawdqn: {'seed ' + str(lane.seed) + ': ' if multi else ''}run directory "
                          f"{self.run_dir(i)} (checkpoint {path}); rawdqn eval/export/watch/plot read it")
             self.log(f"rawdqn: saved the trainer's variables to {saved}")
@@ -443,7 +440,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_seeds=1, devi
     seeds = [lane.seed for lane in trainer.lanes]
     log(f"rawdqn: training DQN on-device on {env_id} for {run.total_steps:,} steps "
         f"(seed{'s' if num_seeds > 1 else ''} {', '.join(map(str, seeds))}; "
-        f"{trainer.num_envs} envs, {run.iterations_per_call} iterations per call, "
+        f"{trainer.num_envs} envs, {config.iterations_per_call} iterations per call, "
         f"{trainer.agents[0].online.num_parameters:,} parameters, "
         f"{config.gradient_steps}/{config.train_frequency} updates per env step)")
     log(f"rawdqn: {config.describe_exploration()}")
@@ -492,7 +489,7 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
     return run.run()
 
 
-def write_run(run_dir, trainer, lane_index, history, final_evaluation, iterations_per_call):
+def write_run(run_dir, trainer, lane_index, history, final_evaluation):
     """Agent `lane_index` as an ordinary run directory (rawdqn/rundir.py): config.json,
     history.jsonl (progress rows, and the greedy TF-env evaluations as eval rows),
     TensorBoard, and a checkpoint of the agent with the weights it reports, which
@@ -515,7 +512,7 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, iteration
         rows.append({"step": step, "eval_mean": final_evaluation["mean"], "eval_std": final_evaluation["std"]})
     spec = EnvSpec(trainer.env.observation_size, trainer.env.num_actions, False, 0, False)
     settings = dataclasses.asdict(config)
-    on_device = {"num_envs": trainer.num_envs, "iterations_per_call": iterations_per_call}
+    on_device = {"num_envs": trainer.num_envs, "iterations_per_call": config.iterations_per_call}
     state = {"env_id": trainer.env_id, "seed": lane.seed, "config": settings, "spec": dataclasses.asdict(spec),
              "step": step, "changes": [], "final_evaluation": final_evaluation, "on_device": on_device}
     logs = {"config": config_record(trainer.env_id, lane.seed, config, [], on_device=on_device),
