@@ -69,13 +69,14 @@ class DQN(tf.Module):
     def memory_needed(self):
         """Bytes this agent allocates: {"replay": …, "networks and optimizer": …}.
 
-        replay = capacity · (2 · obs bytes + action 4 + reward + terminated [+ legal mask]);
-        parameters (online, target, one slot per optimizer state, the gradient, and the
-        initializer's draw) = (4 + slots) · Σ_layers (fan_in + 1) · fan_out · dtype bytes.
+        replay = capacity · (2 · obs width + action + reward + terminated [+ legal mask]) · dtype bytes
+        (one row per transition, rawdqn/replay.py); parameters (online, target, one slot
+        per optimizer state, the gradient, and the initializer's draw) =
+        (4 + slots) · Σ_layers (fan_in + 1) · fan_out · dtype bytes.
         """
         config, width = self.config, self.dtype.size
-        obs_bytes = 4 if self.discrete_obs else self.obs_dim * width
-        row = 2 * obs_bytes + 4 + 2 * width + (self.num_actions if self.legal_actions else 0)
+        obs_width = 1 if self.discrete_obs else self.obs_dim
+        row = (2 * obs_width + 3 + (self.num_actions if self.legal_actions else 0)) * width
         sizes = (self.obs_dim, *config.hidden, self.num_actions)
         parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
@@ -191,7 +192,9 @@ class DQN(tf.Module):
             else:
                 loss = losses.squared_loss(td_error)
         grads = tape.gradient(loss, variables)
-        grads, grad_norm = optim.clip_by_global_norm(grads, config.max_grad_norm)
+        # ‖g‖ summed layer by layer, W_0, b_0, W_1, …: the order of the per-layer variables before θ.
+        norm = optim.global_norm([view.of(grads[0]) for view in self.online.layers_in_order])
+        grads, grad_norm = optim.clip_by_global_norm(grads, config.max_grad_norm, norm)
         self.optimizer.apply(grads, variables)
         return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
                          tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)

@@ -5,8 +5,8 @@ A run directory holds
     RUN/checkpoints/latest            the name of the newest complete checkpoint
     RUN/checkpoints/step-00001000/
         variables.index, .data-*      tf.train.Checkpoint of the DQN: online and target
-                                      networks, optimizer slots and step, the replay ring
-                                      (contents, cursor, count) and the RNG counters
+                                      networks (θ each), optimizer slots and step, the replay
+                                      ring (its rows, cursor, count) and the RNG counters
                                       (act_draws, replay draws); every RNG is stateless,
                                       keyed by (seed, counter), so this is all its state
         state.json                    env id, seed, config, environment spec, the loop's
@@ -31,7 +31,8 @@ import tensorflow as tf
 from rawdqn.config import DQNConfig
 from rawdqn.errors import UsageError
 
-FORMAT = "rawdqn-checkpoint-2"  # 2: the agent holds the loop's counters and pending action
+FORMAT = "rawdqn-checkpoint-3"  # 3: one θ per network and per optimizer slot, one row per transition
+READABLE_FORMATS = ("rawdqn-checkpoint-2", FORMAT)  # 2: a variable per layer and per replay field (read_layout_2)
 # What tf.train.Checkpoint.read raises on a truncated or garbled file (IndexError: short read).
 READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, OSError)
 LATEST = "latest"
@@ -216,7 +217,7 @@ def load_state(checkpoint):
     except (OSError, ValueError, EOFError) as error:
         raise CheckpointError(f"checkpoint {checkpoint} is corrupt or truncated "
                               f"({type(error).__name__}: {one_line(error)})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
         raise CheckpointError(f"checkpoint {checkpoint} is not a {FORMAT} checkpoint "
                               f"(state.json format: {state.get('format') if isinstance(state, dict) else None!r}); "
                               "it was written by another version of rawdqn")
@@ -226,12 +227,88 @@ def load_state(checkpoint):
     return state, arrays, env_state_dict
 
 
+def read_variables(prefix, partial=False, **roots):
+    """tf.train.Checkpoint(**roots).read(prefix): every variable of `roots` must be in the file
+    (and, unless `partial`, every value in the file must have a variable). A layout-2 file is
+    converted on the way in (read_layout_2)."""
+    reader = tf.train.load_checkpoint(prefix)
+    if any(name.endswith(LAYOUT_2_MARK) for name in reader.get_variable_to_shape_map()):
+        read_layout_2(reader, partial, **roots)
+        return
+    status = tf.train.Checkpoint(**roots).read(prefix)
+    status.assert_existing_objects_matched()
+    if not partial:
+        status.assert_consumed()
+
+
+LAYOUT_2_MARK = "/kernels/0/.ATTRIBUTES/VARIABLE_VALUE"
+REPLAY_FIELDS_2 = ("obs", "next_obs", "action", "reward", "terminated", "next_legal_mask")
+
+
+def read_layout_2(reader, partial, **roots):
+    """Assign the values of a rawdqn-checkpoint-2 file to today's variables.
+
+    Format 2 had a variable per layer (X/kernels/i, X/biases/i), per optimizer slot and
+    layer (X/slots/NAME/i) and per replay field (X/obs, X/action, …); today a network is
+    θ = [W_0 | b_0 | W_1 | …], a slot is one vector in θ's layout, and the replay is one
+    row per transition. Every other value keeps its name and goes to the attribute it names.
+    """
+    from rawdqn.network import QNetwork
+    from rawdqn.optim import Optimizer
+    from rawdqn.replay import ReplayBuffer
+
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    names = sorted(name[:-len(suffix)] for name in reader.get_variable_to_shape_map() if name.endswith(suffix))
+
+    def resolve(parts):
+        obj = roots
+        try:
+            for part in parts:
+                obj = obj[int(part)] if isinstance(obj, (list, tuple)) else (
+                    obj[part] if isinstance(obj, dict) else getattr(obj, part))
+        except (AttributeError, KeyError, IndexError, ValueError):
+            return None
+        return obj
+
+    def value(*parts):
+        return reader.get_tensor("/".join(parts) + suffix)
+
+    networks, slots, replays = set(), set(), set()
+    for name in names:
+        parts = tuple(name.split("/"))
+        if len(parts) > 2 and parts[-2] in ("kernels", "biases") and isinstance(resolve(parts[:-2]), QNetwork):
+            networks.add(parts[:-2])
+        elif len(parts) > 3 and parts[-3] == "slots" and isinstance(resolve(parts[:-3]), Optimizer):
+            slots.add(parts[:-1])
+        elif parts[-1] in REPLAY_FIELDS_2 and isinstance(resolve(parts[:-1]), ReplayBuffer):
+            replays.add(parts[:-1])
+        elif resolve(parts) is not None:
+            resolve(parts).assign(value(*parts))
+        elif not partial:
+            raise ValueError(f"the checkpoint holds {name}, which this program does not have")
+    for path in networks:   # θ = [W_0 | b_0 | W_1 | b_1 | …]
+        network = resolve(path)
+        pieces = []
+        for layer in range(len(network.kernels)):
+            pieces.append(value(*path, "kernels", str(layer)).reshape(-1))
+            if network.use_bias:
+                pieces.append(value(*path, "biases", str(layer)).reshape(-1))
+        network.theta.assign(np.concatenate(pieces))
+    for path in slots:      # one slot per former variable, in the same order as θ's pieces
+        count = sum(1 for name in names if name.startswith("/".join(path) + "/"))
+        resolve(path[:-2]).slots[path[-1]][0].assign(
+            np.concatenate([value(*path, str(i)).reshape(-1) for i in range(count)]))
+    for path in replays:
+        replay = resolve(path)
+        fields = {field: value(*path, field) for field in REPLAY_FIELDS_2 if "/".join((*path, field)) in names}
+        replay.rows.assign(replay.to_rows(**fields))
+
+
 def restore_agent(checkpoint, agent):
     """Read the variables into `agent`; every variable must be present with its shape."""
     prefix = os.path.join(checkpoint, "variables")
     try:
-        status = tf.train.Checkpoint(agent=agent).read(prefix)
-        status.assert_existing_objects_matched()
+        read_variables(prefix, partial=True, agent=agent)
         agent.steps_seen = None   # the restored schedule.step is the truth now
     except READ_ERRORS as error:
         message = one_line(error)
@@ -250,8 +327,7 @@ def restore_network(checkpoint, network):
     holder.online = network
     prefix = os.path.join(checkpoint, "variables")
     try:
-        status = tf.train.Checkpoint(agent=holder).read(prefix).expect_partial()
-        status.assert_existing_objects_matched()
+        read_variables(prefix, partial=True, agent=holder)
     except READ_ERRORS as error:
         message = one_line(error)
         kind = ("does not fit the network its state.json describes" if "shape" in message.lower()

@@ -2,6 +2,12 @@
 
     h_0 = s,   h_i = relu(h_{i-1} W_i + b_i),   Q(s, ·) = h_L W_out + b_out
 
+θ is one vector variable, `theta`: W_0, b_0, W_1, b_1, … laid end to end, each layer's
+kernel and bias a slice of it. One variable instead of one per layer is the same
+arithmetic, and a compiled step then moves 1 buffer for the weights (and 1 per optimizer
+slot) instead of 2L: on a small network each buffer a program touches costs more than its
+arithmetic (bench/README.md, "where a step's time goes").
+
 With `hidden=()` it is linear, Q(s, ·) = s W + b; over one-hot states and with
 no bias, W is exactly a Q-table (W[s, a] = Q(s, a)).
 """
@@ -10,6 +16,30 @@ import math
 import tensorflow as tf
 
 INITIALIZERS = ("glorot_uniform", "zeros")
+
+
+class ParameterView:
+    """One layer's kernel or bias: θ[start:start + size] seen with its shape."""
+
+    def __init__(self, theta, start, shape):
+        self.theta, self.start, self.shape = theta, start, tuple(shape)
+        self.size = math.prod(self.shape)
+        self.dtype = theta.dtype
+
+    def of(self, theta):
+        """This slice of a θ-shaped tensor, reshaped."""
+        return tf.reshape(theta[self.start:self.start + self.size], self.shape)
+
+    def read_value(self):
+        return self.of(self.theta.read_value())
+
+    def numpy(self):
+        return self.read_value().numpy()
+
+    def assign(self, value):
+        """Write this slice of θ (eagerly, or inside a compiled program)."""
+        flat = tf.reshape(tf.convert_to_tensor(value, self.dtype), [self.size])
+        self.theta[self.start:self.start + self.size].assign(flat)
 
 
 class QNetwork(tf.Module):
@@ -37,8 +67,7 @@ class QNetwork(tf.Module):
         self.dtype = tf.as_dtype(dtype)
         self.use_bias = bool(use_bias)
         sizes = (self.obs_dim, *self.hidden, self.num_actions)
-        self.kernels = []
-        self.biases = []
+        initial, self.shapes = [], []   # (kernel shape, bias shape or None) per layer
         for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             if initializer == "zeros":
                 kernel = tf.zeros([fan_in, fan_out], self.dtype)
@@ -47,19 +76,28 @@ class QNetwork(tf.Module):
                 kernel = tf.random.stateless_uniform(
                     [fan_in, fan_out], seed=[int(seed), layer],
                     minval=-limit, maxval=limit, dtype=self.dtype)
-            self.kernels.append(tf.Variable(kernel, name=f"kernel_{layer}"))
+            initial.append(tf.reshape(kernel, [-1]))
             if self.use_bias:
-                self.biases.append(tf.Variable(tf.zeros([fan_out], self.dtype),
-                                               name=f"bias_{layer}"))
+                initial.append(tf.zeros([fan_out], self.dtype))
+            self.shapes.append(((fan_in, fan_out), (fan_out,) if self.use_bias else None))
+        self.theta = tf.Variable(tf.concat(initial, axis=0), name="theta")
+        self.kernels, self.biases, start = [], [], 0
+        for kernel_shape, bias_shape in self.shapes:
+            self.kernels.append(ParameterView(self.theta, start, kernel_shape))
+            start += self.kernels[-1].size
+            if bias_shape:
+                self.biases.append(ParameterView(self.theta, start, bias_shape))
+                start += self.biases[-1].size
 
     def __call__(self, obs, action_mask=None):
         """Q(s, ·); with `action_mask`, Q(s, ·) ⊙ mask (the tutorials' filtered output)."""
         x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
+        theta = self.theta.read_value()   # read once: one buffer, one gradient
         last = len(self.kernels) - 1
         for layer, kernel in enumerate(self.kernels):
-            x = tf.matmul(x, kernel)
+            x = tf.matmul(x, kernel.of(theta))
             if self.use_bias:
-                x = x + self.biases[layer]
+                x = x + self.biases[layer].of(theta)
             if layer < last:
                 x = tf.nn.relu(x)
         if action_mask is not None:
@@ -67,8 +105,8 @@ class QNetwork(tf.Module):
         return x
 
     @property
-    def variables_in_order(self):
-        """Kernels and biases, layer by layer: a stable order for copying and optimizers."""
+    def layers_in_order(self):
+        """Kernel and bias views, layer by layer: W_0, b_0, W_1, b_1, … (θ's layout)."""
         ordered = []
         for layer, kernel in enumerate(self.kernels):
             ordered.append(kernel)
@@ -77,5 +115,10 @@ class QNetwork(tf.Module):
         return ordered
 
     @property
+    def variables_in_order(self):
+        """The network's variables, for copying and optimizers: θ alone."""
+        return [self.theta]
+
+    @property
     def num_parameters(self):
-        return sum(int(tf.size(v)) for v in self.variables_in_order)
+        return int(self.theta.shape[0])

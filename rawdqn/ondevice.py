@@ -478,8 +478,8 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
     run = OnDeviceRun(state["env_id"], config, state["seed"], state["num_seeds"], device, log, logdir,
                       checkpoint_interval or state["checkpoint_interval"])
     try:
-        tf.train.Checkpoint(trainer=run.trainer).read(os.path.join(saved, "variables")).assert_consumed()
-    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        checkpoint.read_variables(os.path.join(saved, "variables"), trainer=run.trainer)
+    except checkpoint.READ_ERRORS as error:
         raise checkpoint.CheckpointError(f"checkpoint {saved} does not fit this program "
                                          f"({type(error).__name__}: {checkpoint.one_line(error)})") from None
     run.history, run.train_seconds = state["history"], state["train_seconds"]

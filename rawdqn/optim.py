@@ -12,13 +12,14 @@ def global_norm(tensors):
     return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors]))
 
 
-def clip_by_global_norm(grads, max_norm):
+def clip_by_global_norm(grads, max_norm, norm=None):
     """g_i ← g_i · c / max(‖g‖, c); returns (clipped grads, ‖g‖ before clipping).
 
     A norm at or below c leaves the gradients unchanged (scale exactly 1).
-    `max_norm=None` disables clipping but still returns the norm.
+    `max_norm=None` disables clipping but still returns the norm. `norm`, if given, is
+    ‖g‖ already computed (a network summing its layers in their order, say).
     """
-    norm = global_norm(grads)
+    norm = global_norm(grads) if norm is None else norm
     if max_norm is None:
         return list(grads), norm
     max_norm = tf.cast(tf.convert_to_tensor(max_norm, dtype_hint=norm.dtype), norm.dtype)

@@ -5,6 +5,7 @@ A transition is (obs, action, reward, next_obs, terminated[, next_legal_mask]).
 truncation, the final observation, never the one the reset returned.
 """
 import collections
+import math
 
 import tensorflow as tf
 
@@ -17,6 +18,13 @@ Transition = collections.namedtuple(
 
 class ReplayBuffer(tf.Module):
     """Fixed-capacity ring: write position i ↦ (cursor + i) mod capacity.
+
+    Every transition is one row of one variable, `rows` [capacity, width], in the reward's
+    dtype: [obs | next_obs | action | reward | terminated | next legal mask (0/1)]. An
+    integer observation or action is held exactly as a float (|value| < 2²⁴ in float32).
+    One buffer, one write and one gather per batch: a compiled step that touched one
+    variable per field paid for each of them (bench/README.md). `obs`, `action`, … read
+    the columns back with their own dtypes and shapes.
 
     `sample(n)` draws n indices uniformly from [0, size) with a stateless RNG
     keyed by (seed, draws so far), so the RNG state is one checkpointable
@@ -34,24 +42,71 @@ class ReplayBuffer(tf.Module):
         self.obs_dtype = tf.as_dtype(obs_dtype)
         self.reward_dtype = tf.as_dtype(reward_dtype)
         self.seed = int(seed)
-        self.obs = tf.Variable(tf.zeros((capacity, *self.obs_shape), self.obs_dtype), name="obs")
-        self.next_obs = tf.Variable(tf.zeros((capacity, *self.obs_shape), self.obs_dtype),
-                                    name="next_obs")
-        self.action = tf.Variable(tf.zeros([capacity], tf.int32), name="action")
-        self.reward = tf.Variable(tf.zeros([capacity], self.reward_dtype), name="reward")
-        self.terminated = tf.Variable(tf.zeros([capacity], self.reward_dtype), name="terminated")
         # Only environments with illegal actions store which next actions are legal.
         self.num_actions = None if num_actions is None else int(num_actions)
-        self.next_legal_mask = None
-        if self.num_actions is not None:
-            self.next_legal_mask = tf.Variable(tf.ones([capacity, self.num_actions], tf.bool),
-                                               name="next_legal_mask")
+        self.obs_width = math.prod(self.obs_shape)
+        self.width = 2 * self.obs_width + 3 + (self.num_actions or 0)
+        rows = tf.zeros([capacity, self.width], self.reward_dtype)
+        if self.num_actions is not None:   # empty slots: every action legal
+            rows = tf.concat([rows[:, :-self.num_actions], tf.ones([capacity, self.num_actions], self.reward_dtype)], 1)
+        self.rows = tf.Variable(rows, name="rows")
         self.cursor = tf.Variable(0, dtype=tf.int32, name="cursor")
         self.count = tf.Variable(0, dtype=tf.int32, name="count")
         self.draws = tf.Variable(0, dtype=tf.int32, name="draws")
         mode = "xla" if jit_compile else "function"
         self._add = compile_kernel(self.add_fn, mode)
         self._sample = compile_kernel(self.sample_fn, mode)
+
+    # --- the row layout ---------------------------------------------------------
+    def to_rows(self, obs, action, reward, next_obs, terminated, next_legal_mask=None):
+        """[N, width] rows from a batch of N transitions."""
+        n = tf.shape(action)[0]
+        dtype = self.reward_dtype
+        columns = [tf.reshape(tf.cast(obs, dtype), [n, self.obs_width]),
+                   tf.reshape(tf.cast(next_obs, dtype), [n, self.obs_width]),
+                   tf.cast(action, dtype)[:, None], tf.cast(reward, dtype)[:, None],
+                   tf.cast(terminated, dtype)[:, None]]
+        if self.num_actions is not None:
+            columns.append(tf.cast(next_legal_mask, dtype))
+        return tf.concat(columns, axis=1)
+
+    def from_rows(self, rows):
+        """A Transition of the fields of [N, width] rows, each in its own dtype and shape."""
+        width = self.obs_width
+        shape = tf.concat([tf.shape(rows)[:1], tf.constant(self.obs_shape, tf.int32)], 0)
+
+        def observations(columns):
+            return tf.reshape(tf.cast(columns, self.obs_dtype), shape)
+        mask = None
+        if self.num_actions is not None:
+            mask = rows[:, 2 * width + 3:] > 0
+        return Transition(observations(rows[:, :width]), tf.cast(rows[:, 2 * width], tf.int32),
+                          rows[:, 2 * width + 1], observations(rows[:, width:2 * width]),
+                          rows[:, 2 * width + 2], mask)
+
+    @property
+    def obs(self):
+        return self.from_rows(self.rows).obs
+
+    @property
+    def next_obs(self):
+        return self.from_rows(self.rows).next_obs
+
+    @property
+    def action(self):
+        return self.from_rows(self.rows).action
+
+    @property
+    def reward(self):
+        return self.from_rows(self.rows).reward
+
+    @property
+    def terminated(self):
+        return self.from_rows(self.rows).terminated
+
+    @property
+    def next_legal_mask(self):
+        return self.from_rows(self.rows).next_legal_mask
 
     @property
     def size(self):
@@ -71,8 +126,12 @@ class ReplayBuffer(tf.Module):
         if n is not None and n > self.capacity:
             raise ValueError(f"cannot add {n} transitions at once to a replay of capacity "
                              f"{self.capacity}; add them in batches of at most {self.capacity}")
-        if (next_legal_mask is None) != (self.next_legal_mask is None):
+        if (next_legal_mask is None) != (self.num_actions is None):
             raise ValueError("pass next_legal_mask exactly when the replay was built with num_actions")
+        if self.obs_dtype.is_integer and self.reward_dtype.size < 8 and obs.shape.num_elements() \
+                and int(tf.reduce_max(tf.abs(obs))) >= 2 ** 24:
+            raise ValueError("integer observations of 2²⁴ or more are not exact in a float32 replay; "
+                             "use reward_dtype=tf.float64")
         args = [obs, tf.convert_to_tensor(action, tf.int32),
                 tf.convert_to_tensor(reward, self.reward_dtype),
                 tf.convert_to_tensor(next_obs, self.obs_dtype),
@@ -88,13 +147,8 @@ class ReplayBuffer(tf.Module):
         """The ring write, for use inside a compiled program (no host checks)."""
         n = tf.shape(action)[0]
         indices = tf.math.floormod(self.cursor + tf.range(n), self.capacity)[:, None]
-        self.obs.scatter_nd_update(indices, obs)
-        self.next_obs.scatter_nd_update(indices, next_obs)
-        self.action.scatter_nd_update(indices, action)
-        self.reward.scatter_nd_update(indices, reward)
-        self.terminated.scatter_nd_update(indices, terminated)
-        if next_legal_mask is not None:
-            self.next_legal_mask.scatter_nd_update(indices, next_legal_mask)
+        self.rows.scatter_nd_update(indices, self.to_rows(obs, action, reward, next_obs, terminated,
+                                                          next_legal_mask))
         self.cursor.assign(tf.math.floormod(self.cursor + n, self.capacity))
         self.count.assign(tf.minimum(self.count + n, self.capacity))
 
@@ -114,12 +168,7 @@ class ReplayBuffer(tf.Module):
             [batch_size], seed=tf.stack([tf.constant(self.seed, tf.int32), self.draws]),
             minval=0, maxval=tf.maximum(self.count, 1), dtype=tf.int32)
         self.draws.assign_add(1)
-        next_legal_mask = None
-        if self.next_legal_mask is not None:
-            next_legal_mask = tf.gather(self.next_legal_mask, indices)
-        return Transition(tf.gather(self.obs, indices), tf.gather(self.action, indices),
-                          tf.gather(self.reward, indices), tf.gather(self.next_obs, indices),
-                          tf.gather(self.terminated, indices), next_legal_mask)
+        return self.from_rows(tf.gather(self.rows, indices))
 
     @property
     def nbytes(self):

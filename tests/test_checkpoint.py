@@ -335,3 +335,46 @@ def test_eval_prints_the_number_training_printed(tmp_path, capsys):
     assert code == 0, err
     assert out.split(": ", 1)[1].split(" over ")[0] == printed.split(": ", 1)[1]
     assert "over 3 greedy episodes (seed 20000)" in out   # keep_best: the fresh episodes
+
+
+FORMAT_2_RUN = os.path.join(os.path.dirname(__file__), "data", "format2_cartpole")
+
+
+def test_a_format_2_run_resumes_and_evaluates_as_the_version_that_wrote_it(tmp_path, capsys):
+    # tests/data/format2_cartpole: `rawdqn train --env CartPole-v1 --steps 300 --hidden 8
+    # --replay-capacity 64 --learning-starts 100 --batch-size 16 --eval-episodes 2 --seed 1
+    # --checkpoint-interval 200`, written by rawdqn at 2036d4c (a variable per layer, per Adam
+    # slot and per replay field). Resumed here from its step 200, the run must reach that
+    # version's own step-300 weights, Adam slots and replay bit for bit.
+    from tensorflow.train import load_checkpoint
+    run = tmp_path / "run"
+    shutil.copytree(FORMAT_2_RUN, run)
+    shutil.rmtree(run / "checkpoints" / "step-00000300")
+    code, out, err = cli(capsys, "train", "--resume", run / "checkpoints" / "step-00000200")
+    assert code == 0, err
+    expected = load_checkpoint(os.path.join(FORMAT_2_RUN, "checkpoints", "step-00000300", "variables"))
+    reached = load_checkpoint(str(run / "checkpoints" / "step-00000300" / "variables"))
+
+    def old(name):
+        return expected.get_tensor(f"agent/{name}/.ATTRIBUTES/VARIABLE_VALUE")
+
+    def new(name):
+        return reached.get_tensor(f"agent/{name}/.ATTRIBUTES/VARIABLE_VALUE")
+    layers = [f"{kind}/{i}" for i in range(2) for kind in ("kernels", "biases")]
+    for network in ("online", "target"):
+        np.testing.assert_array_equal(new(f"{network}/theta"),
+                                      np.concatenate([old(f"{network}/{layer}").ravel() for layer in layers]))
+    for slot in ("m", "v"):
+        np.testing.assert_array_equal(new(f"optimizer/slots/{slot}/0"),
+                                      np.concatenate([old(f"optimizer/slots/{slot}/{i}").ravel() for i in range(4)]))
+    rows = new("replay/rows")
+    np.testing.assert_array_equal(rows[:, :4], old("replay/obs"))
+    np.testing.assert_array_equal(rows[:, 8], old("replay/action"))
+    for name in ("schedule/step", "schedule/updates_done", "act_draws", "replay/draws", "optimizer/step"):
+        assert new(name) == old(name), name
+    # eval reads the old layout too, and prints what the old version's training printed.
+    code, out, err = cli(capsys, "eval", FORMAT_2_RUN)
+    assert code == 0, err
+    with open(os.path.join(FORMAT_2_RUN, "checkpoints", "step-00000300", "state.json")) as f:
+        final = json.load(f)["final_evaluation"]
+    assert f"{final['mean']:.2f}" in out, out

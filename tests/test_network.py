@@ -6,8 +6,9 @@ from rawdqn.network import QNetwork
 
 
 def set_weights(net, values):
-    for variable, value in zip(net.variables_in_order, values):
-        variable.assign(np.asarray(value, variable.dtype.as_numpy_dtype))
+    """W_0, b_0, W_1, … into their slices of θ."""
+    for view, value in zip(net.layers_in_order, values):
+        view.assign(np.asarray(value, view.dtype.as_numpy_dtype))
 
 
 def test_forward_matches_hand_computation():
@@ -32,7 +33,7 @@ def test_action_mask_filters_output():
 def test_linear_network_without_bias_is_a_table():
     # hidden=() and one-hot input: Q(s, ·) is row s of the single kernel.
     net = QNetwork(3, 2, hidden=(), use_bias=False, initializer="zeros")
-    assert len(net.variables_in_order) == 1
+    assert len(net.layers_in_order) == 1
     table = np.arange(6, dtype=np.float32).reshape(3, 2)
     set_weights(net, [table])
     np.testing.assert_array_equal(net(tf.one_hot([2, 0], 3)).numpy(), table[[2, 0]])
@@ -60,3 +61,14 @@ def test_bad_sizes_raise_clear_errors():
         QNetwork(4, 0)
     with pytest.raises(ValueError, match="hidden"):
         QNetwork(4, 2, hidden=(0,))
+
+
+def test_theta_is_the_layers_end_to_end():
+    # θ = [W_0 (3×2, row-major) | b_0 (2) | W_1 (2×1) | b_1 (1)]: each view reads and writes its slice.
+    net = QNetwork(3, 1, hidden=(2,))
+    values = [np.arange(6.0).reshape(3, 2), [6.0, 7.0], [[8.0], [9.0]], [10.0]]
+    set_weights(net, values)
+    np.testing.assert_array_equal(net.theta.numpy(), np.arange(11.0))
+    for view, value in zip(net.layers_in_order, values):
+        np.testing.assert_array_equal(view.numpy(), value)
+    assert net.variables_in_order == [net.theta] and net.num_parameters == 11

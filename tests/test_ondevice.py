@@ -227,8 +227,8 @@ def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys, tmp_pat
     saved_dir = lines[-1].split(" to ", 1)[1]
     assert saved_dir == str(tmp_path / "run" / "ondevice" / "step-00000800")
     saved = [name for name, _ in tf.train.list_variables(f"{saved_dir}/variables")]
-    assert [name for name in saved if "replay/obs/" in name] == [
-        f"trainer/lanes/{lane}/agent/replay/obs/.ATTRIBUTES/VARIABLE_VALUE" for lane in (0, 1)]
+    assert [name for name in saved if "replay/rows/" in name] == [
+        f"trainer/lanes/{lane}/agent/replay/rows/.ATTRIBUTES/VARIABLE_VALUE" for lane in (0, 1)]
 
 
 def test_an_on_device_run_is_a_run_directory_that_eval_export_and_plot_read(capsys, tmp_path):

@@ -440,22 +440,22 @@ def test_sync_target_is_polyak_averaging(dtype, mode, case):
     agent = sync_agent(dtype, mode)
     online = [rounded(v, dtype) for v in case["online"]]
     target = [rounded(v, dtype) for v in case["target"]]
-    for variable, value in zip(agent.online.variables_in_order, online):
+    for variable, value in zip(agent.online.layers_in_order, online):
         variable.assign(value)
-    for variable, value in zip(agent.target.variables_in_order, target):
+    for variable, value in zip(agent.target.layers_in_order, target):
         variable.assign(value)
     tau = case["tau"]
     agent.sync_target(tau)
     expected = reference.polyak_update(online, target, hyper(tau, dtype))
     for variable, value, online_value, target_value in zip(
-            agent.target.variables_in_order, expected, online, target):
+            agent.target.layers_in_order, expected, online, target):
         if tau == 1.0:
             np.testing.assert_array_equal(variable.numpy(), online_value)  # a bit-exact copy
         # τθ + (1 − τ)θ⁻ can cancel: error relative to |τθ| + |(1 − τ)θ⁻|.
         scale = np.abs(online_value) + np.abs(target_value)
         assert_matches(variable.numpy(), value, dtype, scale)
     # The online network is never touched by a sync.
-    for variable, value in zip(agent.online.variables_in_order, online):
+    for variable, value in zip(agent.online.layers_in_order, online):
         np.testing.assert_array_equal(variable.numpy(), value)
 
 

@@ -92,4 +92,25 @@ def test_legal_masks_are_stored_when_asked():
     for next_state, mask in zip(batch.next_obs.numpy(), batch.next_legal_mask.numpy()):
         expected = [True, False, True] if next_state == 1 else [False, False, True]
         np.testing.assert_array_equal(mask, expected)
-    assert replay.nbytes == 4 * 4 * 2 + 4 * 4 * 3 + 4 * 3 + 3 * 4  # obs, next_obs, act/rew/term, mask, counters
+    # 4 rows of [obs | next_obs | action | reward | terminated | 3 mask columns] in float32, 3 int32 counters.
+    assert replay.nbytes == 4 * (1 + 1 + 3 + 3) * 4 + 3 * 4
+
+
+def test_a_transition_is_one_row_in_the_documented_layout():
+    # [obs | next_obs | action | reward | terminated | next legal mask], in the reward's dtype.
+    replay = ReplayBuffer(3, (2,), reward_dtype=tf.float64, num_actions=2)
+    replay.add([[1.5, -2.0]], [1], [0.25], [[3.0, 4.0]], [1.0], next_legal_mask=[[False, True]])
+    rows = replay.rows.numpy()
+    assert rows.dtype == np.float64
+    np.testing.assert_array_equal(rows[0], [1.5, -2.0, 3.0, 4.0, 1.0, 0.25, 1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(rows[1, -2:], [1.0, 1.0])   # empty slots: every action legal
+    assert replay.action.dtype == tf.int32 and replay.next_legal_mask.dtype == tf.bool
+
+
+def test_integer_observations_beyond_float32_exactness_are_refused():
+    replay = ReplayBuffer(2, (), obs_dtype=tf.int32)
+    with pytest.raises(ValueError, match="not exact in a float32 replay"):
+        replay.add([2 ** 24], [0], [0.0], [0], [0.0])
+    wide = ReplayBuffer(2, (), obs_dtype=tf.int32, reward_dtype=tf.float64)
+    wide.add([2 ** 24 + 1], [0], [0.0], [0], [0.0])
+    assert int(wide.obs.numpy()[0]) == 2 ** 24 + 1
