@@ -350,7 +350,8 @@ class OnDeviceRun:
                 start = time.perf_counter()
                 stats = trainer.run(iterations)
                 step = stats.step
-                self.history.append(dataclasses.asdict(stats))
+                row = dataclasses.asdict(stats)
+                self.history.append(row)
                 due = hooks_due(config, self.directory.saving_interval, before, stats.step)
                 if due.evaluate:   # choosing weights is part of training: its time counts
                     self.select_weights(stats.step)
@@ -363,7 +364,7 @@ class OnDeviceRun:
                     losses = " ".join(f"{l:.4f}" for l in stats.loss)
                     self.log(f"step {stats.step:>8,}/{self.total_steps:,} | {rate:9,.0f} steps/s | "
                              f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
-                    self.history[-1]["steps_per_second"] = rate
+                    row["steps_per_second"] = rate   # the call's row, not a selection row after it
                     window_start, window_step = now, stats.step
                 if due.checkpoint:
                     self.save_checkpoint()

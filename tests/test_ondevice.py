@@ -320,6 +320,8 @@ def test_an_interrupted_on_device_run_resumes_bit_for_bit(tmp_path, capsys):
     evaluations = lambda result: [(row["step"], row["greedy_return"]) for row in result.history  # noqa: E731
                                   if "greedy_return" in row]
     assert evaluations(resumed) == evaluations(straight) and len(evaluations(straight)) == 3
+    # The progress line's rate lands on the call's row, not on the selection row written after it.
+    assert all(("steps_per_second" in row) == ("loss" in row) for row in straight.history if "step" in row)
     # Each agent's run directory is one agent of the run: it resumes as the whole run.
     assert cli.main(["train", "--resume", str(tmp_path / "cut" / "seed8"), "--steps", "800"]) == 2
     assert f"resume the whole run: rawdqn train --resume {tmp_path / 'cut'}" in capsys.readouterr().err
