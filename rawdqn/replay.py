@@ -116,8 +116,9 @@ class ReplayBuffer(tf.Module):
     def __len__(self):
         return self.size
 
-    def add(self, obs, action, reward, next_obs, terminated, next_legal_mask=None):
-        """Write a batch of N ≤ capacity transitions, wrapping around the ring."""
+    def add(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None):
+        """Write a batch of N ≤ capacity transitions, wrapping around the ring (with `valid`
+        [N], only the rows where it is true; see add_fn)."""
         obs = tf.convert_to_tensor(obs, self.obs_dtype)
         n = obs.shape[0] if obs.shape.rank else None
         if obs.shape.rank != len(self.obs_shape) + 1 or tuple(obs.shape[1:]) != self.obs_shape:
@@ -141,16 +142,32 @@ class ReplayBuffer(tf.Module):
         for tensor, name in zip(args[1:5], ("action", "reward", "next_obs", "terminated")):
             if tensor.shape.rank is not None and tensor.shape[0] != n:
                 raise ValueError(f"replay.add: {name} has {tensor.shape[0]} rows but obs has {n}")
+        if valid is not None:
+            if next_legal_mask is None:
+                args.append(None)
+            args.append(tf.convert_to_tensor(valid, tf.bool))
         self._add(*args)
 
-    def add_fn(self, obs, action, reward, next_obs, terminated, next_legal_mask=None):
-        """The ring write, for use inside a compiled program (no host checks)."""
-        n = tf.shape(action)[0]
-        indices = tf.math.floormod(self.cursor + tf.range(n), self.capacity)[:, None]
-        self.rows.scatter_nd_update(indices, self.to_rows(obs, action, reward, next_obs, terminated,
-                                                          next_legal_mask))
-        self.cursor.assign(tf.math.floormod(self.cursor + n, self.capacity))
-        self.count.assign(tf.minimum(self.count + n, self.capacity))
+    def add_fn(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None):
+        """The ring write, for use inside a compiled program (no host checks).
+
+        With `valid` [N] (bool), only the valid rows are written, in their order, at
+        cursor, cursor + 1, …; the other slots of the N written keep what they held (a
+        source whose step can be a reset, not a transition: envpool's next-step autoreset).
+        """
+        rows = self.to_rows(obs, action, reward, next_obs, terminated, next_legal_mask)
+        n = tf.shape(rows)[0]
+        indices = tf.math.floormod(self.cursor + tf.range(n), self.capacity)
+        added = n
+        if valid is not None:
+            valid = tf.cast(valid, tf.bool)
+            added = tf.reduce_sum(tf.cast(valid, tf.int32))
+            first_valid = tf.argsort(tf.cast(tf.logical_not(valid), tf.int32), stable=True)
+            rows = tf.where((tf.range(n) < added)[:, None], tf.gather(rows, first_valid),
+                            tf.gather(self.rows, indices))
+        self.rows.scatter_nd_update(indices[:, None], rows)
+        self.cursor.assign(tf.math.floormod(self.cursor + added, self.capacity))
+        self.count.assign(tf.minimum(self.count + added, self.capacity))
 
     def sample(self, batch_size):
         """A Transition of `batch_size` rows drawn uniformly, with replacement, from the filled part."""

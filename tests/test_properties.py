@@ -487,7 +487,9 @@ def add_sequences(draw):
             reward=draw(float_arrays(n)),
             next_obs=draw(float_arrays((n, 2))),
             terminated=draw(arrays(np.float64, n, elements=st.sampled_from([0.0, 1.0]))),
-            next_legal_mask=draw(arrays(np.bool_, (n, 3)))))
+            next_legal_mask=draw(arrays(np.bool_, (n, 3))),
+            # None: every row is a transition; else only the valid rows are (a reset step is not)
+            valid=draw(st.one_of(st.none(), arrays(np.bool_, n)))))
     return capacity, batches
 
 
@@ -503,18 +505,22 @@ def test_replay_ring_contents_match_a_numpy_ring(dtype, mode, sequence):
     fields = ("obs", "action", "reward", "next_obs", "terminated", "next_legal_mask")
     history = []
     for batch in batches:
-        batch = {key: rounded(value, dtype) if value.dtype == np.float64 else value
+        batch = {key: rounded(value, dtype) if value is not None and value.dtype == np.float64 else value
                  for key, value in batch.items()}
         replay.add(**batch)
-        history.extend(zip(*(batch[field] for field in fields)))
+        valid = batch["valid"] if batch["valid"] is not None else np.ones(len(batch["action"]), bool)
+        history.extend(transition for transition, keep in zip(zip(*(batch[field] for field in fields)), valid) if keep)
         slots = ring_model(history, capacity)
         assert replay.size == min(len(history), capacity)
         assert int(replay.cursor.numpy()) == len(history) % capacity
         filled = [slot for slot, transition in enumerate(slots) if transition is not None]
-        for index, field in enumerate(fields):
+        for index, field in enumerate(fields if filled else ()):
             # Stored values are copies, not arithmetic: exact equality.
             np.testing.assert_array_equal(getattr(replay, field).numpy()[filled],
                                           np.stack([slots[slot][index] for slot in filled]))
+    if not history:   # every row was a reset step: nothing stored
+        assert replay.size == 0
+        return
     # Every sampled transition is one of the stored ones.
     sample = replay.sample(4)
     stored_rewards = [transition[2] for transition in ring_model(history, capacity)
