@@ -84,29 +84,13 @@ class ReplayBuffer(tf.Module):
                           rows[:, 2 * width + 1], observations(rows[:, width:2 * width]),
                           rows[:, 2 * width + 2], mask)
 
-    @property
-    def obs(self):
-        return self.from_rows(self.rows).obs
+    def contents(self):
+        """Every slot as a Transition [capacity, …] (filled or not; `size` says how many are)."""
+        return self.from_rows(self.rows)
 
-    @property
-    def next_obs(self):
-        return self.from_rows(self.rows).next_obs
-
-    @property
-    def action(self):
-        return self.from_rows(self.rows).action
-
-    @property
-    def reward(self):
-        return self.from_rows(self.rows).reward
-
-    @property
-    def terminated(self):
-        return self.from_rows(self.rows).terminated
-
-    @property
-    def next_legal_mask(self):
-        return self.from_rows(self.rows).next_legal_mask
+    obs, action, reward, next_obs, terminated, next_legal_mask = (   # Transition._fields, in order
+        property(lambda self, field=field: getattr(self.contents(), field), doc=f"the `{field}` column")
+        for field in Transition._fields)
 
     @property
     def size(self):
