@@ -232,8 +232,9 @@ def read_variables(prefix, partial=False, **roots):
     (and, unless `partial`, every value in the file must have a variable). A layout-2 file is
     converted on the way in (read_layout_2)."""
     reader = tf.train.load_checkpoint(prefix)
-    if any(name.endswith(LAYOUT_2_MARK) for name in reader.get_variable_to_shape_map()):
-        read_layout_2(reader, partial, **roots)
+    keys = reader.get_variable_to_shape_map()
+    if any(name.endswith(LAYOUT_2_MARK) for name in keys):
+        read_layout_2(reader, keys, partial, **roots)
         return
     status = tf.train.Checkpoint(**roots).read(prefix)
     status.assert_existing_objects_matched()
@@ -245,7 +246,7 @@ LAYOUT_2_MARK = "/kernels/0/.ATTRIBUTES/VARIABLE_VALUE"
 REPLAY_FIELDS_2 = ("obs", "next_obs", "action", "reward", "terminated", "next_legal_mask")
 
 
-def read_layout_2(reader, partial, **roots):
+def read_layout_2(reader, keys, partial, **roots):
     """Assign the values of a rawdqn-checkpoint-2 file to today's variables.
 
     Format 2 had a variable per layer (X/kernels/i, X/biases/i), per optimizer slot and
@@ -258,7 +259,7 @@ def read_layout_2(reader, partial, **roots):
     from rawdqn.replay import ReplayBuffer
 
     suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    names = sorted(name[:-len(suffix)] for name in reader.get_variable_to_shape_map() if name.endswith(suffix))
+    names = sorted(name[:-len(suffix)] for name in keys if name.endswith(suffix))
 
     def resolve(parts):
         obj = roots
@@ -282,8 +283,8 @@ def read_layout_2(reader, partial, **roots):
             slots.add(parts[:-1])
         elif parts[-1] in REPLAY_FIELDS_2 and isinstance(resolve(parts[:-1]), ReplayBuffer):
             replays.add(parts[:-1])
-        elif resolve(parts) is not None:
-            resolve(parts).assign(value(*parts))
+        elif (variable := resolve(parts)) is not None:
+            variable.assign(value(*parts))
         elif not partial:
             raise ValueError(f"the checkpoint holds {name}, which this program does not have")
     for path in networks:   # θ = [W_0 | b_0 | W_1 | b_1 | …]
@@ -300,7 +301,8 @@ def read_layout_2(reader, partial, **roots):
             np.concatenate([value(*path, str(i)).reshape(-1) for i in range(count)]))
     for path in replays:
         replay = resolve(path)
-        fields = {field: value(*path, field) for field in REPLAY_FIELDS_2 if "/".join((*path, field)) in names}
+        fields = {field: value(*path, field) for field in REPLAY_FIELDS_2
+                  if "/".join((*path, field)) + suffix in keys}
         replay.rows.assign(replay.to_rows(**fields))
 
 

@@ -67,7 +67,7 @@ class QNetwork(tf.Module):
         self.dtype = tf.as_dtype(dtype)
         self.use_bias = bool(use_bias)
         sizes = (self.obs_dim, *self.hidden, self.num_actions)
-        initial, self.shapes = [], []   # (kernel shape, bias shape or None) per layer
+        initial, shapes = [], []   # (kernel shape, bias shape or None) per layer
         for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             if initializer == "zeros":
                 kernel = tf.zeros([fan_in, fan_out], self.dtype)
@@ -79,10 +79,10 @@ class QNetwork(tf.Module):
             initial.append(tf.reshape(kernel, [-1]))
             if self.use_bias:
                 initial.append(tf.zeros([fan_out], self.dtype))
-            self.shapes.append(((fan_in, fan_out), (fan_out,) if self.use_bias else None))
+            shapes.append(((fan_in, fan_out), (fan_out,) if self.use_bias else None))
         self.theta = tf.Variable(tf.concat(initial, axis=0), name="theta")
         self.kernels, self.biases, start = [], [], 0
-        for kernel_shape, bias_shape in self.shapes:
+        for kernel_shape, bias_shape in shapes:
             self.kernels.append(ParameterView(self.theta, start, kernel_shape))
             start += self.kernels[-1].size
             if bias_shape:

@@ -123,13 +123,13 @@ class ReplayBuffer(tf.Module):
                 tf.cast(tf.convert_to_tensor(terminated), self.reward_dtype)]
         if next_legal_mask is not None:
             args.append(tf.cast(tf.convert_to_tensor(next_legal_mask), tf.bool))
-        for tensor, name in zip(args[1:5], ("action", "reward", "next_obs", "terminated")):
-            if tensor.shape.rank is not None and tensor.shape[0] != n:
+        if valid is not None:
+            valid = tf.convert_to_tensor(valid, tf.bool)
+        for tensor, name in zip(args[1:5] + [valid], ("action", "reward", "next_obs", "terminated", "valid")):
+            if tensor is not None and tensor.shape.rank is not None and tensor.shape[0] != n:
                 raise ValueError(f"replay.add: {name} has {tensor.shape[0]} rows but obs has {n}")
         if valid is not None:
-            if next_legal_mask is None:
-                args.append(None)
-            args.append(tf.convert_to_tensor(valid, tf.bool))
+            args += [None, valid] if next_legal_mask is None else [valid]
         self._add(*args)
 
     def add_fn(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None):

@@ -14,6 +14,7 @@ t steps came one at a time (a gymnasium env) or N at a time (a vector env, the T
 what is due and a checkpoint holds it; the functions also take plain Python ints (tests).
 """
 import collections
+import numbers
 
 import tensorflow as tf
 
@@ -35,8 +36,8 @@ def updates_owed(config, step):
     """g · max(0, ⌈t / f⌉ − ⌈L / f⌉): the updates made by the time `step` steps are done."""
     frequency = config.train_frequency
     phases = ceil_div(step, frequency) - ceil_div(config.learning_starts, frequency)
-    # A plain int first: the host asks this twice per env step, and tf.is_tensor costs ~30 µs.
-    return config.gradient_steps * (max(phases, 0) if isinstance(phases, int) else tf.maximum(phases, 0))
+    # Plain (or NumPy) integers first: the host asks this twice per env step, and tf.is_tensor costs ~30 µs.
+    return config.gradient_steps * (max(phases, 0) if isinstance(phases, numbers.Integral) else tf.maximum(phases, 0))
 
 
 def crosses(interval, done_before, done_steps):
