@@ -238,7 +238,9 @@ def read_variables(prefix, partial=False, **roots):
         return
     status = tf.train.Checkpoint(**roots).read(prefix)
     status.assert_existing_objects_matched()
-    if not partial:
+    if partial:
+        status.expect_partial()   # else TensorFlow warns of every value left unread
+    else:
         status.assert_consumed()
 
 

@@ -12,8 +12,15 @@ single `gym.make` environment that the loop resets itself; N > 1 (or `vectorize=
 is gymnasium's SyncVectorEnv in SAME_STEP autoreset mode, where the step that ends an
 episode already returns the reset observation and keeps the final one in
 info["final_obs"]. Both give the same transitions for the same seed.
+
+`EnvpoolEnvs` is the same batch over envpool (C++ environments stepped in threads, where
+the `envpool` package installs). envpool resets an ended env on its *next* step, which
+would return the reset observation as if it were a transition; EnvpoolEnvs resets the
+ended envs itself in the step that ends them, so envpool too gives the loop SAME_STEP
+batches and no step is ever a reset. `make_envs(source, ...)` builds either.
 """
 import dataclasses
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -167,6 +174,103 @@ class GymnasiumEnvs:
 
     def close(self):
         (self.vector if self.vectorized else self.envs[0]).close()
+
+    def saved_state(self):
+        """Each environment's state (rawdqn/checkpoint.py), for a checkpoint."""
+        from rawdqn import checkpoint   # TensorFlow: only once a run saves
+        return [checkpoint.env_state(env) for env in self.envs]
+
+    def restore_state(self, saved):
+        """Put back what saved_state returned (a dict alone: a checkpoint from before vector
+        envs); True: the episodes in progress continue."""
+        from rawdqn import checkpoint
+        saved = saved if isinstance(saved, list) else [saved]
+        if len(saved) != len(self.envs):
+            raise ValueError(f"{len(saved)} environment states for {len(self.envs)} environments")
+        for env, env_state in zip(self.envs, saved):
+            checkpoint.set_env_state(env, env_state)
+        return True
+
+
+ENV_SOURCES = ("gymnasium", "envpool")
+
+
+def make_envs(source, env_id, num_envs, seed, vectorize=None, env_kwargs=None, action_masks=True):
+    """The batch of N environments the loop steps: gymnasium's (GymnasiumEnvs) or envpool's."""
+    if source == "envpool":
+        return EnvpoolEnvs(env_id, num_envs, seed, env_kwargs)
+    if source != "gymnasium":
+        raise UsageError(f"--env-source must be one of {', '.join(ENV_SOURCES)}; got {source!r}")
+    return GymnasiumEnvs(env_id, num_envs, seed, vectorize, env_kwargs, action_masks)
+
+
+class EnvpoolEnvs:
+    """N envpool environments as one batch with GymnasiumEnvs's reset/step (module docstring).
+
+    envpool's state lives in C++ and cannot be read out, so a checkpoint holds none
+    (saved_state() is None) and a resumed run starts new episodes (restore_state → False).
+    Evaluation plays gymnasium's environment of the same id, the reference one.
+    """
+
+    def __init__(self, env_id, num_envs, seed, env_kwargs=None):
+        try:
+            import envpool
+        except ImportError:
+            raise EnvError("--env-source envpool needs the envpool package: pip install envpool "
+                           "(Linux and macOS wheels)") from None
+        self.env_id, self.num_envs, self.seed = env_id, int(num_envs), int(seed)
+        self.env_kwargs = dict(env_kwargs or {})
+        if env_id not in envpool.list_all_envs():
+            raise EnvError(f"envpool has no environment {env_id!r}; envpool.list_all_envs() lists its ids")
+        if env_id not in gym.registry:
+            raise EnvError(f"{env_id} is an envpool id that gymnasium does not register; rawdqn evaluates "
+                           "on gymnasium's environment of the same id")
+        with warnings.catch_warnings():   # gymnasium's note that envpool's float64 bounds became float32
+            warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
+            self.vector = envpool.make_gymnasium(env_id, num_envs=self.num_envs, batch_size=self.num_envs,
+                                                 seed=self.seed, **self.env_kwargs)
+            self.vector.observation_space, self.vector.action_space   # made on first use
+        if not isinstance(self.vector.action_space, gym.spaces.Discrete):
+            self.vector.close()
+            raise EnvError(f"{env_id} has a {type(self.vector.action_space).__name__} action space; "
+                           "DQN needs a Discrete action space")
+        if not isinstance(self.vector.observation_space, gym.spaces.Box):
+            self.vector.close()
+            raise EnvError(f"{env_id} has a {type(self.vector.observation_space).__name__} observation "
+                           "space in envpool; rawdqn's envpool source takes Box observations")
+        self.envs = []
+        self.spec = None
+
+    def reset(self):
+        obs, _ = self.vector.reset()
+        self.spec = env_spec(self.vector, {})
+        return self.checked(obs, "at reset"), None
+
+    def step(self, actions):
+        """Step every environment; those that ended are reset here, so `obs` is what to act on."""
+        obs, reward, terminated, truncated, _ = self.vector.step(np.asarray(actions) + self.spec.action_start)
+        stored = self.checked(obs, "after a step")
+        acting = stored.copy()
+        ended = np.flatnonzero(np.logical_or(terminated, truncated))
+        if ended.size:
+            reset_obs, info = self.vector.reset(ended.astype(np.int32))
+            acting[info["env_id"]] = self.checked(reset_obs, "at reset")
+        return EnvStep(stored, np.asarray(reward, np.float64), np.asarray(terminated, bool),
+                       np.asarray(truncated, bool), acting, None, None)
+
+    def checked(self, obs, when):
+        if not np.all(np.isfinite(obs)):
+            raise EnvError(f"{self.env_id} (envpool) returned a non-finite observation {when}")
+        return encode_batch(obs, self.spec)
+
+    def close(self):
+        self.vector.close()
+
+    def saved_state(self):
+        return None
+
+    def restore_state(self, saved):
+        return False
 
 
 def evaluate(agent, env_id, episodes, seed, spec=None, env_kwargs=None):

@@ -26,7 +26,7 @@ from rawdqn.agent import DQN
 from rawdqn.config import check_seed, preset
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
-from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvError, GymnasiumEnvs, evaluate
+from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvError, evaluate, make_envs
 from rawdqn.kernel import compile_seconds
 from rawdqn.rundir import RunDirectory, config_record, TrainingInterrupted, prepare_run_dir  # noqa: F401 (TrainingInterrupted: re-exported)
 from rawdqn.schedule import crosses, hooks_due
@@ -66,16 +66,20 @@ class Trainer:
 
     def __init__(self, env_id, config, seed=0, device=None, run_dir=None, log=print,
                  checkpoint_interval=None, vectorize=None, env_kwargs=None, action_masks=True,
-                 agent_options=None, on_step=None):
+                 agent_options=None, on_step=None, env_source="gymnasium", env_seed=None):
         """For callers that study a run (rawdqn verify), not for `rawdqn train`'s runs, which
         do not save them: env_kwargs go to gym.make, action_masks=False ignores an env's
         action masks, agent_options to DQN (use_bias, initializer), and on_step(trainer,
         obs, actions, env_step) runs after every environment step with the observations
-        acted on and the actions taken."""
+        acted on and the actions taken. env_source: "gymnasium" or "envpool" (gym_env.make_envs);
+        env_seed: the environments' seed, if not `seed`."""
         self.env_id, self.config, self.seed, self.log = env_id, config.validate(), check_seed(seed), log
         self.directory = RunDirectory(run_dir, checkpoint_interval)
-        self.envs = GymnasiumEnvs(env_id, self.config.num_envs, self.seed, vectorize, env_kwargs, action_masks)
+        self.env_source = env_source
+        self.envs = make_envs(env_source, env_id, self.config.num_envs, self.seed if env_seed is None else env_seed,
+                              vectorize, env_kwargs, action_masks)
         self.first_reset = self.envs.reset()
+        self.new_episodes = True           # the envs are at first_reset (not at a checkpoint's state)
         self.spec = self.envs.spec
         self.on_step = on_step
         self.agent = DQN(self.spec.obs_dim, self.spec.num_actions, self.config, seed=self.seed,
@@ -112,7 +116,7 @@ class Trainer:
         self.window = (time.perf_counter(), self.step, self.seconds_aside())   # for steps/s
         train_start = time.perf_counter()
         with self.directory.open(self.logs_on_failure):
-            if self.step == 0:
+            if self.new_episodes:
                 actions, obs = agent.begin(*self.first_reset).numpy(), self.first_reset[0]
             else:   # chosen before the checkpoint was written, and saved with the agent
                 actions, obs = agent.last_action.numpy(), agent.current_obs.numpy()
@@ -266,7 +270,8 @@ class Trainer:
     # --- checkpoints -----------------------------------------------------------
     def save_checkpoint(self):
         """Write everything needed to continue exactly, and the logs; returns the checkpoint's path."""
-        state = {"env_id": self.env_id, "seed": self.seed, "config": dataclasses.asdict(self.config),
+        state = {"env_id": self.env_id, "env_source": self.env_source, "seed": self.seed,
+                 "config": dataclasses.asdict(self.config),
                  "spec": dataclasses.asdict(self.spec), "step": self.step, "loop": self.loop_state(),
                  "checkpoint_interval": self.directory.checkpoint_interval, "changes": self.changes,
                  "final_evaluation": self.final_evaluation}
@@ -276,7 +281,7 @@ class Trainer:
             arrays["validation_obs"] = self.validation_obs
         arrays.update({f"best_weight_{i}": value for i, value in enumerate(self.best_weights)})
         return self.directory.save(self.step, self.agent, state, arrays,
-                                   [checkpoint.env_state(env) for env in self.envs.envs], self.logs())
+                                   self.envs.saved_state(), self.logs())
 
     def loop_state(self):
         return {"episode_return": self.episode_return, "episode_length": self.episode_length,
@@ -299,7 +304,8 @@ class Trainer:
     def logs(self):
         """What config.json, history.jsonl and episodes.jsonl hold now."""
         return {"config": config_record(self.env_id, self.seed, self.config, self.changes,
-                                        checkpoint_interval=self.directory.checkpoint_interval),
+                                        checkpoint_interval=self.directory.checkpoint_interval,
+                                        env_source=self.env_source),
                 "history": self.history,
                 "episodes": [{"step": step, "return": ret, "length": length} for step, ret, length
                              in zip(self.episode_end_steps, self.episode_returns, self.episode_lengths)]}
@@ -313,12 +319,13 @@ class Trainer:
 
 
 def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, log=print,
-          checkpoint_interval=None):
+          checkpoint_interval=None, env_source="gymnasium"):
     """Train a DQN on `env_id` and evaluate its greedy policy; returns a TrainResult.
 
     With `logdir`, the run writes config.json, history.jsonl, episodes.jsonl, TensorBoard
     events and a checkpoint every `checkpoint_interval` steps and at the end, and
     SIGINT/SIGTERM save a checkpoint before stopping (raising TrainingInterrupted).
+    env_source: "gymnasium" or "envpool" (rawdqn/gym_env.py's make_envs).
     """
     config = (config or preset(env_id)).validate()
     if logdir and checkpoint.latest(logdir):
@@ -327,10 +334,11 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
     if logdir and os.path.exists(os.path.join(logdir, "config.json")):
         raise UsageError(f"{logdir} holds the logs of a run that stopped before its first checkpoint "
                          "(see its history.jsonl); choose another --logdir or delete that one")
-    trainer = Trainer(env_id, config, seed, device, logdir, log, checkpoint_interval)
+    trainer = Trainer(env_id, config, seed, device, logdir, log, checkpoint_interval, env_source=env_source)
     if logdir:
         prepare_run_dir(logdir)  # after the environment is known to work: no empty run dirs
-    envs = f" × {config.num_envs} (a gymnasium vector env)" if config.num_envs > 1 else ""
+    envs = (f" × {config.num_envs} (envpool)" if env_source == "envpool" else
+            f" × {config.num_envs} (a gymnasium vector env)" if config.num_envs > 1 else "")
     log(f"rawdqn: training DQN on {env_id}{envs} for {config.total_steps:,} steps (seed {seed}, "
         f"{trainer.agent.online.num_parameters:,} parameters, {config.mode} kernels)")
     log(f"rawdqn: {config.describe_exploration()}")
@@ -372,18 +380,19 @@ def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, 
                          f"pass --steps above {state['step']:,} to train further")
     prepare_run_dir(run_dir)
     interval = checkpoint_interval or state.get("checkpoint_interval")
-    trainer = Trainer(state["env_id"], config, state["seed"], device, run_dir, log, interval)
+    env_source = state.get("env_source", "gymnasium")
+    # envpool's state cannot be saved: its envs start new episodes, from a seed of their own.
+    env_seed = state["seed"] + state["step"] if env_source == "envpool" else None
+    trainer = Trainer(state["env_id"], config, state["seed"], device, run_dir, log, interval,
+                      env_source=env_source, env_seed=env_seed)
     if dataclasses.asdict(trainer.spec) != state["spec"]:
         raise checkpoint.CheckpointError(
             f"{checkpoint_dir} was made on an environment with spaces {state['spec']}, but "
             f"{state['env_id']} now has {dataclasses.asdict(trainer.spec)}")
     checkpoint.restore_agent(checkpoint_dir, trainer.agent)
     try:
-        saved_envs = env_saved if isinstance(env_saved, list) else [env_saved]
-        if len(saved_envs) != len(trainer.envs.envs):
-            raise ValueError(f"{len(saved_envs)} environment states for {len(trainer.envs.envs)} environments")
-        for env, env_state in zip(trainer.envs.envs, saved_envs):
-            checkpoint.set_env_state(env, env_state)
+        continued = trainer.envs.restore_state(env_saved)
+        trainer.new_episodes = not continued
         trainer.restore_loop_state(state, arrays)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} is corrupt "
@@ -405,5 +414,10 @@ def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, 
         f"(seed {state['seed']}, from {checkpoint_dir}; checkpoints every {trainer.directory.checkpoint_interval:,} steps)")
     for name, (old, new) in changed.items():
         log(f"rawdqn: from step {trainer.step:,}: {name} {old} → {new}")
+    if not continued:
+        trainer.episode_return = [0.0] * config.num_envs
+        trainer.episode_length = [0] * config.num_envs
+        log(f"rawdqn: {env_source} cannot save its environments' state: the episodes in progress at step "
+            f"{trainer.step:,} are dropped and new ones begin (the agent, its replay and counters continue from the checkpoint)")
     log(f"rawdqn: {config.describe_exploration()}")
     return trainer.run()

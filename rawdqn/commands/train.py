@@ -124,6 +124,9 @@ def add_command(commands):
                              "run's; one is also written at the end and on Ctrl-C or SIGTERM)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default=None,
                         help="where variables and kernels live (default: TensorFlow's choice)")
+    parser.add_argument("--env-source", choices=("gymnasium", "envpool"), default=None,
+                        help="who steps the --num-envs environments: gymnasium (default) or envpool "
+                             "(pip install \"rawdqn[envpool]\"); evaluation plays gymnasium's")
     on_device = parser.add_argument_group("on-device training (the whole loop in one compiled program; "
                                           "see rawdqn/ondevice.py)")
     on_device.add_argument("--on-device", action="store_true",
@@ -146,6 +149,8 @@ def run(args):
     if args.checkpoint_interval is not None and args.checkpoint_interval < 1:
         raise UsageError(f"--checkpoint-interval must be >= 1; got {args.checkpoint_interval}")
     from rawdqn import ondevice
+    if args.env_source is not None and (args.on_device or args.resume):
+        raise UsageError(f"--env-source {'and --on-device exclude each other' if args.on_device else 'is kept by the run --resume continues'}")
     if not args.on_device:
         for flag in ("iterations_per_call", "seeds"):
             if getattr(args, flag) is not None:
@@ -175,7 +180,7 @@ def run(args):
             args.seed = 0 if args.seed is None else args.seed
             logdir = args.logdir or default_run_dir(args.env, args.seed)
             train(args.env, config_from_args(args), seed=args.seed, device=args.device, logdir=logdir,
-                  log=log, checkpoint_interval=args.checkpoint_interval)
+                  log=log, checkpoint_interval=args.checkpoint_interval, env_source=args.env_source or "gymnasium")
     except TrainingInterrupted as stop:
         name = signal.Signals(stop.signal_number).name
         print(f"rawdqn: stopped by {name} at step {stop.step:,}; checkpoint saved to {stop.checkpoint_path}; "
