@@ -50,10 +50,10 @@ W2 = DQNConfig(hidden=(64, 64), optimizer="adam", learning_rate=1e-3, batch_size
                eval_episodes=1, log_interval=10**9, mode="xla")
 
 
-def rawdqn_rate(steps, seed, num_envs=1):
+def rawdqn_rate(steps, seed, num_envs=1, env_source="gymnasium"):
     """Env steps/s of rawdqn's loop over `steps` steps, compile excluded (first 1,100 steps run untimed)."""
     trainer = Trainer("CartPole-v1", W2.replace(total_steps=W2.learning_starts + 100, num_envs=num_envs),
-                      seed=seed, log=lambda _: None)
+                      seed=seed, log=lambda _: None, env_source=env_source)
     trainer.run()
     trainer.config = trainer.config.replace(total_steps=trainer.step + steps)
     start = time.perf_counter()
@@ -165,9 +165,62 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="breakdown blocks per piece")
     parser.add_argument("--num-envs", type=int, default=1, help="environments stepped together (default 1)")
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 comparison")
+    parser.add_argument("--env-source", choices=("gymnasium", "envpool", "both"), default="gymnasium",
+                        help="who steps rawdqn's envs; both: gymnasium and envpool alternately, with their ratio")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the per-piece timings")
     args = parser.parse_args(argv)
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    pieces = breakdown(args.calls, args.repeats)
+    if args.env_source == "both":
+        compare_sources(args)
+        return
+    pieces = {} if args.no_breakdown else breakdown(args.calls, args.repeats)
+    if pieces:
+        print_breakdown(pieces)
+    have_sb3 = not args.no_sb3
+    if have_sb3:
+        import importlib.util
+        if importlib.util.find_spec("stable_baselines3") is None:
+            print("\nSB3 is not installed: python -m pip install -r bench/requirements-peers.txt")
+            have_sb3 = False
+    rows = []
+    for round_index in range(args.rounds):
+        ours = rawdqn_rate(args.steps, round_index, args.num_envs, args.env_source)
+        theirs = sb3_rate(args.steps, round_index, args.num_envs) if have_sb3 else float("nan")
+        rows.append((ours, theirs))
+        print(f"round {round_index + 1}: rawdqn {ours:7,.0f} env steps/s   SB3 {theirs:7,.0f}   "
+              f"ratio {ours / theirs:5.2f}")
+    ours = statistics.median(r[0] for r in rows)
+    print(f"\nW2 with {args.num_envs} env(s) from {args.env_source}, {args.steps:,} steps per loop per round: "
+          f"rawdqn median {ours:,.0f} env steps/s", end="")
+    if args.num_envs == 1 and pieces:
+        fused = pieces["agent.step, fused: store + learn + sync + act"]
+        print(f" (loop step {1e6 / ours:.0f} µs = env {pieces['env.step (gymnasium)'] * 1e6:.0f} + agent.step "
+              f"{fused * 1e6:.0f} + Python {1e6 / ours - (pieces['env.step (gymnasium)'] + fused) * 1e6:.0f})", end="")
+    print()
+    if have_sb3:
+        ratios = [a / b for a, b in rows]
+        print(f"SB3 median {statistics.median(r[1] for r in rows):,.0f} env steps/s; "
+              f"rawdqn / SB3 per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+def compare_sources(args):
+    """rawdqn's loop on gymnasium's vector env and on envpool, alternating in each round."""
+    rows = []
+    for round_index in range(args.rounds):
+        order = ("gymnasium", "envpool") if round_index % 2 == 0 else ("envpool", "gymnasium")
+        rates = {source: rawdqn_rate(args.steps, round_index, args.num_envs, source) for source in order}
+        rows.append(rates)
+        print(f"round {round_index + 1}: gymnasium {rates['gymnasium']:7,.0f} env steps/s   envpool "
+              f"{rates['envpool']:7,.0f}   envpool / gymnasium {rates['envpool'] / rates['gymnasium']:5.2f}")
+    ratios = [r["envpool"] / r["gymnasium"] for r in rows]
+    print(f"\nW2 with {args.num_envs} env(s): gymnasium median {statistics.median(r['gymnasium'] for r in rows):,.0f}, "
+          f"envpool median {statistics.median(r['envpool'] for r in rows):,.0f} env steps/s; "
+          f"envpool / gymnasium median {statistics.median(ratios):.2f}")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+def print_breakdown(pieces):
     print("\nwhere one W2 step's time goes (median µs per call, interleaved blocks):")
     for name, seconds in pieces.items():
         print(f"  {name:<55} {seconds * 1e6:8.1f} µs")
@@ -180,32 +233,6 @@ def main(argv=None):
     print(f"  so: launch {launch * 1e6:.0f} µs, store + act {(collect - launch) * 1e6:.0f} µs, one update "
           f"{update * 1e6:.0f} µs, host side of agent.step (pack, schedule check, result) "
           f"{(fused - collect - update) * 1e6:.0f} µs")
-
-    have_sb3 = not args.no_sb3
-    if have_sb3:
-        import importlib.util
-        if importlib.util.find_spec("stable_baselines3") is None:
-            print("\nSB3 is not installed: python -m pip install -r bench/requirements-peers.txt")
-            have_sb3 = False
-    rows = []
-    for round_index in range(args.rounds):
-        ours = rawdqn_rate(args.steps, round_index, args.num_envs)
-        theirs = sb3_rate(args.steps, round_index, args.num_envs) if have_sb3 else float("nan")
-        rows.append((ours, theirs))
-        print(f"round {round_index + 1}: rawdqn {ours:7,.0f} env steps/s   SB3 {theirs:7,.0f}   "
-              f"ratio {ours / theirs:5.2f}")
-    ours = statistics.median(r[0] for r in rows)
-    print(f"\nW2 with {args.num_envs} env(s), {args.steps:,} steps per loop per round: rawdqn median "
-          f"{ours:,.0f} env steps/s", end="")
-    if args.num_envs == 1:
-        print(f" (loop step {1e6 / ours:.0f} µs = env {pieces['env.step (gymnasium)'] * 1e6:.0f} + agent.step "
-              f"{fused * 1e6:.0f} + Python {1e6 / ours - (pieces['env.step (gymnasium)'] + fused) * 1e6:.0f})", end="")
-    print()
-    if have_sb3:
-        ratios = [a / b for a, b in rows]
-        print(f"SB3 median {statistics.median(r[1] for r in rows):,.0f} env steps/s; "
-              f"rawdqn / SB3 per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}")
-    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
