@@ -40,7 +40,7 @@ from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
 from rawdqn.network import QNetwork
 from rawdqn.rundir import RunDirectory, config_record, default_run_dir, prepare_run_dir
-from rawdqn.schedule import hooks_due
+from rawdqn.train import check_finite, drive
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
@@ -301,6 +301,7 @@ class OnDeviceRun:
         self.env_id, self.config, self.log = env_id, self.trainer.config, log
         self.directory = RunDirectory(logdir, checkpoint_interval)
         self.history, self.train_seconds, self.compile_seconds = [], 0.0, 0.0
+        self.step, self.call_row = 0, None
         self.selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
 
     @property
@@ -332,44 +333,56 @@ class OnDeviceRun:
                 write_run(self.run_dir(i), self.trainer, i, self.history, None)
         return path
 
-    def run(self):
-        """Call the program until total_steps; between calls, the hooks that schedule.hooks_due
-        says are due, as in rawdqn/train.py's loop."""
-        trainer, config, num_envs = self.trainer, self.config, self.trainer.num_envs
-        self.compile_seconds = trainer.compile(self.selection_episodes)
+    # --- the on-device source's part of the loop (rawdqn/train.py's drive calls these) ---
+    def opened(self):
+        # Each agent's run directory has TensorBoard events and logs of its own (write_run).
+        return self.directory.stop_on_signals()
+
+    def begin(self):
+        self.compile_seconds = self.trainer.compile(self.selection_episodes)
         self.log(f"rawdqn: compiled the training loop in {self.compile_seconds:.1f} s")
-        step = int(trainer.step.numpy())
-        window_start, window_step = time.perf_counter(), step
-        with self.directory.stop_on_signals():
-            while step < self.total_steps:
-                before = step
-                iterations = min(config.iterations_per_call, (self.total_steps - before) // num_envs)
-                if config.eval_interval:   # end the call where the evaluation is due
-                    next_eval = (before // config.eval_interval + 1) * config.eval_interval
-                    iterations = min(iterations, max(1, math.ceil(next_eval / num_envs) - before // num_envs))
-                start = time.perf_counter()
-                stats = trainer.run(iterations)
-                step = stats.step
-                row = dataclasses.asdict(stats)
-                self.history.append(row)
-                due = hooks_due(config, self.directory.saving_interval, before, stats.step)
-                if due.evaluate:   # choosing weights is part of training: its time counts
-                    self.select_weights(stats.step)
-                self.train_seconds += time.perf_counter() - start
-                if due.log:
-                    now = time.perf_counter()
-                    rate = (stats.step - window_step) / max(now - window_start, 1e-9)
-                    # "-": no episode ended during the call.
-                    returns = " ".join(f"{r:7.1f}" if r == r else f"{'-':>7}" for r in stats.mean_return)
-                    losses = " ".join(f"{l:.4f}" for l in stats.loss)
-                    self.log(f"step {stats.step:>8,}/{self.total_steps:,} | {rate:9,.0f} steps/s | "
-                             f"return {returns} | loss {losses} | eps {config.epsilon_at(stats.step):.3f}")
-                    row["steps_per_second"] = rate   # the call's row, not a selection row after it
-                    window_start, window_step = now, stats.step
-                if due.checkpoint:
-                    self.save_checkpoint()
-                self.directory.stop_if_signalled(stats.step, self.save_checkpoint)
-        return self.finish()
+        self.step = int(self.trainer.step.numpy())
+
+    def advance(self):
+        """One call of the program: iterations_per_call iterations of N steps, fewer where
+        the run or an evaluation falls due sooner."""
+        config, num_envs, before = self.config, self.trainer.num_envs, self.step
+        iterations = min(config.iterations_per_call, (self.total_steps - before) // num_envs)
+        if config.eval_interval:   # end the call where the evaluation is due
+            next_eval = (before // config.eval_interval + 1) * config.eval_interval
+            iterations = min(iterations, max(1, math.ceil(next_eval / num_envs) - before // num_envs))
+        start = time.perf_counter()
+        stats = self.trainer.run(iterations)
+        self.train_seconds += time.perf_counter() - start
+        self.step = stats.step
+        self.call_row = dataclasses.asdict(stats)
+        self.history.append(self.call_row)
+
+    def check_finite(self):
+        for lane in self.trainer.lanes:
+            check_finite(lane.agent, self.directory, f"seed {lane.seed}: " if self.trainer.num_seeds > 1 else "")
+
+    def evaluate_now(self):
+        """Choosing weights is part of training: its time counts in train_seconds and steps/s."""
+        start = time.perf_counter()
+        self.select_weights(self.step)
+        self.train_seconds += time.perf_counter() - start
+
+    def seconds_aside(self):
+        return 0.0
+
+    def log_progress(self, steps_per_second):
+        row, config = self.call_row, self.config
+        # "-": no episode ended during the call.
+        returns = " ".join(f"{r:7.1f}" if r == r else f"{'-':>7}" for r in row["mean_return"])
+        losses = " ".join(f"{l:.4f}" for l in row["loss"])
+        self.log(f"step {self.step:>8,}/{self.total_steps:,} | {steps_per_second:9,.0f} steps/s | "
+                 f"return {returns} | loss {losses} | eps {config.epsilon_at(self.step):.3f}")
+        row["steps_per_second"] = steps_per_second   # the call's row, not a selection row after it
+
+    def run(self):
+        """Call the program until total_steps, with the hooks between calls (train.drive)."""
+        return drive(self)
 
     def select_weights(self, step):
         """Each agent's greedy return on SELECTION_EPISODES TF episodes; keep its weights if best so far."""

@@ -11,6 +11,9 @@
 Everything after env.step — store, learn if due, sync if due, and the next ε-greedy
 action — is one compiled call, `agent.step` (rawdqn/schedule.py says what is due, from
 counters on the device); Python steps the environment and keeps the episode bookkeeping.
+`drive` is that loop's host side for every source: gymnasium and envpool envs (Trainer,
+one env step per advance) and the TF envs on the device (rawdqn/ondevice.py, whose
+compiled program runs the same `agent.observe_fn` K iterations per advance).
 With a run directory, the loop also writes a checkpoint every checkpoint_interval steps
 and at the end; SIGINT or SIGTERM writes one and stops; `resume` continues from one
 exactly. A loss or Q-value that is not finite stops the run (TrainingDiverged).
@@ -53,6 +56,52 @@ RECENT_EPISODES = 20
 # Every other hyperparameter may change from the step it resumes at (recorded in config.json
 # and history.jsonl); with none changed, the run continues bit for bit.
 FIXED_FIELDS = ("hidden", "replay_capacity", "optimizer", "dtype", "num_envs")
+
+
+def drive(run):
+    """The loop's host side, for every environment source: advance until total_steps, and
+    after each advance the hooks that fall due — divergence check, evaluation, progress
+    line, checkpoint, stop on a signal — then finish.
+
+    `run.advance()` is one environment step and one compiled call for gymnasium and
+    envpool envs (Trainer), one call of K iterations for the TF envs on the device
+    (rawdqn/ondevice.py's OnDeviceRun); it moves `run.step` on by the steps it made. A hook
+    is due when the step count crosses a multiple of its interval (schedule.hooks_due).
+    """
+    config, directory = run.config, run.directory
+    with run.opened():
+        run.begin()
+        # steps/s of training alone: what run.seconds_aside() counts (compilation, evaluations) is set aside.
+        window = (time.perf_counter(), run.step, run.seconds_aside())
+        while run.step < run.total_steps:
+            done_before = run.step
+            run.advance()
+            due = hooks_due(config, directory.saving_interval, done_before, run.step)
+            if due.evaluate or due.log or due.checkpoint or crosses(DIVERGENCE_CHECK_INTERVAL, done_before, run.step):
+                run.check_finite()
+            if due.evaluate:
+                run.evaluate_now()
+            if due.log:
+                (start, step, aside), now, now_aside = window, time.perf_counter(), run.seconds_aside()
+                run.log_progress((run.step - step) / max(now - start - (now_aside - aside), 1e-9))
+                window = (now, run.step, now_aside)
+            if due.checkpoint:
+                run.save_checkpoint()
+            directory.stop_if_signalled(run.step, run.save_checkpoint)
+        return run.finish()
+
+
+def check_finite(agent, directory, who=""):
+    """Stop with TrainingDiverged if an update's loss, mean max Q or gradient norm was not finite."""
+    diverged_at = int(agent.diverged_at.numpy())
+    if diverged_at < 0:
+        return
+    values = agent.diverged_info.numpy()
+    label, value = next((label, value) for label, value in
+                        zip(("loss", "mean max Q-value", "gradient norm"), values) if not np.isfinite(value))
+    raise TrainingDiverged(
+        f"{who}training diverged at step {diverged_at:,}: the {label} became {value} after a "
+        f"gradient update; {directory.last_good()}. Try a lower --learning-rate, --max-grad-norm or --loss huber")
 
 
 class Trainer:
@@ -101,76 +150,64 @@ class Trainer:
     def run_dir(self):
         return self.directory.path
 
-    # --- the loop -------------------------------------------------------------
-    def run(self):
-        """Train from `self.step` to total_steps, then evaluate the greedy policy.
+    # --- the gymnasium source's part of the loop (drive calls these) ------------
+    @property
+    def total_steps(self):
+        return self.config.total_steps
 
-        Each iteration steps the N environments once and makes one compiled call,
-        `agent.step`: it stores the N transitions, makes the updates and the target sync
-        the schedule says are due, and returns the next N actions. Python steps the
-        environments and keeps the episode bookkeeping. With N > 1 the run ends at the
-        first multiple of N at or past total_steps.
-        """
-        config, agent = self.config, self.agent
-        first_step = self.step
-        self.window = (time.perf_counter(), self.step, self.seconds_aside())   # for steps/s
-        train_start = time.perf_counter()
-        with self.directory.open(self.logs_on_failure):
-            if self.new_episodes:
-                actions, obs = agent.begin(*self.first_reset).numpy(), self.first_reset[0]
-            else:   # chosen before the checkpoint was written, and saved with the agent
-                actions, obs = agent.last_action.numpy(), agent.current_obs.numpy()
-            while self.step < config.total_steps:
-                step = self.envs.step(actions)
-                if not np.all(np.isfinite(step.reward)):
-                    raise EnvError(f"{self.env_id} returned a non-finite reward "
-                                   f"({step.reward[~np.isfinite(step.reward)][0]}) at step {self.step + 1:,}")
-                acted, taken, obs = obs, actions, step.obs
-                # The replay gets the true final observation; terminated (not truncated) stops bootstrapping.
-                actions = agent.step(step.next_obs, step.reward, step.terminated, step.obs,
-                                     step.next_legal, step.legal).numpy()
-                done_before, self.step = self.step, self.step + config.num_envs
-                if self.on_step:
-                    self.on_step(self, acted, taken, step)
-                self.count_episodes(step)
-                self.after_step(self.step, done_before)
-            total_time = time.perf_counter() - train_start   # after_step checked divergence at the last step
-            eval_mean, eval_std = self.evaluate_now(final=True)
-            eval_seed = self.seed + SELECTION_EVAL_SEED
-            if config.keep_best:
-                eval_mean, eval_std = self.keep_best_weights(eval_mean)
-                eval_seed = self.seed + FRESH_EVAL_SEED
-            # `rawdqn eval RUN` replays these episodes by default and prints the same number.
-            self.final_evaluation = {"seed": eval_seed, "episodes": config.eval_episodes,
-                                     "mean": eval_mean, "std": eval_std}
-            self.log(f"evaluation: mean return {eval_mean:.2f} ± {eval_std:.2f} over {config.eval_episodes} "
-                     f"greedy episodes ({self.step - first_step:,} steps in {total_time:.1f} s)")
-            if self.run_dir:
-                self.save_checkpoint()
-        self.envs.close()
-        return TrainResult(agent, self.episode_returns, eval_mean, eval_std,
-                           (self.step - first_step) / total_time, self.history)
+    def opened(self):
+        return self.directory.open(self.logs_on_failure)
 
-    def after_step(self, done_steps, done_before):
-        """The hooks, in order: divergence check, evaluation, progress line, checkpoint, stop on a signal.
+    def begin(self):
+        """The first actions: for the first observations, or as the checkpoint left them."""
+        self.first_step, self.train_start = self.step, time.perf_counter()
+        if self.new_episodes:
+            self.actions, self.obs = self.agent.begin(*self.first_reset).numpy(), self.first_reset[0]
+        else:   # chosen before the checkpoint was written, and saved with the agent
+            self.actions, self.obs = self.agent.last_action.numpy(), self.agent.current_obs.numpy()
 
-        A hook is due when the step count crosses a multiple of its interval.
-        """
+    def advance(self):
+        """One environment step of the N envs and one compiled call, `agent.step`: it stores
+        the N transitions, makes the updates and the target sync the schedule says are
+        due, and returns the next N actions. With N > 1 the run ends at the first multiple
+        of N at or past total_steps."""
+        step = self.envs.step(self.actions)
+        if not np.all(np.isfinite(step.reward)):
+            raise EnvError(f"{self.env_id} returned a non-finite reward "
+                           f"({step.reward[~np.isfinite(step.reward)][0]}) at step {self.step + 1:,}")
+        acted, taken, self.obs = self.obs, self.actions, step.obs
+        # The replay gets the true final observation; terminated (not truncated) stops bootstrapping.
+        self.actions = self.agent.step(step.next_obs, step.reward, step.terminated, step.obs,
+                                       step.next_legal, step.legal).numpy()
+        self.step += self.config.num_envs
+        if self.on_step:
+            self.on_step(self, acted, taken, step)
+        self.count_episodes(step)
+
+    def finish(self):
+        """The final greedy evaluation (of the kept weights, with keep_best), and the last checkpoint."""
         config = self.config
-        due = hooks_due(config, self.directory.saving_interval, done_before, done_steps)
-        if due.evaluate or due.log or due.checkpoint or crosses(DIVERGENCE_CHECK_INTERVAL, done_before, done_steps):
-            self.check_finite()
-        if due.evaluate:
-            self.evaluate_now()
-        if due.log:
-            # steps/s of training alone: compilation and evaluations are set aside.
-            (start, step, aside), now, now_aside = self.window, time.perf_counter(), self.seconds_aside()
-            training_seconds = now - start - (now_aside - aside)
-            self.log_progress(config.epsilon_at(done_steps - 1), (done_steps - step) / max(training_seconds, 1e-9))
-            self.window = (now, done_steps, now_aside)
-        if due.checkpoint:
+        total_time = time.perf_counter() - self.train_start
+        eval_mean, eval_std = self.evaluate_now(final=True)
+        eval_seed = self.seed + SELECTION_EVAL_SEED
+        if config.keep_best:
+            eval_mean, eval_std = self.keep_best_weights(eval_mean)
+            eval_seed = self.seed + FRESH_EVAL_SEED
+        # `rawdqn eval RUN` replays these episodes by default and prints the same number.
+        self.final_evaluation = {"seed": eval_seed, "episodes": config.eval_episodes,
+                                 "mean": eval_mean, "std": eval_std}
+        self.log(f"evaluation: mean return {eval_mean:.2f} ± {eval_std:.2f} over {config.eval_episodes} "
+                 f"greedy episodes ({self.step - self.first_step:,} steps in {total_time:.1f} s)")
+        if self.run_dir:
             self.save_checkpoint()
-        self.directory.stop_if_signalled(done_steps, self.save_checkpoint)
+        return TrainResult(self.agent, self.episode_returns, eval_mean, eval_std,
+                           (self.step - self.first_step) / total_time, self.history)
+
+    def run(self):
+        """Train from `self.step` to total_steps, then evaluate the greedy policy (see drive)."""
+        result = drive(self)
+        self.envs.close()
+        return result
 
     def count_episodes(self, step):
         """Add each environment's reward to its episode; record the episodes that ended."""
@@ -189,17 +226,7 @@ class Trainer:
         self.episode_return[env_index], self.episode_length[env_index] = 0.0, 0
 
     def check_finite(self):
-        """Stop with TrainingDiverged if an update's loss, mean max Q or gradient norm was not finite."""
-        diverged_at = int(self.agent.diverged_at.numpy())
-        if diverged_at < 0:
-            return
-        values = self.agent.diverged_info.numpy()
-        label, value = next((label, value) for label, value in
-                            zip(("loss", "mean max Q-value", "gradient norm"), values) if not np.isfinite(value))
-        kept = self.directory.last_good()
-        raise TrainingDiverged(
-            f"training diverged at step {diverged_at:,}: the {label} became {value} after a "
-            f"gradient update; {kept}. Try a lower --learning-rate, --max-grad-norm or --loss huber")
+        check_finite(self.agent, self.directory)
 
     def seconds_aside(self):
         """Seconds so far that were not training: kernel compilation and greedy evaluations."""
@@ -235,7 +262,8 @@ class Trainer:
         return evaluate(self.agent, self.env_id, self.config.eval_episodes,
                         self.seed + FRESH_EVAL_SEED, self.spec, self.envs.env_kwargs)
 
-    def log_progress(self, epsilon, steps_per_second):
+    def log_progress(self, steps_per_second):
+        epsilon = self.config.epsilon_at(self.step - 1)
         recent = self.episode_returns[-RECENT_EPISODES:]
         learned = {}
         if int(self.agent.schedule.updates_done.numpy()) > 0:
