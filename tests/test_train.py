@@ -105,7 +105,7 @@ def test_keep_best_ends_with_the_best_evaluated_weights(monkeypatch):
     # Scripted evaluations: step 200 → 10, step 400 → 30 (the best), final weights → 20,
     # then the kept weights on fresh episodes → 25. The run must end with step 400's weights,
     # report 25, and evaluate the kept weights on other episodes than those it chose by.
-    import rawdqn.train as train_module
+    import rawdqn.gym_run as gym_run_module
     scripted = iter([10.0, 30.0, 20.0, 25.0])
     seen = []
 
@@ -114,7 +114,7 @@ def test_keep_best_ends_with_the_best_evaluated_weights(monkeypatch):
         seen.append((value, seed, [v.numpy().copy() for v in agent.online.variables_in_order]))
         return value, 0.0
 
-    monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
+    monkeypatch.setattr(gym_run_module, "evaluate", fake_evaluate)
     lines = []
     config = small_cartpole(total_steps=600, eval_interval=200, keep_best=True)
     result = train("CartPole-v1", config, seed=2, log=lines.append)
