@@ -10,6 +10,11 @@ arithmetic (bench/README.md, "where a step's time goes").
 
 With `hidden=()` it is linear, Q(s, ·) = s W + b; over one-hot states and with
 no bias, W is exactly a Q-table (W[s, a] = Q(s, a)).
+
+`ConvQNetwork` is the pixel version (Mnih et al. 2015), θ laid out the same way:
+
+    h_0 = frames / 255,   h_i = relu(conv(h_{i-1}, K_i, stride_i) + c_i)   (VALID padding)
+    z_0 = flatten(h_C),   z_j = relu(z_{j-1} W_j + b_j),   Q(s, ·) = z_L W_out + b_out
 """
 import math
 
@@ -42,44 +47,31 @@ class ParameterView:
         self.theta[self.start:self.start + self.size].assign(flat)
 
 
-class QNetwork(tf.Module):
-    """Q-values `[batch, num_actions]` from observations `[batch, obs_dim]`.
+class ThetaNetwork(tf.Module):
+    """A network whose parameters are one vector θ: each layer's kernel, then its bias.
 
-    Weights are Glorot-uniform, U(−√(6/(fan_in+fan_out)), +√(…)), drawn from a
-    stateless RNG keyed by (seed, layer), so the same seed gives the same
-    network whatever else has used TensorFlow's random state. Biases start at 0.
+    Kernels are Glorot-uniform, U(−√(6/(fan_in+fan_out)), +√(…)), drawn from a stateless
+    RNG keyed by (seed, layer), so the same seed gives the same network whatever else has
+    used TensorFlow's random state. Biases start at 0.
     """
 
-    def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
-                 dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
-                 name=None):
-        super().__init__(name=name)
-        if int(obs_dim) < 1 or int(num_actions) < 1:
-            raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1; "
-                             f"got obs_dim={obs_dim}, num_actions={num_actions}")
-        if any(int(width) < 1 for width in hidden):
-            raise ValueError(f"hidden layer widths must be >= 1; got {tuple(hidden)}")
+    def build_theta(self, layers, seed, initializer):
+        """layers: (kernel shape, fan_in, fan_out) per layer; sets theta, kernels, biases."""
         if initializer not in INITIALIZERS:
             raise ValueError(f"initializer must be one of {INITIALIZERS}; got {initializer!r}")
-        self.obs_dim = int(obs_dim)
-        self.num_actions = int(num_actions)
-        self.hidden = tuple(int(width) for width in hidden)
-        self.dtype = tf.as_dtype(dtype)
-        self.use_bias = bool(use_bias)
-        sizes = (self.obs_dim, *self.hidden, self.num_actions)
         initial, shapes = [], []   # (kernel shape, bias shape or None) per layer
-        for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for layer, (kernel_shape, fan_in, fan_out) in enumerate(layers):
             if initializer == "zeros":
-                kernel = tf.zeros([fan_in, fan_out], self.dtype)
+                kernel = tf.zeros(kernel_shape, self.dtype)
             else:
                 limit = math.sqrt(6.0 / (fan_in + fan_out))
-                kernel = tf.random.stateless_uniform(
-                    [fan_in, fan_out], seed=[int(seed), layer],
-                    minval=-limit, maxval=limit, dtype=self.dtype)
+                kernel = tf.random.stateless_uniform(kernel_shape, seed=[int(seed), layer],
+                                                     minval=-limit, maxval=limit, dtype=self.dtype)
             initial.append(tf.reshape(kernel, [-1]))
-            if self.use_bias:
-                initial.append(tf.zeros([fan_out], self.dtype))
-            shapes.append(((fan_in, fan_out), (fan_out,) if self.use_bias else None))
+            bias_shape = (kernel_shape[-1],) if self.use_bias else None
+            if bias_shape:
+                initial.append(tf.zeros(bias_shape, self.dtype))
+            shapes.append((kernel_shape, bias_shape))
         self.theta = tf.Variable(tf.concat(initial, axis=0), name="theta")
         self.kernels, self.biases, start = [], [], 0
         for kernel_shape, bias_shape in shapes:
@@ -89,13 +81,11 @@ class QNetwork(tf.Module):
                 self.biases.append(ParameterView(self.theta, start, bias_shape))
                 start += self.biases[-1].size
 
-    def __call__(self, obs, action_mask=None):
-        """Q(s, ·); with `action_mask`, Q(s, ·) ⊙ mask (the tutorials' filtered output)."""
-        x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
-        theta = self.theta.read_value()   # read once: one buffer, one gradient
+    def dense_layers(self, x, theta, first, action_mask=None):
+        """x W_first + b_first, relu, …, the last layer linear; then ⊙ action_mask if given."""
         last = len(self.kernels) - 1
-        for layer, kernel in enumerate(self.kernels):
-            x = tf.matmul(x, kernel.of(theta))
+        for layer in range(first, last + 1):
+            x = tf.matmul(x, self.kernels[layer].of(theta))
             if self.use_bias:
                 x = x + self.biases[layer].of(theta)
             if layer < last:
@@ -122,3 +112,87 @@ class QNetwork(tf.Module):
     @property
     def num_parameters(self):
         return int(self.theta.shape[0])
+
+
+class QNetwork(ThetaNetwork):
+    """Q-values `[batch, num_actions]` from observations `[batch, obs_dim]` (initialised as
+    ThetaNetwork says)."""
+
+    def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
+                 dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
+                 name=None):
+        super().__init__(name=name)
+        if int(obs_dim) < 1 or int(num_actions) < 1:
+            raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1; "
+                             f"got obs_dim={obs_dim}, num_actions={num_actions}")
+        if any(int(width) < 1 for width in hidden):
+            raise ValueError(f"hidden layer widths must be >= 1; got {tuple(hidden)}")
+        self.obs_dim = int(obs_dim)
+        self.num_actions = int(num_actions)
+        self.hidden = tuple(int(width) for width in hidden)
+        self.dtype = tf.as_dtype(dtype)
+        self.use_bias = bool(use_bias)
+        sizes = (self.obs_dim, *self.hidden, self.num_actions)
+        self.build_theta([((fan_in, fan_out), fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])],
+                         seed, initializer)
+
+    def __call__(self, obs, action_mask=None):
+        """Q(s, ·); with `action_mask`, Q(s, ·) ⊙ mask (the tutorials' filtered output)."""
+        x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
+        theta = self.theta.read_value()   # read once: one buffer, one gradient
+        return self.dense_layers(x, theta, 0, action_mask)
+
+
+# (filters, kernel size, stride) per conv layer, and the fully connected widths after them.
+NATURE_CONVS, NATURE_HIDDEN = ((32, 8, 4), (64, 4, 2), (64, 3, 1)), (512,)   # Mnih et al. 2015, 84×84×4
+MINATAR_CONVS, MINATAR_HIDDEN = ((16, 3, 1),), (128,)                        # Young & Tian 2019, 10×10×C
+
+
+class ConvQNetwork(ThetaNetwork):
+    """Q-values `[batch, num_actions]` from frames `[batch, height, width, channels]` (module docstring).
+
+    Frames may be uint8: they cross to the device as bytes and are cast and scaled there.
+    data_format "NHWC" (what CPUs run fastest) or "NCHW" (cuDNN's preferred layout): the
+    frames arrive as NHWC either way and are transposed on the device; θ's kernels are
+    [kh, kw, in, out] in both.
+    """
+
+    def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
+                 dtype=tf.float32, scale=1 / 255, data_format="NHWC", use_bias=True,
+                 initializer="glorot_uniform", name=None):
+        super().__init__(name=name)
+        height, width, channels = (int(size) for size in frame_shape)
+        if data_format not in ("NHWC", "NCHW"):
+            raise ValueError(f"data_format must be NHWC or NCHW; got {data_format!r}")
+        self.frame_shape, self.num_actions = (height, width, channels), int(num_actions)
+        self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
+        self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
+        self.use_bias = bool(use_bias)
+        layers = []
+        for filters, size, stride in self.convs:
+            if height < size or width < size:
+                raise ValueError(f"a {size}×{size} conv does not fit a {height}×{width} input "
+                                 f"(frames {tuple(frame_shape)}, convs {self.convs})")
+            layers.append(((size, size, channels, filters), size * size * channels, size * size * filters))
+            height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
+        self.flat_size = height * width * channels
+        sizes = (self.flat_size, *self.hidden, self.num_actions)
+        layers += [((fan_in, fan_out), fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+        self.build_theta(layers, seed, initializer)
+
+    def __call__(self, frames, action_mask=None):
+        x = tf.cast(tf.convert_to_tensor(frames), self.dtype) * tf.constant(self.scale, self.dtype)
+        channels_first = self.data_format == "NCHW"
+        if channels_first:
+            x = tf.transpose(x, [0, 3, 1, 2])
+        theta = self.theta.read_value()
+        for layer, (_, _, stride) in enumerate(self.convs):
+            strides = [1, 1, stride, stride] if channels_first else [1, stride, stride, 1]
+            x = tf.nn.conv2d(x, self.kernels[layer].of(theta), strides, "VALID", data_format=self.data_format)
+            if self.use_bias:
+                x = tf.nn.bias_add(x, self.biases[layer].of(theta), data_format=self.data_format)
+            x = tf.nn.relu(x)
+        if channels_first:   # flatten in NHWC order, so θ means the same in both layouts
+            x = tf.transpose(x, [0, 2, 3, 1])
+        x = tf.reshape(x, [-1, self.flat_size])
+        return self.dense_layers(x, theta, len(self.convs), action_mask)

@@ -397,3 +397,41 @@ def mlp_q_values(params, obs):
         if index < len(params) - 1:
             hidden = np.maximum(hidden, 0.0)
     return hidden
+
+
+def conv2d_valid(x, kernel, stride):
+    """VALID cross-correlation by im2col: out[b, i, j, o] = Σ_{p,q,c} x[b, i·s+p, j·s+q, c] · K[p, q, c, o].
+
+    x: [B, H, W, C]; kernel: [kh, kw, C, O]. Each output position's input patch becomes
+    one row of a matrix, and the convolution is that matrix times the flattened kernel.
+    """
+    x = _as_float("x", x, 4)
+    kernel = _as_float("kernel", kernel, 4)
+    batch, height, width, channels = x.shape
+    kh, kw, kernel_channels, out_channels = kernel.shape
+    if kernel_channels != channels:
+        raise ValueError(f"kernel has {kernel_channels} input channels, x has {channels}")
+    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+    patches = np.empty((batch, out_h, out_w, kh, kw, channels))
+    for i in range(out_h):
+        for j in range(out_w):
+            patches[:, i, j] = x[:, i * stride:i * stride + kh, j * stride:j * stride + kw, :]
+    columns = patches.reshape(batch * out_h * out_w, kh * kw * channels)
+    return (columns @ kernel.reshape(kh * kw * channels, out_channels)).reshape(batch, out_h, out_w, out_channels)
+
+
+def conv_q_values(conv_params, strides, dense_params, frames, scale=1 / 255):
+    """Forward pass of a conv Q-network (Mnih et al. 2015's shape):
+
+        h_0 = frames · scale;   h_i = relu(conv(h_{i-1}, K_i, stride_i) + c_i)   (VALID)
+        q_values = mlp_q_values(dense_params, flatten(h_C))   (flattened in [H, W, C] order)
+
+    conv_params: (kernel [kh, kw, in, out], bias [out]) per conv layer; strides: one per
+    conv layer; dense_params: as mlp_q_values'. frames: [B, H, W, C]. Returns [B, A].
+    """
+    hidden = _as_float("frames", frames, 4) * scale
+    if len(conv_params) != len(strides):
+        raise ValueError(f"{len(conv_params)} conv layers but {len(strides)} strides")
+    for (kernel, bias), stride in zip(conv_params, strides):
+        hidden = np.maximum(conv2d_valid(hidden, kernel, stride) + _as_float("bias", bias, 1), 0.0)
+    return mlp_q_values(dense_params, hidden.reshape(hidden.shape[0], -1))
