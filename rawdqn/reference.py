@@ -435,3 +435,64 @@ def conv_q_values(conv_params, strides, dense_params, frames, scale=1 / 255):
     for (kernel, bias), stride in zip(conv_params, strides):
         hidden = np.maximum(conv2d_valid(hidden, kernel, stride) + _as_float("bias", bias, 1), 0.0)
     return mlp_q_values(dense_params, hidden.reshape(hidden.shape[0], -1))
+
+
+# ------------------------------------------------------------------- frame replay
+
+
+class FrameReplayReference:
+    """What rawdqn.frame_replay.FrameReplay must hold, from the episodes themselves.
+
+    Each env keeps the list of its episodes' frames; an episode of T transitions occupies
+    T + 1 consecutive slots of that env (its frames f_0 … f_T), and only the last `slots`
+    slots are kept. Transition t of an episode: obs = [f_{t−h+1}, …, f_t], next_obs =
+    [f_{t−h+2}, …, f_{t+1}], positions before f_0 padded with zeros or with f_0 ("repeat").
+    It can be sampled iff every frame it stacks (obs and next_obs) is among the kept slots.
+    """
+
+    def __init__(self, slots, num_envs, history, pad="zeros"):
+        self.slots, self.history, self.pad = slots, history, pad
+        self.episodes = [[] for _ in range(num_envs)]   # per env: [{"frames", "actions", ...}]
+
+    def begin(self, frames):
+        for env, frame in enumerate(frames):
+            self.begin_one(env, frame)
+
+    def add(self, action, reward, terminated, next_frame, ended, reset_frame):
+        for env in range(len(self.episodes)):
+            episode = self.episodes[env][-1]
+            episode["actions"].append(int(action[env]))
+            episode["rewards"].append(float(reward[env]))
+            episode["terminated"].append(bool(terminated[env]))
+            episode["frames"].append(np.array(next_frame[env]))
+            if ended[env]:
+                self.begin_one(env, reset_frame[env])
+
+    def begin_one(self, env, frame):
+        self.episodes[env].append({"frames": [np.array(frame)], "actions": [], "rewards": [], "terminated": []})
+
+    def padded_stack(self, frames, newest):
+        first = frames[0]
+        out = []
+        for position in range(newest - self.history + 1, newest + 1):
+            out.append(frames[position] if position >= 0 else
+                       (first if self.pad == "repeat" else np.zeros_like(first)))
+        return np.stack(out, axis=-1)
+
+    def transitions(self):
+        """{(env, slot counted from the run's start): (obs, action, reward, next_obs, terminated)}."""
+        result = {}
+        for env, episodes in enumerate(self.episodes):
+            total = sum(len(episode["frames"]) for episode in episodes)
+            oldest_kept = total - self.slots
+            start = 0   # the slot of this episode's f_0
+            for episode in episodes:
+                frames = episode["frames"]
+                for t in range(len(episode["actions"])):
+                    first_needed = start + max(0, t - self.history + 1)
+                    if first_needed >= oldest_kept:
+                        result[(env, start + t)] = (self.padded_stack(frames, t), episode["actions"][t],
+                                                    episode["rewards"][t], self.padded_stack(frames, t + 1),
+                                                    float(episode["terminated"][t]))
+                start += len(frames)
+        return result

@@ -1,0 +1,178 @@
+"""A replay of pixel frames that stores each frame once and stacks them when sampling.
+
+An Atari observation is the last `history` frames (4 × 84 × 84). Storing stacks would
+hold every frame 2·history times (in obs and next_obs of `history` transitions); here
+each environment has a ring of S slots, one frame per slot, written in order:
+
+    slot:    f_0  f_1  …  f_T   g_0  g_1  …          (f: one episode, g: the next)
+    step:     0    1   …   T     0    1   …          (steps since the episode's reset)
+    final:    0    0   …   1     0    0   …          (f_T: the episode's last frame)
+
+Transition t of an episode starts at the slot of f_t: its action, reward and
+`terminated` are stored there, and
+
+    obs      = [f_{t−h+1}, …, f_t]        next_obs = [f_{t−h+2}, …, f_{t+1}]
+
+so a truncated episode bootstraps from its true final frame f_T. Frames from before the
+episode's reset are never stacked in: those positions are zeros (pad="zeros", Dopamine's
+convention) or the episode's first frame repeated (pad="repeat", gymnasium's
+FrameStackObservation). An episode of T transitions takes T + 1 slots, so S slots hold
+S·(1 − 1/(T+1)) transitions.
+
+A slot L (counted since the run began, L mod S in the ring) starts a transition that can
+be sampled iff it is not an episode's last frame, its next slot is written, and no frame
+of its stack has been overwritten: L − min(h − 1, step_L) ≥ written − S. `sample` draws
+(env, L) uniformly over those by rejection: draws outside them are redrawn, so each valid
+transition is equally likely (tested against a NumPy reference in tests/test_frame_replay.py).
+"""
+import numpy as np
+import tensorflow as tf
+
+from rawdqn.kernel import compile_kernel
+
+PADDINGS = ("zeros", "repeat")
+MAX_REDRAWS = 10_000   # a cap on rejection rounds per sample, so a program can never spin forever
+
+
+class FrameReplay(tf.Module):
+    """`num_envs` rings of `slots` frames [height, width] (uint8) with each slot's action,
+    reward, terminated, final flag and step in its episode (module docstring)."""
+
+    def __init__(self, slots, frame_shape, num_envs=1, history=4, pad="zeros", seed=0,
+                 jit_compile=True, name=None):
+        super().__init__(name=name)
+        if int(slots) < history + 1:
+            raise ValueError(f"a frame replay needs at least history + 1 = {history + 1} slots; got {slots}")
+        if pad not in PADDINGS:
+            raise ValueError(f"pad must be one of {PADDINGS}; got {pad!r}")
+        self.slots, self.num_envs, self.history = int(slots), int(num_envs), int(history)
+        self.frame_shape, self.pad, self.seed = tuple(int(d) for d in frame_shape), pad, int(seed)
+        shape = [self.num_envs, self.slots]
+        self.frames = tf.Variable(tf.zeros(shape + list(self.frame_shape), tf.uint8), name="frames")
+        self.action = tf.Variable(tf.zeros(shape, tf.int32), name="action")
+        self.reward = tf.Variable(tf.zeros(shape, tf.float32), name="reward")
+        self.terminated = tf.Variable(tf.zeros(shape, tf.int8), name="terminated")
+        self.final = tf.Variable(tf.zeros(shape, tf.int8), name="final")
+        self.step = tf.Variable(tf.zeros(shape, tf.int32), name="step")
+        self.written = tf.Variable(tf.zeros([self.num_envs], tf.int64), name="written")   # slots, per env
+        self.draws = tf.Variable(0, dtype=tf.int32, name="draws")
+        mode = "xla" if jit_compile else "function"
+        self._begin = compile_kernel(self.begin_fn, mode)
+        self._add = compile_kernel(self.add_fn, mode)
+        self._sample = compile_kernel(self.sample_fn, mode)
+
+    # --- writing ---------------------------------------------------------------------
+    def ring_index(self, logical):
+        """[env, slot] pairs for logical slots [N] (env i's slot logical[i] mod S)."""
+        return tf.stack([tf.range(self.num_envs, dtype=tf.int64), tf.math.floormod(logical, self.slots)], axis=1)
+
+    def write_frame(self, frame, step, final, where=None):
+        """Write each env's next slot (frame, step, final) and advance; with `where` [N]
+        (bool), only those envs (the others keep their slot as it was)."""
+        index = self.ring_index(self.written)
+        values = (tf.cast(frame, tf.uint8), tf.cast(step, tf.int32), tf.cast(final, tf.int8))
+        for variable, value in zip((self.frames, self.step, self.final), values):
+            if where is not None:
+                keep = tf.reshape(where, [-1] + [1] * (value.shape.rank - 1))
+                value = tf.where(keep, value, tf.gather_nd(variable.read_value(), index))
+            variable.scatter_nd_update(index, value)
+        self.written.assign_add(tf.ones_like(self.written) if where is None else tf.cast(where, tf.int64))
+
+    def begin(self, frames):
+        """The first frame of every env's first episode, [N, height, width]."""
+        self._begin(tf.convert_to_tensor(frames, tf.uint8))
+
+    def begin_fn(self, frames):
+        self.write_frame(frames, tf.zeros([self.num_envs], tf.int32), tf.zeros([self.num_envs], tf.int8))
+
+    def add(self, action, reward, terminated, next_frame, ended, reset_frame):
+        """One step of the N envs: a_t, r_t, terminated [N]; f_{t+1} [N, H, W] (the true last
+        frame where an episode ended); ended [N] (terminated or truncated); and the first
+        frame of the next episode where one ended (ignored elsewhere)."""
+        self._add(tf.convert_to_tensor(action, tf.int32), tf.convert_to_tensor(reward, tf.float32),
+                  tf.convert_to_tensor(terminated, tf.bool), tf.convert_to_tensor(next_frame, tf.uint8),
+                  tf.convert_to_tensor(ended, tf.bool), tf.convert_to_tensor(reset_frame, tf.uint8))
+
+    def add_fn(self, action, reward, terminated, next_frame, ended, reset_frame):
+        current = self.ring_index(self.written - 1)   # the slot of f_t
+        self.action.scatter_nd_update(current, tf.cast(action, tf.int32))
+        self.reward.scatter_nd_update(current, tf.cast(reward, tf.float32))
+        self.terminated.scatter_nd_update(current, tf.cast(terminated, tf.int8))
+        self.write_frame(next_frame, tf.gather_nd(self.step.read_value(), current) + 1, tf.cast(ended, tf.int8))
+        self.write_frame(reset_frame, tf.zeros([self.num_envs], tf.int32), tf.zeros([self.num_envs], tf.int8),
+                         where=tf.cast(ended, tf.bool))
+
+    # --- sampling --------------------------------------------------------------------
+    def sample(self, batch_size):
+        """(obs, action, reward, next_obs, terminated, env, slot) for `batch_size` transitions
+        drawn uniformly with replacement; obs and next_obs are [B, H, W, history] uint8."""
+        if self.num_transitions() == 0:
+            raise ValueError("cannot sample from a frame replay without a complete transition; add steps first")
+        return self._sample(tf.constant(int(batch_size)))
+
+    def can_start(self, env, logical):
+        """Whether logical slot `logical` of `env` starts a transition that can be sampled."""
+        written = tf.gather(self.written, env)
+        index = tf.stack([tf.cast(env, tf.int64), tf.math.floormod(logical, self.slots)], axis=1)
+        back = tf.minimum(tf.cast(tf.gather_nd(self.step.read_value(), index), tf.int64), self.history - 1)
+        return ((logical >= 0) & (logical + 1 < written) & (logical - back >= written - self.slots)
+                & (tf.gather_nd(self.final.read_value(), index) == 0))
+
+    def sample_fn(self, batch_size):
+        batch_size = tf.convert_to_tensor(batch_size, tf.int32)
+        # Draws over the last `span` slots of every env cover every valid start uniformly.
+        span = tf.maximum(tf.minimum(tf.constant(self.slots, tf.int64), tf.reduce_max(self.written)), 1)
+
+        def draw(round_number):
+            seed = tf.stack([tf.constant(self.seed, tf.int32), self.draws + round_number])
+            pick = tf.random.stateless_uniform([batch_size], seed=seed, minval=0, maxval=self.num_envs * span,
+                                               dtype=tf.int64)   # (env, offset) uniform over N × span
+            env = tf.cast(pick // span, tf.int32)
+            return env, tf.gather(self.written, env) - span + pick % span
+
+        def redraw(round_number, env, logical, accepted):
+            new_env, new_logical = draw(round_number)
+            return (round_number + 1, tf.where(accepted, env, new_env), tf.where(accepted, logical, new_logical),
+                    accepted | self.can_start(new_env, new_logical))
+
+        env, logical = draw(0)
+        rounds, env, logical, _ = tf.while_loop(
+            lambda round_number, env, logical, accepted: (round_number < MAX_REDRAWS)
+            & tf.logical_not(tf.reduce_all(accepted)),
+            redraw, (tf.constant(1, tf.int32), env, logical, self.can_start(env, logical)))
+        self.draws.assign_add(rounds)
+        index = tf.stack([tf.cast(env, tf.int64), tf.math.floormod(logical, self.slots)], axis=1)
+        return (self.stack(env, logical), tf.gather_nd(self.action.read_value(), index), tf.gather_nd(self.reward.read_value(), index),
+                self.stack(env, logical + 1), tf.cast(tf.gather_nd(self.terminated.read_value(), index), tf.float32),
+                env, logical)
+
+    def stack(self, env, newest):
+        """[B, H, W, history]: the frames of slots newest − h + 1 … newest, oldest first; those
+        from before the episode's reset are zeros or its first frame (pad)."""
+        env = tf.cast(env, tf.int64)
+        step = tf.cast(tf.gather_nd(self.step.read_value(), tf.stack([env, tf.math.floormod(newest, self.slots)], 1)), tf.int64)
+        first = tf.gather_nd(self.frames.read_value(), tf.stack([env, tf.math.floormod(newest - step, self.slots)], 1))
+        layers = []
+        for back in range(self.history - 1, -1, -1):
+            frame = tf.gather_nd(self.frames.read_value(), tf.stack([env, tf.math.floormod(newest - back, self.slots)], 1))
+            pad = first if self.pad == "repeat" else tf.zeros_like(frame)
+            layers.append(tf.where((back <= step)[:, None, None], frame, pad))
+        return tf.stack(layers, axis=-1)
+
+    # --- what it holds ---------------------------------------------------------------
+    def num_transitions(self):
+        """How many transitions can be sampled now (computed on the host)."""
+        written = self.written.numpy()
+        step, final = self.step.numpy(), self.final.numpy()
+        total = 0
+        for env in range(self.num_envs):
+            logical = np.arange(max(0, written[env] - self.slots), written[env] - 1)
+            ring = logical % self.slots
+            back = np.minimum(step[env, ring], self.history - 1)
+            total += int(np.sum((final[env, ring] == 0) & (logical - back >= written[env] - self.slots)))
+        return total
+
+    @property
+    def nbytes(self):
+        """Bytes held on the device: frames, plus 14 bytes of per-slot fields."""
+        return sum(int(tf.size(v)) * v.dtype.size for v in self.variables)

@@ -1,0 +1,108 @@
+"""The frame replay against its NumPy reference (rawdqn/reference.py's FrameReplayReference).
+
+The reference keeps whole episodes as lists and derives each transition's stacks from the
+episode itself; the replay keeps one ring of frames per env. Over random episode layouts —
+terminations and truncations, one to three envs, rings small enough to wrap many times —
+every sampled transition must be one the reference can still sample, equal to it frame
+for frame, and together the samples must reach every one of them.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from rawdqn.frame_replay import FrameReplay
+from rawdqn.reference import FrameReplayReference
+
+FRAME = (3, 2)
+
+
+def play(replay, reference, rng, steps, end_probability):
+    """Random frames and endings for all envs, written to both."""
+    n = replay.num_envs
+    counter = iter(range(1, 10**6))   # distinct frames: each a constant image of its own number
+    make = lambda: np.stack([np.full(FRAME, next(counter) % 251, np.uint8) for _ in range(n)])  # noqa: E731
+    first = make()
+    replay.begin(first)
+    reference.begin(first)
+    for _ in range(steps):
+        action = rng.integers(0, 6, n)
+        reward = rng.normal(size=n).astype(np.float32)
+        ended = rng.random(n) < end_probability
+        terminated = ended & (rng.random(n) < 0.5)    # the rest are truncations
+        next_frame, reset_frame = make(), make()
+        replay.add(action, reward, terminated, next_frame, ended, reset_frame)
+        reference.add(action, reward, terminated, next_frame, ended, reset_frame)
+
+
+@settings(max_examples=25, deadline=None)
+@given(slots=st.integers(6, 14), num_envs=st.integers(1, 3), history=st.sampled_from([1, 2, 4]),
+       pad=st.sampled_from(["zeros", "repeat"]), steps=st.integers(1, 40),
+       end_probability=st.sampled_from([0.0, 0.2, 0.5]), seed=st.integers(0, 2**16))
+def test_samples_are_exactly_the_transitions_the_reference_can_sample(slots, num_envs, history, pad, steps,
+                                                                      end_probability, seed):
+    rng = np.random.default_rng(seed)
+    replay = FrameReplay(slots, FRAME, num_envs, history, pad, seed=seed, jit_compile=False)
+    reference = FrameReplayReference(slots, num_envs, history, pad)
+    play(replay, reference, rng, steps, end_probability)
+    expected = reference.transitions()
+    assert replay.num_transitions() == len(expected)
+    if not expected:
+        return
+    obs, action, reward, next_obs, terminated, env, logical = (x.numpy() for x in replay.sample(600))
+    seen = set()
+    for i in range(len(env)):
+        key = (int(env[i]), int(logical[i]))
+        assert key in expected, f"sampled {key}, which the reference cannot sample"
+        ref_obs, ref_action, ref_reward, ref_next, ref_terminated = expected[key]
+        np.testing.assert_array_equal(obs[i], ref_obs)
+        np.testing.assert_array_equal(next_obs[i], ref_next)
+        assert (action[i], terminated[i]) == (ref_action, ref_terminated)
+        assert reward[i] == np.float32(ref_reward)
+        seen.add(key)
+    # 600 draws over at most 3 × 14 transitions: missing one has probability < 42 · e^(−600/42).
+    assert seen == set(expected)
+
+
+def test_sampling_is_uniform_over_the_valid_transitions():
+    # Chi-squared against the uniform distribution over what can be sampled; fixed seed.
+    rng = np.random.default_rng(7)
+    replay = FrameReplay(12, FRAME, 2, history=4, seed=3)   # compiled (XLA), as the training loop runs it
+    reference = FrameReplayReference(12, 2, 4)
+    play(replay, reference, rng, 30, 0.15)
+    expected = reference.transitions()
+    counts = dict.fromkeys(expected, 0)
+    draws = 0
+    for _ in range(20):
+        obs, _, _, next_obs, _, env, logical = replay.sample(500)
+        for i, key in enumerate(zip(env.numpy().tolist(), logical.numpy().tolist())):
+            counts[key] += 1   # a KeyError here is a sample the reference cannot make
+            if i < 20:   # the compiled stacks too, frame for frame
+                np.testing.assert_array_equal(obs[i].numpy(), expected[key][0])
+                np.testing.assert_array_equal(next_obs[i].numpy(), expected[key][3])
+        draws += 500
+    observed = np.array(list(counts.values()))
+    chi2 = float(np.sum((observed - draws / len(counts)) ** 2 / (draws / len(counts))))
+    # 99.9th percentile of χ² with k − 1 degrees of freedom (Wilson–Hilferty), k = len(counts).
+    k = len(counts) - 1
+    critical = k * (1 - 2 / (9 * k) + 3.09 * np.sqrt(2 / (9 * k))) ** 3
+    assert chi2 < critical, (chi2, critical, len(counts))
+
+
+def test_a_million_transitions_fit_in_the_issue_budget():
+    # 84×84 frames: 7,056 bytes each, plus 14 bytes per slot of action, reward, flags and step;
+    # with 1,000 episodes per 1,000,000 transitions (Pong's are ~1,000+ steps) the ring needs
+    # 1,001,000 slots.  Bytes ≤ 1.05 × 10⁶ × 84 × 84, computed here without allocating them.
+    slots = 1_000_000 + 1_000
+    per_slot = 84 * 84 + 4 + 4 + 1 + 1 + 4
+    assert slots * per_slot <= 1.05 * 1_000_000 * 84 * 84
+    small = FrameReplay(100, (84, 84), 1, jit_compile=False)
+    assert small.nbytes == 100 * per_slot + 8 + 4   # the same layout, measured on a small ring
+
+
+def test_too_few_slots_and_unknown_padding_are_refused():
+    with pytest.raises(ValueError, match="at least history \\+ 1 = 5 slots"):
+        FrameReplay(4, FRAME)
+    with pytest.raises(ValueError, match="pad must be one of"):
+        FrameReplay(10, FRAME, pad="edge")
+    with pytest.raises(ValueError, match="without a complete transition"):
+        FrameReplay(10, FRAME).sample(4)
