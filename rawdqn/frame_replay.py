@@ -66,24 +66,20 @@ class FrameReplay(tf.Module):
         """[env, slot] pairs for logical slots [N] (env i's slot logical[i] mod S)."""
         return tf.stack([tf.range(self.num_envs, dtype=tf.int64), tf.math.floormod(logical, self.slots)], axis=1)
 
-    def write_frame(self, frame, step, final, where=None):
-        """Write each env's next slot (frame, step, final) and advance; with `where` [N]
-        (bool), only those envs (the others keep their slot as it was)."""
-        index = self.ring_index(self.written)
-        values = (tf.cast(frame, tf.uint8), tf.cast(step, tf.int32), tf.cast(final, tf.int8))
-        for variable, value in zip((self.frames, self.step, self.final), values):
-            if where is not None:
-                keep = tf.reshape(where, [-1] + [1] * (value.shape.rank - 1))
-                value = tf.where(keep, value, tf.gather_nd(variable.read_value(), index))
-            variable.scatter_nd_update(index, value)
-        self.written.assign_add(tf.ones_like(self.written) if where is None else tf.cast(where, tf.int64))
+    def write_slots(self, index, frame, step, final):
+        """Scatter (frame, step in episode, final flag) into the [env, slot] pairs `index`."""
+        self.frames.scatter_nd_update(index, tf.cast(frame, tf.uint8))
+        self.step.scatter_nd_update(index, tf.cast(step, tf.int32))
+        self.final.scatter_nd_update(index, tf.cast(final, tf.int8))
 
     def begin(self, frames):
         """The first frame of every env's first episode, [N, height, width]."""
         self._begin(tf.convert_to_tensor(frames, tf.uint8))
 
     def begin_fn(self, frames):
-        self.write_frame(frames, tf.zeros([self.num_envs], tf.int32), tf.zeros([self.num_envs], tf.int8))
+        zeros = tf.zeros([self.num_envs], tf.int32)
+        self.write_slots(self.ring_index(self.written), frames, zeros, zeros)
+        self.written.assign_add(tf.ones_like(self.written))
 
     def add(self, action, reward, terminated, next_frame, ended, reset_frame):
         """One step of the N envs: a_t, r_t, terminated [N]; f_{t+1} [N, H, W] (the true last
@@ -98,9 +94,18 @@ class FrameReplay(tf.Module):
         self.action.scatter_nd_update(current, tf.cast(action, tf.int32))
         self.reward.scatter_nd_update(current, tf.cast(reward, tf.float32))
         self.terminated.scatter_nd_update(current, tf.cast(terminated, tf.int8))
-        self.write_frame(next_frame, tf.gather_nd(self.step.read_value(), current) + 1, tf.cast(ended, tf.int8))
-        self.write_frame(reset_frame, tf.zeros([self.num_envs], tf.int32), tf.zeros([self.num_envs], tf.int8),
-                         where=tf.cast(ended, tf.bool))
+        # f_{t+1} goes to the next slot; where an episode ended, the next one's first frame to
+        # the slot after. One scatter per variable (a second scatter after a read made XLA copy
+        # the whole ring): an env that did not end writes its f_{t+1} row twice instead.
+        ended = tf.cast(ended, tf.bool)
+        next_index, after_index = self.ring_index(self.written), self.ring_index(self.written + 1)
+        next_step = tf.gather_nd(self.step.read_value(), current) + 1
+        zeros = tf.zeros([self.num_envs], tf.int32)
+        self.write_slots(tf.concat([next_index, tf.where(ended[:, None], after_index, next_index)], 0),
+                         tf.concat([next_frame, tf.where(ended[:, None, None], reset_frame, next_frame)], 0),
+                         tf.concat([next_step, tf.where(ended, zeros, next_step)], 0),
+                         tf.concat([tf.cast(ended, tf.int32), zeros], 0))
+        self.written.assign_add(1 + tf.cast(ended, tf.int64))
 
     # --- sampling --------------------------------------------------------------------
     def sample(self, batch_size):
