@@ -180,4 +180,4 @@ class FrameReplay(tf.Module):
     @property
     def nbytes(self):
         """Bytes held on the device: frames, plus 14 bytes of per-slot fields."""
-        return sum(int(tf.size(v)) * v.dtype.size for v in self.variables)
+        return sum(v.shape.num_elements() * v.dtype.size for v in self.variables)   # tf.size is int32: it overflows at 2³¹

@@ -174,4 +174,4 @@ class ReplayBuffer(tf.Module):
     @property
     def nbytes(self):
         """Bytes held on the device by the ring's storage."""
-        return sum(int(tf.size(v)) * v.dtype.size for v in self.variables)
+        return sum(v.shape.num_elements() * v.dtype.size for v in self.variables)   # tf.size is int32: it overflows at 2³¹
