@@ -35,7 +35,7 @@ class DQNConfig:
     hidden: Tuple[int, ...] = (64, 64)
     """Widths of the Q-network's hidden ReLU layers; () gives a linear Q-function."""
     optimizer: str = "adam"
-    """'adam', 'sgd' or 'rmsprop' (all written out in rawdqn/optim.py)."""
+    """'adam', 'sgd', 'rmsprop' or 'rmsprop_centered' (DeepMind's, for the Nature DQN; all written out in rawdqn/optim.py)."""
     learning_rate: float = 1e-3
     """Step size α of the optimizer."""
     discount: float = 0.99
@@ -120,8 +120,8 @@ class DQNConfig:
                 f"max_grad_norm must be > 0 (or None to disable); got {self.max_grad_norm}")
         require(all(int(w) >= 1 for w in self.hidden),
                 f"hidden layer widths must be >= 1; got {tuple(self.hidden)}")
-        require(self.optimizer in ("adam", "sgd", "rmsprop"),
-                f"optimizer must be adam, sgd or rmsprop; got {self.optimizer!r}")
+        require(self.optimizer in ("adam", "sgd", "rmsprop", "rmsprop_centered"),
+                f"optimizer must be adam, sgd, rmsprop or rmsprop_centered; got {self.optimizer!r}")
         require(self.loss in ("squared", "huber"), f"loss must be squared or huber; got {self.loss!r}")
         require(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64; got {self.dtype!r}")
         require(self.mode in ("eager", "function", "xla"),

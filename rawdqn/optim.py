@@ -132,11 +132,42 @@ class RMSProp(Optimizer):
         variable.assign_sub(self._lr(variable) * grad / (tf.sqrt(mean_square) + self.epsilon))
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSProp}
+class CenteredRMSProp(Optimizer):
+    """RMSProp as DeepMind ran it for the Nature DQN (Graves 2013): centred, ε inside the root,
+
+        ḡ ← ρ ḡ + (1 − ρ) g,      s ← ρ s + (1 − ρ) g²
+        θ ← θ − α g / √(s − ḡ² + ε)
+
+    s − ḡ² estimates the gradient's variance, not its second moment. Mnih et al. (2015),
+    Extended Data Table 1: α 0.00025, ρ 0.95 ("gradient momentum" and "squared gradient
+    momentum"), ε 0.01 ("min squared gradient"): the defaults. TF1's centred RMSProp, which
+    Dopamine uses, is this update too (with ε 1e-5 there).
+    """
+
+    slot_names = ("mean_grad", "mean_square")
+
+    def __init__(self, learning_rate=2.5e-4, rho=0.95, epsilon=0.01, name=None):
+        super().__init__(learning_rate, name=name)
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"rho must be in [0, 1); got {rho}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0 (it keeps the root of the variance positive); got {epsilon}")
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    def _update(self, i, grad, variable):
+        mean_grad, mean_square = self.slots["mean_grad"][i], self.slots["mean_square"][i]
+        rho = tf.constant(self.rho, variable.dtype)
+        mean_grad.assign(rho * mean_grad + (1.0 - rho) * grad)
+        mean_square.assign(rho * mean_square + (1.0 - rho) * tf.square(grad))
+        variance = mean_square - tf.square(mean_grad)
+        variable.assign_sub(self._lr(variable) * grad / tf.sqrt(variance + self.epsilon))
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSProp, "rmsprop_centered": CenteredRMSProp}
 
 
 def make_optimizer(name, learning_rate, **kwargs):
-    """The optimizer called `name` ('adam', 'sgd' or 'rmsprop')."""
+    """The optimizer called `name` ('adam', 'sgd', 'rmsprop' or 'rmsprop_centered')."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:

@@ -353,6 +353,27 @@ def rmsprop_step(params, grads, state, learning_rate, rho=0.9, epsilon=1e-7):
     return new_params, {"mean_square": mean_square}
 
 
+def rmsprop_centered_step(params, grads, state, learning_rate, rho=0.95, epsilon=0.01):
+    """DeepMind's centred RMSProp (the Nature DQN's), epsilon inside the square root:
+
+        mean_grad <- rho * mean_grad + (1 - rho) * g
+        mean_square <- rho * mean_square + (1 - rho) * g**2
+        theta <- theta - learning_rate * g / sqrt(mean_square - mean_grad**2 + epsilon)
+
+    state: None (fresh) or {"mean_grad": [...], "mean_square": [...]}. Returns (new_params, new_state).
+    """
+    params, grads = _check_step_inputs(params, grads, learning_rate)
+    _check_unit_interval("rho", rho)
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be > 0; got {epsilon}")
+    state = _start_state(state, ["mean_grad", "mean_square"], params)
+    mean_grad = [rho * m + (1 - rho) * g for m, g in zip(state["mean_grad"], grads)]
+    mean_square = [rho * s + (1 - rho) * g**2 for s, g in zip(state["mean_square"], grads)]
+    new_params = [p - learning_rate * g / np.sqrt(s - m**2 + epsilon)
+                  for p, g, m, s in zip(params, grads, mean_grad, mean_square)]
+    return new_params, {"mean_grad": mean_grad, "mean_square": mean_square}
+
+
 # --------------------------------------------------------------- target sync
 
 

@@ -56,6 +56,25 @@ def test_rmsprop_first_step():
     np.testing.assert_allclose(theta.numpy(), [1.0 - 0.01 * 0.5 / (np.sqrt(0.025) + 1e-7)], rtol=1e-14)
 
 
+def test_centered_rmsprop_first_step_with_the_nature_settings():
+    # g = 0.5, ρ = 0.95: ḡ = 0.05·0.5 = 0.025, s = 0.05·0.25 = 0.0125, s − ḡ² = 0.011875;
+    # + ε 0.01 = 0.021875, √ = 0.147901994577…;  θ = 1 − 0.1·0.5/0.147901994577 = 0.661938298108…
+    theta = tf.Variable([1.0], dtype=tf.float64)
+    optim.make_optimizer("rmsprop_centered", 0.1).apply([tf.constant([0.5], tf.float64)], [theta])
+    np.testing.assert_allclose(theta.numpy(), [0.6619382981085933], rtol=1e-14)
+
+
+def test_centered_rmsprop_divides_by_the_spread_not_the_size_of_the_gradient():
+    # A constant gradient g has no variance: after many steps s − ḡ² → 0 and the step → α g/√ε,
+    # where uncentred RMSProp's tends to α g/|g| = α.
+    theta = tf.Variable([0.0], dtype=tf.float64)
+    centered = optim.CenteredRMSProp(1e-3, rho=0.5, epsilon=1e-4)
+    for _ in range(200):
+        before = theta.numpy()[0]
+        centered.apply([tf.constant([2.0], tf.float64)], [theta])
+    np.testing.assert_allclose(before - theta.numpy()[0], 1e-3 * 2.0 / np.sqrt(1e-4), rtol=1e-9)
+
+
 def test_optimizer_runs_under_xla_after_build():
     theta = tf.Variable([1.0, 2.0])
     adam = optim.Adam(0.1)
