@@ -25,6 +25,7 @@ import rawdqn  # noqa: E402,F401  (first: it imports TensorFlow without the CUDA
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from rawdqn.device import proc_bytes  # noqa: E402
 from rawdqn.frame_replay import FrameReplay  # noqa: E402
 
 FRAME = (84, 84)
@@ -33,14 +34,7 @@ EPISODE_STEPS = 1_000
 
 def peak_rss_bytes():
     """The process's peak resident set (VmHWM), Linux only; None elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    return proc_bytes("/proc/self/status", "VmHWM")
 
 
 def main(argv=None):

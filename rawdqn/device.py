@@ -46,13 +46,9 @@ def available_bytes(device):
             return None if total is None else total - details["current"]
         except (ValueError, RuntimeError):
             return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    available = proc_bytes("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available
     try:
         import os
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -97,3 +93,15 @@ def allocation_failed(parts, device, advice):
     detail = ", ".join(f"{name} {format_bytes(size)}" for name, size in parts.items())
     return OutOfMemory(f"{placement(device)} ran out of memory allocating this run's "
                        f"{format_bytes(sum(parts.values()))} ({detail}); {advice}")
+
+
+def proc_bytes(path, key):
+    """A "key: N kB" line of a Linux /proc file (meminfo, self/status) in bytes; None if absent."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
