@@ -84,33 +84,39 @@ class DQN(tf.Module):
 
     def _allocate(self, device, use_bias, initializer):
         with tf.device(device):
-            self.online = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
-                                   seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                                   initializer=initializer, name="online")
-            self.target = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
-                                   seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                                   initializer=initializer, name="target")
+            self.build_model(use_bias, initializer)
             self.optimizer = optim.make_optimizer(self.config.optimizer, self.config.learning_rate)
             self.optimizer.build(self.online.variables_in_order)
-            self.replay = ReplayBuffer(
-                self.config.replay_capacity,
-                obs_shape=() if self.discrete_obs else (self.obs_dim,),
-                obs_dtype=tf.int32 if self.discrete_obs else self.dtype,
-                seed=self.seed + 1, reward_dtype=self.dtype,
-                num_actions=self.num_actions if self.legal_actions else None,
-                jit_compile=self.config.mode == "xla")
             self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
             # The loop's state between env steps, for `step`: what it acted on and how.
             self.schedule = schedule.Schedule(self.config, name="schedule")
-            obs_shape = [self.num_envs] if self.discrete_obs else [self.num_envs, self.obs_dim]
-            self.current_obs = tf.Variable(tf.zeros(obs_shape, self.replay.obs_dtype), trainable=False,
-                                           name="current_obs")
+            self.current_obs = tf.Variable(tf.zeros([self.num_envs, *self.acting_shape], self.acting_dtype),
+                                           trainable=False, name="current_obs")
             self.last_action = tf.Variable(tf.zeros([self.num_envs], tf.int32), trainable=False,
                                            name="last_action")
             self.last_info = LearnInfo(*(tf.Variable(tf.constant(float("nan"), self.dtype), trainable=False,
                                                      name=f"last_{field}") for field in LearnInfo._fields))
             self.diverged_at = tf.Variable(-1, dtype=tf.int64, trainable=False, name="diverged_at")
             self.diverged_info = tf.Variable(tf.zeros([3], self.dtype), trainable=False, name="diverged_info")
+
+    def build_model(self, use_bias, initializer):
+        """The online and target networks and the replay: MLPs and a ring of transition rows."""
+        self.online = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
+                               seed=self.seed, dtype=self.dtype, use_bias=use_bias,
+                               initializer=initializer, name="online")
+        self.target = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
+                               seed=self.seed, dtype=self.dtype, use_bias=use_bias,
+                               initializer=initializer, name="target")
+        self.replay = ReplayBuffer(
+            self.config.replay_capacity,
+            obs_shape=() if self.discrete_obs else (self.obs_dim,),
+            obs_dtype=tf.int32 if self.discrete_obs else self.dtype,
+            seed=self.seed + 1, reward_dtype=self.dtype,
+            num_actions=self.num_actions if self.legal_actions else None,
+            jit_compile=self.config.mode == "xla")
+        # What the agent acts on, per env: a state index or an observation vector.
+        self.acting_shape = () if self.discrete_obs else (self.obs_dim,)
+        self.acting_dtype = self.replay.obs_dtype
 
     # --- features -----------------------------------------------------------
     def features(self, obs):
@@ -208,12 +214,20 @@ class DQN(tf.Module):
 
     def train_fn(self, num_updates):
         """Repeat sample → learn; returns the LearnInfo of the last update."""
-        info = self.learn_fn(self.replay.sample_fn(self.config.batch_size))
+        info = self.learn_fn(self.sample_fn())
         # The first update is unrolled so the loop carries LearnInfo's dtypes and shapes.
         return tf.while_loop(
             lambda i, _: i < num_updates,
-            lambda i, _: (i + 1, self.learn_fn(self.replay.sample_fn(self.config.batch_size))),
+            lambda i, _: (i + 1, self.learn_fn(self.sample_fn())),
             (tf.constant(1, tf.int32), info))[1]
+
+    def first_observations(self, count):
+        """Up to `count` of the first observations stored (the run's fixed validation set)."""
+        return self.replay.obs[:min(self.replay.size, count)].numpy()
+
+    def sample_fn(self):
+        """A batch of `batch_size` transitions drawn uniformly from the replay (a Transition)."""
+        return self.replay.sample_fn(self.config.batch_size)
 
     # --- one environment step ------------------------------------------------
     def begin(self, obs, legal_mask=None):
@@ -221,12 +235,20 @@ class DQN(tf.Module):
         return self._call_on_device(self._begin, self._obs_tensor(obs), self._mask_tensor(legal_mask))
 
     def begin_fn(self, obs, legal_mask=None):
+        return self.act_on_fn(obs, legal_mask)
+
+    def act_on_fn(self, obs, legal_mask=None):
         """a = ε-greedy(Q(s), ε(t)) for t = step … step + N − 1; remembers s and a for `step_fn`."""
         epsilon = self.schedule.epsilon_fn(self.num_envs, self.dtype)
         action = self.act_fn(obs, epsilon, legal_mask)
         self.current_obs.assign(obs)
         self.last_action.assign(action)
         return action
+
+    def observe(self, env_step):
+        """`step` for a gym_env.EnvStep: the loop's one compiled call per environment step."""
+        return self.step(env_step.next_obs, env_step.reward, env_step.terminated, env_step.obs,
+                         env_step.next_legal, env_step.legal)
 
     def step(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
         """One compiled call per environment step: store, learn if due, sync if due, act.
@@ -236,19 +258,22 @@ class DQN(tf.Module):
         ended, else `next_obs`). Returns the actions [num_envs] for `obs`.
 
         The inputs cross into the program as one tensor (`pack`): each tensor made on the
-        host and passed to a call costs far more than the bytes it holds. Where the
-        schedule has nothing due at this step (known on the host from the same closed
-        forms), the call is `collect_fn`, the same program without the learning and sync
-        branches: it touches a fraction of the variables, so it dispatches faster.
+        host and passed to a call costs far more than the bytes it holds.
         """
+        return self.dispatch(tf.constant(self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask)))
+
+    def dispatch(self, *inputs):
+        """Call step_fn(*inputs), or collect_fn where the schedule has nothing due at this step
+        (known on the host from the same closed forms): the same program without the
+        learning and sync branches, which touches a fraction of the variables, so it
+        dispatches faster."""
         if self.steps_seen is None:
             self.steps_seen = int(self.schedule.step.numpy())
         before, self.steps_seen = self.steps_seen, self.steps_seen + self.num_envs
         config = self.config
         nothing_due = (schedule.updates_owed(config, self.steps_seen) == schedule.updates_owed(config, before)
                        and schedule.syncs_owed(config, self.steps_seen) == schedule.syncs_owed(config, before))
-        packed = tf.constant(self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask))
-        return self._call_on_device(self._collect if nothing_due else self._step, packed)
+        return self._call_on_device(self._collect if nothing_due else self._step, *inputs)
 
     def pack(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
         """One row per environment, in the agent's dtype: [s' | r | terminated | s | legal' | legal].
@@ -292,8 +317,14 @@ class DQN(tf.Module):
             a' = ε-greedy(Q(obs), ε(step …))        remembered for the next step; returned
         """
         self.store_fn(next_obs, reward, terminated, next_legal_mask)
+        self.learn_and_sync_fn()
+        return self.act_on_fn(obs, legal_mask)
+
+    def learn_and_sync_fn(self):
+        """step += N, then the updates and target syncs now due (rawdqn/schedule.py); the last
+        update's LearnInfo is kept, and the first step whose update was not finite."""
         info, updates = self.schedule.advance_fn(
-            self.num_envs, lambda: self.learn_fn(self.replay.sample_fn(self.config.batch_size)),
+            self.num_envs, lambda: self.learn_fn(self.sample_fn()),
             lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
             LearnInfo(*(variable.read_value() for variable in self.last_info)))
         for variable, value in zip(self.last_info, info):
@@ -303,19 +334,23 @@ class DQN(tf.Module):
         newly = (self.diverged_at < 0) & (updates > 0) & tf.logical_not(tf.reduce_all(tf.math.is_finite(watched)))
         self.diverged_at.assign(tf.where(newly, self.schedule.step, self.diverged_at))
         self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
-        return self.begin_fn(obs, legal_mask)
 
     def collect_fn(self, packed):
         """step_fn where no update or sync is due: replay ← (s, a, r, s', terminated); act on `obs`."""
         next_obs, reward, terminated, obs, next_legal_mask, legal_mask = self.unpack_fn(packed)
         self.store_fn(next_obs, reward, terminated, next_legal_mask)
         self.schedule.step.assign_add(self.num_envs)
-        return self.begin_fn(obs, legal_mask)
+        return self.act_on_fn(obs, legal_mask)
 
     def store_fn(self, next_obs, reward, terminated, next_legal_mask=None):
-        """replay ← (s, a, r, s', terminated) with s and a the ones begin_fn remembered."""
-        self.replay.add_fn(self.current_obs.read_value(), self.last_action.read_value(), reward, next_obs,
-                           terminated, next_legal_mask)
+        """replay ← (s, a, clip(r), s', terminated) with s and a the ones begin_fn remembered."""
+        self.replay.add_fn(self.current_obs.read_value(), self.last_action.read_value(), self.clip_reward_fn(reward),
+                           next_obs, terminated, next_legal_mask)
+
+    def clip_reward_fn(self, reward):
+        """r, or clip(r, −c, c) with c = reward_clip: what the loss sees (returns are counted unclipped)."""
+        clip = self.config.reward_clip
+        return reward if clip is None else tf.clip_by_value(reward, -clip, clip)
 
     def _mask_tensor(self, legal_mask):
         return None if legal_mask is None else tf.convert_to_tensor(legal_mask, tf.bool)

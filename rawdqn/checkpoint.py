@@ -348,7 +348,8 @@ def config_from_state(state, checkpoint):
         raise CheckpointError(f"checkpoint {checkpoint} has an unreadable config "
                               f"(unknown fields {sorted(set(saved) - known) if isinstance(saved, dict) else saved})")
     try:
-        return DQNConfig(**{**saved, "hidden": tuple(saved.get("hidden", ()))}).validate()
+        return DQNConfig(**{**saved, "hidden": tuple(saved.get("hidden", ())),
+                            "convs": tuple(tuple(conv) for conv in saved.get("convs", ()))}).validate()
     except (TypeError, UsageError) as error:
         raise CheckpointError(f"checkpoint {checkpoint} has an invalid config: {error}") from None
 
@@ -362,10 +363,11 @@ def env_state(env):
     """The environment's state as JSON: what gymnasium lets us read without pickling.
 
     Covered: every plain-data attribute of the unwrapped environment (numbers, strings,
-    numeric arrays — CartPole's `state`, FrozenLake's `s`, …), its `np_random`
-    bit-generator state, and each wrapper's plain attributes (TimeLimit's elapsed
-    steps, OrderEnforcing's has-reset flag). Not covered: state held in other objects
-    (Box2D worlds, MuJoCo simulations, emulators), listed under "not_saved".
+    numeric arrays, lists and dicts of them — CartPole's `state`, FrozenLake's `s`, …),
+    its `np_random` bit-generator state, each wrapper's plain attributes (TimeLimit's
+    elapsed steps, OrderEnforcing's has-reset flag), and objects of PLAIN_DATA_PACKAGES
+    all the way down (MinAtar's game, with its RandomState). Not covered: state held in
+    other objects (Box2D worlds, MuJoCo simulations, emulators), listed under "not_saved".
     """
     layers = []
     wrapper = env
@@ -387,6 +389,10 @@ UNSAVED_BY_DESIGN = {"action_space", "observation_space", "spec", "P", "locs", "
                      "render_mode", "desc"}
 
 
+# Packages whose objects hold only plain data and RandomStates: saved attribute by attribute.
+PLAIN_DATA_PACKAGES = ("minatar",)
+
+
 def set_env_state(env, saved):
     """Write back what env_state read; `env` must come from gym.make of the same id."""
     wrapper = env
@@ -394,10 +400,10 @@ def set_env_state(env, saved):
         if not isinstance(wrapper, gymnasium.Wrapper):
             raise CheckpointError("the environment's wrappers differ from the checkpoint's")
         for name, value in layer.items():
-            setattr(wrapper, name, decode(value))
+            setattr(wrapper, name, decode(value, getattr(wrapper, name, None)))
         wrapper = wrapper.env
     for name, value in saved["unwrapped"].items():
-        setattr(wrapper, name, decode(value))
+        setattr(wrapper, name, decode(value, getattr(wrapper, name, None)))
     if saved.get("np_random") is not None:
         wrapper.np_random.bit_generator.state = saved["np_random"]
 
@@ -421,14 +427,45 @@ def encode(value):
         return {"array": value.dtype.str, "shape": list(value.shape), "value": value.ravel().tolist()}
     if isinstance(value, tuple) and all(isinstance(v, (bool, int, float)) for v in value):
         return {"tuple": list(value)}
+    if isinstance(value, list):
+        items = [encode(item) for item in value]
+        return None if any(item is None for item in items) else {"list": items}
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        items = {key: encode(item) for key, item in value.items()}
+        return None if any(item is None for item in items.values()) else {"dict": items}
+    if isinstance(value, np.random.RandomState):
+        name, keys, position, has_gauss, cached_gaussian = value.get_state()
+        return {"random_state": [name, keys.tolist(), int(position), int(has_gauss), float(cached_gaussian)]}
+    if type(value).__module__.split(".")[0] in PLAIN_DATA_PACKAGES:
+        attributes = {name: encode(item) for name, item in vars(value).items()}
+        return None if any(item is None for item in attributes.values()) else {"object": attributes}
     return None
 
 
-def decode(encoded):
+def decode(encoded, current=None):
+    """The value encode() saw. RandomStates and PLAIN_DATA_PACKAGES objects are restored
+    into `current`, the live one in the same place: objects that share one (MinAtar's game
+    and its env share a RandomState) go on sharing it."""
     if "python" in encoded:
         return encoded["python"]
     if "numpy" in encoded:
         return np.dtype(encoded["numpy"]).type(encoded["value"])
     if "array" in encoded:
         return np.asarray(encoded["value"], np.dtype(encoded["array"])).reshape(encoded["shape"])
+    if "list" in encoded:
+        return [decode(item) for item in encoded["list"]]
+    if "dict" in encoded:
+        return {key: decode(item) for key, item in encoded["dict"].items()}
+    if "random_state" in encoded:
+        name, keys, position, has_gauss, cached_gaussian = encoded["random_state"]
+        if not isinstance(current, np.random.RandomState):
+            current = np.random.RandomState()
+        current.set_state((name, np.asarray(keys, np.uint32), position, has_gauss, cached_gaussian))
+        return current
+    if "object" in encoded:
+        if current is None:
+            raise CheckpointError("the environment's objects differ from the checkpoint's")
+        for name, value in encoded["object"].items():
+            setattr(current, name, decode(value, getattr(current, name, None)))
+        return current
     return tuple(encoded["tuple"])

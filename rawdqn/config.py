@@ -10,6 +10,7 @@ class ConfigError(UsageError):
     """An invalid hyperparameter; the message is one line naming it and the fix."""
 
 
+OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop", "rmsprop_centered", "rmsprop_centered_torch")   # rawdqn/optim.py
 SEED_LIMIT = 2**31 - 1  # seeds key TensorFlow's stateless RNGs as int32 words
 
 
@@ -34,8 +35,18 @@ class DQNConfig:
     program, between which Python logs, evaluates and checkpoints."""
     hidden: Tuple[int, ...] = (64, 64)
     """Widths of the Q-network's hidden ReLU layers; () gives a linear Q-function."""
+    convs: Tuple[Tuple[int, int, int], ...] = ()
+    """Conv layers (filters, size, stride) before the hidden layers, for pixel observations
+    (--convs 32x8/4,64x4/2,64x3/1 is the Nature DQN's); () for vector observations."""
+    history: int = 1
+    """Frames stacked into one observation on pixel environments (the replay stores each frame once)."""
+    frame_pad: str = "zeros"
+    """What fills a stack before an episode's first frame: 'zeros' (Dopamine) or 'repeat' (that frame)."""
+    data_format: str = "NHWC"
+    """Layout of the conv layers' activations: 'NHWC' (fastest on CPUs) or 'NCHW' (cuDNN's)."""
     optimizer: str = "adam"
-    """'adam', 'sgd', 'rmsprop' or 'rmsprop_centered' (DeepMind's, for the Nature DQN; all written out in rawdqn/optim.py)."""
+    """'adam', 'sgd', 'rmsprop', 'rmsprop_centered' (DeepMind's, ε inside the root, for the Nature DQN)
+    or 'rmsprop_centered_torch' (torch's, ε outside the root, as the MinAtar paper ran it); rawdqn/optim.py."""
     learning_rate: float = 1e-3
     """Step size α of the optimizer."""
     discount: float = 0.99
@@ -58,6 +69,9 @@ class DQNConfig:
     """Use the double Q-learning target (online argmax, target value)."""
     loss: str = "squared"
     """'squared' (mean ½δ²) or 'huber'."""
+    reward_clip: Optional[float] = None
+    """Clip rewards to [−c, c] in the replay, so the loss sees clipped rewards (Mnih et al. 2015:
+    1); returns are reported unclipped. None: no clipping."""
     max_grad_norm: Optional[float] = 10.0
     """Clip gradients to this global norm; None disables clipping."""
     epsilon_start: float = 1.0
@@ -70,6 +84,8 @@ class DQNConfig:
     """Environment steps over which ε decays; when set, it replaces exploration_fraction."""
     eval_episodes: int = 10
     """Greedy episodes in the final evaluation."""
+    eval_epsilon: float = 0.0
+    """ε of the evaluation policy: 0 is greedy; the Atari literature evaluates with 0.05."""
     eval_interval: int = 0
     """Environment steps between greedy evaluations during training; 0: only at the end."""
     keep_best: bool = False
@@ -95,7 +111,7 @@ class DQNConfig:
             return value
         for name in ("total_steps", "num_envs", "batch_size", "replay_capacity", "train_frequency",
                      "gradient_steps", "target_update_interval", "eval_episodes",
-                     "log_interval", "iterations_per_call"):
+                     "log_interval", "iterations_per_call", "history"):
             require(int(getattr(self, name)) >= 1, f"{name} must be >= 1; got {getattr(self, name)}")
         require(self.learning_starts >= 0, f"learning_starts must be >= 0; got {self.learning_starts}")
         require(self.eval_interval >= 0, f"eval_interval must be >= 0; got {self.eval_interval}")
@@ -120,8 +136,15 @@ class DQNConfig:
                 f"max_grad_norm must be > 0 (or None to disable); got {self.max_grad_norm}")
         require(all(int(w) >= 1 for w in self.hidden),
                 f"hidden layer widths must be >= 1; got {tuple(self.hidden)}")
-        require(self.optimizer in ("adam", "sgd", "rmsprop", "rmsprop_centered"),
-                f"optimizer must be adam, sgd, rmsprop or rmsprop_centered; got {self.optimizer!r}")
+        require(self.optimizer in OPTIMIZER_NAMES,
+                f"optimizer must be one of {', '.join(OPTIMIZER_NAMES)}; got {self.optimizer!r}")
+        require(all(len(conv) == 3 and all(int(x) >= 1 for x in conv) for conv in self.convs),
+                f"convs must be (filters, size, stride) triples of whole numbers >= 1; got {tuple(self.convs)}")
+        require(self.frame_pad in ("zeros", "repeat"), f"frame_pad must be zeros or repeat; got {self.frame_pad!r}")
+        require(self.data_format in ("NHWC", "NCHW"), f"data_format must be NHWC or NCHW; got {self.data_format!r}")
+        require(self.reward_clip is None or finite("reward_clip") > 0,
+                f"reward_clip must be > 0 (or None to disable); got {self.reward_clip}")
+        require(0.0 <= finite("eval_epsilon") <= 1.0, f"eval_epsilon must be in [0, 1]; got {self.eval_epsilon}")
         require(self.loss in ("squared", "huber"), f"loss must be squared or huber; got {self.loss!r}")
         require(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64; got {self.dtype!r}")
         require(self.mode in ("eager", "function", "xla"),
@@ -151,6 +174,10 @@ class DQNConfig:
             return line + f" of {self.total_steps:,} ({self.exploration_fraction:g} of the run; "\
                           "--exploration-steps N sets it in steps)"
         return line + f" of {self.total_steps:,}"
+
+    def describe_evaluation(self):
+        """'greedy', or 'ε-greedy (ε 0.05)': the evaluation policy."""
+        return "greedy" if self.eval_epsilon == 0 else f"ε-greedy (ε {self.eval_epsilon:g})"
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -199,6 +226,20 @@ PRESETS = {(env_id, GYMNASIUM): config for env_id, config in {
         replay_capacity=50_000, learning_starts=1_000, target_update_interval=250,
         max_grad_norm=None, epsilon_end=0.1, exploration_fraction=0.4),
 }.items()}
+# MinAtar (Young & Tian 2019, arXiv:1903.03176; their examples/dqn.py): conv 16 3×3/1 then
+# fc 128 over the 10×10×C state; replay 100k; batch 32; one update per frame after 5k frames;
+# target every 1,000 updates; γ 0.99; Huber loss; torch's centred RMSProp, lr 2.5e-4, ρ 0.95,
+# ε 0.01; no gradient clipping; ε-greedy 1 → 0.1 over the first 100k frames (theirs decays over
+# the 100k frames after the first 5k); 5M frames; sticky actions 0.1 (the env's default).
+# -v0 has all 6 actions, as in the paper; -v1 each game's minimal set.
+MINATAR = DQNConfig(
+    total_steps=5_000_000, convs=((16, 3, 1),), hidden=(128,), optimizer="rmsprop_centered_torch",
+    learning_rate=2.5e-4, discount=0.99, batch_size=32, replay_capacity=100_000, learning_starts=5_000,
+    train_frequency=1, gradient_steps=1, target_update_interval=1_000, loss="huber", max_grad_norm=None,
+    epsilon_start=1.0, epsilon_end=0.1, exploration_steps=100_000, log_interval=10_000)
+for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"):
+    for version in ("v0", "v1"):
+        PRESETS[(f"MinAtar/{game}-{version}", GYMNASIUM)] = MINATAR
 # Tuned for the on-device loop (scripts/check_ondevice_cartpole.py). CartPole: updates cost
 # far more than env steps there, so a small network and a large batch at 1/4 update per step;
 # DQN on CartPole swings between 500 and collapse late in training, so the run keeps the

@@ -34,6 +34,12 @@ PADDINGS = ("zeros", "repeat")
 MAX_REDRAWS = 10_000   # a cap on rejection rounds per sample, so a program can never spin forever
 
 
+def input_shape_of(frame_shape, history):
+    """A stack of `history` frames [H, W] or [H, W, C]: (H, W, history · C), C = 1 for [H, W]."""
+    channels = frame_shape[2] if len(frame_shape) == 3 else 1
+    return (*frame_shape[:2], history * channels)
+
+
 class FrameReplay(tf.Module):
     """`num_envs` rings of `slots` frames [height, width] (uint8) with each slot's action,
     reward, terminated, final flag and step in its episode (module docstring)."""
@@ -77,6 +83,11 @@ class FrameReplay(tf.Module):
         self._begin(tf.convert_to_tensor(frames, tf.uint8))
 
     def begin_fn(self, frames):
+        """Also after an episode cut short (a resumed run whose envs start anew): the slot
+        before is marked final, so no transition runs from it into this episode."""
+        previous = self.ring_index(self.written - 1)
+        self.final.scatter_nd_update(previous, tf.where(self.written > 0, tf.ones([self.num_envs], tf.int8),
+                                                        tf.gather_nd(self.final.read_value(), previous)))
         zeros = tf.zeros([self.num_envs], tf.int32)
         self.write_slots(self.ring_index(self.written), frames, zeros, zeros)
         self.written.assign_add(tf.ones_like(self.written))
@@ -102,7 +113,7 @@ class FrameReplay(tf.Module):
         next_step = tf.gather_nd(self.step.read_value(), current) + 1
         zeros = tf.zeros([self.num_envs], tf.int32)
         self.write_slots(tf.concat([next_index, tf.where(ended[:, None], after_index, next_index)], 0),
-                         tf.concat([next_frame, tf.where(ended[:, None, None], reset_frame, next_frame)], 0),
+                         tf.concat([next_frame, tf.where(self.per_frame(ended), reset_frame, next_frame)], 0),
                          tf.concat([next_step, tf.where(ended, zeros, next_step)], 0),
                          tf.concat([tf.cast(ended, tf.int32), zeros], 0))
         self.written.assign_add(1 + tf.cast(ended, tf.int64))
@@ -151,9 +162,15 @@ class FrameReplay(tf.Module):
                 self.stack(env, logical + 1), tf.cast(tf.gather_nd(self.terminated.read_value(), index), tf.float32),
                 env, logical)
 
+    def per_frame(self, mask):
+        """A [B] mask shaped to select whole frames in tf.where."""
+        return tf.reshape(mask, [-1] + [1] * len(self.frame_shape))
+
     def stack(self, env, newest):
-        """[B, H, W, history]: the frames of slots newest − h + 1 … newest, oldest first; those
-        from before the episode's reset are zeros or its first frame (pad)."""
+        """The frames of slots newest − h + 1 … newest, oldest first, as the network's input:
+        [B, H, W, history] for [H, W] frames, [B, H, W, history · C] for [H, W, C] frames
+        (frame k's channels at k·C … k·C + C − 1). Frames from before the episode's reset
+        are zeros or its first frame (pad)."""
         env = tf.cast(env, tf.int64)
         step = tf.cast(tf.gather_nd(self.step.read_value(), tf.stack([env, tf.math.floormod(newest, self.slots)], 1)), tf.int64)
         first = tf.gather_nd(self.frames.read_value(), tf.stack([env, tf.math.floormod(newest - step, self.slots)], 1))
@@ -161,8 +178,8 @@ class FrameReplay(tf.Module):
         for back in range(self.history - 1, -1, -1):
             frame = tf.gather_nd(self.frames.read_value(), tf.stack([env, tf.math.floormod(newest - back, self.slots)], 1))
             pad = first if self.pad == "repeat" else tf.zeros_like(frame)
-            layers.append(tf.where((back <= step)[:, None, None], frame, pad))
-        return tf.stack(layers, axis=-1)
+            layers.append(tf.where(self.per_frame(back <= step), frame, pad))
+        return tf.stack(layers, axis=-1) if len(self.frame_shape) == 2 else tf.concat(layers, axis=-1)
 
     # --- what it holds ---------------------------------------------------------------
     def num_transitions(self):
@@ -176,6 +193,15 @@ class FrameReplay(tf.Module):
             back = np.minimum(step[env, ring], self.history - 1)
             total += int(np.sum((final[env, ring] == 0) & (logical - back >= written[env] - self.slots)))
         return total
+
+    @property
+    def size(self):
+        """num_transitions(): what ReplayBuffer calls its size."""
+        return self.num_transitions()
+
+    def input_shape(self):
+        """The shape of one stacked observation: (H, W, history · C)."""
+        return input_shape_of(self.frame_shape, self.history)
 
     @property
     def nbytes(self):

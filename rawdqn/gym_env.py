@@ -21,6 +21,7 @@ batches and no step is ever a reset. `make_envs(source, ...)` builds either.
 """
 import dataclasses
 import warnings
+from typing import Optional
 
 import gymnasium as gym
 import numpy as np
@@ -28,6 +29,11 @@ import numpy as np
 from rawdqn.errors import UsageError
 
 EVAL_STEP_LIMIT = 1_000        # per evaluation episode, for envs without a time limit (CliffWalking)
+PIXEL_EVAL_STEP_LIMIT = 27_000  # the same for pixel envs (MinAtar): the ALE's 108,000 frames at frame skip 4
+# Atari as the Nature DQN saw it (gymnasium's AtariPreprocessing): up to 30 no-op steps after
+# reset, each step 4 frames with the last two max-pooled, 84×84 grayscale (ALE ids only).
+ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True,
+                           terminal_on_life_loss=False, scale_obs=False)
 SELECTION_EVAL_SEED = 10_000   # evaluation seeds: the run's seed + this, during training
 FRESH_EVAL_SEED = 20_000       # and for the kept weights' final evaluation (keep_best)
 
@@ -44,6 +50,13 @@ class EnvSpec:
     discrete_obs: bool
     action_start: int
     legal_actions: bool
+    frame_shape: Optional[tuple] = None   # pixel observations: one frame's shape, [H, W] or [H, W, C]
+
+    @classmethod
+    def from_record(cls, record):
+        """The spec as state.json holds it (lists for tuples; no frame_shape before pixel envs)."""
+        frame_shape = record.get("frame_shape")
+        return cls(**{**record, "frame_shape": None if frame_shape is None else tuple(frame_shape)})
 
 
 @dataclasses.dataclass
@@ -62,15 +75,42 @@ class EnvStep:
         return self.terminated | self.truncated
 
 
+def register_family(env_id):
+    """Register MinAtar's or the ALE's ids with gymnasium on first use (their packages are extras)."""
+    if env_id in gym.registry:
+        return
+    if env_id.startswith("MinAtar/"):
+        try:
+            from minatar.gym import register_envs   # gymnasium 1.x dropped the plugin hook it used
+        except ImportError:
+            raise EnvError(f'{env_id} needs the minatar package: pip install "rawdqn[minatar]"') from None
+        register_envs()
+    elif env_id.startswith("ALE/"):
+        try:
+            import ale_py
+        except ImportError:
+            raise EnvError(f'{env_id} needs ale-py (which ships the ROMs): pip install "rawdqn[atari]"') from None
+        gym.register_envs(ale_py)
+
+
 def make_env(env_id, render_mode=None, **env_kwargs):
-    """gym.make(env_id, **env_kwargs) with rawdqn's checks: Discrete actions, Box or Discrete observations."""
+    """gym.make(env_id, **env_kwargs) with rawdqn's checks: Discrete actions, Box or Discrete observations.
+
+    ALE ids get ATARI_PREPROCESSING (the emulator then runs at frameskip 1: the wrapper skips)."""
+    register_family(env_id)
+    atari = env_id.startswith("ALE/")
     try:
         # Only ask for a render mode when one is wanted: not every env accepts the argument.
-        env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}), **env_kwargs)
+        with warnings.catch_warnings():   # MinAtar's -v0 (the paper's full action sets) is not out of date
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}),
+                           **({"frameskip": 1} if atari else {}), **env_kwargs)
+        if atari:
+            env = gym.wrappers.AtariPreprocessing(env, **ATARI_PREPROCESSING)
     except gym.error.Error as error:
         raise EnvError(f"unknown environment {env_id!r} ({error}); "
                        "pass a registered gymnasium id such as CartPole-v1") from None
-    except ImportError as error:
+    except (ImportError, gym.error.DependencyNotInstalled) as error:
         raise EnvError(f"environment {env_id!r} needs a package that is not installed: {error}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
@@ -89,20 +129,38 @@ def env_spec(env, info):
     discrete_obs = isinstance(space, gym.spaces.Discrete)
     obs_dim = int(space.n) if discrete_obs else int(np.prod(space.shape))
     return EnvSpec(obs_dim, int(env.action_space.n), discrete_obs,
-                   int(env.action_space.start), "action_mask" in info)
+                   int(env.action_space.start), "action_mask" in info, frame_shape_of(space))
+
+
+def frame_shape_of(space):
+    """An image's shape — a Box of uint8 or bool, [H, W] or [H, W, C] — else None."""
+    if (isinstance(space, gym.spaces.Box) and len(space.shape) in (2, 3)
+            and np.dtype(space.dtype) in (np.dtype(np.uint8), np.dtype(bool))):
+        return tuple(int(size) for size in space.shape)
+    return None
 
 
 def encode_obs(obs, spec):
-    """A state index for Discrete observations (one-hot on the device), else a flat float vector."""
+    """A state index for Discrete observations (one-hot on the device), a uint8 frame for
+    pixels — a FrameStackObservation's stack [h, H, W(, C)] as the network's [H, W, h · C] —
+    else a flat float vector."""
     if spec.discrete_obs:
         return np.int32(obs)
+    if spec.frame_shape:
+        obs = np.asarray(obs, np.uint8)
+        if obs.ndim == len(spec.frame_shape) + 1:   # stacked, oldest first
+            obs = np.moveaxis(obs, 0, 2 if len(spec.frame_shape) == 2 else -2)
+            obs = obs.reshape(*obs.shape[:2], -1)
+        return obs
     return np.asarray(obs, np.float32).reshape(-1)
 
 
 def encode_batch(obs, spec):
-    """[N, ...] observations → [N] state indices or [N, obs_dim] float32."""
+    """[N, ...] observations → [N] state indices, [N, *frame_shape] uint8 frames or [N, obs_dim] float32."""
     if spec.discrete_obs:
         return np.asarray(obs, np.int32).reshape(-1)
+    if spec.frame_shape:
+        return np.asarray(obs, np.uint8)
     obs = np.asarray(obs, np.float32)
     return obs.reshape(obs.shape[0], -1)
 
@@ -273,36 +331,60 @@ class EnvpoolEnvs:
         return False
 
 
-def evaluate(agent, env_id, episodes, seed, spec=None, env_kwargs=None):
-    """Mean and std of the greedy policy's undiscounted return over `episodes` episodes.
+def make_eval_env(env_id, history=1, pad="zeros", render_mode=None, env_kwargs=None):
+    """The env an evaluation plays: make_env, with `history` > 1 gymnasium's
+    FrameStackObservation (zeros or the reset frame repeated before the first frame), whose
+    stacks encode_obs lays out as the training stacks (checked in tests/test_pixels.py)."""
+    env = make_env(env_id, render_mode=render_mode, **(env_kwargs or {}))
+    if history > 1:
+        env = gym.wrappers.FrameStackObservation(env, history, padding_type="zero" if pad == "zeros" else "reset")
+    return env
 
-    An episode ends at termination, at the env's time limit, or — where the env has
-    none — after EVAL_STEP_LIMIT steps (a greedy policy can loop forever).
+
+def evaluate(agent, env_id, episodes, seed, spec=None, env_kwargs=None, config=None):
+    """Mean and std of the evaluation policy's undiscounted return over `episodes` episodes.
+
+    The policy is ε-greedy with ε = config.eval_epsilon (0, greedy, without a config), over
+    stacks of config.history frames on pixel envs. An episode ends at termination, at the
+    env's time limit, or — where the env has none — after EVAL_STEP_LIMIT steps
+    (PIXEL_EVAL_STEP_LIMIT for pixels): a greedy policy can loop forever.
     """
-    env = make_env(env_id, **(env_kwargs or {}))
+    history, pad, epsilon = (config.history, config.frame_pad, config.eval_epsilon) if config else (1, "zeros", 0.0)
+    env = make_eval_env(env_id, history, pad, env_kwargs=env_kwargs)
     try:
-        step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else EVAL_STEP_LIMIT
-        returns = play_greedy(agent, env, episodes, seed, spec, step_limit)
+        step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else None
+        if step_limit is None:
+            pixels = (spec or env_spec(env, {})).frame_shape is not None
+            step_limit = PIXEL_EVAL_STEP_LIMIT if pixels else EVAL_STEP_LIMIT
+        returns = play_greedy(agent, env, episodes, seed, spec, step_limit, epsilon=epsilon)
     finally:
         env.close()
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def play_greedy(agent, env, episodes, seed, spec=None, step_limit=None, after_step=None):
-    """The returns of up to `episodes` greedy episodes, the first from env.reset(seed=seed).
+def play_greedy(agent, env, episodes, seed, spec=None, step_limit=None, after_step=None, epsilon=0.0):
+    """The returns of up to `episodes` episodes, the first from env.reset(seed=seed).
 
-    a = argmax over legal a of Q(s, a; θ) (`agent` has `q_values`: a DQN or a GreedyPolicy).
-    `after_step()` runs after the first reset and after every step; when it returns False,
-    play stops there (the episode in progress counts with its return so far).
+    a = argmax over legal a of Q(s, a; θ) (`agent` has `q_values`: a DQN or a GreedyPolicy);
+    with `epsilon` > 0, a uniform legal action instead with probability ε (the draws from
+    a generator seeded with `seed`). `after_step()` runs after the first reset and after
+    every step; when it returns False, play stops there (the episode in progress counts
+    with its return so far).
     """
     obs, info = env.reset(seed=seed)
     spec = spec or env_spec(env, info)
+    rng = np.random.default_rng(seed)
     returns, playing = [], after_step() if after_step else True
     for _ in range(episodes):
         total, done, steps = 0.0, False, 0
         while playing and not done and (step_limit is None or steps < step_limit):
             steps += 1
-            obs, reward, terminated, truncated, info = env.step(greedy_action(agent, obs, info, spec))
+            action = greedy_action(agent, obs, info, spec)
+            if epsilon > 0 and rng.random() < epsilon:
+                mask = legal_mask_of(info, spec)
+                action = int(rng.choice(np.flatnonzero(mask) if mask is not None else spec.num_actions)) \
+                    + spec.action_start
+            obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             done = terminated or truncated
             playing = after_step() if after_step else True

@@ -15,10 +15,11 @@ import numpy as np
 
 from rawdqn import checkpoint, summary
 from rawdqn.agent import DQN
+from rawdqn.pixel_agent import PixelDQN
 from rawdqn.config import check_seed
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
-from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, evaluate, make_envs
+from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate, make_envs
 from rawdqn.kernel import compile_seconds
 from rawdqn.rundir import RunDirectory, config_record, prepare_run_dir
 
@@ -27,7 +28,7 @@ RECENT_EPISODES = 20
 # What a resumed run cannot change: the shapes and dtypes of the variables it restores.
 # Every other hyperparameter may change from the step it resumes at (recorded in config.json
 # and history.jsonl); with none changed, the run continues bit for bit.
-FIXED_FIELDS = ("hidden", "replay_capacity", "optimizer", "dtype", "num_envs")
+FIXED_FIELDS = ("hidden", "convs", "history", "replay_capacity", "optimizer", "dtype", "num_envs")
 
 
 class GymnasiumRun:
@@ -51,9 +52,7 @@ class GymnasiumRun:
         self.new_episodes = True           # the envs are at first_reset (not at a checkpoint's state)
         self.spec = self.envs.spec
         self.on_step = on_step
-        self.agent = DQN(self.spec.obs_dim, self.spec.num_actions, self.config, seed=self.seed,
-                         discrete_obs=self.spec.discrete_obs, legal_actions=self.spec.legal_actions,
-                         device=resolve_device(device), num_envs=self.config.num_envs, **(agent_options or {}))
+        self.agent = make_agent(self.spec, self.config, self.seed, resolve_device(device), agent_options)
         self.agent.sync_target()
         self.step = 0                      # environment steps done (num_envs per loop iteration)
         num_envs = self.config.num_envs    # the episodes in progress, one per environment
@@ -78,7 +77,7 @@ class GymnasiumRun:
     def evaluate_now(self, final=False):
         start, compiling = time.perf_counter(), compile_seconds()
         eval_mean, eval_std = evaluate(self.agent, self.env_id, self.config.eval_episodes,
-                                       self.seed + SELECTION_EVAL_SEED, self.spec, self.envs.env_kwargs)
+                                       self.seed + SELECTION_EVAL_SEED, self.spec, self.envs.env_kwargs, self.config)
         self.eval_seconds += time.perf_counter() - start - (compile_seconds() - compiling)
         self.history.append({"step": self.step, "eval_mean": eval_mean, "eval_std": eval_std})
         if not final:
@@ -103,7 +102,7 @@ class GymnasiumRun:
         else:
             self.log(f"final weights: eval return {final_mean:.2f}; keeping them (the best so far)")
         return evaluate(self.agent, self.env_id, self.config.eval_episodes,
-                        self.seed + FRESH_EVAL_SEED, self.spec, self.envs.env_kwargs)
+                        self.seed + FRESH_EVAL_SEED, self.spec, self.envs.env_kwargs, self.config)
 
     def log_progress(self, steps_per_second):
         epsilon = self.config.epsilon_at(self.step - 1)
@@ -113,7 +112,7 @@ class GymnasiumRun:
             learned = {name: float(variable.numpy()) for name, variable in self.agent.last_info._asdict().items()}
             if self.validation_obs is None:
                 # The first observations collected, fixed for the rest of the run.
-                self.validation_obs = self.agent.replay.obs[:min(self.agent.replay.size, VALIDATION_SIZE)].numpy()
+                self.validation_obs = self.agent.first_observations(VALIDATION_SIZE)
         row = {"step": self.step, "steps_per_second": steps_per_second,
                "episodes": len(self.episode_returns),
                "recent_return": float(np.mean(recent)) if recent else float("nan"),
@@ -189,6 +188,21 @@ class GymnasiumRun:
         self.directory.write_logs(self.logs())
 
 
+
+
+def make_agent(spec, config, seed, device=None, agent_options=None):
+    """The agent for an env's spaces: PixelDQN (conv network, frame replay) where observations
+    are frames, else DQN (MLP, transition replay)."""
+    if spec.frame_shape:
+        if agent_options:
+            raise UsageError("a pixel agent takes no agent options")
+        try:
+            return PixelDQN(spec.frame_shape, spec.num_actions, config, seed=seed, device=device,
+                            num_envs=config.num_envs)
+        except ValueError as error:   # no conv layers, or a conv that does not fit the frames
+            raise UsageError(str(error)) from None
+    return DQN(spec.obs_dim, spec.num_actions, config, seed=seed, discrete_obs=spec.discrete_obs,
+               legal_actions=spec.legal_actions, device=device, num_envs=config.num_envs, **(agent_options or {}))
 
 
 # --- a new run, a resumed run ----------------------------------------------------
@@ -269,7 +283,7 @@ def restore(run, resumable):
     """Put the checkpoint's agent, environments and loop state into the freshly built `run`."""
     state, checkpoint_dir, saved, config, log = (resumable.state, resumable.checkpoint_dir,
                                                  resumable.saved_config, run.config, run.log)
-    if dataclasses.asdict(run.spec) != state["spec"]:
+    if run.spec != EnvSpec.from_record(state["spec"]):
         raise checkpoint.CheckpointError(
             f"{checkpoint_dir} was made on an environment with spaces {state['spec']}, but "
             f"{state['env_id']} now has {dataclasses.asdict(run.spec)}")

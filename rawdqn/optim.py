@@ -163,11 +163,32 @@ class CenteredRMSProp(Optimizer):
         variable.assign_sub(self._lr(variable) * grad / tf.sqrt(variance + self.epsilon))
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSProp, "rmsprop_centered": CenteredRMSProp}
+class TorchCenteredRMSProp(CenteredRMSProp):
+    """torch.optim.RMSprop(centered=True): CenteredRMSProp's averages with ε outside the root,
+
+        θ ← θ − α g / (√max(s − ḡ², 0) + ε)
+
+    (the max only guards against rounding: s ≥ ḡ² in exact arithmetic). The MinAtar
+    paper's code (Young & Tian 2019, examples/dqn.py) ran this form with α 2.5e-4, ρ 0.95,
+    ε 0.01; as ε bounds the denominator at ε rather than √ε, its steps on a
+    low-variance gradient are up to 1/√ε = 10× DeepMind's.
+    """
+
+    def _update(self, i, grad, variable):
+        mean_grad, mean_square = self.slots["mean_grad"][i], self.slots["mean_square"][i]
+        rho = tf.constant(self.rho, variable.dtype)
+        mean_grad.assign(rho * mean_grad + (1.0 - rho) * grad)
+        mean_square.assign(rho * mean_square + (1.0 - rho) * tf.square(grad))
+        variance = tf.maximum(mean_square - tf.square(mean_grad), 0.0)
+        variable.assign_sub(self._lr(variable) * grad / (tf.sqrt(variance) + self.epsilon))
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSProp, "rmsprop_centered": CenteredRMSProp,
+              "rmsprop_centered_torch": TorchCenteredRMSProp}
 
 
 def make_optimizer(name, learning_rate, **kwargs):
-    """The optimizer called `name` ('adam', 'sgd', 'rmsprop' or 'rmsprop_centered')."""
+    """The optimizer called `name` (a key of OPTIMIZERS)."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:

@@ -12,20 +12,25 @@ import tensorflow as tf
 
 from rawdqn import checkpoint
 from rawdqn.kernel import compile_kernel
-from rawdqn.network import QNetwork
+from rawdqn.network import ConvQNetwork, QNetwork
+from rawdqn.pixel_agent import conv_q_network
 
 
 class GreedyPolicy(tf.Module):
     """Actions and Q-values for a batch of observations.
 
-    Observations are float32 `[batch, obs_dim]`, or int32 state indices `[batch]`
-    for environments with Discrete observations (one-hot encoded inside).
+    Observations are float32 `[batch, obs_dim]`, int32 state indices `[batch]` for
+    environments with Discrete observations (one-hot encoded inside), or uint8 stacks of
+    frames `[batch, H, W, history · C]` for a ConvQNetwork. `config` is the run's (its
+    evaluation ε and frame stacking), where known.
     """
 
     def __init__(self, network, discrete_obs=False, action_start=0, legal_actions=False, mode="xla",
-                 name=None):
+                 config=None, name=None):
         super().__init__(name=name)
         self.network = network
+        self.config = config
+        self.pixels = isinstance(network, ConvQNetwork)
         self.discrete_obs = bool(discrete_obs)
         self.action_start = int(action_start)
         self.legal_actions = bool(legal_actions)
@@ -35,11 +40,11 @@ class GreedyPolicy(tf.Module):
     def features(self, observation):
         if self.discrete_obs:
             return tf.one_hot(tf.cast(observation, tf.int32), self.network.obs_dim, dtype=self.network.dtype)
-        return tf.cast(observation, self.network.dtype)
+        return observation if self.pixels else tf.cast(observation, self.network.dtype)
 
     def q_values(self, observation):
         """Q(s, ·; θ) `[batch, num_actions]`, through the run's kernel mode (eager, function, xla)."""
-        dtype = tf.int32 if self.discrete_obs else self.network.dtype
+        dtype = tf.int32 if self.discrete_obs else tf.uint8 if self.pixels else self.network.dtype
         return self._q_values(tf.convert_to_tensor(observation, dtype))
 
     def q_values_fn(self, observation):
@@ -57,6 +62,8 @@ class GreedyPolicy(tf.Module):
         """The TensorSpecs `__call__` is exported with (a batch dimension of any size)."""
         if self.discrete_obs:
             observation = tf.TensorSpec([None], tf.int32, name="observation")
+        elif self.pixels:
+            observation = tf.TensorSpec([None, *self.network.frame_shape], tf.uint8, name="observation")
         else:
             observation = tf.TensorSpec([None, self.network.obs_dim], tf.float32, name="observation")
         if self.legal_actions:
@@ -72,12 +79,15 @@ def load(path):
     spec = state["spec"]
     dtype = tf.float64 if config.dtype == "float64" else tf.float32
     try:
-        network = QNetwork(spec["obs_dim"], spec["num_actions"], config.hidden, dtype=dtype, name="online")
+        if spec.get("frame_shape"):
+            network = conv_q_network(spec["frame_shape"], spec["num_actions"], config, name="online")
+        else:
+            network = QNetwork(spec["obs_dim"], spec["num_actions"], config.hidden, dtype=dtype, name="online")
     except (KeyError, TypeError, ValueError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} has an unreadable spec ({error})") from None
     checkpoint.restore_network(checkpoint_dir, network)
     policy = GreedyPolicy(network, spec["discrete_obs"], spec["action_start"], spec["legal_actions"],
-                          mode=config.mode)
+                          mode=config.mode, config=config)
     state["checkpoint_dir"] = checkpoint_dir
     return policy, state
 

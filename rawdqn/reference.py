@@ -374,6 +374,22 @@ def rmsprop_centered_step(params, grads, state, learning_rate, rho=0.95, epsilon
     return new_params, {"mean_grad": mean_grad, "mean_square": mean_square}
 
 
+def rmsprop_centered_torch_step(params, grads, state, learning_rate, rho=0.95, epsilon=0.01):
+    """torch.optim.RMSprop(centered=True), epsilon outside the square root:
+
+        mean_grad, mean_square as in rmsprop_centered_step
+        theta <- theta - learning_rate * g / (sqrt(max(mean_square - mean_grad**2, 0)) + epsilon)
+    """
+    params, grads = _check_step_inputs(params, grads, learning_rate)
+    _check_unit_interval("rho", rho)
+    state = _start_state(state, ["mean_grad", "mean_square"], params)
+    mean_grad = [rho * m + (1 - rho) * g for m, g in zip(state["mean_grad"], grads)]
+    mean_square = [rho * s + (1 - rho) * g**2 for s, g in zip(state["mean_square"], grads)]
+    new_params = [p - learning_rate * g / (np.sqrt(np.maximum(s - m**2, 0.0)) + epsilon)
+                  for p, g, m, s in zip(params, grads, mean_grad, mean_square)]
+    return new_params, {"mean_grad": mean_grad, "mean_square": mean_square}
+
+
 # --------------------------------------------------------------- target sync
 
 
@@ -498,7 +514,8 @@ class FrameReplayReference:
         for position in range(newest - self.history + 1, newest + 1):
             out.append(frames[position] if position >= 0 else
                        (first if self.pad == "repeat" else np.zeros_like(first)))
-        return np.stack(out, axis=-1)
+        # [H, W] frames stack on a new last axis; [H, W, C] frames lay their channels end to end.
+        return np.stack(out, axis=-1) if first.ndim == 2 else np.concatenate(out, axis=-1)
 
     def transitions(self):
         """{(env, slot counted from the run's start): (obs, action, reward, next_obs, terminated)}."""

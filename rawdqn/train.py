@@ -125,8 +125,7 @@ class Trainer(GymnasiumRun):
                            f"({step.reward[~np.isfinite(step.reward)][0]}) at step {self.step + 1:,}")
         acted, taken, self.obs = self.obs, self.actions, step.obs
         # The replay gets the true final observation; terminated (not truncated) stops bootstrapping.
-        self.actions = self.agent.step(step.next_obs, step.reward, step.terminated, step.obs,
-                                       step.next_legal, step.legal).numpy()
+        self.actions = self.agent.observe(step).numpy()
         self.step += self.config.num_envs
         if self.on_step:
             self.on_step(self, acted, taken, step)
@@ -145,7 +144,7 @@ class Trainer(GymnasiumRun):
         self.final_evaluation = {"seed": eval_seed, "episodes": config.eval_episodes,
                                  "mean": eval_mean, "std": eval_std}
         self.log(f"evaluation: mean return {eval_mean:.2f} ± {eval_std:.2f} over {config.eval_episodes} "
-                 f"greedy episodes ({self.step - self.first_step:,} steps in {total_time:.1f} s)")
+                 f"{config.describe_evaluation()} episodes ({self.step - self.first_step:,} steps in {total_time:.1f} s)")
         if self.run_dir:
             self.save_checkpoint()
         return TrainResult(self.agent, self.episode_returns, eval_mean, eval_std,

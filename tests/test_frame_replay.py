@@ -14,13 +14,22 @@ from rawdqn.frame_replay import FrameReplay
 from rawdqn.reference import FrameReplayReference
 
 FRAME = (3, 2)
+CHANNEL_FRAME = (3, 2, 2)   # MinAtar's kind: [H, W, C], its stacks [H, W, history · C]
+
+
+def numbered_frame(number, shape):
+    """A frame whose pixels are its number; channel c of a [H, W, C] frame holds number + 100·c."""
+    frame = np.full(shape, number % 100, np.uint8)
+    if len(shape) == 3:
+        frame += (100 * np.arange(shape[2])).astype(np.uint8)
+    return frame
 
 
 def play(replay, reference, rng, steps, end_probability):
     """Random frames and endings for all envs, written to both."""
     n = replay.num_envs
     counter = iter(range(1, 10**6))   # distinct frames: each a constant image of its own number
-    make = lambda: np.stack([np.full(FRAME, next(counter) % 251, np.uint8) for _ in range(n)])  # noqa: E731
+    make = lambda: np.stack([numbered_frame(next(counter), replay.frame_shape) for _ in range(n)])  # noqa: E731
     first = make()
     replay.begin(first)
     reference.begin(first)
@@ -37,11 +46,12 @@ def play(replay, reference, rng, steps, end_probability):
 @settings(max_examples=25, deadline=None)
 @given(slots=st.integers(6, 14), num_envs=st.integers(1, 3), history=st.sampled_from([1, 2, 4]),
        pad=st.sampled_from(["zeros", "repeat"]), steps=st.integers(1, 40),
-       end_probability=st.sampled_from([0.0, 0.2, 0.5]), seed=st.integers(0, 2**16))
+       end_probability=st.sampled_from([0.0, 0.2, 0.5]), seed=st.integers(0, 2**16),
+       frame_shape=st.sampled_from([FRAME, CHANNEL_FRAME]))
 def test_samples_are_exactly_the_transitions_the_reference_can_sample(slots, num_envs, history, pad, steps,
-                                                                      end_probability, seed):
+                                                                      end_probability, seed, frame_shape):
     rng = np.random.default_rng(seed)
-    replay = FrameReplay(slots, FRAME, num_envs, history, pad, seed=seed, jit_compile=False)
+    replay = FrameReplay(slots, frame_shape, num_envs, history, pad, seed=seed, jit_compile=False)
     reference = FrameReplayReference(slots, num_envs, history, pad)
     play(replay, reference, rng, steps, end_probability)
     expected = reference.transitions()
@@ -50,6 +60,7 @@ def test_samples_are_exactly_the_transitions_the_reference_can_sample(slots, num
         return
     obs, action, reward, next_obs, terminated, env, logical = (x.numpy() for x in replay.sample(600))
     seen = set()
+    assert obs.shape[1:] == replay.input_shape()
     for i in range(len(env)):
         key = (int(env[i]), int(logical[i]))
         assert key in expected, f"sampled {key}, which the reference cannot sample"
@@ -120,3 +131,18 @@ def test_the_compiled_add_updates_the_ring_in_place():
     frames_shape = "u8[1,300,84,84]"
     assert frames_shape in hlo
     assert not [line for line in hlo.splitlines() if frames_shape in line and " copy(" in line]
+
+
+@pytest.mark.parametrize("history", [1, 4])
+def test_beginning_again_mid_episode_cuts_that_episode_off(history):
+    # A resumed run whose envs cannot be restored begins new episodes in the middle of old
+    # ones: no transition may run from the cut-off episode's last frame into the new one.
+    rng = np.random.default_rng(5)
+    replay = FrameReplay(40, FRAME, 2, history, seed=1, jit_compile=False)
+    reference = FrameReplayReference(40, 2, history)
+    play(replay, reference, rng, 7, 0.0)
+    play(replay, reference, rng, 5, 0.0)   # begins again, without an episode end
+    expected = reference.transitions()
+    assert replay.num_transitions() == len(expected) == 2 * (7 + 5)
+    _, _, _, _, _, env, logical = (x.numpy() for x in replay.sample(500))
+    assert {(int(e), int(l)) for e, l in zip(env, logical)} == set(expected)

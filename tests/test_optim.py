@@ -93,3 +93,23 @@ def test_bad_hyperparameters_raise():
         optim.Adam(0.0)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         optim.make_optimizer("lbfgs", 0.1)
+
+
+def test_torch_centered_rmsprop_first_step_by_hand():
+    # As above, s − ḡ² = 0.011875, √ = 0.108972473588…; + ε 0.01 = 0.118972473588…;
+    # θ = 1 − 0.1·0.5/0.118972473588 = 0.579734719369…  (torch.optim.RMSprop(centered=True) gives it)
+    theta = tf.Variable([1.0], dtype=tf.float64)
+    optim.make_optimizer("rmsprop_centered_torch", 0.1, rho=0.95, epsilon=0.01).apply(
+        [tf.constant([0.5], tf.float64)], [theta])
+    np.testing.assert_allclose(theta.numpy(), [1.0 - 0.05 / (np.sqrt(0.011875) + 0.01)], rtol=1e-14)
+    np.testing.assert_allclose(theta.numpy(), [0.5797347194], rtol=1e-9)
+
+
+def test_torch_centered_rmsprop_steps_alpha_g_over_epsilon_on_a_constant_gradient():
+    # The variance → 0, so the step → α g/ε: ε outside the root (DeepMind's form gives α g/√ε).
+    theta = tf.Variable([0.0], dtype=tf.float64)
+    optimizer = optim.TorchCenteredRMSProp(1e-3, rho=0.5, epsilon=1e-4)
+    for _ in range(200):
+        before = theta.numpy()[0]
+        optimizer.apply([tf.constant([2.0], tf.float64)], [theta])
+    np.testing.assert_allclose(before - theta.numpy()[0], 1e-3 * 2.0 / 1e-4, rtol=1e-9)

@@ -109,7 +109,7 @@ def test_keep_best_ends_with_the_best_evaluated_weights(monkeypatch):
     scripted = iter([10.0, 30.0, 20.0, 25.0])
     seen = []
 
-    def fake_evaluate(agent, env_id, episodes, seed, spec=None, env_kwargs=None):
+    def fake_evaluate(agent, env_id, episodes, seed, spec=None, env_kwargs=None, config=None):
         value = next(scripted)
         seen.append((value, seed, [v.numpy().copy() for v in agent.online.variables_in_order]))
         return value, 0.0

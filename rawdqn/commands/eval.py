@@ -28,7 +28,8 @@ def run(args):
     final = state.get("final_evaluation") or {}
     seed = final.get("seed", state["seed"] + SELECTION_EVAL_SEED) if args.seed is None else check_seed(args.seed)
     episodes = args.episodes or final.get("episodes", DEFAULT_EPISODES)
-    mean, std = evaluate(greedy, state["env_id"], episodes, seed, EnvSpec(**state["spec"]))
+    mean, std = evaluate(greedy, state["env_id"], episodes, seed, EnvSpec.from_record(state["spec"]),
+                         config=greedy.config)
     print(f"{state['env_id']} at step {state['step']:,}: mean return {mean:.2f} ± {std:.2f} "
-          f"over {episodes} greedy episodes (seed {seed})", flush=True)
+          f"over {episodes} {greedy.config.describe_evaluation()} episodes (seed {seed})", flush=True)
     return 0

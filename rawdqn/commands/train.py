@@ -27,6 +27,22 @@ def parse_hidden(text):
         raise argparse.ArgumentTypeError(f"hidden must be comma-separated widths like 64,64; got {text!r}")
 
 
+def parse_convs(text):
+    """'32x8/4,64x4/2,64x3/1' (filters × size / stride per layer) → ((32, 8, 4), …); 'none' → ()."""
+    text = text.strip()
+    if text.lower() in ("", "()", "none"):
+        return ()
+    try:
+        layers = []
+        for part in text.split(","):
+            filters, rest = part.strip().split("x")
+            size, stride = rest.split("/")
+            layers.append((int(filters), int(size), int(stride)))
+        return tuple(layers)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"convs must be FILTERSxSIZE/STRIDE layers like 32x8/4,64x4/2; got {text!r}")
+
+
 def parse_count(text):
     """A whole number, also written as 1e6 or 1_000_000 (how RL papers give step counts)."""
     try:
@@ -76,6 +92,8 @@ def add_config_flags(parser, skip=("total_steps",)):
         kind = hints[field.name]
         if field.name == "hidden":
             kind = parse_hidden
+        elif field.name == "convs":
+            kind = parse_convs
         elif kind == typing.Optional[float]:
             kind = parse_optional_float
         elif kind == typing.Optional[int]:

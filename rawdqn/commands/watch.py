@@ -28,7 +28,7 @@ def run(args):
     from rawdqn.config import check_seed
     from rawdqn.errors import UsageError
     from rawdqn.outputs import check_output_file
-    from rawdqn.gym_env import SELECTION_EVAL_SEED, EnvSpec, make_env, play_greedy
+    from rawdqn.gym_env import SELECTION_EVAL_SEED, EnvSpec, make_eval_env, play_greedy
     check_output_file(args.out, "--out", {".gif", ".mp4"})  # before any frame is rendered
     kind = os.path.splitext(args.out)[1].lower()
     for name in ("episodes", "max_steps", "fps"):
@@ -39,8 +39,8 @@ def run(args):
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     greedy, state = policy.load(args.path)
-    spec = EnvSpec(**state["spec"])
-    env = make_env(state["env_id"], render_mode="rgb_array")
+    spec, config = EnvSpec.from_record(state["spec"]), greedy.config
+    env = make_eval_env(state["env_id"], config.history, config.frame_pad, render_mode="rgb_array")
     seed = state["seed"] + SELECTION_EVAL_SEED if args.seed is None else check_seed(args.seed)
     frames = []
 
@@ -48,7 +48,7 @@ def run(args):
         frames.append(env.render())
         return len(frames) < args.max_steps
     try:
-        returns = play_greedy(greedy, env, args.episodes, seed, spec, after_step=film)
+        returns = play_greedy(greedy, env, args.episodes, seed, spec, after_step=film, epsilon=config.eval_epsilon)
     except (gym.error.DependencyNotInstalled, ImportError) as error:
         raise UsageError(f"rendering {state['env_id']} needs a package that is not installed "
                          f"({' '.join(str(error).split())[:120]}); pip install 'rawdqn[watch]'") from None
