@@ -168,17 +168,24 @@ class ConvQNetwork(ThetaNetwork):
         self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
         self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
         self.use_bias = bool(use_bias)
+        layers, self.flat_size = self.layer_shapes(frame_shape, self.num_actions, self.convs, self.hidden)
+        self.build_theta(layers, seed, initializer)
+
+    @staticmethod
+    def layer_shapes(frame_shape, num_actions, convs, hidden):
+        """Per layer (θ-shape, fan_in, fan_out), and the flattened conv output's size: VALID
+        padding, so each conv maps H to (H − k) // s + 1."""
+        height, width, channels = (int(size) for size in frame_shape)
         layers = []
-        for filters, size, stride in self.convs:
+        for filters, size, stride in convs:
             if height < size or width < size:
                 raise ValueError(f"a {size}×{size} conv does not fit a {height}×{width} input "
-                                 f"(frames {tuple(frame_shape)}, convs {self.convs})")
+                                 f"(frames {tuple(frame_shape)}, convs {tuple(convs)})")
             layers.append(((size, size, channels, filters), size * size * channels, size * size * filters))
             height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
-        self.flat_size = height * width * channels
-        sizes = (self.flat_size, *self.hidden, self.num_actions)
+        sizes = (height * width * channels, *hidden, num_actions)
         layers += [((fan_in, fan_out), fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
-        self.build_theta(layers, seed, initializer)
+        return layers, sizes[0]
 
     def __call__(self, frames, action_mask=None):
         x = tf.cast(tf.convert_to_tensor(frames), self.dtype) * tf.constant(self.scale, self.dtype)

@@ -147,12 +147,7 @@ def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, **option
 
 
 def conv_parameter_count(input_shape, num_actions, convs, hidden):
-    """Σ over layers of (fan_in + 1) · fan_out: kh·kw·C_in·C_out + C_out per conv layer
-    (VALID padding), then the fully connected layers."""
-    height, width, channels = input_shape
-    total = 0
-    for filters, size, stride in convs:
-        total += size * size * channels * filters + filters
-        height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
-    sizes = (height * width * channels, *hidden, num_actions)
-    return total + sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+    """Σ over layers of (fan_in + 1) · fan_out: kh·kw·C_in·C_out + C_out per conv layer, then the
+    fully connected layers (counted without building the network, for the memory check)."""
+    layers, _ = ConvQNetwork.layer_shapes(input_shape, num_actions, convs, hidden)
+    return sum(math.prod(shape) + shape[-1] for shape, _, _ in layers)

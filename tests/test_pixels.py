@@ -70,10 +70,6 @@ SMALL = DQNConfig(total_steps=400, convs=((4, 3, 1),), hidden=(16,), batch_size=
                   eval_episodes=2, log_interval=10_000, optimizer="rmsprop_centered_torch", learning_rate=1e-3)
 
 
-def stacked(env_obs, spec):
-    return encode_obs(env_obs, spec)
-
-
 @pytest.mark.parametrize("pad", ["zeros", "repeat"])
 @pytest.mark.parametrize("num_envs", [1, 2])
 def test_training_stacks_are_gymnasiums_frame_stacks_and_the_replay_holds_what_was_played(pad, num_envs):
@@ -83,16 +79,16 @@ def test_training_stacks_are_gymnasiums_frame_stacks_and_the_replay_holds_what_w
     config = SMALL.replace(frame_pad=pad, num_envs=num_envs, replay_capacity=400, total_steps=300)
     twins = [make_eval_env(FRAMES_ID, config.history, pad) for _ in range(num_envs)]
     spec = EnvSpec(30, 3, False, 0, False, (6, 5))
-    twin_obs = [stacked(twin.reset(seed=7 + i)[0], spec) for i, twin in enumerate(twins)]
+    twin_obs = [encode_obs(twin.reset(seed=7 + i)[0], spec) for i, twin in enumerate(twins)]
     played, checked = set(), []
 
     def on_step(trainer, obs, actions, env_step):
         for i, twin in enumerate(twins):
             next_obs, reward, terminated, truncated, _ = twin.step(int(actions[i]))
-            next_obs = stacked(next_obs, spec)
+            next_obs = encode_obs(next_obs, spec)
             np.testing.assert_array_equal(env_step.next_obs[i], next_obs[..., -1])   # the twin is in step
             played.add(transition_key(twin_obs[i], actions[i], reward, next_obs, terminated))
-            twin_obs[i] = stacked(twin.reset()[0], spec) if terminated or truncated else next_obs
+            twin_obs[i] = encode_obs(twin.reset()[0], spec) if terminated or truncated else next_obs
         acting = trainer.agent.current_obs.numpy()
         for i in range(num_envs):
             np.testing.assert_array_equal(acting[i], twin_obs[i])
