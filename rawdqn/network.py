@@ -20,6 +20,8 @@ import math
 
 import tensorflow as tf
 
+from rawdqn import conv
+
 INITIALIZERS = ("glorot_uniform", "zeros")
 
 
@@ -45,6 +47,25 @@ class ParameterView:
         """Write this slice of θ (eagerly, or inside a compiled program)."""
         flat = tf.reshape(tf.convert_to_tensor(value, self.dtype), [self.size])
         self.theta[self.start:self.start + self.size].assign(flat)
+
+
+def split_theta(theta, sizes):
+    """θ cut into consecutive pieces of `sizes`; the gradient writes each piece's gradient into
+    its place in one zero vector (in place under XLA). Autodiff's own forms are slower under
+    XLA:CPU: a slice per layer pads every layer's gradient to θ's length and sums the pads,
+    and tf.split's gradient, a concatenation, ran 4× slower still (bench/conv.py)."""
+    @tf.custom_gradient
+    def split(theta):
+        def gradient(*piece_gradients):
+            flat, start = tf.zeros_like(theta), 0
+            for size, piece_gradient in zip(sizes, piece_gradients):
+                if piece_gradient is not None:
+                    flat = tf.raw_ops.TensorStridedSliceUpdate(input=flat, begin=[start], end=[start + size],
+                                                               strides=[1], value=piece_gradient)
+                start += size
+            return flat
+        return tf.split(theta, sizes), gradient
+    return split(theta)
 
 
 class ThetaNetwork(tf.Module):
@@ -81,13 +102,24 @@ class ThetaNetwork(tf.Module):
                 self.biases.append(ParameterView(self.theta, start, bias_shape))
                 start += self.biases[-1].size
 
-    def dense_layers(self, x, theta, first, action_mask=None):
-        """x W_first + b_first, relu, …, the last layer linear; then ⊙ action_mask if given."""
+    def unpack(self, theta):
+        """θ as (kernels, biases), each layer's tensors, cut by split_theta."""
+        views = self.layers_in_order
+        pieces = split_theta(theta, [view.size for view in views])
+        tensors = [tf.reshape(piece, view.shape) for piece, view in zip(pieces, views)]
+        if not self.use_bias:
+            return tensors, [None] * len(tensors)
+        return tensors[0::2], tensors[1::2]
+
+    def dense_layers(self, x, parameters, first, action_mask=None):
+        """x W_first + b_first, relu, …, the last layer linear; then ⊙ action_mask if given;
+        `parameters` is unpack(θ)."""
+        kernels, biases = parameters
         last = len(self.kernels) - 1
         for layer in range(first, last + 1):
-            x = tf.matmul(x, self.kernels[layer].of(theta))
+            x = tf.matmul(x, kernels[layer])
             if self.use_bias:
-                x = x + self.biases[layer].of(theta)
+                x = x + biases[layer]
             if layer < last:
                 x = tf.nn.relu(x)
         if action_mask is not None:
@@ -139,13 +171,14 @@ class QNetwork(ThetaNetwork):
     def __call__(self, obs, action_mask=None):
         """Q(s, ·); with `action_mask`, Q(s, ·) ⊙ mask (the tutorials' filtered output)."""
         x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
-        theta = self.theta.read_value()   # read once: one buffer, one gradient
-        return self.dense_layers(x, theta, 0, action_mask)
+        parameters = self.unpack(self.theta.read_value())   # read once: one buffer, one gradient
+        return self.dense_layers(x, parameters, 0, action_mask)
 
 
 # (filters, kernel size, stride) per conv layer, and the fully connected widths after them.
 NATURE_CONVS, NATURE_HIDDEN = ((32, 8, 4), (64, 4, 2), (64, 3, 1)), (512,)   # Mnih et al. 2015, 84×84×4
 MINATAR_CONVS, MINATAR_HIDDEN = ((16, 3, 1),), (128,)                        # Young & Tian 2019, 10×10×C
+CONV_GRADIENTS = ("tf", "forward")
 
 
 class ConvQNetwork(ThetaNetwork):
@@ -154,16 +187,22 @@ class ConvQNetwork(ThetaNetwork):
     Frames may be uint8: they cross to the device as bytes and are cast and scaled there.
     data_format "NHWC" (what CPUs run fastest) or "NCHW" (cuDNN's preferred layout): the
     frames arrive as NHWC either way and are transposed on the device; θ's kernels are
-    [kh, kw, in, out] in both.
+    [kh, kw, in, out] in both. conv_gradients "tf" differentiates `tf.nn.conv2d` with
+    TensorFlow's own gradient; "forward" (NHWC only) uses rawdqn/conv.py's conv2d, whose
+    gradients are forward convolutions: the fast form under XLA on a CPU.
     """
 
     def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
                  dtype=tf.float32, scale=1 / 255, data_format="NHWC", use_bias=True,
-                 initializer="glorot_uniform", name=None):
+                 initializer="glorot_uniform", conv_gradients="tf", name=None):
         super().__init__(name=name)
         height, width, channels = (int(size) for size in frame_shape)
         if data_format not in ("NHWC", "NCHW"):
             raise ValueError(f"data_format must be NHWC or NCHW; got {data_format!r}")
+        if conv_gradients not in CONV_GRADIENTS or (conv_gradients == "forward" and data_format != "NHWC"):
+            raise ValueError(f"conv_gradients must be one of {CONV_GRADIENTS} ('forward' with NHWC only); "
+                             f"got {conv_gradients!r} with {data_format}")
+        self.conv_gradients = conv_gradients
         self.frame_shape, self.num_actions = (height, width, channels), int(num_actions)
         self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
         self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
@@ -192,14 +231,18 @@ class ConvQNetwork(ThetaNetwork):
         channels_first = self.data_format == "NCHW"
         if channels_first:
             x = tf.transpose(x, [0, 3, 1, 2])
-        theta = self.theta.read_value()
+        parameters = kernels, biases = self.unpack(self.theta.read_value())
         for layer, (_, _, stride) in enumerate(self.convs):
-            strides = [1, 1, stride, stride] if channels_first else [1, stride, stride, 1]
-            x = tf.nn.conv2d(x, self.kernels[layer].of(theta), strides, "VALID", data_format=self.data_format)
+            kernel = kernels[layer]
+            if self.conv_gradients == "forward":
+                x = conv.conv2d(x, kernel, stride)
+            else:
+                strides = [1, 1, stride, stride] if channels_first else [1, stride, stride, 1]
+                x = tf.nn.conv2d(x, kernel, strides, "VALID", data_format=self.data_format)
             if self.use_bias:
-                x = tf.nn.bias_add(x, self.biases[layer].of(theta), data_format=self.data_format)
+                x = tf.nn.bias_add(x, biases[layer], data_format=self.data_format)
             x = tf.nn.relu(x)
         if channels_first:   # flatten in NHWC order, so θ means the same in both layouts
             x = tf.transpose(x, [0, 2, 3, 1])
         x = tf.reshape(x, [-1, self.flat_size])
-        return self.dense_layers(x, theta, len(self.convs), action_mask)
+        return self.dense_layers(x, parameters, len(self.convs), action_mask)

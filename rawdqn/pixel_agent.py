@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from rawdqn import optim
 from rawdqn.agent import DQN
+from rawdqn.device import placement
 from rawdqn.frame_replay import FrameReplay, input_shape_of
 from rawdqn.network import ConvQNetwork
 from rawdqn.replay import Transition
@@ -60,7 +61,7 @@ class PixelDQN(DQN):
     def build_model(self, use_bias, initializer):
         config = self.config
         self.online, self.target = (conv_q_network(self.frame_shape, self.num_actions, config, self.seed, name,
-                                                   use_bias=use_bias, initializer=initializer)
+                                                   self.device, use_bias=use_bias, initializer=initializer)
                                     for name in ("online", "target"))
         self.replay = FrameReplay(self.slots_per_env, self.frame_shape, self.num_envs, config.history,
                                   config.frame_pad, seed=self.seed + 1, jit_compile=config.mode == "xla")
@@ -136,14 +137,18 @@ class PixelDQN(DQN):
         return Transition(obs, action, tf.cast(reward, self.dtype), next_obs, tf.cast(terminated, self.dtype), None)
 
 
-def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, **options):
-    """The ConvQNetwork `config` describes (convs, hidden, dtype, data_format) over stacks of frames."""
+def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, device=None, **options):
+    """The ConvQNetwork `config` describes (convs, hidden, dtype, data_format) over stacks of
+    frames; under XLA on a CPU its conv gradients are forward convolutions (rawdqn/conv.py)."""
     if not config.convs:
         raise ValueError("observations are frames, so the Q-network needs conv layers: set --convs "
                          "(e.g. 16x3/1 for MinAtar, 32x8/4,64x4/2,64x3/1 for Atari) or use the env's preset")
     dtype = tf.float64 if config.dtype == "float64" else tf.float32
+    on_cpu = "CPU" in placement(device).upper()
+    gradients = "forward" if config.mode == "xla" and config.data_format == "NHWC" and on_cpu else "tf"
     return ConvQNetwork(input_shape_of(frame_shape, config.history), num_actions, config.convs, config.hidden,
-                        seed=seed, dtype=dtype, data_format=config.data_format, name=name, **options)
+                        seed=seed, dtype=dtype, data_format=config.data_format, conv_gradients=gradients,
+                        name=name, **options)
 
 
 def conv_parameter_count(input_shape, num_actions, convs, hidden):

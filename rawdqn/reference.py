@@ -457,6 +457,28 @@ def conv2d_valid(x, kernel, stride):
     return (columns @ kernel.reshape(kh * kw * channels, out_channels)).reshape(batch, out_h, out_w, out_channels)
 
 
+def conv2d_valid_gradients(x, kernel, stride, out_gradient):
+    """∂L/∂x and ∂L/∂K of conv2d_valid, given ∂L/∂out [B, out_h, out_w, O], by im2col:
+
+        ∂L/∂K[p, q, c, o] = Σ_{b,i,j} x[b, i·s+p, j·s+q, c] · ∂L/∂out[b, i, j, o]     (patchesᵀ · ∂L/∂out)
+        ∂L/∂x[b, i·s+p, j·s+q, c] += Σ_o K[p, q, c, o] · ∂L/∂out[b, i, j, o]           (each patch's share)
+    """
+    x = _as_float("x", x, 4)
+    kernel = _as_float("kernel", kernel, 4)
+    out_gradient = _as_float("out_gradient", out_gradient, 4)
+    batch, height, width, channels = x.shape
+    kh, kw, _, out_channels = kernel.shape
+    out_h, out_w = out_gradient.shape[1:3]
+    x_gradient, kernel_gradient = np.zeros_like(x), np.zeros_like(kernel)
+    for i in range(out_h):
+        for j in range(out_w):
+            rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+            dout = out_gradient[:, i, j, :]                                        # [B, O]
+            kernel_gradient += np.einsum("bpqc,bo->pqco", x[:, rows, cols, :], dout)
+            x_gradient[:, rows, cols, :] += np.einsum("pqco,bo->bpqc", kernel, dout)
+    return x_gradient, kernel_gradient
+
+
 def conv_q_values(conv_params, strides, dense_params, frames, scale=1 / 255):
     """Forward pass of a conv Q-network (Mnih et al. 2015's shape):
 

@@ -57,16 +57,21 @@ def test_nchw_layout_gives_the_same_q_values_under_xla():
                                reference.conv_q_values(*reference_params(nhwc), frames.numpy()), rtol=0, atol=1e-12)
 
 
-def test_gradient_matches_central_differences_of_the_reference():
-    # d/dε of Σ_b,a w_ba Q(s_b, a; θ + ε·u) at ε = 0, along a random direction u.
+@pytest.mark.parametrize("conv_gradients", ["tf", "forward"])
+def test_gradient_matches_central_differences_of_the_reference(conv_gradients):
+    # d/dε of Σ_b,a w_ba Q(s_b, a; θ + ε·u) at ε = 0, along a random direction u; under XLA.
     rng = np.random.default_rng(2)
-    net = ConvQNetwork(**SMALL, dtype=tf.float64)
+    net = ConvQNetwork(**SMALL, dtype=tf.float64, conv_gradients=conv_gradients)
     random_theta(net, rng)
     frames = rng.integers(0, 256, (4, *SMALL["frame_shape"]), dtype=np.uint8)
     weights = rng.normal(size=(4, SMALL["num_actions"]))
-    with tf.GradientTape() as tape:
-        objective = tf.reduce_sum(net(frames) * weights)
-    directional = float(tf.reduce_sum(tape.gradient(objective, net.theta) * (u := rng.normal(size=net.theta.shape))))
+
+    @tf.function(jit_compile=True)
+    def gradient():
+        with tf.GradientTape() as tape:
+            objective = tf.reduce_sum(net(frames) * weights)
+        return tape.gradient(objective, net.theta)
+    directional = float(tf.reduce_sum(gradient() * (u := rng.normal(size=net.theta.shape))))
     theta, eps = net.theta.numpy(), 1e-6
 
     def reference_objective(point):

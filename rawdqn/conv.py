@@ -1,0 +1,59 @@
+"""A VALID convolution whose gradients are forward convolutions, for XLA on the CPU.
+
+    y[n, i, j, o] = Σ_{a,b,c} x[n, s·i + a, s·j + b, c] · K[a, b, c, o]        (cross-correlation)
+
+XLA:CPU runs a forward convolution (NHWC input, HWIO kernel) in Eigen's spatial-convolution
+kernel at ~140 GFLOP/s here, but compiles the two convolutions of its gradient (kernel
+dimensions swapped, input dilated by the stride) into generic loops: a Nature DQN layer's
+gradient is 25–80× slower than its forward pass (bench/conv.py). So each gradient is written
+here as a forward convolution, by the equations of backpropagation:
+
+  stride 1:
+    ∂L/∂x = conv(pad_{k−1}(∂L/∂y), K̃),   K̃[a, b, o, c] = K[k−1−a, k−1−b, c, o]    (the "full" conv
+                                                                  with the flipped kernel)
+    ∂L/∂K[a, b, c, o] = Σ_{n,i,j} x[n, i+a, j+b, c] ∂L/∂y[n, i, j, o]
+                      = conv(xᵀ, ∂L/∂yᵀ)[c, a, b, o],   xᵀ [C, H, W, N],  ∂L/∂yᵀ [h, w, N, O]
+
+  stride s > 1 is a stride-1 convolution after space-to-depth (no gradient needs a dilation):
+    x'[n, i, j, (p, q, c)] = x[n, s·i + p, s·j + q, c]
+    K'[a, b, (p, q, c), o] = K[s·a + p, s·b + q, c, o]    (K zero-padded to a multiple of s)
+    y = conv_1(x', K'),  and ∂/∂x, ∂/∂K of the reshapes are reshapes (autodiff does them).
+
+On a GPU (cuDNN) and in `tf.function` (TensorFlow's own gradient kernels) `tf.nn.conv2d`'s own
+gradient is the faster one; ConvQNetwork's conv_gradients chooses.
+"""
+import tensorflow as tf
+
+
+@tf.custom_gradient
+def conv2d_stride1(x, kernel):
+    """y = conv(x, K), stride 1, VALID; the gradient by two forward convolutions (module docstring)."""
+    y = tf.nn.conv2d(x, kernel, 1, "VALID")
+
+    def gradient(dy):
+        kh, kw = kernel.shape[0], kernel.shape[1]
+        flipped = tf.transpose(kernel[::-1, ::-1], [0, 1, 3, 2])
+        dx = tf.nn.conv2d(tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]), flipped, 1, "VALID")
+        dkernel = tf.nn.conv2d(tf.transpose(x, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]), 1, "VALID")
+        return dx, tf.transpose(dkernel, [1, 2, 0, 3])
+
+    return y, gradient
+
+
+def conv2d(x, kernel, stride):
+    """y = conv(x, K) with stride s, VALID, x [N, H, W, C], K [kh, kw, C, O] (module docstring)."""
+    if stride == 1:
+        return conv2d_stride1(x, kernel)
+    kh, kw, channels, filters = kernel.shape
+    height, width = x.shape[1], x.shape[2]
+    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+    blocks_h, blocks_w = -(-kh // stride), -(-kw // stride)                 # K' is blocks_h × blocks_w
+    # x' needs out + blocks − 1 blocks each way: crop the rows no output reads, zero-pad to whole blocks.
+    rows, cols = stride * (out_h - 1 + blocks_h), stride * (out_w - 1 + blocks_w)
+    x = x[:, :rows, :cols]
+    x = tf.pad(x, [[0, 0], [0, rows - min(rows, height)], [0, cols - min(cols, width)], [0, 0]])
+    x = tf.nn.space_to_depth(x, stride)                                     # channel (p·s + q)·C + c
+    kernel = tf.pad(kernel, [[0, stride * blocks_h - kh], [0, stride * blocks_w - kw], [0, 0], [0, 0]])
+    kernel = tf.reshape(kernel, [blocks_h, stride, blocks_w, stride, channels, filters])
+    kernel = tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]), [blocks_h, blocks_w, stride * stride * channels, filters])
+    return conv2d_stride1(x, kernel)
