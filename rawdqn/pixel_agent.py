@@ -139,13 +139,16 @@ class PixelDQN(DQN):
 
 def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, device=None, **options):
     """The ConvQNetwork `config` describes (convs, hidden, dtype, data_format) over stacks of
-    frames; under XLA on a CPU its conv gradients are forward convolutions (rawdqn/conv.py)."""
+    frames; config.conv_gradients 'auto' makes its conv gradients forward convolutions under XLA
+    on a CPU (rawdqn/conv.py)."""
     if not config.convs:
         raise ValueError("observations are frames, so the Q-network needs conv layers: set --convs "
                          "(e.g. 16x3/1 for MinAtar, 32x8/4,64x4/2,64x3/1 for Atari) or use the env's preset")
     dtype = tf.float64 if config.dtype == "float64" else tf.float32
-    on_cpu = "CPU" in placement(device).upper()
-    gradients = "forward" if config.mode == "xla" and config.data_format == "NHWC" and on_cpu else "tf"
+    gradients = config.conv_gradients
+    if gradients == "auto":
+        on_cpu = "CPU" in placement(device).upper()
+        gradients = "forward" if config.mode == "xla" and config.data_format == "NHWC" and on_cpu else "tf"
     return ConvQNetwork(input_shape_of(frame_shape, config.history), num_actions, config.convs, config.hidden,
                         seed=seed, dtype=dtype, data_format=config.data_format, conv_gradients=gradients,
                         name=name, **options)

@@ -144,3 +144,15 @@ def test_the_loop_breakdown_and_the_dispatch_benchmark_run(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("collect", "step"))]
     assert [row[0] for row in rows] == ["collect", "step"]
     assert all(float(value) > 0 for row in rows for value in row[1:4])
+
+
+def test_the_conv_learner_benchmark_runs(capsys):
+    """bench/conv.py on MinAtar's network, one short round, no peers: every rawdqn variant has a
+    row, and the FLOP count is the hand count 4F − F_conv1."""
+    from bench import conv
+    # F per sample: conv 8·8·16·(3·3·4)·2 = 73,728; fc 1024·128·2 = 262,144; 128·3·2 = 768.
+    forward = 32 * (73_728 + 262_144 + 768)
+    assert conv.update_flops("minatar") == 4 * forward - 32 * 73_728
+    conv.main(["--net", "minatar", "--rounds", "1", "--block-ms", "5", "--no-sb3", "--no-keras"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("rawdqn ")]
+    assert len(rows) == 6 and all(float(line.split()[4]) > 0 for line in rows)   # eager 2, function 3, XLA 1
