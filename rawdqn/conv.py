@@ -44,16 +44,25 @@ def conv2d(x, kernel, stride):
     """y = conv(x, K) with stride s, VALID, x [N, H, W, C], K [kh, kw, C, O] (module docstring)."""
     if stride == 1:
         return conv2d_stride1(x, kernel)
-    kh, kw, channels, filters = kernel.shape
-    height, width = x.shape[1], x.shape[2]
+    return conv2d_stride1(space_to_depth_input(x, kernel.shape[:2], stride), space_to_depth_kernel(kernel, stride))
+
+
+def space_to_depth_input(x, kernel_size, stride):
+    """x' [N, H', W', s²C], x'[n, i, j, (p, q, c)] = x[n, s·i + p, s·j + q, c]: the rows no output
+    reads cropped, zero rows added to make whole blocks. Any dtype (uint8 frames move 4× fewer bytes)."""
+    (kh, kw), (height, width) = kernel_size, x.shape[1:3]
     out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
-    blocks_h, blocks_w = -(-kh // stride), -(-kw // stride)                 # K' is blocks_h × blocks_w
-    # x' needs out + blocks − 1 blocks each way: crop the rows no output reads, zero-pad to whole blocks.
-    rows, cols = stride * (out_h - 1 + blocks_h), stride * (out_w - 1 + blocks_w)
+    # x' needs out + blocks − 1 blocks each way, K' being blocks_h × blocks_w.
+    rows, cols = stride * (out_h - 1 + -(-kh // stride)), stride * (out_w - 1 + -(-kw // stride))
     x = x[:, :rows, :cols]
     x = tf.pad(x, [[0, 0], [0, rows - min(rows, height)], [0, cols - min(cols, width)], [0, 0]])
-    x = tf.nn.space_to_depth(x, stride)                                     # channel (p·s + q)·C + c
+    return tf.nn.space_to_depth(x, stride)                                  # channel (p·s + q)·C + c
+
+
+def space_to_depth_kernel(kernel, stride):
+    """K' [⌈kh/s⌉, ⌈kw/s⌉, s²C, O], K'[a, b, (p, q, c), o] = K[s·a + p, s·b + q, c, o] (zero-padded)."""
+    kh, kw, channels, filters = kernel.shape
+    blocks_h, blocks_w = -(-kh // stride), -(-kw // stride)
     kernel = tf.pad(kernel, [[0, stride * blocks_h - kh], [0, stride * blocks_w - kw], [0, 0], [0, 0]])
     kernel = tf.reshape(kernel, [blocks_h, stride, blocks_w, stride, channels, filters])
-    kernel = tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]), [blocks_h, blocks_w, stride * stride * channels, filters])
-    return conv2d_stride1(x, kernel)
+    return tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]), [blocks_h, blocks_w, stride * stride * channels, filters])
