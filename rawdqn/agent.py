@@ -85,7 +85,8 @@ class DQN(tf.Module):
     def _allocate(self, device, use_bias, initializer):
         with tf.device(device):
             self.build_model(use_bias, initializer)
-            self.optimizer = optim.make_optimizer(self.config.optimizer, self.config.learning_rate)
+            epsilon = {} if self.config.optimizer_epsilon is None else {"epsilon": self.config.optimizer_epsilon}
+            self.optimizer = optim.make_optimizer(self.config.optimizer, self.config.learning_rate, **epsilon)
             self.optimizer.build(self.online.variables_in_order)
             self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
             # The loop's state between env steps, for `step`: what it acted on and how.

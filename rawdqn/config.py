@@ -53,6 +53,9 @@ class DQNConfig:
     or 'rmsprop_centered_torch' (torch's, ε outside the root, as the MinAtar paper ran it); rawdqn/optim.py."""
     learning_rate: float = 1e-3
     """Step size α of the optimizer."""
+    optimizer_epsilon: Optional[float] = None
+    """ε of adam / rmsprop*: None keeps the optimizer's own (Adam 1e-8, RMSProp 1e-7, the centred
+    ones 0.01, DeepMind's); Dopamine's centred RMSProp has 1e-5 (rawdqn/optim.py)."""
     discount: float = 0.99
     """γ in r + γ max_a' Q_target(s', a'); in [0, 1]."""
     batch_size: int = 64
@@ -73,6 +76,12 @@ class DQNConfig:
     """Use the double Q-learning target (online argmax, target value)."""
     loss: str = "squared"
     """'squared' (mean ½δ²) or 'huber'."""
+    sticky_actions: Optional[float] = None
+    """Probability that the emulator repeats the previous action instead (Machado et al. 2018):
+    ALE's repeat_action_probability, MinAtar's sticky_action_prob; None keeps the env's default
+    (ALE v5 0.25, MinAtar 0.1)."""
+    noop_max: int = 30
+    """ALE ids: up to this many no-op steps after each reset (Mnih et al. 2015: 30; 0: none)."""
     reward_clip: Optional[float] = None
     """Clip rewards to [−c, c] in the replay, so the loss sees clipped rewards (Mnih et al. 2015:
     1); returns are reported unclipped. None: no clipping."""
@@ -118,6 +127,11 @@ class DQNConfig:
                      "log_interval", "iterations_per_call", "history"):
             require(int(getattr(self, name)) >= 1, f"{name} must be >= 1; got {getattr(self, name)}")
         require(self.learning_starts >= 0, f"learning_starts must be >= 0; got {self.learning_starts}")
+        require(self.noop_max >= 0, f"noop_max must be >= 0; got {self.noop_max}")
+        require(self.sticky_actions is None or 0.0 <= finite("sticky_actions") <= 1.0,
+                f"sticky_actions must be in [0, 1] (or None for the env's default); got {self.sticky_actions}")
+        require(self.optimizer_epsilon is None or (finite("optimizer_epsilon") > 0 and self.optimizer != "sgd"),
+                f"optimizer_epsilon must be > 0, for adam or rmsprop*; got {self.optimizer_epsilon} with {self.optimizer}")
         require(self.eval_interval >= 0, f"eval_interval must be >= 0; got {self.eval_interval}")
         require(self.exploration_steps is None or self.exploration_steps >= 0,
                 f"exploration_steps must be >= 0; got {self.exploration_steps}")
@@ -259,9 +273,40 @@ PRESETS[("CartPole-v1", ON_DEVICE)] = DQNConfig(
     eval_interval=4_000, log_interval=20_000)
 
 
-def preset(env_id, loop=GYMNASIUM):
-    """The tuned configuration for `env_id` in `loop`, or the defaults for an environment without one."""
+# The Nature DQN (Mnih et al. 2015, Extended Data Table 1, and Methods): conv 32 8×8/4, 64 4×4/2,
+# 64 3×3/1, fc 512; DeepMind's centred RMSProp lr 2.5e-4, ρ 0.95, ε 0.01; batch 32; replay 1M; 4
+# frames; target every 10,000 updates (the table's unit; DeepMind's released code counts 10,000
+# agent steps); an update every 4 steps; ε 1 → 0.1 over 1M steps; 50,000 steps of random play
+# first; the error clipped to [−1, 1] (Huber); rewards clipped to [−1, 1]; up to 30 no-ops at
+# reset; no sticky actions; evaluation at ε 0.05; 50M frames = 12.5M steps. Not yet here: its
+# life loss as a terminal during training.
+NATURE = DQNConfig(
+    total_steps=12_500_000, convs=((32, 8, 4), (64, 4, 2), (64, 3, 1)), hidden=(512,), history=4,
+    optimizer="rmsprop_centered", learning_rate=2.5e-4, discount=0.99, batch_size=32, replay_capacity=1_000_000,
+    learning_starts=50_000, train_frequency=4, gradient_steps=1, target_update_interval=40_000, loss="huber",
+    reward_clip=1.0, max_grad_norm=None, epsilon_start=1.0, epsilon_end=0.1, exploration_steps=1_000_000,
+    sticky_actions=0.0, noop_max=30, eval_epsilon=0.05, eval_episodes=10, log_interval=10_000)
+# Dopamine's DQN (Castro et al. 2018, dopamine/agents/dqn/configs/dqn.gin): the Nature network;
+# TF1's centred RMSProp (ε inside the root) lr 2.5e-4, decay 0.95, ε 1e-5; replay 1M, batch 32;
+# 20,000 steps first; an update every 4 steps; target every 8,000 steps; ε 1 → 0.01 over
+# 250,000 steps, evaluation at 0.001; Huber; rewards clipped to [−1, 1]; sticky actions 0.25 and
+# no no-op starts; 200 iterations of 250,000 steps.
+DOPAMINE = NATURE.replace(
+    total_steps=50_000_000, optimizer_epsilon=1e-5, learning_starts=20_000, target_update_interval=8_000,
+    epsilon_end=0.01, exploration_steps=250_000, eval_epsilon=0.001, sticky_actions=0.25, noop_max=0)
+NAMED_PRESETS = {"nature": NATURE, "dopamine": DOPAMINE, "minatar": MINATAR}
+
+
+def preset(env_id, loop=GYMNASIUM, name=None):
+    """The tuned configuration for `env_id` in `loop`, or NAMED_PRESETS[name]; ALE ids default to
+    the Nature DQN's; the defaults for an environment without one."""
+    if name is not None:
+        if name not in NAMED_PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(NAMED_PRESETS)}")
+        return dataclasses.replace(NAMED_PRESETS[name])
     chosen = PRESETS.get((env_id, loop))
     if chosen is None and loop == ON_DEVICE:
         return preset(env_id).replace(num_envs=ON_DEVICE_NUM_ENVS)
+    if chosen is None and env_id.startswith("ALE/"):
+        chosen = NATURE
     return dataclasses.replace(chosen or DQNConfig())

@@ -93,12 +93,27 @@ def register_family(env_id):
         gym.register_envs(ale_py)
 
 
+def env_options(env_id, config):
+    """The gym.make kwargs `config` asks of `env_id`: sticky actions (ALE, MinAtar) and the
+    ALE's no-op starts (taken by make_env's AtariPreprocessing)."""
+    options = {}
+    if config is not None and env_id.startswith("ALE/"):
+        options["noop_max"] = config.noop_max
+        if config.sticky_actions is not None:
+            options["repeat_action_probability"] = config.sticky_actions
+    elif config is not None and env_id.startswith("MinAtar/") and config.sticky_actions is not None:
+        options["sticky_action_prob"] = config.sticky_actions
+    return options
+
+
 def make_env(env_id, render_mode=None, **env_kwargs):
     """gym.make(env_id, **env_kwargs) with rawdqn's checks: Discrete actions, Box or Discrete observations.
 
-    ALE ids get ATARI_PREPROCESSING (the emulator then runs at frameskip 1: the wrapper skips)."""
+    ALE ids get ATARI_PREPROCESSING (the emulator then runs at frameskip 1: the wrapper skips;
+    env_kwargs' noop_max replaces its number of no-op starts)."""
     register_family(env_id)
     atari = env_id.startswith("ALE/")
+    preprocessing = dict(ATARI_PREPROCESSING, noop_max=env_kwargs.pop("noop_max", ATARI_PREPROCESSING["noop_max"]))
     try:
         # Only ask for a render mode when one is wanted: not every env accepts the argument.
         with warnings.catch_warnings():   # MinAtar's -v0 (the paper's full action sets) is not out of date
@@ -106,7 +121,7 @@ def make_env(env_id, render_mode=None, **env_kwargs):
             env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}),
                            **({"frameskip": 1} if atari else {}), **env_kwargs)
         if atari:
-            env = gym.wrappers.AtariPreprocessing(env, **ATARI_PREPROCESSING)
+            env = gym.wrappers.AtariPreprocessing(env, **preprocessing)
     except gym.error.Error as error:
         raise EnvError(f"unknown environment {env_id!r} ({error}); "
                        "pass a registered gymnasium id such as CartPole-v1") from None
@@ -331,11 +346,12 @@ class EnvpoolEnvs:
         return False
 
 
-def make_eval_env(env_id, history=1, pad="zeros", render_mode=None, env_kwargs=None):
-    """The env an evaluation plays: make_env, with `history` > 1 gymnasium's
-    FrameStackObservation (zeros or the reset frame repeated before the first frame), whose
-    stacks encode_obs lays out as the training stacks (checked in tests/test_pixels.py)."""
-    env = make_env(env_id, render_mode=render_mode, **(env_kwargs or {}))
+def make_eval_env(env_id, history=1, pad="zeros", render_mode=None, env_kwargs=None, config=None):
+    """The env an evaluation plays: make_env (with env_options(config) under env_kwargs), with
+    `history` > 1 gymnasium's FrameStackObservation (zeros or the reset frame repeated before
+    the first frame), whose stacks encode_obs lays out as the training stacks (checked in
+    tests/test_pixels.py)."""
+    env = make_env(env_id, render_mode=render_mode, **{**env_options(env_id, config), **(env_kwargs or {})})
     if history > 1:
         env = gym.wrappers.FrameStackObservation(env, history, padding_type="zero" if pad == "zeros" else "reset")
     return env
@@ -350,7 +366,7 @@ def evaluate(agent, env_id, episodes, seed, spec=None, env_kwargs=None, config=N
     (PIXEL_EVAL_STEP_LIMIT for pixels): a greedy policy can loop forever.
     """
     history, pad, epsilon = (config.history, config.frame_pad, config.eval_epsilon) if config else (1, "zeros", 0.0)
-    env = make_eval_env(env_id, history, pad, env_kwargs=env_kwargs)
+    env = make_eval_env(env_id, history, pad, env_kwargs=env_kwargs, config=config)
     try:
         step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else None
         if step_limit is None:

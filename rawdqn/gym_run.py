@@ -19,7 +19,7 @@ from rawdqn.pixel_agent import PixelDQN
 from rawdqn.config import check_seed
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
-from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate, make_envs
+from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, env_options, evaluate, make_envs
 from rawdqn.kernel import compile_seconds
 from rawdqn.rundir import RunDirectory, config_record, prepare_run_dir
 
@@ -46,6 +46,7 @@ class GymnasiumRun:
         self.env_id, self.config, self.seed, self.log = env_id, config.validate(), check_seed(seed), log
         self.directory = RunDirectory(run_dir, checkpoint_interval)
         self.env_source = env_source
+        env_kwargs = {**env_options(env_id, self.config), **(env_kwargs or {})}
         self.envs = make_envs(env_source, env_id, self.config.num_envs, self.seed if env_seed is None else env_seed,
                               vectorize, env_kwargs, action_masks)
         self.first_reset = self.envs.reset()

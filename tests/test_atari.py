@@ -9,11 +9,9 @@ import pytest
 pytest.importorskip("ale_py", reason='Atari is an extra: pip install "rawdqn[atari]"')
 cv2 = pytest.importorskip("cv2", reason='Atari is an extra: pip install "rawdqn[atari]"')
 
-from rawdqn.gym_env import ATARI_PREPROCESSING, make_env   # noqa: E402
+from rawdqn.config import preset   # noqa: E402
+from rawdqn.gym_env import ATARI_PREPROCESSING, env_options, make_env   # noqa: E402
 from cli_helpers import cli   # noqa: E402
-
-NATURE_FLAGS = ("--convs", "32x8/4,64x4/2,64x3/1", "--hidden", "512", "--history", "4")
-
 
 def test_each_frame_is_the_max_of_the_last_two_raw_screens_resized_to_84x84():
     """Independently of gymnasium's wrapper: a twin raw emulator (frameskip 1) restored to the
@@ -40,11 +38,17 @@ def test_each_frame_is_the_max_of_the_last_two_raw_screens_resized_to_84x84():
         assert not (terminated or truncated)
 
 
+@pytest.mark.parametrize("name, sticky, noops", [("nature", 0.0, 30), ("dopamine", 0.25, 0)])
+def test_the_presets_reach_the_emulator(name, sticky, noops):
+    env = make_env("ALE/Breakout-v5", **env_options("ALE/Breakout-v5", preset("ALE/Breakout-v5", name=name)))
+    assert env.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(sticky)
+    assert env.noop_max == noops
+
+
 def test_a_pong_smoke_run_trains_evaluates_and_records_the_nature_network(tmp_path, capsys):
-    code, out, err = cli(capsys, "train", "--env", "ALE/Pong-v5", *NATURE_FLAGS, "--steps", 1_200,
-                         "--learning-starts", 800, "--train-frequency", 4, "--replay-capacity", 2_000,
-                         "--optimizer", "rmsprop_centered", "--learning-rate", "2.5e-4", "--reward-clip", "1",
-                         "--eval-episodes", 1, "--eval-epsilon", "0.05", "--logdir", tmp_path / "run")
+    # ALE ids start from the Nature DQN's preset; only its sizes are cut down here.
+    code, out, err = cli(capsys, "train", "--env", "ALE/Pong-v5", "--steps", 1_200, "--learning-starts", 800,
+                         "--replay-capacity", 2_000, "--eval-episodes", 1, "--logdir", tmp_path / "run")
     assert code == 0, err
     assert "training DQN on ALE/Pong-v5" in out and "evaluation: mean return" in out
     returns = [json.loads(line)["return"] for line in open(tmp_path / "run" / "episodes.jsonl")]
@@ -52,3 +56,5 @@ def test_a_pong_smoke_run_trains_evaluates_and_records_the_nature_network(tmp_pa
     with open(tmp_path / "run" / "config.json") as f:
         recorded = json.load(f)
     assert recorded["convs"] == [[32, 8, 4], [64, 4, 2], [64, 3, 1]] and recorded["history"] == 4
+    assert recorded["optimizer"] == "rmsprop_centered" and recorded["eval_epsilon"] == 0.05
+    assert recorded["sticky_actions"] == 0.0 and recorded["reward_clip"] == 1.0

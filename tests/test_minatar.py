@@ -62,3 +62,12 @@ def test_train_on_minatar_from_the_command_line(tmp_path, capsys):
     with open(tmp_path / "run" / "config.json") as f:
         recorded = json.load(f)
     assert recorded["convs"] == [[16, 3, 1]] and recorded["optimizer"] == "rmsprop_centered_torch"
+
+
+def test_sticky_actions_reach_the_minatar_game():
+    from rawdqn.gym_env import env_options
+    for sticky in (0.0, 0.3):
+        config = preset("MinAtar/Breakout-v1").replace(sticky_actions=sticky)
+        env = make_env("MinAtar/Breakout-v1", **env_options("MinAtar/Breakout-v1", config))
+        assert env.unwrapped.game.sticky_action_prob == sticky
+    assert make_env("MinAtar/Breakout-v1").unwrapped.game.sticky_action_prob == 0.1   # the paper's, by default

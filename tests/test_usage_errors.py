@@ -170,3 +170,23 @@ def test_bench_help_speaks_of_what_it_does():
     text = parser.format_help()
     assert "issue" not in text.lower()
     assert "Keras" in text
+
+
+def test_named_presets_and_their_refusals(tmp_path, capsys):
+    from rawdqn.config import DOPAMINE, NATURE, preset
+    assert preset("ALE/Pong-v5") == NATURE and preset("CartPole-v1", name="dopamine") == DOPAMINE
+    # Dopamine's differences from the Nature DQN, as its dqn.gin gives them.
+    assert (DOPAMINE.optimizer_epsilon, DOPAMINE.target_update_interval, DOPAMINE.sticky_actions,
+            DOPAMINE.noop_max, DOPAMINE.epsilon_end, DOPAMINE.exploration_steps) == (1e-5, 8_000, 0.25, 0, 0.01, 250_000)
+    assert_usage_error(cli(capsys, "train", "--env", "CartPole-v1", "--preset", "nature", "--on-device"),
+                       "--preset starts a new gymnasium run")
+    code, _, err = cli(capsys, "train", "--preset", "rainbow")
+    assert code == 2 and "invalid choice: 'rainbow'" in err
+
+
+def test_optimizer_epsilon_reaches_the_optimizer_and_sgd_has_none():
+    agent = DQN(4, 2, DQNConfig(optimizer="rmsprop_centered", optimizer_epsilon=1e-5, hidden=(4,)))
+    assert agent.optimizer.epsilon == 1e-5
+    assert DQN(4, 2, DQNConfig(optimizer="rmsprop_centered", hidden=(4,))).optimizer.epsilon == 0.01
+    with pytest.raises(ValueError, match="optimizer_epsilon must be > 0, for adam or rmsprop"):
+        DQNConfig(optimizer="sgd", optimizer_epsilon=1e-5).validate()

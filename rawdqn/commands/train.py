@@ -13,7 +13,7 @@ import sys
 import typing
 import warnings
 
-from rawdqn.config import DQNConfig, preset
+from rawdqn.config import NAMED_PRESETS, DQNConfig, preset
 
 
 def parse_hidden(text):
@@ -110,7 +110,7 @@ def add_config_flags(parser, skip=("total_steps",)):
 
 def config_from_args(args):
     """The environment's preset with every flag the user gave applied on top."""
-    return preset(args.env).replace(**config_changes(args)).validate()
+    return preset(args.env, name=args.preset).replace(**config_changes(args)).validate()
 
 
 def config_changes(args):
@@ -127,6 +127,10 @@ def add_command(commands):
                                  description="Train a DQN with the environment's preset, then "
                                              "evaluate its greedy policy.")
     parser.add_argument("--env", default=None, help="gymnasium environment id (default: CartPole-v1)")
+    parser.add_argument("--preset", default=None, choices=tuple(NAMED_PRESETS),
+                        help="start from a named preset instead of the environment's: nature (Mnih et al. "
+                             "2015), dopamine (Castro et al. 2018), minatar (Young & Tian 2019); ALE ids "
+                             "default to nature")
     parser.add_argument("--steps", type=parse_count, default=None,
                         help="environment steps (default: the preset's total_steps)")
     parser.add_argument("--seed", type=int, default=None,
@@ -167,6 +171,8 @@ def run(args):
     if args.checkpoint_interval is not None and args.checkpoint_interval < 1:
         raise UsageError(f"--checkpoint-interval must be >= 1; got {args.checkpoint_interval}")
     from rawdqn import ondevice
+    if args.preset is not None and (args.on_device or args.resume):
+        raise UsageError(f"--preset starts a new gymnasium run; {'--on-device has its own preset' if args.on_device else 'a resumed run keeps its settings'}")
     if args.env_source is not None and (args.on_device or args.resume):
         raise UsageError(f"--env-source {'and --on-device exclude each other' if args.on_device else 'is kept by the run --resume continues'}")
     if not args.on_device:

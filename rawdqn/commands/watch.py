@@ -40,7 +40,7 @@ def run(args):
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     greedy, state = policy.load(args.path)
     spec, config = EnvSpec.from_record(state["spec"]), greedy.config
-    env = make_eval_env(state["env_id"], config.history, config.frame_pad, render_mode="rgb_array")
+    env = make_eval_env(state["env_id"], config.history, config.frame_pad, render_mode="rgb_array", config=config)
     seed = state["seed"] + SELECTION_EVAL_SEED if args.seed is None else check_seed(args.seed)
     frames = []
 
