@@ -19,6 +19,7 @@ A checkpoint is written into a temporary directory, fsynced, renamed into place,
 only then named in `latest` (itself replaced atomically), so a run killed at any
 moment leaves the previous checkpoint usable. The two newest are kept.
 """
+import base64
 import dataclasses
 import json
 import os
@@ -366,8 +367,9 @@ def env_state(env):
     numeric arrays, lists and dicts of them — CartPole's `state`, FrozenLake's `s`, …),
     its `np_random` bit-generator state, each wrapper's plain attributes (TimeLimit's
     elapsed steps, OrderEnforcing's has-reset flag), and objects of PLAIN_DATA_PACKAGES
-    all the way down (MinAtar's game, with its RandomState). Not covered: state held in
-    other objects (Box2D worlds, MuJoCo simulations, emulators), listed under "not_saved".
+    all the way down (MinAtar's game, with its RandomState), and the ALE emulator (its own
+    serialised state, RNG included). Not covered: state held in other objects (Box2D
+    worlds, MuJoCo simulations), listed under "not_saved".
     """
     layers = []
     wrapper = env
@@ -439,6 +441,9 @@ def encode(value):
     if type(value).__module__.split(".")[0] in PLAIN_DATA_PACKAGES:
         attributes = {name: encode(item) for name, item in vars(value).items()}
         return None if any(item is None for item in attributes.values()) else {"object": attributes}
+    if type(value).__name__ == "ALEInterface" and type(value).__module__.startswith("ale_py"):
+        # The emulator's own serialisation: RAM, CPU, frame counters and the RNG sticky actions draw from.
+        return {"ale_state": base64.b64encode(value.cloneState(include_rng=True).serialize()).decode("ascii")}
     return None
 
 
@@ -461,6 +466,12 @@ def decode(encoded, current=None):
         if not isinstance(current, np.random.RandomState):
             current = np.random.RandomState()
         current.set_state((name, np.asarray(keys, np.uint32), position, has_gauss, cached_gaussian))
+        return current
+    if "ale_state" in encoded:
+        import ale_py
+        if current is None:
+            raise CheckpointError("the checkpoint holds an Atari emulator's state but this environment has none")
+        current.restoreState(ale_py.ALEState(base64.b64decode(encoded["ale_state"])))
         return current
     if "object" in encoded:
         if current is None:

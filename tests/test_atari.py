@@ -58,3 +58,42 @@ def test_a_pong_smoke_run_trains_evaluates_and_records_the_nature_network(tmp_pa
     assert recorded["convs"] == [[32, 8, 4], [64, 4, 2], [64, 3, 1]] and recorded["history"] == 4
     assert recorded["optimizer"] == "rmsprop_centered" and recorded["eval_epsilon"] == 0.05
     assert recorded["sticky_actions"] == 0.0 and recorded["reward_clip"] == 1.0
+
+
+def test_a_saved_atari_env_plays_on_exactly_as_the_original():
+    """The emulator (RAM, frame counters, the sticky-action RNG), the wrapper's buffers and the
+    no-op RNG go through a checkpoint's JSON; both copies then see the same frames and rewards."""
+    from rawdqn import checkpoint
+    original = make_env("ALE/Breakout-v5")   # v5: sticky actions 0.25, so the RNG matters
+    original.reset(seed=3)
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        original.step(int(rng.integers(original.action_space.n)))
+    saved = json.loads(json.dumps(checkpoint.env_state(original)))
+    assert saved["not_saved"] == []
+    copy = make_env("ALE/Breakout-v5")
+    copy.reset(seed=99)
+    checkpoint.set_env_state(copy, saved)
+    for _ in range(300):
+        action = int(rng.integers(original.action_space.n))
+        ours, theirs = original.step(action), copy.step(action)
+        np.testing.assert_array_equal(ours[0], theirs[0])
+        assert ours[1:4] == theirs[1:4]
+        if ours[2] or ours[3]:
+            np.testing.assert_array_equal(original.reset()[0], copy.reset()[0])   # the no-op draws too
+
+
+def test_an_atari_run_resumes_bit_for_bit(tmp_path):
+    # A small network over Pong's real frames: the emulator resumes mid-game, so the resumed run's
+    # frames, weights and returns are the uninterrupted run's.
+    from rawdqn import train as training
+    config = preset("ALE/Pong-v5").replace(convs=((4, 8, 4),), hidden=(8,), replay_capacity=500, learning_starts=200,
+                                           total_steps=500, target_update_interval=100, eval_episodes=1)
+    quiet = dict(log=lambda *a: None)
+    whole = training.train("ALE/Pong-v5", config, seed=2, **quiet)
+    run_dir = str(tmp_path / "run")
+    training.train("ALE/Pong-v5", config.replace(total_steps=250), seed=2, logdir=run_dir, **quiet)
+    resumed = training.resume(run_dir, total_steps=500, **quiet)
+    np.testing.assert_array_equal(whole.agent.replay.frames.numpy(), resumed.agent.replay.frames.numpy())
+    np.testing.assert_array_equal(whole.agent.online.theta.numpy(), resumed.agent.online.theta.numpy())
+    assert whole.episode_returns == resumed.episode_returns
