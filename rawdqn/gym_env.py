@@ -51,10 +51,12 @@ class EnvSpec:
     action_start: int
     legal_actions: bool
     frame_shape: Optional[tuple] = None   # pixel observations: one frame's shape, [H, W] or [H, W, C]
+    frame_max: float = 255.0              # their largest value: 255 for uint8 screens, 1 for MinAtar's bools
 
     @classmethod
     def from_record(cls, record):
-        """The spec as state.json holds it (lists for tuples; no frame_shape before pixel envs)."""
+        """The spec as state.json holds it (lists for tuples; no frame_shape before pixel envs, no
+        frame_max before 3 December 2026: those runs scaled every frame by 1/255)."""
         frame_shape = record.get("frame_shape")
         return cls(**{**record, "frame_shape": None if frame_shape is None else tuple(frame_shape)})
 
@@ -143,8 +145,9 @@ def env_spec(env, info):
     space = env.observation_space
     discrete_obs = isinstance(space, gym.spaces.Discrete)
     obs_dim = int(space.n) if discrete_obs else int(np.prod(space.shape))
-    return EnvSpec(obs_dim, int(env.action_space.n), discrete_obs,
-                   int(env.action_space.start), "action_mask" in info, frame_shape_of(space))
+    frame_shape = frame_shape_of(space)
+    return EnvSpec(obs_dim, int(env.action_space.n), discrete_obs, int(env.action_space.start),
+                   "action_mask" in info, frame_shape, frame_max_of(space) if frame_shape else 255.0)
 
 
 def frame_shape_of(space):
@@ -153,6 +156,15 @@ def frame_shape_of(space):
             and np.dtype(space.dtype) in (np.dtype(np.uint8), np.dtype(bool))):
         return tuple(int(size) for size in space.shape)
     return None
+
+
+def frame_max_of(space):
+    """The largest value a frame can hold (the network divides by it): 1 for bool frames, else
+    the Box's high (255 for an 8-bit screen)."""
+    if np.dtype(space.dtype) == np.dtype(bool):
+        return 1.0
+    high = float(np.max(space.high))
+    return high if 0 < high < np.inf else 255.0
 
 
 def encode_obs(obs, spec):

@@ -199,7 +199,7 @@ def make_agent(spec, config, seed, device=None, agent_options=None):
             raise UsageError("a pixel agent takes no agent options")
         try:
             return PixelDQN(spec.frame_shape, spec.num_actions, config, seed=seed, device=device,
-                            num_envs=config.num_envs)
+                            num_envs=config.num_envs, frame_max=spec.frame_max)
         except ValueError as error:   # no conv layers, or a conv that does not fit the frames
             raise UsageError(str(error)) from None
     return DQN(spec.obs_dim, spec.num_actions, config, seed=seed, discrete_obs=spec.discrete_obs,

@@ -34,8 +34,12 @@ from rawdqn.replay import Transition
 class PixelDQN(DQN):
     """DQN whose observations are frames [H, W] (Atari after preprocessing) or [H, W, C] (MinAtar)."""
 
-    def __init__(self, frame_shape, num_actions, config=None, seed=0, device=None, num_envs=1, name=None):
+    def __init__(self, frame_shape, num_actions, config=None, seed=0, device=None, num_envs=1, frame_max=255.0,
+                 name=None):
+        """frame_max: the frames' largest value; the network sees frames / frame_max (Atari's
+        screens / 255, MinAtar's 0/1 channels as they are)."""
         self.frame_shape = tuple(int(size) for size in frame_shape)
+        self.frame_max = float(frame_max)
         if len(self.frame_shape) not in (2, 3):
             raise ValueError(f"frames are [H, W] or [H, W, C]; got shape {self.frame_shape}")
         self.input_shape = input_shape_of(self.frame_shape, config.history if config else 1)
@@ -61,7 +65,8 @@ class PixelDQN(DQN):
     def build_model(self, use_bias, initializer):
         config = self.config
         self.online, self.target = (conv_q_network(self.frame_shape, self.num_actions, config, self.seed, name,
-                                                   self.device, use_bias=use_bias, initializer=initializer)
+                                                   self.device, use_bias=use_bias, initializer=initializer,
+                                                   scale=1 / self.frame_max)
                                     for name in ("online", "target"))
         self.replay = FrameReplay(self.slots_per_env, self.frame_shape, self.num_envs, config.history,
                                   config.frame_pad, seed=self.seed + 1, jit_compile=config.mode == "xla")

@@ -80,7 +80,8 @@ def load(path):
     dtype = tf.float64 if config.dtype == "float64" else tf.float32
     try:
         if spec.get("frame_shape"):
-            network = conv_q_network(spec["frame_shape"], spec["num_actions"], config, name="online")
+            network = conv_q_network(spec["frame_shape"], spec["num_actions"], config, name="online",
+                                     scale=1 / spec.get("frame_max", 255.0))
         else:
             network = QNetwork(spec["obs_dim"], spec["num_actions"], config.hidden, dtype=dtype, name="online")
     except (KeyError, TypeError, ValueError) as error:

@@ -71,3 +71,9 @@ def test_sticky_actions_reach_the_minatar_game():
         env = make_env("MinAtar/Breakout-v1", **env_options("MinAtar/Breakout-v1", config))
         assert env.unwrapped.game.sticky_action_prob == sticky
     assert make_env("MinAtar/Breakout-v1").unwrapped.game.sticky_action_prob == 0.1   # the paper's, by default
+
+
+def test_minatar_frames_reach_the_network_unscaled():
+    from rawdqn.gym_env import env_spec
+    env = make_env("MinAtar/Breakout-v1")
+    assert env_spec(env, {}).frame_max == 1.0

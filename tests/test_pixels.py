@@ -196,3 +196,19 @@ def test_frames_in_nchw_give_the_same_q_values():
         np.testing.assert_allclose(nchw(frames).numpy(), nhwc(frames).numpy(), rtol=1e-5, atol=1e-6)
     except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError):
         pytest.skip("this CPU build runs NCHW convolutions only under XLA (tested in test_conv_network.py)")
+
+
+def test_frames_are_divided_by_their_largest_value_bools_as_they_are():
+    # MinAtar's channels are 0/1 (bool) and go in unscaled, as its paper feeds them; 8-bit screens / 255.
+    from rawdqn.gym_env import frame_max_of
+    from rawdqn.gym_run import make_agent
+    assert frame_max_of(gym.spaces.Box(0, 1, (10, 10, 4), bool)) == 1.0
+    assert frame_max_of(gym.spaces.Box(0, 255, (84, 84), np.uint8)) == 255.0
+    config = SMALL.replace(history=1)
+    spec = EnvSpec(100, 3, False, 0, False, (5, 5, 4), frame_max=1.0)
+    agent = make_agent(spec, config, seed=0)
+    frames = np.random.default_rng(0).integers(0, 2, (3, 5, 5, 4)).astype(np.uint8)
+    unscaled = ConvQNetwork((5, 5, 4), 3, config.convs, config.hidden, scale=1.0)
+    unscaled.theta.assign(agent.online.theta)
+    np.testing.assert_allclose(agent.q_values(frames).numpy(), unscaled(frames.astype(np.float32)).numpy(), atol=1e-6)
+    assert not np.allclose(agent.q_values(frames).numpy(), unscaled(frames.astype(np.float32) / 255).numpy())
