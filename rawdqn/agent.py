@@ -248,7 +248,7 @@ class DQN(tf.Module):
 
     def observe(self, env_step):
         """`step` for a gym_env.EnvStep: the loop's one compiled call per environment step."""
-        return self.step(env_step.next_obs, env_step.reward, env_step.terminated, env_step.obs,
+        return self.step(env_step.next_obs, env_step.reward, env_step.no_bootstrap, env_step.obs,
                          env_step.next_legal, env_step.legal)
 
     def step(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):

@@ -82,6 +82,9 @@ class DQNConfig:
     (ALE v5 0.25, MinAtar 0.1)."""
     noop_max: int = 30
     """ALE ids: up to this many no-op steps after each reset (Mnih et al. 2015: 30; 0: none)."""
+    terminal_on_life_loss: bool = False
+    """ALE ids, training only: a lost life is terminal for the target (no bootstrap) while the
+    game goes on (Mnih et al. 2015); evaluation and reported returns are whole games."""
     reward_clip: Optional[float] = None
     """Clip rewards to [−c, c] in the replay, so the loss sees clipped rewards (Mnih et al. 2015:
     1); returns are reported unclipped. None: no clipping."""
@@ -278,14 +281,15 @@ PRESETS[("CartPole-v1", ON_DEVICE)] = DQNConfig(
 # frames; target every 10,000 updates (the table's unit; DeepMind's released code counts 10,000
 # agent steps); an update every 4 steps; ε 1 → 0.1 over 1M steps; 50,000 steps of random play
 # first; the error clipped to [−1, 1] (Huber); rewards clipped to [−1, 1]; up to 30 no-ops at
-# reset; no sticky actions; evaluation at ε 0.05; 50M frames = 12.5M steps. Not yet here: its
-# life loss as a terminal during training.
+# reset; no sticky actions; a lost life terminal in training; evaluation at ε 0.05; 50M frames
+# = 12.5M steps.
 NATURE = DQNConfig(
     total_steps=12_500_000, convs=((32, 8, 4), (64, 4, 2), (64, 3, 1)), hidden=(512,), history=4,
     optimizer="rmsprop_centered", learning_rate=2.5e-4, discount=0.99, batch_size=32, replay_capacity=1_000_000,
     learning_starts=50_000, train_frequency=4, gradient_steps=1, target_update_interval=40_000, loss="huber",
     reward_clip=1.0, max_grad_norm=None, epsilon_start=1.0, epsilon_end=0.1, exploration_steps=1_000_000,
-    sticky_actions=0.0, noop_max=30, eval_epsilon=0.05, eval_episodes=10, log_interval=10_000)
+    sticky_actions=0.0, noop_max=30, terminal_on_life_loss=True, eval_epsilon=0.05, eval_episodes=10,
+    log_interval=10_000)
 # Dopamine's DQN (Castro et al. 2018, dopamine/agents/dqn/configs/dqn.gin): the Nature network;
 # TF1's centred RMSProp (ε inside the root) lr 2.5e-4, decay 0.95, ε 1e-5; replay 1M, batch 32;
 # 20,000 steps first; an update every 4 steps; target every 8,000 steps; ε 1 → 0.01 over
@@ -293,7 +297,8 @@ NATURE = DQNConfig(
 # no no-op starts; 200 iterations of 250,000 steps.
 DOPAMINE = NATURE.replace(
     total_steps=50_000_000, optimizer_epsilon=1e-5, learning_starts=20_000, target_update_interval=8_000,
-    epsilon_end=0.01, exploration_steps=250_000, eval_epsilon=0.001, sticky_actions=0.25, noop_max=0)
+    epsilon_end=0.01, exploration_steps=250_000, eval_epsilon=0.001, sticky_actions=0.25, noop_max=0,
+    terminal_on_life_loss=False)
 NAMED_PRESETS = {"nature": NATURE, "dopamine": DOPAMINE, "minatar": MINATAR}
 
 

@@ -71,10 +71,17 @@ class EnvStep:
     obs: np.ndarray            # [N, ...] what to act on next
     next_legal: np.ndarray     # [N, num_actions] bool, or None
     legal: np.ndarray          # [N, num_actions] bool, or None
+    life_lost: np.ndarray = None   # [N] bool, with terminal_on_life_loss: a life lost, the game going on
 
     @property
     def ended(self):
+        """The episode is over: the env resets."""
         return self.terminated | self.truncated
+
+    @property
+    def no_bootstrap(self):
+        """The target does not bootstrap: terminated, or (terminal_on_life_loss) a life lost."""
+        return self.terminated if self.life_lost is None else self.terminated | self.life_lost
 
 
 def register_family(env_id):
@@ -199,12 +206,19 @@ def legal_mask_of(info, spec):
 class GymnasiumEnvs:
     """N copies of a gymnasium environment stepped together; see the module docstring."""
 
-    def __init__(self, env_id, num_envs, seed, vectorize=None, env_kwargs=None, action_masks=True):
-        """env_kwargs go to gym.make; action_masks=False ignores an env's info["action_mask"]."""
+    def __init__(self, env_id, num_envs, seed, vectorize=None, env_kwargs=None, action_masks=True,
+                 terminal_on_life_loss=False):
+        """env_kwargs go to gym.make; action_masks=False ignores an env's info["action_mask"];
+        terminal_on_life_loss marks a lost life as terminal for the target while the game goes
+        on (Mnih et al. 2015, training only; the ALE's lives)."""
         self.env_id, self.num_envs, self.seed = env_id, int(num_envs), int(seed)
         self.env_kwargs, self.action_masks = dict(env_kwargs or {}), bool(action_masks)
         self.vectorized = self.num_envs > 1 if vectorize is None else bool(vectorize)
         first = make_env(env_id, **self.env_kwargs)   # checks the spaces, with a one-line error
+        self.terminal_on_life_loss, self.lives = bool(terminal_on_life_loss), None
+        if self.terminal_on_life_loss and not hasattr(first.unwrapped, "ale"):
+            first.close()
+            raise EnvError(f"terminal_on_life_loss needs an Atari game's lives; {env_id} is not an ALE id")
         if self.vectorized:
             # Each copy built exactly like the first (its wrappers, its time limit).
             self.vector = gym.vector.SyncVectorEnv(
@@ -230,7 +244,21 @@ class GymnasiumEnvs:
             self.spec = dataclasses.replace(self.spec, legal_actions=False)
         if not np.all(np.isfinite(np.asarray(obs, np.float64))):
             raise EnvError(f"{self.env_id} returned a non-finite observation at reset")
+        self.lives = self.lives_now()
         return encode_batch(obs, self.spec), legal_mask_of(info, self.spec)
+
+    def lives_now(self):
+        """[N] lives left in each game, with terminal_on_life_loss; else None."""
+        return np.array([env.unwrapped.ale.lives() for env in self.envs]) if self.terminal_on_life_loss else None
+
+    def with_life_loss(self, env_step):
+        """env_step with life_lost: fewer lives than before the step, in a game still going
+        (an ended game's env has already reset)."""
+        if self.terminal_on_life_loss:
+            lives = self.lives_now()
+            env_step.life_lost = (lives < self.lives) & ~env_step.ended
+            self.lives = lives
+        return env_step
 
     def step(self, actions):
         """Step every environment by `actions` [N] (0-based); returns an EnvStep."""
@@ -244,8 +272,8 @@ class GymnasiumEnvs:
                 stored[i] = encode_obs(info["final_obs"][i], spec)
                 if legal is not None:
                     next_legal[i] = info["final_info"]["action_mask"][i]
-            return EnvStep(stored, np.asarray(reward, np.float64), np.asarray(terminated, bool),
-                           np.asarray(truncated, bool), acting, next_legal, legal)
+            return self.with_life_loss(EnvStep(stored, np.asarray(reward, np.float64), np.asarray(terminated, bool),
+                                               np.asarray(truncated, bool), acting, next_legal, legal))
         env = self.envs[0]
         obs, reward, terminated, truncated, info = env.step(int(actions[0]))
         stored = acting = encode_batch(np.asarray(obs)[None], spec)
@@ -254,8 +282,8 @@ class GymnasiumEnvs:
             obs, info = env.reset()
             acting = encode_batch(np.asarray(obs)[None], spec)
             legal = None if not spec.legal_actions else legal_mask_of(info, spec)[None]
-        return EnvStep(stored, np.array([reward], np.float64), np.array([terminated]), np.array([truncated]),
-                       acting, next_legal, legal)
+        return self.with_life_loss(EnvStep(stored, np.array([reward], np.float64), np.array([terminated]),
+                                           np.array([truncated]), acting, next_legal, legal))
 
     def close(self):
         (self.vector if self.vectorized else self.envs[0]).close()
@@ -274,19 +302,23 @@ class GymnasiumEnvs:
             raise ValueError(f"{len(saved)} environment states for {len(self.envs)} environments")
         for env, env_state in zip(self.envs, saved):
             checkpoint.set_env_state(env, env_state)
+        self.lives = self.lives_now()
         return True
 
 
 ENV_SOURCES = ("gymnasium", "envpool")
 
 
-def make_envs(source, env_id, num_envs, seed, vectorize=None, env_kwargs=None, action_masks=True):
+def make_envs(source, env_id, num_envs, seed, vectorize=None, env_kwargs=None, action_masks=True,
+              terminal_on_life_loss=False):
     """The batch of N environments the loop steps: gymnasium's (GymnasiumEnvs) or envpool's."""
     if source == "envpool":
+        if terminal_on_life_loss:
+            raise UsageError("--terminal-on-life-loss runs on gymnasium's envs; drop --env-source envpool")
         return EnvpoolEnvs(env_id, num_envs, seed, env_kwargs)
     if source != "gymnasium":
         raise UsageError(f"--env-source must be one of {', '.join(ENV_SOURCES)}; got {source!r}")
-    return GymnasiumEnvs(env_id, num_envs, seed, vectorize, env_kwargs, action_masks)
+    return GymnasiumEnvs(env_id, num_envs, seed, vectorize, env_kwargs, action_masks, terminal_on_life_loss)
 
 
 class EnvpoolEnvs:

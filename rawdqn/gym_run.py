@@ -48,7 +48,7 @@ class GymnasiumRun:
         self.env_source = env_source
         env_kwargs = {**env_options(env_id, self.config), **(env_kwargs or {})}
         self.envs = make_envs(env_source, env_id, self.config.num_envs, self.seed if env_seed is None else env_seed,
-                              vectorize, env_kwargs, action_masks)
+                              vectorize, env_kwargs, action_masks, self.config.terminal_on_life_loss)
         self.first_reset = self.envs.reset()
         self.new_episodes = True           # the envs are at first_reset (not at a checkpoint's state)
         self.spec = self.envs.spec

@@ -114,7 +114,7 @@ class PixelDQN(DQN):
         """One compiled call per environment step (DQN.step): the frames [2, N, ...] uint8 —
         f_{t+1} and the frame to act on — and [N, 3] of (r_t, terminated, ended)."""
         frames = np.stack([env_step.next_obs, env_step.obs]).astype(np.uint8, copy=False)
-        scalars = np.stack([env_step.reward, env_step.terminated, env_step.ended], axis=1)
+        scalars = np.stack([env_step.reward, env_step.no_bootstrap, env_step.ended], axis=1)
         return self.dispatch(tf.constant(frames), tf.constant(scalars.astype(self.dtype.as_numpy_dtype)))
 
     def step(self, *args, **kwargs):

@@ -97,3 +97,39 @@ def test_an_atari_run_resumes_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(whole.agent.replay.frames.numpy(), resumed.agent.replay.frames.numpy())
     np.testing.assert_array_equal(whole.agent.online.theta.numpy(), resumed.agent.online.theta.numpy())
     assert whole.episode_returns == resumed.episode_returns
+
+
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_a_lost_life_is_terminal_for_the_target_while_the_game_goes_on(num_envs):
+    # Breakout starts with 5 lives: a game that ends has lost 4 of them before its last one ends it.
+    from rawdqn.gym_env import GymnasiumEnvs
+    envs = GymnasiumEnvs("ALE/Breakout-v5", num_envs, seed=4, env_kwargs={"repeat_action_probability": 0.0},
+                         terminal_on_life_loss=True)
+    envs.reset()
+    rng = np.random.default_rng(0)
+    losses_this_game, finished_games = np.zeros(num_envs, int), 0
+    for _ in range(3_000):
+        lives_before = envs.lives.copy()
+        env_step = envs.step(rng.integers(envs.spec.num_actions, size=num_envs))
+        assert not np.any(env_step.life_lost & env_step.ended)
+        assert np.array_equal(env_step.no_bootstrap, env_step.terminated | env_step.life_lost)
+        running = ~env_step.ended
+        assert np.array_equal(env_step.life_lost[running], (envs.lives < lives_before)[running])
+        losses_this_game += env_step.life_lost
+        for i in np.flatnonzero(env_step.terminated):
+            assert losses_this_game[i] == 4
+            losses_this_game[i], finished_games = 0, finished_games + 1
+    assert finished_games >= num_envs
+
+
+def test_the_replay_stores_a_lost_life_as_terminal(tmp_path):
+    from rawdqn.train import Trainer
+    config = preset("ALE/Breakout-v5").replace(convs=((4, 8, 4),), hidden=(8,), replay_capacity=2_000,
+                                               learning_starts=10_000, total_steps=1_500, eval_episodes=1)
+    no_bootstrap = []
+    trainer = Trainer("ALE/Breakout-v5", config, seed=1, log=lambda *a: None,
+                      on_step=lambda trainer, obs, actions, env_step: no_bootstrap.append(env_step.no_bootstrap[0]))
+    trainer.run()
+    stored = trainer.agent.replay.terminated.numpy()[0]   # one slot per step: nothing overwritten yet
+    assert sum(no_bootstrap) > len(trainer.episode_returns)   # lost lives, not only game overs
+    assert stored.sum() == sum(no_bootstrap)
