@@ -1,0 +1,159 @@
+"""MinAtar DQN learning curves against the MinAtar paper's (Young & Tian 2019), game by game.
+
+    python scripts/check_minatar.py [--games Breakout SpaceInvaders] [--seeds 0 1 2] [--steps 1000000]
+                                    [--runs-dir runs/minatar] [--jobs 2] [--plot minatar.png] [--report-only]
+
+Each (game, seed) is `rawdqn train --env MinAtar/GAME-v0 --seed S --steps N` with the game's
+preset (the paper's DQN; -v0: the paper's 6 actions) into RUNS_DIR/GAME-v0-seedS; a run that
+is already there and unfinished is continued with `rawdqn train --resume`, a finished one is
+read as it is. With --jobs > 1 each run gets one CPU thread (TF_NUM_INTRAOP_THREADS=1): on
+MinAtar's small network that is faster per update than two threads (bench/README.md).
+
+The measure is the paper's: the moving average of the training episodes' returns over 100
+episodes (ε-greedy, as trained), against frames (env steps). PAPER holds the DQN curve read
+off the repository's img/learning_curves.gif (the mean of 30 runs; read to about ±0.5 on
+Breakout, ±2 on Space Invaders). A game passes when the mean over seeds at the last checked
+frame count lies within ±TOLERANCE of the paper's value. Plots need matplotlib.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+
+# Frames (millions) → the paper's DQN moving average, read off its figure.
+PAPER = {
+    "Breakout": {0.1: 4.5, 0.25: 7.5, 0.5: 8.8, 1.0: 9.5, 2.0: 10.0, 5.0: 10.0},
+    "SpaceInvaders": {0.1: 10.0, 0.25: 22.0, 0.5: 27.0, 1.0: 33.0, 2.0: 40.0, 5.0: 43.0},
+    "Asterix": {0.5: 1.0, 1.0: 5.0, 2.0: 14.0, 5.0: 17.0},
+    "Freeway": {0.25: 5.5, 0.5: 40.0, 1.0: 49.0, 2.0: 50.5, 5.0: 50.0},
+    "Seaquest": {0.5: 0.8, 1.0: 1.0, 2.0: 3.5, 3.0: 11.0, 5.0: 20.0},
+}
+WINDOW, TOLERANCE = 100, 0.25
+
+
+def run_dir(runs_dir, game, seed):
+    return os.path.join(runs_dir, f"{game}-v0-seed{seed}")
+
+
+def episodes(directory):
+    """(end step, return) of every training episode the run recorded."""
+    path = os.path.join(directory, "episodes.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as lines:
+        return [(row["step"], row["return"]) for row in map(json.loads, lines)]
+
+
+def moving_average_at(rows, step):
+    """The mean return of the last WINDOW episodes ended by `step`; None before there are any."""
+    returns = [ret for end, ret in rows if end <= step][-WINDOW:]
+    return sum(returns) / len(returns) if returns else None
+
+
+def train(game, seed, steps, runs_dir, threads):
+    directory = run_dir(runs_dir, game, seed)
+    if finished(directory, steps):
+        return directory, "read"
+    env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"} if threads == 1 else {}))
+    if os.path.isdir(os.path.join(directory, "checkpoints")):
+        command = ["--resume", directory, "--steps", str(steps)]
+    else:
+        command = ["--env", f"MinAtar/{game}-v0", "--seed", str(seed), "--steps", str(steps),
+                   "--eval-interval", "100000", "--checkpoint-interval", "50000", "--logdir", directory]
+    with open(directory + ".log", "a") as log:
+        done = subprocess.run([sys.executable, "-m", "rawdqn", "train", *command], stdout=log, stderr=log, env=env)
+    return directory, "trained" if done.returncode == 0 else f"failed (exit {done.returncode}, see {directory}.log)"
+
+
+def finished(directory, steps):
+    """The run reached `steps` and evaluated there (history.jsonl's last row)."""
+    path = os.path.join(directory, "history.jsonl")
+    if not os.path.exists(path):
+        return False
+    with open(path) as lines:
+        rows = [json.loads(line) for line in lines]
+    return bool(rows) and "eval_mean" in rows[-1] and rows[-1]["step"] >= steps
+
+
+def report(games, seeds, steps, runs_dir, plot):
+    marks = [m for m in (0.1, 0.25, 0.5, 1.0, 2.0, 5.0) if m * 1e6 <= steps]
+    all_pass = True
+    for game in games:
+        rows = {seed: episodes(run_dir(runs_dir, game, seed)) for seed in seeds}
+        print(f"\n{game} (MinAtar/{game}-v0): moving average of {WINDOW} training episodes' returns")
+        print(f"{'frames':>8} | {'paper DQN':>9} | {'seed mean':>9} | seeds")
+        last = None
+        for mark in marks:
+            values = [moving_average_at(r, mark * 1e6) for r in rows.values() if r and r[-1][0] >= mark * 1e6 - 5_000]
+            mean = sum(values) / len(values) if values else None
+            paper = PAPER.get(game, {}).get(mark)
+            print(f"{mark:7.2f}M | {paper if paper is not None else '-':>9} | "
+                  f"{'-' if mean is None else f'{mean:9.2f}':>9} | {', '.join(f'{v:.2f}' for v in values)}")
+            if mean is not None and paper is not None:
+                last = (mark, mean, paper)
+        if last is None:
+            print("  no run has reached a frame count the paper's curve gives")
+            all_pass = False
+            continue
+        mark, mean, paper = last
+        within = abs(mean - paper) <= TOLERANCE * paper
+        target = max(m for m in marks if m in PAPER.get(game, {}))
+        all_pass &= within and mark == target
+        print(f"  at {mark}M frames: {mean:.2f} against the paper's {paper} "
+              f"({'within' if within else 'outside'} ±{TOLERANCE:.0%})"
+              + ("" if mark == target else f"; the runs have not reached {target}M frames yet"))
+    if plot:
+        draw(games, seeds, runs_dir, plot)
+    return all_pass
+
+
+def draw(games, seeds, runs_dir, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no plot: matplotlib is not installed (pip install matplotlib)")
+        return
+    figure, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.6), squeeze=False)
+    for axis, game in zip(axes[0], games):
+        for seed in seeds:
+            rows = episodes(run_dir(runs_dir, game, seed))
+            if rows:
+                steps = list(range(20_000, rows[-1][0] + 1, 20_000))
+                axis.plot([s / 1e6 for s in steps], [moving_average_at(rows, s) for s in steps], lw=1,
+                          label=f"rawdqn seed {seed}")
+        paper = sorted(PAPER.get(game, {}).items())
+        axis.plot([m for m, _ in paper], [v for _, v in paper], "k--o", ms=3, label="paper's DQN (30 runs, read off)")
+        axis.set(title=f"MinAtar {game}", xlabel="frames (millions)", ylabel=f"mean return, last {WINDOW} episodes")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"plot: {path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--games", nargs="+", default=["Breakout", "SpaceInvaders"], choices=sorted(PAPER))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--runs-dir", default=os.path.join("runs", "minatar"))
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (each on one thread if > 1)")
+    parser.add_argument("--plot", default=None, help="write the curves to this image")
+    parser.add_argument("--report-only", action="store_true", help="read the runs that are there; train nothing")
+    args = parser.parse_args()
+    os.makedirs(args.runs_dir, exist_ok=True)
+    if not args.report_only:
+        jobs = [(game, seed) for game in args.games for seed in args.seeds]
+        threads = 1 if args.jobs > 1 else None
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            for (game, seed), (directory, outcome) in zip(jobs, pool.map(
+                    lambda job: train(*job, args.steps, args.runs_dir, threads), jobs)):
+                print(f"{game} seed {seed}: {outcome} ({directory})", flush=True)
+    return 0 if report(args.games, args.seeds, args.steps, args.runs_dir, args.plot) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
