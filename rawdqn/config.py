@@ -279,8 +279,9 @@ PRESETS[("CartPole-v1", ON_DEVICE)] = DQNConfig(
 # The Nature DQN (Mnih et al. 2015, Extended Data Table 1, and Methods): conv 32 8×8/4, 64 4×4/2,
 # 64 3×3/1, fc 512; DeepMind's centred RMSProp lr 2.5e-4, ρ 0.95, ε 0.01; batch 32; replay 1M; 4
 # frames; target every 10,000 updates (the table's unit; DeepMind's released code counts 10,000
-# agent steps); an update every 4 steps; ε 1 → 0.1 over 1M steps; 50,000 steps of random play
-# first; the error clipped to [−1, 1] (Huber); rewards clipped to [−1, 1]; up to 30 no-ops at
+# agent steps); an update every 4 steps; ε 1 → 0.1 over the first 1M steps (DeepMind's code
+# holds ε at 1 through its 50,000-step warm-up and decays over the 1M after); learning from step
+# 50,000; the error clipped to [−1, 1] (Huber); rewards clipped to [−1, 1]; up to 30 no-ops at
 # reset; no sticky actions; a lost life terminal in training; evaluation at ε 0.05; 50M frames
 # = 12.5M steps.
 NATURE = DQNConfig(
@@ -291,9 +292,10 @@ NATURE = DQNConfig(
     sticky_actions=0.0, noop_max=30, terminal_on_life_loss=True, eval_epsilon=0.05, eval_episodes=10,
     log_interval=10_000)
 # Dopamine's DQN (Castro et al. 2018, dopamine/agents/dqn/configs/dqn.gin): the Nature network;
-# TF1's centred RMSProp (ε inside the root) lr 2.5e-4, decay 0.95, ε 1e-5; replay 1M, batch 32;
-# 20,000 steps first; an update every 4 steps; target every 8,000 steps; ε 1 → 0.01 over
-# 250,000 steps, evaluation at 0.001; Huber; rewards clipped to [−1, 1]; sticky actions 0.25 and
+# TF1's centred RMSProp (ε inside the root) lr 2.5e-4, decay 0.95, ε 1e-5 (TF1 starts its mean
+# square at 1, rawdqn's at 0: the first steps differ); replay 1M, batch 32; learning from step
+# 20,000; an update every 4 steps; target every 8,000 steps; ε 1 → 0.01 over the first 250,000
+# steps (Dopamine's over the 250,000 after the warm-up), evaluation at 0.001; Huber; rewards clipped to [−1, 1]; sticky actions 0.25 and
 # no no-op starts; 200 iterations of 250,000 steps.
 DOPAMINE = NATURE.replace(
     total_steps=50_000_000, optimizer_epsilon=1e-5, learning_starts=20_000, target_update_interval=8_000,

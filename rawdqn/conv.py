@@ -49,7 +49,7 @@ def conv2d(x, kernel, stride):
 
 def space_to_depth_input(x, kernel_size, stride):
     """x' [N, H', W', s²C], x'[n, i, j, (p, q, c)] = x[n, s·i + p, s·j + q, c]: the rows no output
-    reads cropped, zero rows added to make whole blocks. Any dtype (uint8 frames move 4× fewer bytes)."""
+    reads cropped, zero rows added to make whole blocks."""
     (kh, kw), (height, width) = kernel_size, x.shape[1:3]
     out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
     # x' needs out + blocks − 1 blocks each way, K' being blocks_h × blocks_w.

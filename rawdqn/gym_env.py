@@ -115,6 +115,11 @@ def env_options(env_id, config):
     return options
 
 
+def env_kwargs_for(env_id, config, env_kwargs=None):
+    """env_options(env_id, config) under the caller's own gym.make kwargs."""
+    return {**env_options(env_id, config), **(env_kwargs or {})}
+
+
 def make_env(env_id, render_mode=None, **env_kwargs):
     """gym.make(env_id, **env_kwargs) with rawdqn's checks: Discrete actions, Box or Discrete observations.
 
@@ -395,7 +400,7 @@ def make_eval_env(env_id, history=1, pad="zeros", render_mode=None, env_kwargs=N
     `history` > 1 gymnasium's FrameStackObservation (zeros or the reset frame repeated before
     the first frame), whose stacks encode_obs lays out as the training stacks (checked in
     tests/test_pixels.py)."""
-    env = make_env(env_id, render_mode=render_mode, **{**env_options(env_id, config), **(env_kwargs or {})})
+    env = make_env(env_id, render_mode=render_mode, **env_kwargs_for(env_id, config, env_kwargs))
     if history > 1:
         env = gym.wrappers.FrameStackObservation(env, history, padding_type="zero" if pad == "zeros" else "reset")
     return env

@@ -19,7 +19,7 @@ from rawdqn.pixel_agent import PixelDQN
 from rawdqn.config import check_seed
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
-from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, env_options, evaluate, make_envs
+from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, env_kwargs_for, evaluate, make_envs
 from rawdqn.kernel import compile_seconds
 from rawdqn.rundir import RunDirectory, config_record, prepare_run_dir
 
@@ -28,7 +28,10 @@ RECENT_EPISODES = 20
 # What a resumed run cannot change: the shapes and dtypes of the variables it restores.
 # Every other hyperparameter may change from the step it resumes at (recorded in config.json
 # and history.jsonl); with none changed, the run continues bit for bit.
-FIXED_FIELDS = ("hidden", "convs", "history", "replay_capacity", "optimizer", "dtype", "num_envs")
+# Fixed for a run's life: the shapes of what a checkpoint holds, and the env options restoring
+# its environments' state would silently overwrite (no-op starts, MinAtar's sticky actions).
+FIXED_FIELDS = ("hidden", "convs", "history", "replay_capacity", "optimizer", "dtype", "num_envs",
+                "noop_max", "sticky_actions", "terminal_on_life_loss")
 
 
 class GymnasiumRun:
@@ -46,7 +49,7 @@ class GymnasiumRun:
         self.env_id, self.config, self.seed, self.log = env_id, config.validate(), check_seed(seed), log
         self.directory = RunDirectory(run_dir, checkpoint_interval)
         self.env_source = env_source
-        env_kwargs = {**env_options(env_id, self.config), **(env_kwargs or {})}
+        env_kwargs = env_kwargs_for(env_id, self.config, env_kwargs)
         self.envs = make_envs(env_source, env_id, self.config.num_envs, self.seed if env_seed is None else env_seed,
                               vectorize, env_kwargs, action_masks, self.config.terminal_on_life_loss)
         self.first_reset = self.envs.reset()
@@ -284,6 +287,10 @@ def restore(run, resumable):
     """Put the checkpoint's agent, environments and loop state into the freshly built `run`."""
     state, checkpoint_dir, saved, config, log = (resumable.state, resumable.checkpoint_dir,
                                                  resumable.saved_config, run.config, run.log)
+    if run.spec.frame_shape and "frame_max" not in state["spec"] and run.spec.frame_max != 255:
+        raise checkpoint.CheckpointError(
+            f"{checkpoint_dir} was trained when every frame was divided by 255, but {state['env_id']}'s "
+            f"frames are now divided by their largest value, {run.spec.frame_max:g}; train the run again")
     if run.spec != EnvSpec.from_record(state["spec"]):
         raise checkpoint.CheckpointError(
             f"{checkpoint_dir} was made on an environment with spaces {state['spec']}, but "

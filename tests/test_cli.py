@@ -49,4 +49,3 @@ def test_discrete_observation_env_trains(tmp_path):
                     "--eval-episodes", "2", "--log-interval", "300")
     assert result.returncode == 0, result.stderr
     assert "evaluation: mean return" in result.stdout
-

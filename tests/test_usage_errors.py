@@ -190,3 +190,15 @@ def test_optimizer_epsilon_reaches_the_optimizer_and_sgd_has_none():
     assert DQN(4, 2, DQNConfig(optimizer="rmsprop_centered", hidden=(4,))).optimizer.epsilon == 0.01
     with pytest.raises(ValueError, match="optimizer_epsilon must be > 0, for adam or rmsprop"):
         DQNConfig(optimizer="sgd", optimizer_epsilon=1e-5).validate()
+
+
+def test_none_on_the_command_line_clears_a_presets_value():
+    # `--sticky-actions none` must undo dopamine's 0.25, not be taken for a flag not given.
+    from rawdqn.cli import build_parser
+    from rawdqn.commands.train import config_from_args
+    args = build_parser().parse_args(["train", "--env", "ALE/Pong-v5", "--preset", "dopamine", "--sticky-actions",
+                                      "none", "--optimizer-epsilon", "none", "--reward-clip", "none"])
+    config = config_from_args(args)
+    assert (config.sticky_actions, config.optimizer_epsilon, config.reward_clip) == (None, None, None)
+    untouched = config_from_args(build_parser().parse_args(["train", "--env", "ALE/Pong-v5", "--preset", "dopamine"]))
+    assert (untouched.sticky_actions, untouched.optimizer_epsilon, untouched.reward_clip) == (0.25, 1e-5, 1.0)

@@ -58,13 +58,23 @@ def parse_count(text):
     return int(value)
 
 
+class ExplicitNone:
+    """What `--max-grad-norm none` parses to: a flag set to None, unlike a flag not given (None)."""
+
+    def __repr__(self):
+        return "none"
+
+
+EXPLICIT_NONE = ExplicitNone()
+
+
 def parse_optional_count(text):
-    return None if text.lower() in ("none", "off") else parse_count(text)
+    return EXPLICIT_NONE if text.lower() in ("none", "off") else parse_count(text)
 
 
 def parse_optional_float(text):
     if text.lower() in ("none", "off"):
-        return None
+        return EXPLICIT_NONE
     try:
         return float(text)
     except ValueError:
@@ -117,6 +127,7 @@ def config_changes(args):
     """The DQNConfig fields the user set with flags (--steps sets total_steps)."""
     changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(DQNConfig)
                if getattr(args, f.name, None) is not None}
+    changes = {name: None if value is EXPLICIT_NONE else value for name, value in changes.items()}
     if getattr(args, "steps", None) is not None:
         changes["total_steps"] = args.steps
     return changes
