@@ -45,6 +45,21 @@ def test_forward_matches_the_float64_reference(compiled):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "xla"])
+def test_one_frame_through_a_large_fc_layer_matches_the_reference(compiled):
+    # A first dense kernel of ≥ 2¹⁶ entries (here 36 × 2048) takes the one-row path of
+    # dense_layers (a zero row padded on, dropped after): the acting forward of one env.
+    rng = np.random.default_rng(2)
+    net = ConvQNetwork(**dict(SMALL, hidden=(2048,)), dtype=tf.float64)
+    assert net.kernels[len(net.convs)].size >= 2 ** 16
+    random_theta(net, rng)
+    frames = rng.integers(0, 256, (1, *SMALL["frame_shape"]), dtype=np.uint8)
+    forward = tf.function(net, jit_compile=True) if compiled else net
+    got = forward(tf.constant(frames)).numpy()
+    assert got.shape == (1, SMALL["num_actions"])
+    np.testing.assert_allclose(got, reference.conv_q_values(*reference_params(net), frames), rtol=0, atol=1e-12)
+
+
 def test_nchw_layout_gives_the_same_q_values_under_xla():
     # NCHW is cuDNN's layout; XLA runs it on the CPU too. θ means the same in both layouts.
     rng = np.random.default_rng(1)
