@@ -127,9 +127,9 @@ class GymnasiumRun:
                "avg_max_q_validation": self.average_max_q()}
         self.history.append(row)
         loss_text = f"{row['loss']:.4f}" if learned else "-"
+        return_text = f"return(last {len(recent)}) {row['recent_return']:8.2f}" if recent else "no episode ended yet"
         self.log(f"step {self.step:>8,}/{self.config.total_steps:,} | {steps_per_second:7,.0f} steps/s | "
-                 f"return(last {len(recent)}) {row['recent_return']:8.2f} | loss {loss_text} | "
-                 f"eps {epsilon:.3f}")
+                 f"{return_text} | loss {loss_text} | eps {epsilon:.3f}")
         self.directory.write_summary(self.step, {
             "train/loss": row["loss"], "train/mean_abs_td_error": row["mean_abs_td_error"],
             "train/mean_max_q": row["mean_max_q"], "train/avg_max_q_validation": row["avg_max_q_validation"],

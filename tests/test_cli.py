@@ -43,6 +43,17 @@ def test_a_short_training_run_prints_progress_and_evaluation_without_cuda_noise(
     assert result.stderr.strip() == "", result.stderr  # no CUDA / absl start-up noise
 
 
+def test_progress_before_any_episode_ends_says_so_instead_of_nan(tmp_path):
+    # MountainCar's episodes last 200 steps under a random policy: none has ended by step 100.
+    result = rawdqn("train", "--env", "MountainCar-v0", "--steps", "200", "--learning-starts", "50",
+                    "--logdir", str(tmp_path / "run"), "--hidden", "8", "--eval-episodes", "1",
+                    "--log-interval", "100", "--eval-interval", "0", "--no-keep-best")
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stdout.splitlines() if " steps/s " in line]
+    assert "no episode ended yet" in progress[0] and "nan" not in result.stdout
+    assert "return(last 1)" in progress[1]
+
+
 def test_discrete_observation_env_trains(tmp_path):
     result = rawdqn("train", "--env", "FrozenLake-v1", "--steps", "300", "--learning-starts", "50",
                     "--logdir", str(tmp_path / "run"),
