@@ -8,7 +8,8 @@ fc 512, Mnih et al. 2015; or MinAtar's 16 3×3/1, fc 128 on 10×10×4):
 
   rawdqn    PixelDQN.train(1): sample 32 stacks from the FrameReplay on the device, target
             network forward, online forward and gradient, global-norm clip, RMSProp step;
-            one compiled call, in each mode (eager, tf.function, XLA), each layout (NHWC,
+            one compiled call, in each mode (eager, tf.function, XLA, and hybrid: a graph
+            whose sampling, θ cuts and optimizer step are XLA clusters), each layout (NHWC,
             NCHW) and each way of differentiating a conv (conv_gradients 'tf' and 'forward',
             rawdqn/conv.py).
   SB3       DQN("CnnPolicy").train(gradient_steps=1): sample from its replay, the same
@@ -235,14 +236,14 @@ def main(argv=None):
     print(f"{args.net} learner, batch {BATCH}, {device}, load average {os.getloadavg()[0]:.2f}")
     variants = {}
     on_cpu = args.device == "cpu"
-    for mode in ("eager", "function", "xla"):
+    for mode in ("eager", "function", "xla", "hybrid"):
         for data_format in ("NHWC", "NCHW"):
             for gradients in ("tf", "forward"):
                 if gradients == "forward" and data_format == "NCHW":
                     continue
                 if mode == "xla" and gradients == "tf" and on_cpu and not args.slow_variants:
                     continue
-                if mode == "eager" and gradients == "forward":
+                if mode in ("eager", "hybrid") and gradients == "forward":
                     continue
                 name = f"rawdqn {mode} {data_format} conv_gradients={gradients}"
                 try:

@@ -5,6 +5,9 @@ from typing import Optional, Tuple
 
 from rawdqn.errors import UsageError
 
+# How kernels run (rawdqn/kernel.py): eagerly, as graphs, XLA-compiled, or graphs with XLA parts.
+MODES = ("eager", "function", "xla", "hybrid")
+
 
 class ConfigError(UsageError):
     """An invalid hyperparameter; the message is one line naming it and the fix."""
@@ -172,8 +175,7 @@ class DQNConfig:
         require(0.0 <= finite("eval_epsilon") <= 1.0, f"eval_epsilon must be in [0, 1]; got {self.eval_epsilon}")
         require(self.loss in ("squared", "huber"), f"loss must be squared or huber; got {self.loss!r}")
         require(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64; got {self.dtype!r}")
-        require(self.mode in ("eager", "function", "xla"),
-                f"mode must be eager, function or xla; got {self.mode!r}")
+        require(self.mode in MODES, f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         return self
 
     @property

@@ -11,6 +11,8 @@ import tensorflow as tf
 from tensorflow.python import pywrap_tfe
 from tensorflow.python.eager import context, core
 
+from rawdqn.config import MODES
+
 
 COMPILE_SECONDS = 0.0  # every kernel's first call per input signature: tracing and XLA compilation
 
@@ -21,14 +23,25 @@ def compile_seconds():
 
 
 def compile_kernel(fn, mode):
-    """Run `fn` eagerly, as a tf.function graph, or XLA-compiled (mode 'eager'|'function'|'xla')."""
+    """Run `fn` eagerly, as a tf.function graph, or XLA-compiled (mode 'eager'|'function'|'xla');
+    'hybrid' is a graph whose xla_part pieces are XLA clusters."""
     if mode == "eager":
         return fn
-    if mode == "function":
+    if mode in ("function", "hybrid"):
         return Kernel(tf.function(fn))
     if mode == "xla":
         return Kernel(tf.function(fn, jit_compile=True))
-    raise ValueError(f"mode must be eager, function or xla; got {mode!r}")
+    raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+
+
+def xla_part(fn, mode):
+    """`fn` as an XLA cluster inside a kernel's graph in mode 'hybrid'; `fn` itself otherwise.
+
+    Hybrid is for conv networks on a CPU: XLA:CPU compiles the gradient's convolutions as
+    generic loops, TensorFlow's graph runs them on oneDNN's kernels, and XLA runs what the
+    graph does slowly (the replay's gathers, θ's cuts and writes, the optimizer's passes).
+    """
+    return tf.function(fn, jit_compile=True) if mode == "hybrid" else fn
 
 
 class Kernel:

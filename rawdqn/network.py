@@ -102,10 +102,12 @@ class ThetaNetwork(tf.Module):
                 self.biases.append(ParameterView(self.theta, start, bias_shape))
                 start += self.biases[-1].size
 
-    def unpack(self, theta):
-        """θ as (kernels, biases), each layer's tensors, cut by split_theta."""
+    def unpack(self, theta, differentiable=True):
+        """θ as (kernels, biases), each layer's tensors, cut by split_theta (or, where the
+        gradient is taken with respect to the layers themselves, by a plain split)."""
         views = self.layers_in_order
-        pieces = split_theta(theta, [view.size for view in views])
+        sizes = [view.size for view in views]
+        pieces = split_theta(theta, sizes) if differentiable else tf.split(theta, sizes)
         tensors = [tf.reshape(piece, view.shape) for piece, view in zip(pieces, views)]
         if not self.use_bias:
             return tensors, [None] * len(tensors)
@@ -144,6 +146,12 @@ class ThetaNetwork(tf.Module):
                 ordered.append(self.biases[layer])
         return ordered
 
+    @staticmethod
+    def in_order(parameters):
+        """unpack's (kernels, biases) as W_0, b_0, W_1, b_1, … (layers_in_order's order)."""
+        kernels, biases = parameters
+        return [tensor for pair in zip(kernels, biases) for tensor in pair if tensor is not None]
+
     @property
     def variables_in_order(self):
         """The network's variables, for copying and optimizers: θ alone."""
@@ -176,10 +184,12 @@ class QNetwork(ThetaNetwork):
         self.build_theta([((fan_in, fan_out), fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])],
                          seed, initializer)
 
-    def __call__(self, obs, action_mask=None):
-        """Q(s, ·); with `action_mask`, Q(s, ·) ⊙ mask (the tutorials' filtered output)."""
+    def __call__(self, obs, action_mask=None, parameters=None):
+        """Q(s, ·); with `action_mask`, Q(s, ·) ⊙ mask (the tutorials' filtered output);
+        `parameters`: unpack(θ) made elsewhere, else θ is read and cut here."""
         x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
-        parameters = self.unpack(self.theta.read_value())   # read once: one buffer, one gradient
+        if parameters is None:
+            parameters = self.unpack(self.theta.read_value())   # read once: one buffer, one gradient
         return self.dense_layers(x, parameters, 0, action_mask)
 
 
@@ -234,12 +244,14 @@ class ConvQNetwork(ThetaNetwork):
         layers += [((fan_in, fan_out), fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
         return layers, sizes[0]
 
-    def __call__(self, frames, action_mask=None):
+    def __call__(self, frames, action_mask=None, parameters=None):
         x = tf.cast(tf.convert_to_tensor(frames), self.dtype) * tf.constant(self.scale, self.dtype)
         channels_first = self.data_format == "NCHW"
         if channels_first:
             x = tf.transpose(x, [0, 3, 1, 2])
-        parameters = kernels, biases = self.unpack(self.theta.read_value())
+        if parameters is None:
+            parameters = self.unpack(self.theta.read_value())
+        kernels, biases = parameters
         for layer, (_, _, stride) in enumerate(self.convs):
             kernel = kernels[layer]
             if self.conv_gradients == "forward":

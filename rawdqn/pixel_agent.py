@@ -138,7 +138,7 @@ class PixelDQN(DQN):
         return self.act_on_fn(stack)
 
     def sample_fn(self):
-        obs, action, reward, next_obs, terminated, _, _ = self.replay.sample_fn(self.config.batch_size)
+        obs, action, reward, next_obs, terminated, _, _ = self.sample_part(self.config.batch_size)
         return Transition(obs, action, tf.cast(reward, self.dtype), next_obs, tf.cast(terminated, self.dtype), None)
 
 

@@ -20,7 +20,7 @@ def linear_agent(mode="xla", **overrides):
 ONE_TRANSITION = ([[1.0, 0.0]], [0], [1.0], [[0.0, 1.0]], [0.0])
 
 
-@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+@pytest.mark.parametrize("mode", ["eager", "function", "xla", "hybrid"])
 def test_one_update_by_hand(mode):
     # s = [1, 0], a = 0, r = 1, s' = [0, 1], γ = 0.5:
     # Q(s, ·) = [1, 2];  Q_target(s', ·) = [3, 4];  y = 1 + 0.5·4 = 3;  δ = 3 − 1 = 2

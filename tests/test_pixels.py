@@ -212,3 +212,28 @@ def test_frames_are_divided_by_their_largest_value_bools_as_they_are():
     unscaled.theta.assign(agent.online.theta)
     np.testing.assert_allclose(agent.q_values(frames).numpy(), unscaled(frames.astype(np.float32)).numpy(), atol=1e-6)
     assert not np.allclose(agent.q_values(frames).numpy(), unscaled(frames.astype(np.float32) / 255).numpy())
+
+
+def test_hybrid_mode_takes_the_updates_graph_mode_takes():
+    # 'hybrid' (sampling, θ's cut and the optimizer step as XLA clusters; the gradient taken
+    # with respect to the layers and joined into θ's) against 'function' (all one graph, the
+    # gradient with respect to θ through split_theta): the same replay and draws, float64,
+    # double Q and an active clip. (Mode 'xla' draws other samples: its RNG is XLA's.)
+    rng = np.random.default_rng(5)
+    steps = [(rng.integers(0, 256, (2, 1, 7, 6), dtype=np.uint8), [[rng.normal(), 0.0, float(i % 9 == 8)]])
+             for i in range(60)]
+    thetas, norms = {}, {}
+    for mode in ("function", "hybrid"):
+        config = SMALL.replace(mode=mode, dtype="float64", double_q=True, max_grad_norm=0.05,
+                               learning_starts=10**9, replay_capacity=100)
+        agent = PixelDQN((7, 6), 3, config, seed=3)
+        agent.begin(steps[0][0][1])
+        for frames, scalars in steps:
+            agent.dispatch(tf.constant(frames), tf.constant(scalars, tf.float64))
+        norms[mode] = [float(agent.train(2).grad_norm) for _ in range(3)]
+        thetas[mode] = agent.online.theta.numpy()
+    assert min(norms["function"]) > 0.05   # the clip is active
+    np.testing.assert_allclose(norms["hybrid"], norms["function"], rtol=1e-12)
+    np.testing.assert_allclose(thetas["hybrid"], thetas["function"], rtol=0, atol=1e-12)
+    untrained = PixelDQN((7, 6), 3, SMALL.replace(dtype="float64"), seed=3).online.theta.numpy()
+    assert np.abs(thetas["function"] - untrained).max() > 1e-4
