@@ -155,4 +155,4 @@ def test_the_conv_learner_benchmark_runs(capsys):
     assert conv.update_flops("minatar") == 4 * forward - 32 * 73_728
     conv.main(["--net", "minatar", "--rounds", "1", "--block-ms", "5", "--no-sb3", "--no-keras"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("rawdqn ")]
-    assert len(rows) == 6 and all(float(line.split()[4]) > 0 for line in rows)   # eager 2, function 3, XLA 1
+    assert len(rows) == 8 and all(float(line.split()[4]) > 0 for line in rows)   # eager 2, function 3, XLA 1, hybrid 2
