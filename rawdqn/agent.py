@@ -56,6 +56,9 @@ class DQN(tf.Module):
         except tf.errors.ResourceExhaustedError:
             raise devices.allocation_failed(memory, device, advice) from None
         mode = self.config.mode
+        # In mode 'hybrid' θ is cut into layers outside the networks' calls and the gradient is
+        # taken with respect to those layers (an XLA cluster cannot hand a graph a custom gradient).
+        self.gradient_by_layer = mode == "hybrid"
         # The pieces of an update that run as XLA clusters in mode 'hybrid' (kernel.xla_part).
         self.sample_part = xla_part(self.replay.sample_fn, mode)
         self.cut_part = xla_part(self.cut_fn, mode)
@@ -194,8 +197,8 @@ class DQN(tf.Module):
         else:
             target = bellman.q_learning_target(
                 batch.reward, batch.terminated, config.discount, next_q_target, legal)
-        # The gradient with respect to θ, or in mode 'hybrid' to its layers (apply_gradients_fn writes them into θ's).
-        watched = self.online.variables_in_order if online is None else self.online.in_order(online)
+        # The gradient with respect to θ, or to its layers (apply_gradients_fn joins them into θ's).
+        watched = self.online.in_order(online) if self.gradient_by_layer else self.online.variables_in_order
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)
             q_values = self.online(self.features(batch.obs), parameters=online)
@@ -209,9 +212,9 @@ class DQN(tf.Module):
                          tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
 
     def cut_fn(self):
-        """(online, target) layers cut from θ without a custom gradient, in mode 'hybrid';
-        (None, None) in the others, where each network cuts its θ inside the call."""
-        if self.config.mode != "hybrid":
+        """(online, target) layers cut from θ without a custom gradient, with gradient_by_layer;
+        (None, None) otherwise, where each network cuts its θ inside the call."""
+        if not self.gradient_by_layer:
             return None, None
         return (self.online.unpack(self.online.theta.read_value(), differentiable=False),
                 self.target.unpack(self.target.theta.read_value(), differentiable=False))
@@ -219,16 +222,16 @@ class DQN(tf.Module):
     def apply_gradients_fn(self, grads):
         """θ's gradient → global-norm clip → optimizer step; returns ‖g‖ before the clip.
 
-        In mode 'hybrid' `grads` are the layers' gradients, W_0, b_0, W_1, …, joined into θ's
-        here (a concatenation: writing them into a zero θ was 1.2× slower under XLA here).
-        ‖g‖ is summed layer by layer in that order in every mode."""
+        `grads` is [θ's gradient], or with gradient_by_layer the layers' gradients W_0, b_0,
+        W_1, …, joined into θ's here (a concatenation: writing them into a zero θ was 1.2×
+        slower under XLA here). ‖g‖ is summed layer by layer in that order either way."""
         variables = self.online.variables_in_order
-        if self.config.mode == "hybrid":
-            norm = optim.global_norm(grads)
-            grads = [tf.concat([tf.reshape(g, [-1]) for g in grads], 0)]
+        if self.gradient_by_layer:
+            layer_grads, grads = grads, [tf.concat([tf.reshape(g, [-1]) for g in grads], 0)]
         else:
-            norm = optim.global_norm([view.of(grads[0]) for view in self.online.layers_in_order])
-        grads, grad_norm = optim.clip_by_global_norm(grads, self.config.max_grad_norm, norm)
+            layer_grads = [view.of(grads[0]) for view in self.online.layers_in_order]
+        grads, grad_norm = optim.clip_by_global_norm(grads, self.config.max_grad_norm,
+                                                     optim.global_norm(layer_grads))
         self.optimizer.apply(grads, variables)
         return grad_norm
 
