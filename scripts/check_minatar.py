@@ -2,6 +2,7 @@
 
     python scripts/check_minatar.py [--games Breakout SpaceInvaders] [--seeds 0 1 2] [--steps 1000000]
                                     [--runs-dir runs/minatar] [--jobs 2] [--plot minatar.png] [--report-only]
+                                    [--results results/minatar]
 
 Each (game, seed) is `rawdqn train --env MinAtar/GAME-v0 --seed S --steps N` with the game's
 preset (the paper's DQN; -v0: the paper's 6 actions) into RUNS_DIR/GAME-v0-seedS; a run that
@@ -14,9 +15,17 @@ episodes (ε-greedy, as trained), against frames (env steps). PAPER holds the DQ
 off the repository's img/learning_curves.gif (the mean of 30 runs; read to about ±0.5 on
 Breakout, ±2 on Space Invaders). A game passes when the mean over seeds at the last checked
 frame count lies within ±TOLERANCE of the paper's value. Plots need matplotlib.
+
+Run directories are large (checkpoints hold the replay) and stay on the machine that trained
+them; a finished run's episodes, (end frame, return) per episode, and its final greedy
+evaluation are also written to RESULTS/GAME-v0-seedS.csv.gz (a few hundred kB), which the
+repository keeps. The report and the plot read a run from RUNS_DIR when it is there and from
+RESULTS otherwise, so seeds trained on different machines are compared together.
 """
 import argparse
 import concurrent.futures
+import gzip
+import io
 import json
 import os
 import subprocess
@@ -37,13 +46,42 @@ def run_dir(runs_dir, game, seed):
     return os.path.join(runs_dir, f"{game}-v0-seed{seed}")
 
 
-def episodes(directory):
-    """(end step, return) of every training episode the run recorded."""
+def episodes(directory, results=None):
+    """(end step, return) of every training episode the run recorded: from its run directory,
+    or where that is absent, from its file in `results` (save_results)."""
     path = os.path.join(directory, "episodes.jsonl")
-    if not os.path.exists(path):
+    if os.path.exists(path):
+        with open(path) as lines:
+            return [(row["step"], row["return"]) for row in map(json.loads, lines)]
+    saved = results and results_path(results, os.path.basename(directory))
+    if not saved or not os.path.exists(saved):
         return []
-    with open(path) as lines:
-        return [(row["step"], row["return"]) for row in map(json.loads, lines)]
+    with gzip.open(saved, "rt") as lines:
+        return [(int(step), float(ret)) for step, ret in
+                (line.strip().split(",") for line in lines if line[0].isdigit())]
+
+
+def results_path(results, name):
+    return os.path.join(results, f"{name}.csv.gz")
+
+
+def save_results(directory, results):
+    """RESULTS/NAME.csv.gz: a comment line with the run's env, seed, frames, final greedy
+    evaluation and rawdqn commit, then `step,return` per training episode."""
+    with open(os.path.join(directory, "config.json")) as file:
+        config = json.load(file)
+    with open(os.path.join(directory, "history.jsonl")) as lines:
+        final = [json.loads(line) for line in lines][-1]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+    os.makedirs(results, exist_ok=True)
+    path = results_path(results, os.path.basename(directory))
+    with gzip.GzipFile(path + ".tmp", "wb", mtime=0) as raw, io.TextIOWrapper(raw) as out:   # same run, same bytes
+        out.write(f"# {config['env_id']} seed {config['seed']}, {final['step']} frames, greedy evaluation "
+                  f"{final['eval_mean']:.2f} ± {final['eval_std']:.2f}, rawdqn {commit}\nstep,return\n")
+        out.writelines(f"{step},{ret:g}\n" for step, ret in episodes(directory))
+    os.replace(path + ".tmp", path)
+    return path
 
 
 def moving_average_at(rows, step):
@@ -52,10 +90,12 @@ def moving_average_at(rows, step):
     return sum(returns) / len(returns) if returns else None
 
 
-def train(game, seed, steps, runs_dir, threads):
+def train(game, seed, steps, runs_dir, threads, results):
     directory = run_dir(runs_dir, game, seed)
     if finished(directory, steps):
         return directory, "read"
+    if not os.path.isdir(directory) and os.path.exists(results_path(results, os.path.basename(directory))):
+        return directory, f"read from {results}"
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"} if threads == 1 else {}))
     if os.path.isdir(os.path.join(directory, "checkpoints")):
         command = ["--resume", directory, "--steps", str(steps)]
@@ -77,11 +117,11 @@ def finished(directory, steps):
     return bool(rows) and "eval_mean" in rows[-1] and rows[-1]["step"] >= steps
 
 
-def report(games, seeds, steps, runs_dir, plot):
+def report(games, seeds, steps, runs_dir, plot, results):
     marks = [m for m in (0.1, 0.25, 0.5, 1.0, 2.0, 5.0) if m * 1e6 <= steps]
     all_pass = True
     for game in games:
-        rows = {seed: episodes(run_dir(runs_dir, game, seed)) for seed in seeds}
+        rows = {seed: episodes(run_dir(runs_dir, game, seed), results) for seed in seeds}
         print(f"\n{game} (MinAtar/{game}-v0): moving average of {WINDOW} training episodes' returns")
         print(f"{'frames':>8} | {'paper DQN':>9} | {'seed mean':>9} | seeds")
         last = None
@@ -105,11 +145,11 @@ def report(games, seeds, steps, runs_dir, plot):
               f"({'within' if within else 'outside'} ±{TOLERANCE:.0%})"
               + ("" if mark == target else f"; the runs have not reached {target}M frames yet"))
     if plot:
-        draw(games, seeds, runs_dir, plot)
+        draw(games, seeds, runs_dir, plot, results)
     return all_pass
 
 
-def draw(games, seeds, runs_dir, path):
+def draw(games, seeds, runs_dir, path, results):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -120,7 +160,7 @@ def draw(games, seeds, runs_dir, path):
     figure, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.6), squeeze=False)
     for axis, game in zip(axes[0], games):
         for seed in seeds:
-            rows = episodes(run_dir(runs_dir, game, seed))
+            rows = episodes(run_dir(runs_dir, game, seed), results)
             if rows:
                 steps = list(range(20_000, rows[-1][0] + 1, 20_000))
                 axis.plot([s / 1e6 for s in steps], [moving_average_at(rows, s) for s in steps], lw=1,
@@ -143,6 +183,9 @@ def main():
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (each on one thread if > 1)")
     parser.add_argument("--plot", default=None, help="write the curves to this image")
     parser.add_argument("--report-only", action="store_true", help="read the runs that are there; train nothing")
+    parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                          "results", "minatar"),
+                        help="where finished runs' episodes are kept (default: the repository's results/minatar)")
     args = parser.parse_args()
     os.makedirs(args.runs_dir, exist_ok=True)
     if not args.report_only:
@@ -150,9 +193,13 @@ def main():
         threads = 1 if args.jobs > 1 else None
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             for (game, seed), (directory, outcome) in zip(jobs, pool.map(
-                    lambda job: train(*job, args.steps, args.runs_dir, threads), jobs)):
+                    lambda job: train(*job, args.steps, args.runs_dir, threads, args.results), jobs)):
                 print(f"{game} seed {seed}: {outcome} ({directory})", flush=True)
-    return 0 if report(args.games, args.seeds, args.steps, args.runs_dir, args.plot) else 1
+    for game in args.games:
+        for seed in args.seeds:
+            if finished(run_dir(args.runs_dir, game, seed), args.steps):
+                print(f"{game} seed {seed}: episodes in {save_results(run_dir(args.runs_dir, game, seed), args.results)}")
+    return 0 if report(args.games, args.seeds, args.steps, args.runs_dir, args.plot, args.results) else 1
 
 
 if __name__ == "__main__":
