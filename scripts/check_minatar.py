@@ -79,7 +79,7 @@ def save_results(directory, results):
     with gzip.GzipFile(path + ".tmp", "wb", mtime=0) as raw, io.TextIOWrapper(raw) as out:   # same run, same bytes
         out.write(f"# {config['env_id']} seed {config['seed']}, {final['step']} frames, greedy evaluation "
                   f"{final['eval_mean']:.2f} ± {final['eval_std']:.2f}, rawdqn {commit}\nstep,return\n")
-        out.writelines(f"{step},{ret:g}\n" for step, ret in episodes(directory))
+        out.writelines(f"{step},{ret:.17g}\n" for step, ret in episodes(directory))
     os.replace(path + ".tmp", path)
     return path
 
