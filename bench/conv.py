@@ -27,7 +27,10 @@ round. FLOPs per update are counted from the shapes (bench/flops.py's convention
 multiply-add is 2): target forward F, online forward F, kernel gradients F, input gradients
 F − F_conv1, so 4F − F_conv1 (a GFLOP/s column counts each row's own work). The peak beside them is the fastest forward convolution this
 machine runs (a batch of 64 Nature layer-3 inputs, tf.function and XLA), measured in the
-same run.
+same run, and so is a 2048 × 2048 matmul; the larger of the two is this machine's
+peak P, and F_update / P the floor: no implementation of the update runs faster here, so a
+row's time over the floor is the most that any learner doing an update's arithmetic could beat
+it by (the "≤ × at peak" column).
 
 On a GPU (--device gpu, and SB3 on cuda) the same rows are measured. No GPU is available on
 the machines this was written on: the GPU figures in bench/README.md are predictions.
@@ -47,6 +50,7 @@ import rawdqn  # noqa: E402,F401  (first: it imports TensorFlow without the CUDA
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.run import measure_peak  # noqa: E402
 from rawdqn.config import DQNConfig  # noqa: E402
 from rawdqn.network import MINATAR_CONVS, MINATAR_HIDDEN, NATURE_CONVS, NATURE_HIDDEN  # noqa: E402
 from rawdqn.pixel_agent import PixelDQN  # noqa: E402
@@ -276,12 +280,17 @@ def main(argv=None):
     if sb3:
         sb3.close()
     peak = conv_peak_flops(device)
+    matmul_peak = measure_peak(device, tf.float32, 2048, 5, min(0.5, args.block_ms / 1e3))["gflops"] * 1e9
+    machine_peak = max(peak, matmul_peak)
     flops = update_flops(args.net)
+    floor = flops / machine_peak
     flops_of = {name: update_flops(args.net, target_network="train_on_batch" not in name) for name in rounds}
     rawdqn_names = [name for name in rounds if name.startswith("rawdqn")]
     best = min(rawdqn_names, key=lambda name: statistics.median(rounds[name]))
-    print(f"\nFLOPs per update {flops / 1e9:.3f} G; conv peak {peak / 1e9:.0f} GFLOP/s (forward conv, measured)")
-    print(f"{'variant':<46} {'ms/update':>10} {'updates/s':>10} {'GFLOP/s':>8} {'of peak':>8}  best rawdqn / this")
+    print(f"\nFLOPs per update {flops / 1e9:.3f} G; conv peak {peak / 1e9:.0f} GFLOP/s (forward conv, measured); "
+          f"2048² matmul {matmul_peak / 1e9:.0f} GFLOP/s; floor {floor * 1e3:.2f} ms per update at the larger (the peak)")
+    print(f"{'variant':<46} {'ms/update':>10} {'updates/s':>10} {'GFLOP/s':>8} {'of peak':>8} {'≤ × at peak':>11}"
+          f"  best rawdqn / this")
     rows = []
     for name, times in rounds.items():
         median = statistics.median(times)
@@ -289,13 +298,14 @@ def main(argv=None):
         label = "sb3 CnnPolicy train(1)" if name == "sb3" else name
         rate = flops_of[name] / median
         print(f"{label:<46} {median * 1e3:10.2f} {1 / median:10.1f} {rate / 1e9:8.1f} "
-              f"{rate / peak:8.1%}  {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+              f"{rate / machine_peak:8.1%} {median / floor:11.2f}  {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
         rows.append({"variant": label, "seconds": times, "median_seconds": median,
-                     "best_rawdqn_speedup": statistics.median(ratios)})
+                     "best_rawdqn_speedup": statistics.median(ratios), "most_speedup_at_peak": median / floor})
     print(f"load average at end {os.getloadavg()[0]:.2f}; best rawdqn: {best}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"net": args.net, "device": device, "flops_per_update": flops, "conv_peak_flops": peak,
+                       "matmul_peak_flops": matmul_peak, "floor_seconds": floor,
                        "best_rawdqn": best, "rows": rows}, out, indent=1)
 
 
