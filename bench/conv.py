@@ -1,7 +1,7 @@
 """The Nature DQN learner (batch 32, 84×84×4 uint8 frames, centred RMSProp), against SB3 and Keras.
 
     python bench/conv.py [--rounds 5] [--block-ms 1500] [--net nature|minatar] [--no-sb3] [--no-keras]
-                         [--device cpu|gpu]
+                         [--device cpu|gpu] [--modes eager function xla hybrid]
 
 What one update is, in each library (the same network: conv 32 8×8/4, 64 4×4/2, 64 3×3/1,
 fc 512, Mnih et al. 2015; or MinAtar's 16 3×3/1, fc 128 on 10×10×4):
@@ -57,14 +57,14 @@ from rawdqn.pixel_agent import PixelDQN  # noqa: E402
 
 NETS = {"nature": ((84, 84), 4, 1, NATURE_CONVS, NATURE_HIDDEN, 6),       # frame, history, channels, convs, hidden, actions
         "minatar": ((10, 10), 1, 4, MINATAR_CONVS, MINATAR_HIDDEN, 3)}
-BATCH, FILL = 32, 1_000   # transitions stored before timing; uniform samples of them
+BATCH, FILL = 32, 1_000   # transitions stored before timing (--fill); uniform samples of them
 
 
-def learner_config(net, mode, data_format="NHWC", conv_gradients="auto"):
+def learner_config(net, mode, data_format="NHWC", conv_gradients="auto", fill=FILL):
     _, history, _, convs, hidden, _ = NETS[net]
     # Mnih et al. 2015's update; the replay is small (the sample's cost does not depend on its size).
     return DQNConfig(convs=convs, hidden=hidden, history=history, optimizer="rmsprop_centered",
-                     learning_rate=2.5e-4, batch_size=BATCH, replay_capacity=FILL + 16, learning_starts=10**9,
+                     learning_rate=2.5e-4, batch_size=BATCH, replay_capacity=fill + 16, learning_starts=10**9,
                      loss="huber", max_grad_norm=10.0, mode=mode, data_format=data_format,
                      conv_gradients=conv_gradients)
 
@@ -89,14 +89,14 @@ def update_flops(net, target_network=True):
     return (4 if target_network else 3) * forward - per_layer[0]
 
 
-def rawdqn_update(net, mode, data_format, conv_gradients, device):
-    """A function making one update (train(1)) of a PixelDQN whose replay holds FILL random steps."""
+def rawdqn_update(net, mode, data_format, conv_gradients, device, fill=FILL):
+    """A function making one update (train(1)) of a PixelDQN whose replay holds `fill` random steps."""
     frame_shape, actions = frame_shape_of(net), NETS[net][5]
-    agent = PixelDQN(frame_shape, actions, learner_config(net, mode, data_format, conv_gradients), seed=0,
+    agent = PixelDQN(frame_shape, actions, learner_config(net, mode, data_format, conv_gradients, fill), seed=0,
                      device=device, num_envs=1)
     rng = np.random.default_rng(0)
     agent.begin(rng.integers(0, 256, (1, *frame_shape), dtype=np.uint8))
-    for step in range(FILL):
+    for step in range(fill):
         frames = tf.constant(rng.integers(0, 256, (2, 1, *frame_shape), dtype=np.uint8))
         scalars = tf.constant([[rng.normal(), 0.0, float(step % 200 == 199)]], tf.float32)
         agent.dispatch(frames, scalars)
@@ -141,7 +141,7 @@ def keras_update(net, jit_compile, full=False):
 SB3_CHILD = """
 import sys, time, numpy as np, gymnasium as gym, torch
 from stable_baselines3 import DQN
-net, device = sys.argv[1], sys.argv[2]
+net, device, FILL, BATCH = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 shape, actions = ((84, 84, 4), 6) if net == "nature" else ((10, 10, 4), 3)
 class Frames(gym.Env):
     observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
@@ -161,24 +161,24 @@ if net == "minatar":   # SB3's NatureCNN does not fit 10x10: MinAtar's conv as a
         def forward(self, x):
             return self.net(x)
     kwargs.update(features_extractor_class=MinAtarCNN, net_arch=[], normalize_images=False)
-model = DQN("CnnPolicy", Frames(), learning_rate=2.5e-4, buffer_size=%d, learning_starts=0, batch_size=%d,
+model = DQN("CnnPolicy", Frames(), learning_rate=2.5e-4, buffer_size=FILL + 16, learning_starts=0, batch_size=BATCH,
             max_grad_norm=10.0, policy_kwargs=kwargs, device=device, seed=0, verbose=0)
-model.learn(%d)
-model.train(gradient_steps=3, batch_size=%d)
+model.learn(FILL)
+model.train(gradient_steps=3, batch_size=BATCH)
 print("ready", flush=True)
 for line in sys.stdin:
     calls = int(line)
     start = time.perf_counter()
-    model.train(gradient_steps=calls, batch_size=%d)
+    model.train(gradient_steps=calls, batch_size=BATCH)
     print((time.perf_counter() - start) / calls, flush=True)
-""" % (FILL + 16, BATCH, FILL, BATCH, BATCH)
+"""
 
 
 class SB3Learner:
     """SB3 DQN in a child process that times `calls` updates on each request."""
 
-    def __init__(self, net, device, python):
-        self.child = subprocess.Popen([python, "-c", SB3_CHILD, net, device], stdin=subprocess.PIPE,
+    def __init__(self, net, device, python, fill=FILL):
+        self.child = subprocess.Popen([python, "-c", SB3_CHILD, net, device, str(fill), str(BATCH)], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.child.stdout.readline().strip()
         if line != "ready":
@@ -205,7 +205,7 @@ def calls_for(seconds_each, block_ms):
     return max(1, round(block_ms / 1e3 / seconds_each))
 
 
-def conv_peak_flops(device):
+def conv_peak_flops(device, block_ms=1500.0):
     """FLOP/s of the fastest forward convolution measured: Nature layer 3 on a batch of 64."""
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(64, 9, 9, 64)).astype(np.float32))
@@ -215,7 +215,8 @@ def conv_peak_flops(device):
         for jit in (False, True):
             conv = tf.function(lambda a, b: tf.reduce_sum(tf.nn.conv2d(a, b, 1, "VALID")), jit_compile=jit)
             conv(x, kernel).numpy()
-            seconds = statistics.median(block_seconds(lambda: conv(x, kernel).numpy(), 200) for _ in range(5))
+            calls = calls_for(block_seconds(lambda: conv(x, kernel).numpy(), 2), min(block_ms, 300.0))
+            seconds = statistics.median(block_seconds(lambda: conv(x, kernel).numpy(), calls) for _ in range(5))
             best = max(best, flops / seconds)
     return best
 
@@ -226,6 +227,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--block-ms", type=float, default=1500.0, help="length of one timed block")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--modes", nargs="+", choices=("eager", "function", "xla", "hybrid"),
+                        default=["eager", "function", "xla", "hybrid"], help="the rawdqn modes to time (default: all)")
+    parser.add_argument("--fill", type=int, default=FILL, help=f"transitions stored before timing (default {FILL})")
     parser.add_argument("--no-sb3", action="store_true")
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--sb3-python", default=sys.executable,
@@ -240,7 +244,7 @@ def main(argv=None):
     print(f"{args.net} learner, batch {BATCH}, {device}, load average {os.getloadavg()[0]:.2f}")
     variants = {}
     on_cpu = args.device == "cpu"
-    for mode in ("eager", "function", "xla", "hybrid"):
+    for mode in args.modes:
         for data_format in ("NHWC", "NCHW"):
             for gradients in ("tf", "forward"):
                 if gradients == "forward" and data_format == "NCHW":
@@ -251,7 +255,7 @@ def main(argv=None):
                     continue
                 name = f"rawdqn {mode} {data_format} conv_gradients={gradients}"
                 try:
-                    update = rawdqn_update(args.net, mode, data_format, gradients, device)
+                    update = rawdqn_update(args.net, mode, data_format, gradients, device, args.fill)
                     update()
                 except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError) as error:
                     print(f"  {name}: not run ({str(error).splitlines()[0][:100]})")
@@ -266,7 +270,7 @@ def main(argv=None):
     sb3 = None
     if not args.no_sb3:
         try:
-            sb3 = SB3Learner(args.net, "cuda" if args.device == "gpu" else "cpu", args.sb3_python)
+            sb3 = SB3Learner(args.net, "cuda" if args.device == "gpu" else "cpu", args.sb3_python, args.fill)
         except RuntimeError as error:
             print(f"  SB3: not run ({error}); python -m pip install -r bench/requirements-peers.txt")
     calls = {name: calls_for(block_seconds(update, 2), args.block_ms) for name, update in variants.items()}
@@ -279,7 +283,7 @@ def main(argv=None):
             rounds[name].append(seconds)
     if sb3:
         sb3.close()
-    peak = conv_peak_flops(device)
+    peak = conv_peak_flops(device, args.block_ms)
     matmul_peak = measure_peak(device, tf.float32, 2048, 5, min(0.5, args.block_ms / 1e3))["gflops"] * 1e9
     machine_peak = max(peak, matmul_peak)
     flops = update_flops(args.net)

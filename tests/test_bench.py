@@ -146,19 +146,33 @@ def test_the_loop_breakdown_and_the_dispatch_benchmark_run(capsys):
     assert all(float(value) > 0 for row in rows for value in row[1:4])
 
 
+def conv_bench_rows(capsys, *modes):
+    """bench/conv.py on MinAtar's network, one short round, no peers: (rows run, rows not run)."""
+    from bench import conv
+    conv.main(["--net", "minatar", "--rounds", "1", "--block-ms", "5", "--fill", "64", "--no-sb3", "--no-keras",
+               "--modes", *modes])
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in out if line.startswith("rawdqn ")]
+    not_run = [line for line in out if line.strip().startswith("rawdqn ") and "not run" in line]
+    # NCHW runs only where TF has a CPU kernel for it (oneDNN's); every row has a positive time,
+    # and none is faster than the floor (the update's FLOPs at the measured peak).
+    assert all("NCHW" in line for line in not_run)
+    assert all(float(line.split()[4]) > 0 and float(line.split()[8]) >= 1 for line in rows)
+    return rows, not_run
+
+
 def test_the_conv_learner_benchmark_runs(capsys):
-    """bench/conv.py on MinAtar's network, one short round, no peers: every rawdqn variant has a
-    row, and the FLOP count is the hand count 4F − F_conv1."""
+    """The FLOP count is the hand count 4F − F_conv1; the compiled modes have their rows
+    (hybrid: NHWC and NCHW; XLA: NHWC with conv.py's gradient)."""
     from bench import conv
     # F per sample: conv 8·8·16·(3·3·4)·2 = 73,728; fc 1024·128·2 = 262,144; 128·3·2 = 768.
     forward = 32 * (73_728 + 262_144 + 768)
     assert conv.update_flops("minatar") == 4 * forward - 32 * 73_728
-    conv.main(["--net", "minatar", "--rounds", "1", "--block-ms", "5", "--no-sb3", "--no-keras"])
-    out = capsys.readouterr().out.splitlines()
-    rows = [line for line in out if line.startswith("rawdqn ")]
-    # eager 2, function 3, XLA 1, hybrid 2; NCHW only where TF has a CPU kernel for it (oneDNN's).
-    not_run = [line for line in out if line.strip().startswith("rawdqn ") and "not run" in line]
-    assert all("NCHW" in line for line in not_run) and len(rows) + len(not_run) == 8
-    assert sum("NHWC" in line for line in rows) == 5 and all(float(line.split()[4]) > 0 for line in rows)
-    # Nothing runs faster than the floor (the update's FLOPs at the measured peak).
-    assert all(float(line.split()[8]) >= 1 for line in rows)
+    rows, not_run = conv_bench_rows(capsys, "xla", "hybrid")
+    assert len(rows) + len(not_run) == 3 and sum("NHWC" in line for line in rows) == 2
+
+
+@pytest.mark.slow
+def test_the_conv_learner_benchmark_has_a_row_for_every_variant(capsys):
+    rows, not_run = conv_bench_rows(capsys, "eager", "function", "xla", "hybrid")
+    assert len(rows) + len(not_run) == 8 and sum("NHWC" in line for line in rows) == 5   # eager 2, function 3, XLA 1, hybrid 2
