@@ -65,6 +65,11 @@ def results_path(results, name):
     return os.path.join(results, f"{name}.csv.gz")
 
 
+def git_commit():
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+
+
 def save_results(directory, results):
     """RESULTS/NAME.csv.gz: a comment line with the run's env, seed, frames, final greedy
     evaluation and rawdqn commit, then `step,return` per training episode."""
@@ -72,8 +77,11 @@ def save_results(directory, results):
         config = json.load(file)
     with open(os.path.join(directory, "history.jsonl")) as lines:
         final = [json.loads(line) for line in lines][-1]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+    try:   # the commit the run was started at (train), else the one saving it
+        with open(directory + ".commit") as file:
+            commit = file.read().strip()
+    except OSError:
+        commit = f"{git_commit()} (when saved)"
     os.makedirs(results, exist_ok=True)
     path = results_path(results, os.path.basename(directory))
     with gzip.GzipFile(path + ".tmp", "wb", mtime=0) as raw, io.TextIOWrapper(raw) as out:   # same run, same bytes
@@ -100,6 +108,8 @@ def train(game, seed, steps, runs_dir, threads, results):
     if os.path.isdir(os.path.join(directory, "checkpoints")):
         command = ["--resume", directory, "--steps", str(steps)]
     else:
+        with open(directory + ".commit", "w") as file:
+            file.write(git_commit() + "\n")
         command = ["--env", f"MinAtar/{game}-v0", "--seed", str(seed), "--steps", str(steps),
                    "--eval-interval", "100000", "--checkpoint-interval", "50000", "--logdir", directory]
     with open(directory + ".log", "a") as log:
