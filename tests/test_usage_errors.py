@@ -25,6 +25,12 @@ TINY = ["--steps", 60, "--hidden", 8, "--learning-starts", 20, "--batch-size", 8
     (["train", "--learning-rate", "inf"], "learning_rate must be a finite number; got inf"),
     (["train", "--tau", "nan"], "tau must be a finite number; got nan"),
     (["train", "--steps", "2.5e0"], "expected a whole number; got '2.5e0'"),
+    # Settings the environment would ignore (only the ALE takes no-op starts and life loss).
+    (["train", "--noop-max", 5], "--noop-max applies to ALE/… ids only; CartPole-v1 would ignore it"),
+    (["train", "--env", "MinAtar/Breakout-v0", "--terminal-on-life-loss"],
+     "--terminal-on-life-loss applies to ALE/… ids only; MinAtar/Breakout-v0 would ignore it"),
+    (["train", "--on-device", "--sticky-actions", 0.25],
+     "--sticky-actions applies to ALE/… and MinAtar/… ids only; CartPole-v1 would ignore it"),
 ])
 def test_bad_seeds_and_numbers_are_one_line_errors(tmp_path, capsys, argv, message):
     assert_usage_error(cli(capsys, *argv, *(["--logdir", tmp_path / "run"] if argv[0] == "train" else [])),
