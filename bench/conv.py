@@ -1,7 +1,7 @@
 """The Nature DQN learner (batch 32, 84×84×4 uint8 frames, centred RMSProp), against SB3 and Keras.
 
     python bench/conv.py [--rounds 5] [--block-ms 1500] [--net nature|minatar] [--no-sb3] [--no-keras]
-                         [--device cpu|gpu] [--modes eager function xla hybrid]
+                         [--device cpu|gpu] [--modes eager function xla hybrid] [--fill N]
 
 What one update is, in each library (the same network: conv 32 8×8/4, 64 4×4/2, 64 3×3/1,
 fc 512, Mnih et al. 2015; or MinAtar's 16 3×3/1, fc 128 on 10×10×4):
@@ -238,6 +238,8 @@ def main(argv=None):
                         help="also XLA with TensorFlow's conv gradients (NHWC and NCHW): ~0.25 s per Nature update")
     parser.add_argument("--json", default=None, help="write the rows here")
     args = parser.parse_args(argv)
+    if args.fill < BATCH:
+        parser.error(f"--fill must be at least the batch size, {BATCH}; got {args.fill}")
     device = "/GPU:0" if args.device == "gpu" else "/CPU:0"
     if args.device == "gpu" and not tf.config.list_physical_devices("GPU"):
         parser.error("--device gpu: TensorFlow sees no GPU on this machine")

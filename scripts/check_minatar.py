@@ -56,35 +56,68 @@ def episodes(directory, results=None):
     saved = results and results_path(results, os.path.basename(directory))
     if not saved or not os.path.exists(saved):
         return []
-    with gzip.open(saved, "rt") as lines:
-        return [(int(step), float(ret)) for step, ret in
-                (line.strip().split(",") for line in lines if line[0].isdigit())]
+    return read_results(saved)[1]
 
 
 def results_path(results, name):
     return os.path.join(results, f"{name}.csv.gz")
 
 
+def read_results(path):
+    """(header, [(end step, return), …]) of a results file; a file that is not one is an error naming it."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            header = next(lines).strip()
+            rows = [(int(step), float(ret)) for step, ret in
+                    (line.strip().split(",") for line in lines if line[0].isdigit())]
+    except (OSError, EOFError, StopIteration, ValueError, UnicodeDecodeError) as error:
+        raise SystemExit(f"check_minatar: {path} is not a results file this script wrote ({error or 'empty'}); "
+                         "delete it, or restore it with git checkout") from None
+    if not header.startswith("# "):
+        raise SystemExit(f"check_minatar: {path} has no header line; delete it, or restore it with git checkout")
+    return header, rows
+
+
+def saved_frames(path):
+    """The frames a results file's run reached (its header's 'N frames'), or 0 without one."""
+    if not os.path.exists(path):
+        return 0
+    header = read_results(path)[0]
+    return int(header.split(" frames")[0].rsplit(" ", 1)[-1])
+
+
 def git_commit():
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+    """This repository's short commit, or 'unknown' (no git, not a checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def save_results(directory, results):
     """RESULTS/NAME.csv.gz: a comment line with the run's env, seed, frames, final greedy
-    evaluation and rawdqn commit, then `step,return` per training episode."""
+    evaluation and rawdqn commit, then `step,return` per training episode. The commit is the
+    one the run started at (train writes RUN.commit), else the one in the file already there,
+    else the current one (marked 'when saved'); an unchanged run rewrites the same bytes."""
     with open(os.path.join(directory, "config.json")) as file:
         config = json.load(file)
     with open(os.path.join(directory, "history.jsonl")) as lines:
-        final = [json.loads(line) for line in lines][-1]
-    try:   # the commit the run was started at (train), else the one saving it
+        evaluated = [row for row in map(json.loads, lines) if "eval_mean" in row]
+    if not evaluated:
+        raise SystemExit(f"check_minatar: {directory}/history.jsonl has no evaluation yet; finish the run first")
+    final = evaluated[-1]
+    path = results_path(results, os.path.basename(directory))
+    try:
         with open(directory + ".commit") as file:
             commit = file.read().strip()
     except OSError:
-        commit = f"{git_commit()} (when saved)"
+        commit = (read_results(path)[0].rsplit(", rawdqn ", 1)[-1] if os.path.exists(path)
+                  else f"{git_commit()} (when saved)")
     os.makedirs(results, exist_ok=True)
-    path = results_path(results, os.path.basename(directory))
-    with gzip.GzipFile(path + ".tmp", "wb", mtime=0) as raw, io.TextIOWrapper(raw) as out:   # same run, same bytes
+    with open(path + ".tmp", "wb") as file, \
+            gzip.GzipFile(os.path.basename(path), "wb", fileobj=file, mtime=0) as raw, \
+            io.TextIOWrapper(raw, encoding="utf-8") as out:   # mtime 0: the same run, the same bytes
         out.write(f"# {config['env_id']} seed {config['seed']}, {final['step']} frames, greedy evaluation "
                   f"{final['eval_mean']:.2f} ± {final['eval_std']:.2f}, rawdqn {commit}\nstep,return\n")
         out.writelines(f"{step},{ret:.17g}\n" for step, ret in episodes(directory))
@@ -102,7 +135,7 @@ def train(game, seed, steps, runs_dir, threads, results):
     directory = run_dir(runs_dir, game, seed)
     if finished(directory, steps):
         return directory, "read"
-    if not os.path.isdir(directory) and os.path.exists(results_path(results, os.path.basename(directory))):
+    if not os.path.isdir(directory) and saved_frames(results_path(results, os.path.basename(directory))) >= steps:
         return directory, f"read from {results}"
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"} if threads == 1 else {}))
     if os.path.isdir(os.path.join(directory, "checkpoints")):

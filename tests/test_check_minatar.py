@@ -33,14 +33,30 @@ def test_a_saved_run_reads_back_without_its_run_directory(check, tmp_path):
     directory = check.run_dir(str(tmp_path / "runs"), "Breakout", 2)
     fake_run(directory, rows, 2_500)
     assert check.finished(directory, 2_500) and not check.finished(directory, 2_501)
+    with open(directory + ".commit", "w") as file:   # what train writes when it starts a run
+        file.write("abc1234\n")
     results = str(tmp_path / "results")
     path = check.save_results(directory, results)
+    header, saved = check.read_results(path)
+    assert header == "# MinAtar/Breakout-v0 seed 2, 2500 frames, greedy evaluation 12.50 ± 3.25, rawdqn abc1234"
+    assert saved == rows and check.saved_frames(path) == 2_500
+    # Saved again without the .commit file (another machine, a report): the file's commit stays, byte for byte.
     first = open(path, "rb").read()
-    assert check.save_results(directory, results) == path and open(path, "rb").read() == first   # same bytes
+    os.remove(directory + ".commit")
+    assert check.save_results(directory, results) == path and open(path, "rb").read() == first
     shutil.rmtree(directory)
+    # A finished results file stands for the run: train reads it instead of training again.
+    assert check.train("Breakout", 2, 2_500, str(tmp_path / "runs"), None, results) == (directory, f"read from {results}")
     assert check.episodes(directory) == []
     assert check.episodes(directory, results) == rows
     # The moving average at step 1,000: episodes ending at 10 … 1,000 are the first 100 rows.
     expected = sum(ret for _, ret in rows[:100]) / 100
     assert check.moving_average_at(check.episodes(directory, results), 1_000) == pytest.approx(expected, abs=1e-12)
     assert check.moving_average_at(rows, 5) is None
+
+
+def test_a_file_that_is_not_a_results_file_is_a_clear_error(check, tmp_path):
+    path = tmp_path / "Breakout-v0-seed0.csv.gz"
+    path.write_text("version https://git-lfs.github.com/spec/v1\n")   # e.g. a pointer, not the data
+    with pytest.raises(SystemExit, match="is not a results file this script wrote"):
+        check.read_results(str(path))
