@@ -157,6 +157,10 @@ def conv_bench_rows(capsys, *modes):
     # NCHW runs only where TF has a CPU kernel for it (oneDNN's); every row has a positive time,
     # and none is faster than the floor (the update's FLOPs at the measured peak).
     assert all("NCHW" in line for line in not_run)
+    if not_run:   # only where TF itself has no NCHW convolution on this CPU
+        import tensorflow as tf
+        with pytest.raises(tf.errors.UnimplementedError):
+            tf.nn.conv2d(tf.zeros([1, 4, 5, 5]), tf.zeros([3, 3, 4, 2]), 1, "VALID", data_format="NCHW")
     assert all(float(line.split()[4]) > 0 and float(line.split()[8]) >= 1 for line in rows)
     return rows, not_run
 
