@@ -102,6 +102,18 @@ def register_family(env_id):
         gym.register_envs(ale_py)
 
 
+# The settings only some families of ids take (env_options, GymnasiumEnvs' life loss); others would ignore them.
+FAMILY_OPTIONS = {"noop_max": ("ALE/",), "terminal_on_life_loss": ("ALE/",), "sticky_actions": ("ALE/", "MinAtar/")}
+
+
+def check_family_options(env_id, changes):
+    """A setting the user gave that `env_id` would silently ignore is a usage error naming who takes it."""
+    for name, families in FAMILY_OPTIONS.items():
+        if name in changes and not env_id.startswith(families):
+            raise UsageError(f"--{name.replace('_', '-')} applies to {' and '.join(f'{family}…' for family in families)} "
+                             f"ids only; {env_id} would ignore it: drop the flag")
+
+
 def env_options(env_id, config):
     """The gym.make kwargs `config` asks of `env_id`: sticky actions (ALE, MinAtar) and the
     ALE's no-op starts (taken by make_env's AtariPreprocessing)."""

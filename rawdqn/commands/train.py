@@ -14,7 +14,6 @@ import typing
 import warnings
 
 from rawdqn.config import NAMED_PRESETS, DQNConfig, preset
-from rawdqn.errors import UsageError
 
 
 def parse_hidden(text):
@@ -134,18 +133,6 @@ def config_changes(args):
     return changes
 
 
-# Settings only some environments take (gym_env.env_options); elsewhere they would be ignored.
-ENV_FAMILY_FLAGS = {"noop_max": ("ALE/",), "terminal_on_life_loss": ("ALE/",), "sticky_actions": ("ALE/", "MinAtar/")}
-
-
-def check_env_flags(env_id, changes):
-    """A flag the environment would silently ignore is a usage error naming who takes it."""
-    for name, families in ENV_FAMILY_FLAGS.items():
-        if name in changes and not env_id.startswith(families):
-            raise UsageError(f"--{name.replace('_', '-')} applies to {' and '.join(f'{family}…' for family in families)} "
-                             f"ids only; {env_id} would ignore it: drop the flag")
-
-
 def add_command(commands):
     parser = commands.add_parser("train", help="train a DQN on a gymnasium environment",
                                  description="Train a DQN with the environment's preset, then "
@@ -187,6 +174,7 @@ def add_command(commands):
 def run(args):
     from rawdqn.errors import UsageError
     from rawdqn.device import resolve_device
+    from rawdqn.gym_env import check_family_options
     from rawdqn.rundir import default_run_dir
     from rawdqn.train import TrainingInterrupted, resume, train
     log = lambda line: print(line, flush=True)  # noqa: E731
@@ -222,11 +210,12 @@ def run(args):
                 resume(args.resume, device=args.device, log=log, checkpoint_interval=args.checkpoint_interval,
                        env_id=args.env, seed=args.seed, **config_changes(args))
         elif args.on_device:
-            check_env_flags(args.env or "CartPole-v1", config_changes(args))
-            ondevice.run_command(args, config_changes(args), log)
+            changes = config_changes(args)
+            check_family_options(args.env or "CartPole-v1", changes)
+            ondevice.run_command(args, changes, log)
         else:
             args.env = args.env or "CartPole-v1"
-            check_env_flags(args.env, config_changes(args))
+            check_family_options(args.env, config_changes(args))
             args.seed = 0 if args.seed is None else args.seed
             logdir = args.logdir or default_run_dir(args.env, args.seed)
             train(args.env, config_from_args(args), seed=args.seed, device=args.device, logdir=logdir,
