@@ -17,7 +17,7 @@ import tensorflow as tf
 from rawdqn import bellman, device as devices, losses, optim, schedule
 from rawdqn.config import DQNConfig
 from rawdqn.kernel import compile_kernel, xla_part
-from rawdqn.network import QNetwork
+from rawdqn.network import QNetwork, dense_layer_shapes
 from rawdqn.replay import ReplayBuffer, Transition
 
 LearnInfo = collections.namedtuple(
@@ -84,8 +84,8 @@ class DQN(tf.Module):
         config, width = self.config, self.dtype.size
         obs_width = 1 if self.discrete_obs else self.obs_dim
         row = (2 * obs_width + 3 + (self.num_actions if self.legal_actions else 0)) * width
-        sizes = (self.obs_dim, *config.hidden, self.num_actions)
-        parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+        parameters = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
+                         dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, config.dueling))
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
         return {"replay": config.replay_capacity * row, "networks and optimizer": copies * parameters * width}
 
@@ -111,10 +111,10 @@ class DQN(tf.Module):
         """The online and target networks and the replay: MLPs and a ring of transition rows."""
         self.online = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
                                seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                               initializer=initializer, name="online")
+                               initializer=initializer, dueling=self.config.dueling, name="online")
         self.target = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
                                seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                               initializer=initializer, name="target")
+                               initializer=initializer, dueling=self.config.dueling, name="target")
         self.replay = ReplayBuffer(
             self.config.replay_capacity,
             obs_shape=() if self.discrete_obs else (self.obs_dim,),

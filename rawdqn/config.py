@@ -77,6 +77,9 @@ class DQNConfig:
     """Target sync: θ⁻ ← τθ + (1 − τ)θ⁻; 1.0 is a hard copy, < 1 Polyak averaging."""
     double_q: bool = False
     """Use the double Q-learning target (online argmax, target value)."""
+    dueling: bool = False
+    """Dueling head (Wang et al. 2016): Q = V + A − mean_a A, value and advantage streams each
+    with their own copy of the last hidden layer (rawdqn/network.py)."""
     loss: str = "squared"
     """'squared' (mean ½δ²) or 'huber'."""
     sticky_actions: Optional[float] = None

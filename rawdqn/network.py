@@ -11,6 +11,14 @@ arithmetic (bench/README.md, "where a step's time goes").
 With `hidden=()` it is linear, Q(s, ·) = s W + b; over one-hot states and with
 no bias, W is exactly a Q-table (W[s, a] = Q(s, a)).
 
+`dueling=True` (Wang et al. 2016) splits the network after the layers it shares into a value
+stream and an advantage stream, each with its own copy of the last hidden layer (the paper's
+Atari network: the convs shared, then fc 512 → 1 and fc 512 → |A|):
+
+    Q(s, a) = V(s) + A(s, a) − (1/|A|) Σ_a' A(s, a')        (dueling_q_values)
+
+θ then holds the shared layers, the value stream's, then the advantage stream's.
+
 `ConvQNetwork` is the pixel version (Mnih et al. 2015), θ laid out the same way:
 
     h_0 = frames / 255,   h_i = relu(conv(h_{i-1}, K_i, stride_i) + c_i)   (VALID padding)
@@ -68,6 +76,28 @@ def split_theta(theta, sizes):
     return split(theta)
 
 
+def dueling_q_values(value, advantage):
+    """Q(s, a) = V(s) + A(s, a) − mean_a' A(s, a')   (Wang et al. 2016, eq. 9).
+
+    value [batch, 1], advantage [batch, num_actions] → [batch, num_actions]. Subtracting
+    the mean makes V and A identifiable: the advantages of each state average to zero.
+    """
+    return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+
+
+def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False):
+    """(kernel shape, fan_in, fan_out) of each fully connected layer from a `fan_in`-wide input,
+    θ's order: hidden … → num_actions; dueling: the shared hidden[:-1], then the value stream
+    (hidden[-1] → 1), then the advantage stream (hidden[-1] → num_actions)."""
+    def chain(sizes):
+        return [((a, b), a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    if not dueling:
+        return chain((fan_in, *hidden, num_actions))
+    shared = (fan_in, *hidden[:-1])
+    stream_in = shared[-1]
+    return chain(shared) + chain((stream_in, *hidden[-1:], 1)) + chain((stream_in, *hidden[-1:], num_actions))
+
+
 class ThetaNetwork(tf.Module):
     """A network whose parameters are one vector θ: each layer's kernel, then its bias.
 
@@ -114,27 +144,45 @@ class ThetaNetwork(tf.Module):
         return tensors[0::2], tensors[1::2]
 
     def dense_layers(self, x, parameters, first, action_mask=None):
-        """x W_first + b_first, relu, …, the last layer linear; then ⊙ action_mask if given;
-        `parameters` is unpack(θ)."""
-        kernels, biases = parameters
-        last = len(self.kernels) - 1
+        """The fully connected layers from layer `first` on, then ⊙ action_mask if given:
+        x W_first + b_first, relu, …, the last layer linear; with dueling, the shared layers,
+        then dueling_q_values(value stream, advantage stream). `parameters` is unpack(θ)."""
+        kernels = parameters[0]
         # XLA:CPU emits a one-row product by a large kernel (acting in one env, a conv
         # network's fc layer) as a loop fused with θ's slice, ~3× slower than the two-row
         # product it sends to Eigen: pad one row, drop it after (bench/README.md, Pong).
         single_row = x.shape[0] == 1 and kernels[first].shape.num_elements() >= 2 ** 16
         if single_row:
             x = tf.concat([x, tf.zeros_like(x)], axis=0)
-        for layer in range(first, last + 1):
-            x = tf.matmul(x, kernels[layer])
-            if self.use_bias:
-                x = x + biases[layer]
-            if layer < last:
-                x = tf.nn.relu(x)
+        last = len(kernels)
+        if self.dueling:
+            stream = self.stream_depth
+            x = tf.nn.relu(self.chain(x, parameters, first, last - 2 * stream)) if last - 2 * stream > first else x
+            x = dueling_q_values(self.chain(x, parameters, last - 2 * stream, last - stream),
+                                 self.chain(x, parameters, last - stream, last))
+        else:
+            x = self.chain(x, parameters, first, last)
         if single_row:
             x = x[:1]
         if action_mask is not None:
             x = x * tf.cast(action_mask, self.dtype)
         return x
+
+    def chain(self, x, parameters, begin, end):
+        """Layers begin … end − 1 in turn, relu between them, the last one linear."""
+        kernels, biases = parameters
+        for layer in range(begin, end):
+            x = tf.matmul(x, kernels[layer])
+            if self.use_bias:
+                x = x + biases[layer]
+            if layer < end - 1:
+                x = tf.nn.relu(x)
+        return x
+
+    @property
+    def stream_depth(self):
+        """Layers in each dueling stream: its copy of the last hidden layer (if any) and its output."""
+        return 1 + min(1, len(self.hidden))
 
     @property
     def layers_in_order(self):
@@ -168,7 +216,7 @@ class QNetwork(ThetaNetwork):
 
     def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
                  dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
-                 name=None):
+                 dueling=False, name=None):
         super().__init__(name=name)
         if int(obs_dim) < 1 or int(num_actions) < 1:
             raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1; "
@@ -180,8 +228,8 @@ class QNetwork(ThetaNetwork):
         self.hidden = tuple(int(width) for width in hidden)
         self.dtype = tf.as_dtype(dtype)
         self.use_bias = bool(use_bias)
-        sizes = (self.obs_dim, *self.hidden, self.num_actions)
-        self.build_theta([((fan_in, fan_out), fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])],
+        self.dueling = bool(dueling)
+        self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling),
                          seed, initializer)
 
     def __call__(self, obs, action_mask=None, parameters=None):
@@ -212,7 +260,7 @@ class ConvQNetwork(ThetaNetwork):
 
     def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
                  dtype=tf.float32, scale=1 / 255, data_format="NHWC", use_bias=True,
-                 initializer="glorot_uniform", conv_gradients="tf", name=None):
+                 initializer="glorot_uniform", conv_gradients="tf", dueling=False, name=None):
         super().__init__(name=name)
         height, width, channels = (int(size) for size in frame_shape)
         if data_format not in ("NHWC", "NCHW"):
@@ -224,12 +272,13 @@ class ConvQNetwork(ThetaNetwork):
         self.frame_shape, self.num_actions = (height, width, channels), int(num_actions)
         self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
         self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
-        self.use_bias = bool(use_bias)
-        layers, self.flat_size = self.layer_shapes(frame_shape, self.num_actions, self.convs, self.hidden)
+        self.use_bias, self.dueling = bool(use_bias), bool(dueling)
+        layers, self.flat_size = self.layer_shapes(frame_shape, self.num_actions, self.convs, self.hidden,
+                                                   self.dueling)
         self.build_theta(layers, seed, initializer)
 
     @staticmethod
-    def layer_shapes(frame_shape, num_actions, convs, hidden):
+    def layer_shapes(frame_shape, num_actions, convs, hidden, dueling=False):
         """Per layer (θ-shape, fan_in, fan_out), and the flattened conv output's size: VALID
         padding, so each conv maps H to (H − k) // s + 1."""
         height, width, channels = (int(size) for size in frame_shape)
@@ -240,9 +289,8 @@ class ConvQNetwork(ThetaNetwork):
                                  f"(frames {tuple(frame_shape)}, convs {tuple(convs)})")
             layers.append(((size, size, channels, filters), size * size * channels, size * size * filters))
             height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
-        sizes = (height * width * channels, *hidden, num_actions)
-        layers += [((fan_in, fan_out), fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
-        return layers, sizes[0]
+        flat_size = height * width * channels
+        return layers + dense_layer_shapes(flat_size, tuple(hidden), num_actions, dueling), flat_size
 
     def __call__(self, frames, action_mask=None, parameters=None):
         x = tf.cast(tf.convert_to_tensor(frames), self.dtype) * tf.constant(self.scale, self.dtype)

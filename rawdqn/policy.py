@@ -83,7 +83,8 @@ def load(path):
             network = conv_q_network(spec["frame_shape"], spec["num_actions"], config, name="online",
                                      scale=1 / spec.get("frame_max", 255.0))
         else:
-            network = QNetwork(spec["obs_dim"], spec["num_actions"], config.hidden, dtype=dtype, name="online")
+            network = QNetwork(spec["obs_dim"], spec["num_actions"], config.hidden, dtype=dtype,
+                               dueling=config.dueling, name="online")
     except (KeyError, TypeError, ValueError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} has an unreadable spec ({error})") from None
     checkpoint.restore_network(checkpoint_dir, network)

@@ -436,6 +436,30 @@ def mlp_q_values(params, obs):
     return hidden
 
 
+def dueling_q_values(value, advantage):
+    """Q(s, a) = V(s) + A(s, a) − (1/|A|) Σ_a' A(s, a')   (Wang et al. 2016, eq. 9).
+
+    value: [B, 1]; advantage: [B, A]. Returns [B, A].
+    """
+    value = _as_float("value", value, 2)
+    advantage = _as_float("advantage", advantage, 2)
+    return value + advantage - advantage.mean(axis=1, keepdims=True)
+
+
+def dueling_mlp_q_values(shared_params, value_params, advantage_params, features):
+    """A dueling head over `features` [B, F]: the shared layers (each followed by relu), then
+
+        V = mlp_q_values(value_params, h),  A = mlp_q_values(advantage_params, h)
+        q_values = dueling_q_values(V, A)
+
+    Each *_params is a list of (kernel, bias) pairs as mlp_q_values takes them.
+    """
+    hidden = _as_float("features", features, 2)
+    for kernel, bias in shared_params:
+        hidden = np.maximum(hidden @ _as_float("kernel", kernel, 2) + _as_float("bias", bias, 1), 0.0)
+    return dueling_q_values(mlp_q_values(value_params, hidden), mlp_q_values(advantage_params, hidden))
+
+
 def conv2d_valid(x, kernel, stride):
     """VALID cross-correlation by im2col: out[b, i, j, o] = Σ_{p,q,c} x[b, i·s+p, j·s+q, c] · K[p, q, c, o].
 
@@ -479,21 +503,26 @@ def conv2d_valid_gradients(x, kernel, stride, out_gradient):
     return x_gradient, kernel_gradient
 
 
-def conv_q_values(conv_params, strides, dense_params, frames, scale=1 / 255):
-    """Forward pass of a conv Q-network (Mnih et al. 2015's shape):
-
-        h_0 = frames · scale;   h_i = relu(conv(h_{i-1}, K_i, stride_i) + c_i)   (VALID)
-        q_values = mlp_q_values(dense_params, flatten(h_C))   (flattened in [H, W, C] order)
-
-    conv_params: (kernel [kh, kw, in, out], bias [out]) per conv layer; strides: one per
-    conv layer; dense_params: as mlp_q_values'. frames: [B, H, W, C]. Returns [B, A].
-    """
+def conv_features(conv_params, strides, frames, scale=1 / 255):
+    """h_0 = frames · scale;  h_i = relu(conv(h_{i-1}, K_i, stride_i) + c_i) (VALID);  flatten(h_C)
+    in [H, W, C] order, [B, H_C · W_C · C_C]. conv_params: (kernel [kh, kw, in, out], bias [out])
+    per conv layer; strides: one per conv layer; frames: [B, H, W, C]."""
     hidden = _as_float("frames", frames, 4) * scale
     if len(conv_params) != len(strides):
         raise ValueError(f"{len(conv_params)} conv layers but {len(strides)} strides")
     for (kernel, bias), stride in zip(conv_params, strides):
         hidden = np.maximum(conv2d_valid(hidden, kernel, stride) + _as_float("bias", bias, 1), 0.0)
-    return mlp_q_values(dense_params, hidden.reshape(hidden.shape[0], -1))
+    return hidden.reshape(hidden.shape[0], -1)
+
+
+def conv_q_values(conv_params, strides, dense_params, frames, scale=1 / 255):
+    """Forward pass of a conv Q-network (Mnih et al. 2015's shape):
+
+        q_values = mlp_q_values(dense_params, conv_features(conv_params, strides, frames, scale))
+
+    dense_params: as mlp_q_values'. Returns [B, A].
+    """
+    return mlp_q_values(dense_params, conv_features(conv_params, strides, frames, scale))
 
 
 # ------------------------------------------------------------------- frame replay
