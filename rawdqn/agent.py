@@ -76,14 +76,14 @@ class DQN(tf.Module):
     def memory_needed(self):
         """Bytes this agent allocates: {"replay": …, "networks and optimizer": …}.
 
-        replay = capacity · (2 · obs width + action + reward + terminated [+ legal mask]) · dtype bytes
+        replay = capacity · (2 · obs width + action + reward + terminated [+ legal mask] [+ ended]) · dtype bytes
         (one row per transition, rawdqn/replay.py); parameters (online, target, one slot
         per optimizer state, the gradient, and the initializer's draw) =
         (4 + slots) · Σ_layers (fan_in + 1) · fan_out · dtype bytes.
         """
         config, width = self.config, self.dtype.size
         obs_width = 1 if self.discrete_obs else self.obs_dim
-        row = (2 * obs_width + 3 + (self.num_actions if self.legal_actions else 0)) * width
+        row = (2 * obs_width + 3 + (self.num_actions if self.legal_actions else 0) + (config.n_step > 1)) * width
         parameters = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
                          dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, config.dueling))
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
@@ -121,7 +121,8 @@ class DQN(tf.Module):
             obs_dtype=tf.int32 if self.discrete_obs else self.dtype,
             seed=self.seed + 1, reward_dtype=self.dtype,
             num_actions=self.num_actions if self.legal_actions else None,
-            jit_compile=self.config.mode == "xla")
+            jit_compile=self.config.mode == "xla", n_step=self.config.n_step, discount=self.config.discount,
+            stride=self.num_envs)
         # What the agent acts on, per env: a state index or an observation vector.
         self.acting_shape = () if self.discrete_obs else (self.obs_dim,)
         self.acting_dtype = self.replay.obs_dtype
@@ -190,13 +191,15 @@ class DQN(tf.Module):
         next_features = self.features(batch.next_obs)
         next_q_target = self.target(next_features, parameters=target_network)
         legal = batch.next_legal_mask if self.legal_actions else None
+        # γ, or γ^m per sample from an n-step replay (bellman.n_step_window).
+        discount = config.discount if batch.discount is None else batch.discount
         if config.double_q:
             target = bellman.double_q_learning_target(
-                batch.reward, batch.terminated, config.discount,
+                batch.reward, batch.terminated, discount,
                 self.online(next_features, parameters=online), next_q_target, legal)
         else:
             target = bellman.q_learning_target(
-                batch.reward, batch.terminated, config.discount, next_q_target, legal)
+                batch.reward, batch.terminated, discount, next_q_target, legal)
         # The gradient with respect to θ, or to its layers (apply_gradients_fn joins them into θ's).
         watched = self.online.in_order(online) if self.gradient_by_layer else self.online.variables_in_order
         with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -278,19 +281,22 @@ class DQN(tf.Module):
     def observe(self, env_step):
         """`step` for a gym_env.EnvStep: the loop's one compiled call per environment step."""
         return self.step(env_step.next_obs, env_step.reward, env_step.no_bootstrap, env_step.obs,
-                         env_step.next_legal, env_step.legal)
+                         env_step.next_legal, env_step.legal, env_step.ended)
 
-    def step(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
+    def step(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
         """One compiled call per environment step: store, learn if due, sync if due, act.
 
         `next_obs` is the true observation after the last actions (a truncated episode's
         final one), `obs` what to act on now (the reset observation where an episode
-        ended, else `next_obs`). Returns the actions [num_envs] for `obs`.
+        ended, else `next_obs`); `ended` [num_envs]: the episode is over (terminated or
+        truncated; an n-step replay's windows stop there; default `terminated`). Returns the
+        actions [num_envs] for `obs`.
 
         The inputs cross into the program as one tensor (`pack`): each tensor made on the
         host and passed to a call costs far more than the bytes it holds.
         """
-        return self.dispatch(tf.constant(self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask)))
+        return self.dispatch(tf.constant(self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask,
+                                                   ended)))
 
     def dispatch(self, *inputs):
         """Call step_fn(*inputs), or collect_fn where the schedule has nothing due at this step
@@ -305,26 +311,29 @@ class DQN(tf.Module):
                        and schedule.syncs_owed(config, self.steps_seen) == schedule.syncs_owed(config, before))
         return self._call_on_device(self._collect if nothing_due else self._step, *inputs)
 
-    def pack(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
-        """One row per environment, in the agent's dtype: [s' | r | terminated | s | legal' | legal].
+    def pack(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
+        """One row per environment, in the agent's dtype: [s' | r | terminated | s | legal' | legal | ended].
 
         A discrete state is its index (exact: obs_dim ≤ 2²⁴); masks are 0/1; the masks'
-        columns exist only for an agent with legal_actions.
+        columns exist only for an agent with legal_actions, `ended` only with n_step > 1.
         """
         width = 1 if self.discrete_obs else self.obs_dim
         mask_width = self.num_actions if self.legal_actions else 0
-        rows = np.empty((self.num_envs, 2 * width + 2 + 2 * mask_width), self.dtype.as_numpy_dtype)
+        n_step = self.config.n_step > 1
+        rows = np.empty((self.num_envs, 2 * width + 2 + 2 * mask_width + n_step), self.dtype.as_numpy_dtype)
         rows[:, :width] = np.reshape(next_obs, (self.num_envs, width))
         rows[:, width] = reward
         rows[:, width + 1] = terminated
         rows[:, width + 2:2 * width + 2] = np.reshape(obs, (self.num_envs, width))
         if mask_width:
             rows[:, 2 * width + 2:2 * width + 2 + mask_width] = next_legal_mask
-            rows[:, 2 * width + 2 + mask_width:] = legal_mask
+            rows[:, 2 * width + 2 + mask_width:2 * width + 2 + 2 * mask_width] = legal_mask
+        if n_step:
+            rows[:, -1] = terminated if ended is None else ended
         return rows
 
     def unpack_fn(self, packed):
-        """`pack`'s columns back as (next_obs, reward, terminated, obs, next_legal_mask, legal_mask)."""
+        """`pack`'s columns back as (next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended)."""
         width = 1 if self.discrete_obs else self.obs_dim
         next_obs, obs = packed[:, :width], packed[:, width + 2:2 * width + 2]
         if self.discrete_obs:
@@ -332,21 +341,22 @@ class DQN(tf.Module):
         masks = (None, None)
         if self.legal_actions:
             start, count = 2 * width + 2, self.num_actions
-            masks = (packed[:, start:start + count] > 0, packed[:, start + count:] > 0)
-        return (next_obs, packed[:, width], packed[:, width + 1], obs, *masks)
+            masks = (packed[:, start:start + count] > 0, packed[:, start + count:start + 2 * count] > 0)
+        ended = packed[:, -1] if self.config.n_step > 1 else None
+        return (next_obs, packed[:, width], packed[:, width + 1], obs, *masks, ended)
 
     def step_fn(self, packed):
         """`observe_fn` of `pack`'s rows: the body of one host-stepped environment step."""
         return self.observe_fn(*self.unpack_fn(packed))
 
-    def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None):
+    def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
         """One environment step's work after env.step, wherever the env runs (host or device):
 
-            replay ← (s, a, r, s', terminated)      s, a: what begin_fn remembered
+            replay ← (s, a, r, s', terminated[, ended])   s, a: what begin_fn remembered
             step += N; the updates and syncs now due (rawdqn/schedule.py)
             a' = ε-greedy(Q(obs), ε(step …))        remembered for the next step; returned
         """
-        self.store_fn(next_obs, reward, terminated, next_legal_mask)
+        self.store_fn(next_obs, reward, terminated, next_legal_mask, ended)
         self.learn_and_sync_fn()
         return self.act_on_fn(obs, legal_mask)
 
@@ -367,15 +377,15 @@ class DQN(tf.Module):
 
     def collect_fn(self, packed):
         """step_fn where no update or sync is due: replay ← (s, a, r, s', terminated); act on `obs`."""
-        next_obs, reward, terminated, obs, next_legal_mask, legal_mask = self.unpack_fn(packed)
-        self.store_fn(next_obs, reward, terminated, next_legal_mask)
+        next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended = self.unpack_fn(packed)
+        self.store_fn(next_obs, reward, terminated, next_legal_mask, ended)
         self.schedule.step.assign_add(self.num_envs)
         return self.act_on_fn(obs, legal_mask)
 
-    def store_fn(self, next_obs, reward, terminated, next_legal_mask=None):
-        """replay ← (s, a, clip(r), s', terminated) with s and a the ones begin_fn remembered."""
+    def store_fn(self, next_obs, reward, terminated, next_legal_mask=None, ended=None):
+        """replay ← (s, a, clip(r), s', terminated[, ended]) with s and a the ones begin_fn remembered."""
         self.replay.add_fn(self.current_obs.read_value(), self.last_action.read_value(), self.clip_reward_fn(reward),
-                           next_obs, terminated, next_legal_mask)
+                           next_obs, terminated, next_legal_mask, ended=ended)
 
     def clip_reward_fn(self, reward):
         """r, or clip(r, −c, c) with c = reward_clip: what the loss sees (returns are counted unclipped)."""

@@ -79,24 +79,31 @@ def double_q_learning_target(reward, terminated, discount, next_q_online, next_q
     return tf.stop_gradient(reward + discount * (1.0 - terminated) * bootstrap)
 
 
-def n_step_return(rewards, terminated, discount, bootstrap_value):
-    """G = Σ_{k<n} γ^k r_k · alive_k + γ^n · alive_n · V(s_n), alive_k = Π_{j<k}(1 − terminated_j).
+def n_step_window(rewards, terminated, ended, discount):
+    """One n-step window of an env's consecutive transitions k = 0 … n−1, cut at its episode's end.
 
-    `rewards` and `terminated` are [batch, n]; `bootstrap_value` is [batch]
-    (e.g. max_a Q_target(s_n, a)). Rewards after a termination are ignored.
+    The window runs to the first k whose transition ends the episode (terminated, or ended:
+    truncated) and never reaches into the next episode; its length is
+        m = 1 + Σ_{k<n−1} alive_{k+1},   alive_k = Π_{j<k} (1 − stop_j),   stop = max(terminated, ended)
+    and its target, with last = m − 1, is
+        y = R + γ^m · (1 − terminated_last) · max_a' Q_target(s'_last, a'),   R = Σ_{k<m} γ^k r_k
+    so a full window bootstraps with γ^n, a truncated one from its true final observation with
+    γ^m, and a terminated one not at all.
+
+    `rewards`, `terminated`, `ended` are [batch, n]. Returns (R [batch], γ^m [batch], last [batch]
+    int32): feed R, terminated[last] and γ^m to q_learning_target as reward, terminated, discount.
     """
     rewards = tf.convert_to_tensor(rewards)
     dtype = rewards.dtype if rewards.dtype.is_floating else tf.float32
     rewards = tf.cast(rewards, dtype)
-    terminated = cast(terminated, dtype)
     check_rank(rewards, 2, "rewards")
-    check_rank(terminated, 2, "terminated")
+    stop = tf.maximum(cast(terminated, dtype), cast(ended, dtype))
+    check_rank(stop, 2, "terminated")
     discount = cast(discount, dtype)
     n = tf.shape(rewards)[1]
-    powers = tf.pow(discount, tf.cast(tf.range(n), dtype))  # γ^0 … γ^{n-1}
-    # alive_k: the episode has not terminated before step k.
-    alive = tf.math.cumprod(1.0 - terminated, axis=1, exclusive=True)
-    still_alive_at_n = tf.reduce_prod(1.0 - terminated, axis=1)
-    partial = tf.reduce_sum(powers * alive * rewards, axis=1)
-    tail = tf.pow(discount, tf.cast(n, dtype)) * still_alive_at_n * cast(bootstrap_value, dtype)
-    return tf.stop_gradient(partial + tail)
+    alive = tf.math.cumprod(1.0 - stop, axis=1, exclusive=True)   # 1 up to and including the first stop
+    powers = tf.pow(discount, tf.cast(tf.range(n), dtype))        # γ^0 … γ^{n−1}
+    length = tf.reduce_sum(alive, axis=1)
+    window_return = tf.reduce_sum(powers * alive * rewards, axis=1)
+    return (tf.stop_gradient(window_return), tf.pow(discount, length),
+            tf.cast(length, tf.int32) - 1)

@@ -75,6 +75,9 @@ class DQNConfig:
     """Environment steps between target-network syncs."""
     tau: float = 1.0
     """Target sync: θ⁻ ← τθ + (1 − τ)θ⁻; 1.0 is a hard copy, < 1 Polyak averaging."""
+    n_step: int = 1
+    """Transitions summed into one target (Sutton 1988; Hessel et al. 2018: 3): y = Σ_{k<n} γ^k r_k +
+    γ^n max_a' Q_target(s_n, a'), each window cut at its episode's end (rawdqn/bellman.py's n_step_window)."""
     double_q: bool = False
     """Use the double Q-learning target (online argmax, target value)."""
     dueling: bool = False
@@ -133,10 +136,14 @@ class DQNConfig:
             return value
         for name in ("total_steps", "num_envs", "batch_size", "replay_capacity", "train_frequency",
                      "gradient_steps", "target_update_interval", "eval_episodes",
-                     "log_interval", "iterations_per_call", "history"):
+                     "log_interval", "iterations_per_call", "history", "n_step"):
             require(int(getattr(self, name)) >= 1, f"{name} must be >= 1; got {getattr(self, name)}")
         require(self.learning_starts >= 0, f"learning_starts must be >= 0; got {self.learning_starts}")
         require(self.noop_max >= 0, f"noop_max must be >= 0; got {self.noop_max}")
+        require(self.learning_starts >= (self.n_step - 1) * self.num_envs,
+                f"learning_starts ({self.learning_starts}) must be at least (n_step − 1) · num_envs = "
+                f"{(self.n_step - 1) * self.num_envs}, so the first update has whole {self.n_step}-step windows "
+                f"to sample; raise --learning-starts")
         require(self.sticky_actions is None or 0.0 <= finite("sticky_actions") <= 1.0,
                 f"sticky_actions must be in [0, 1] (or None for the env's default); got {self.sticky_actions}")
         require(self.optimizer_epsilon is None or (finite("optimizer_epsilon") > 0 and self.optimizer != "sgd"),
@@ -149,6 +156,9 @@ class DQNConfig:
         require(self.batch_size <= self.replay_capacity,
                 f"batch_size ({self.batch_size}) is larger than replay_capacity "
                 f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
+        require(self.n_step * self.num_envs <= self.replay_capacity,
+                f"replay_capacity ({self.replay_capacity}) must hold n_step · num_envs = {self.n_step * self.num_envs} "
+                f"transitions, one window per env; raise --replay-capacity")
         require(self.num_envs <= self.replay_capacity,
                 f"num_envs ({self.num_envs}) writes more transitions per step than replay_capacity "
                 f"({self.replay_capacity}) holds; lower --num-envs or raise --replay-capacity")

@@ -96,9 +96,9 @@ class AgentEnvs(tf.Module):
         agent's own step body (agent.observe_fn: store, learn and sync if due, act)."""
         result = self.envs.step(self.agent.last_action.read_value())
         # next_obs is the true final observation; truncated rows keep terminated = 0.
-        self.agent.observe_fn(result.final_obs, result.reward, tf.cast(result.terminated, self.agent.dtype),
-                              result.obs)
         done = tf.logical_or(result.terminated, result.truncated)
+        self.agent.observe_fn(result.final_obs, result.reward, tf.cast(result.terminated, self.agent.dtype),
+                              result.obs, ended=tf.cast(done, self.agent.dtype))
         episode_return = self.episode_return + result.reward
         ended = tf.reduce_sum(tf.cast(done, tf.int64))
         self.episodes.assign_add(ended)

@@ -525,6 +525,68 @@ def conv_q_values(conv_params, strides, dense_params, frames, scale=1 / 255):
     return mlp_q_values(dense_params, conv_features(conv_params, strides, frames, scale))
 
 
+# ------------------------------------------------------------------- n-step replay
+
+
+def n_step_window(rewards, terminated, ended, discount):
+    """(R, γ^m, last) of each [n]-long window (rows of [B, n] arrays), by walking it:
+
+        R = Σ_{k ≤ last} γ^k r_k,   last = the first k < n with terminated_k or ended_k, else n − 1,
+        m = last + 1
+    """
+    rewards, terminated, ended = (np.asarray(a, np.float64) for a in (rewards, terminated, ended))
+    results = []
+    for row_rewards, row_terminated, row_ended in zip(rewards, terminated, ended):
+        total, last = 0.0, len(row_rewards) - 1
+        for k, reward in enumerate(row_rewards):
+            total += discount ** k * reward
+            if row_terminated[k] or row_ended[k]:
+                last = k
+                break
+        results.append((total, discount ** (last + 1), last))
+    return tuple(np.array(column) for column in zip(*results))
+
+
+class NStepReplayReference:
+    """What an n-step rawdqn.replay.ReplayBuffer must return, from each env's own episodes.
+
+    N envs add one transition each per step; the ring keeps the last `capacity` transitions
+    in write order (step t, env e is the (t·N + e)-th written). Transition t of env e can be
+    sampled iff it is kept and its window is written: t·N + e < written − (n − 1)·N. Its
+    window is env e's transitions t, t+1, … up to n of them, ending with the first that
+    ended its episode (terminated or truncated).
+    """
+
+    def __init__(self, capacity, num_envs, n_step, discount):
+        self.capacity, self.num_envs, self.n_step, self.discount = capacity, num_envs, n_step, discount
+        self.history = [[] for _ in range(num_envs)]   # per env: (obs, action, reward, next_obs, terminated, ended)
+
+    def add(self, obs, action, reward, next_obs, terminated, ended):
+        for env in range(self.num_envs):
+            self.history[env].append((np.array(obs[env]), int(action[env]), float(reward[env]),
+                                      np.array(next_obs[env]), float(terminated[env]), float(ended[env])))
+
+    def transitions(self):
+        """{(env, t): (obs, action, R, next_obs at the window's end, its terminated, γ^m)}."""
+        steps = len(self.history[0])
+        written = steps * self.num_envs
+        result = {}
+        for env, rows in enumerate(self.history):
+            for t in range(steps):
+                order = t * self.num_envs + env
+                if not written - self.capacity <= order < written - (self.n_step - 1) * self.num_envs:
+                    continue
+                total, k = 0.0, 0
+                while True:
+                    _, _, reward, next_obs, terminated, ended = rows[t + k]
+                    total += self.discount ** k * reward
+                    if terminated or ended or k == self.n_step - 1:
+                        break
+                    k += 1
+                result[(env, t)] = (rows[t][0], rows[t][1], total, next_obs, terminated, self.discount ** (k + 1))
+        return result
+
+
 # ------------------------------------------------------------------- frame replay
 
 

@@ -9,11 +9,13 @@ import math
 
 import tensorflow as tf
 
+from rawdqn import bellman
 from rawdqn.kernel import compile_kernel
 
+# `discount`: the γ^m each sampled target bootstraps with, from an n-step replay (None: γ).
 Transition = collections.namedtuple(
-    "Transition", ["obs", "action", "reward", "next_obs", "terminated", "next_legal_mask"],
-    defaults=[None])
+    "Transition", ["obs", "action", "reward", "next_obs", "terminated", "next_legal_mask", "discount"],
+    defaults=[None, None])
 
 
 class ReplayBuffer(tf.Module):
@@ -29,10 +31,19 @@ class ReplayBuffer(tf.Module):
     `sample(n)` draws n indices uniformly from [0, size) with a stateless RNG
     keyed by (seed, draws so far), so the RNG state is one checkpointable
     counter and every draw is reproducible.
+
+    With n_step > 1 each row also holds `ended` (the episode is over after it: terminated or
+    truncated) and a sample is an n-step window (bellman.n_step_window): N envs write their
+    rows together, so env e's transitions lie `stride` = N slots apart, and the window of the
+    transition in slot i is slots i, i + N, …, i + (n−1)N (mod capacity), cut at its episode's
+    end. Only the transitions whose whole window is written can be drawn: the oldest
+    size − (n−1)N, uniformly (as Dopamine's buffer, the newest n−1 of each env wait until
+    their window is complete, even where their episode has ended).
     """
 
     def __init__(self, capacity, obs_shape, obs_dtype=tf.float32, seed=0,
-                 reward_dtype=tf.float32, num_actions=None, jit_compile=True, name=None):
+                 reward_dtype=tf.float32, num_actions=None, jit_compile=True, n_step=1, discount=None,
+                 stride=1, name=None):
         super().__init__(name=name)
         capacity = int(capacity)
         if capacity < 1:
@@ -45,10 +56,17 @@ class ReplayBuffer(tf.Module):
         # Only environments with illegal actions store which next actions are legal.
         self.num_actions = None if num_actions is None else int(num_actions)
         self.obs_width = math.prod(self.obs_shape)
-        self.width = 2 * self.obs_width + 3 + (self.num_actions or 0)
+        self.n_step, self.stride = int(n_step), int(stride)
+        if self.n_step < 1 or self.stride < 1 or (self.n_step > 1 and discount is None):
+            raise ValueError(f"an n-step replay needs n_step >= 1, stride >= 1 and a discount; "
+                             f"got n_step={n_step}, stride={stride}, discount={discount}")
+        self.discount = discount
+        self.width = 2 * self.obs_width + 3 + (self.num_actions or 0) + (self.n_step > 1)
         rows = tf.zeros([capacity, self.width], self.reward_dtype)
         if self.num_actions is not None:   # empty slots: every action legal
-            rows = tf.concat([rows[:, :-self.num_actions], tf.ones([capacity, self.num_actions], self.reward_dtype)], 1)
+            start = 2 * self.obs_width + 3
+            rows = tf.concat([rows[:, :start], tf.ones([capacity, self.num_actions], self.reward_dtype),
+                              rows[:, start + self.num_actions:]], 1)
         self.rows = tf.Variable(rows, name="rows")
         self.cursor = tf.Variable(0, dtype=tf.int32, name="cursor")
         self.count = tf.Variable(0, dtype=tf.int32, name="count")
@@ -58,8 +76,8 @@ class ReplayBuffer(tf.Module):
         self._sample = compile_kernel(self.sample_fn, mode)
 
     # --- the row layout ---------------------------------------------------------
-    def to_rows(self, obs, action, reward, next_obs, terminated, next_legal_mask=None):
-        """[N, width] rows from a batch of N transitions."""
+    def to_rows(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, ended=None):
+        """[N, width] rows from a batch of N transitions (`ended`: n-step replays only)."""
         n = tf.shape(action)[0]
         dtype = self.reward_dtype
         columns = [tf.reshape(tf.cast(obs, dtype), [n, self.obs_width]),
@@ -68,6 +86,8 @@ class ReplayBuffer(tf.Module):
                    tf.cast(terminated, dtype)[:, None]]
         if self.num_actions is not None:
             columns.append(tf.cast(next_legal_mask, dtype))
+        if self.n_step > 1:
+            columns.append(tf.cast(terminated if ended is None else ended, dtype)[:, None])
         return tf.concat(columns, axis=1)
 
     def from_rows(self, rows):
@@ -79,7 +99,7 @@ class ReplayBuffer(tf.Module):
             return tf.reshape(tf.cast(columns, self.obs_dtype), shape)
         mask = None
         if self.num_actions is not None:
-            mask = rows[:, 2 * width + 3:] > 0
+            mask = rows[:, 2 * width + 3:2 * width + 3 + self.num_actions] > 0
         return Transition(observations(rows[:, :width]), tf.cast(rows[:, 2 * width], tf.int32),
                           rows[:, 2 * width + 1], observations(rows[:, width:2 * width]),
                           rows[:, 2 * width + 2], mask)
@@ -90,7 +110,7 @@ class ReplayBuffer(tf.Module):
 
     obs, action, reward, next_obs, terminated, next_legal_mask = (   # Transition._fields, in order
         property(lambda self, field=field: getattr(self.contents(), field), doc=f"the `{field}` column")
-        for field in Transition._fields)
+        for field in Transition._fields[:6])
 
     @property
     def size(self):
@@ -100,9 +120,10 @@ class ReplayBuffer(tf.Module):
     def __len__(self):
         return self.size
 
-    def add(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None):
+    def add(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None, ended=None):
         """Write a batch of N ≤ capacity transitions, wrapping around the ring (with `valid`
-        [N], only the rows where it is true; see add_fn)."""
+        [N], only the rows where it is true; see add_fn; `ended` [N]: the episode is over,
+        for an n-step replay, where it defaults to `terminated`)."""
         obs = tf.convert_to_tensor(obs, self.obs_dtype)
         n = obs.shape[0] if obs.shape.rank else None
         if obs.shape.rank != len(self.obs_shape) + 1 or tuple(obs.shape[1:]) != self.obs_shape:
@@ -128,18 +149,23 @@ class ReplayBuffer(tf.Module):
         for tensor, name in zip(args[1:5] + [valid], ("action", "reward", "next_obs", "terminated", "valid")):
             if tensor is not None and tensor.shape.rank is not None and tensor.shape[0] != n:
                 raise ValueError(f"replay.add: {name} has {tensor.shape[0]} rows but obs has {n}")
+        if valid is not None and self.n_step > 1:
+            raise ValueError("an n-step replay finds an env's next transition N slots on: add all N rows (no valid)")
         if valid is not None:
             args += [None, valid] if next_legal_mask is None else [valid]
+        if self.n_step > 1:
+            ended = args[4] if ended is None else tf.cast(tf.convert_to_tensor(ended), self.reward_dtype)
+            args += [None] * (6 - len(args)) + [None, ended]
         self._add(*args)
 
-    def add_fn(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None):
+    def add_fn(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None, ended=None):
         """The ring write, for use inside a compiled program (no host checks).
 
         With `valid` [N] (bool), only the valid rows are written, in their order, at
         cursor, cursor + 1, …; the other slots of the N written keep what they held (a
         source whose step can be a reset, not a transition: envpool's next-step autoreset).
         """
-        rows = self.to_rows(obs, action, reward, next_obs, terminated, next_legal_mask)
+        rows = self.to_rows(obs, action, reward, next_obs, terminated, next_legal_mask, ended)
         n = tf.shape(rows)[0]
         indices = tf.math.floormod(self.cursor + tf.range(n), self.capacity)
         added = n
@@ -160,16 +186,33 @@ class ReplayBuffer(tf.Module):
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer; add transitions first")
+        if self.size <= (self.n_step - 1) * self.stride:
+            raise ValueError(f"an {self.n_step}-step replay of {self.stride} env(s) samples once it holds more than "
+                             f"{(self.n_step - 1) * self.stride} transitions; it holds {self.size}")
         return self._sample(tf.constant(batch_size))
 
     def sample_fn(self, batch_size):
-        """Uniform indices from [0, size) keyed by (seed, draws); compiled-program version."""
+        """Uniform indices from [0, size) keyed by (seed, draws); compiled-program version.
+        With n_step > 1, n-step windows (the class docstring)."""
         batch_size = tf.convert_to_tensor(batch_size, tf.int32)
-        indices = tf.random.stateless_uniform(
-            [batch_size], seed=tf.stack([tf.constant(self.seed, tf.int32), self.draws]),
-            minval=0, maxval=tf.maximum(self.count, 1), dtype=tf.int32)
+        seed = tf.stack([tf.constant(self.seed, tf.int32), self.draws])
         self.draws.assign_add(1)
-        return self.from_rows(tf.gather(self.rows, indices))
+        if self.n_step == 1:
+            indices = tf.random.stateless_uniform([batch_size], seed=seed, minval=0,
+                                                  maxval=tf.maximum(self.count, 1), dtype=tf.int32)
+            return self.from_rows(tf.gather(self.rows, indices))
+        complete = self.count - (self.n_step - 1) * self.stride   # transitions whose window is written
+        age = tf.random.stateless_uniform([batch_size], seed=seed, minval=0, maxval=tf.maximum(complete, 1),
+                                          dtype=tf.int32)   # 0: the oldest transition held
+        first = tf.math.floormod(self.cursor - self.count + age, self.capacity)
+        slots = tf.math.floormod(first[:, None] + self.stride * tf.range(self.n_step)[None, :], self.capacity)
+        window = tf.gather(self.rows, slots)   # [batch, n, width]
+        reward_column, terminated_column = 2 * self.obs_width + 1, 2 * self.obs_width + 2
+        window_return, bootstrap_discount, last = bellman.n_step_window(
+            window[:, :, reward_column], window[:, :, terminated_column], window[:, :, -1], self.discount)
+        start, end = self.from_rows(window[:, 0]), self.from_rows(tf.gather(window, last, axis=1, batch_dims=1))
+        return Transition(start.obs, start.action, window_return, end.next_obs, end.terminated,
+                          end.next_legal_mask, bootstrap_discount)
 
     @property
     def nbytes(self):

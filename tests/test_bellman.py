@@ -53,14 +53,22 @@ def test_no_gradient_flows_into_the_target():
     assert tape.gradient(total, next_q) is None
 
 
-def test_n_step_return_hand_derived():
-    # γ = 0.5, rewards [1, 2, 4], bootstrap V = 8:
-    # not terminated: 1 + 0.5·2 + 0.25·4 + 0.125·8 = 4
-    # terminated at step 1: 1 + 0.5·2 = 2 (later rewards and V ignored)
-    rewards = tf.constant([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
-    terminated = tf.constant([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    result = bellman.n_step_return(rewards, terminated, 0.5, tf.constant([8.0, 8.0]))
-    np.testing.assert_allclose(result.numpy(), [4.0, 2.0])
+def test_n_step_window_hand_derived():
+    # γ = 0.5, rewards [1, 2, 4], bootstrap V = 8 (max_a' Q_target at the window's last s'):
+    # the episode goes on: R = 1 + 0.5·2 + 0.25·4 = 3, γ^3 = 0.125, last 2: y = 3 + 0.125·8 = 4
+    # terminated at step 1: R = 1 + 0.5·2 = 2, last 1, no bootstrap: y = 2
+    # truncated at step 0: R = 1, γ^1 = 0.5, last 0: y = 1 + 0.5·8 = 5 (bootstraps; reward 2 is
+    #   the next episode's)
+    rewards = tf.constant([[1.0, 2.0, 4.0]] * 3)
+    terminated = tf.constant([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    ended = tf.constant([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    window_return, bootstrap_discount, last = bellman.n_step_window(rewards, terminated, ended, 0.5)
+    np.testing.assert_array_equal(window_return.numpy(), [3.0, 2.0, 1.0])
+    np.testing.assert_array_equal(bootstrap_discount.numpy(), [0.125, 0.25, 0.5])
+    np.testing.assert_array_equal(last.numpy(), [2, 1, 0])
+    terminated_last = tf.gather(terminated, last, axis=1, batch_dims=1)
+    target = bellman.q_learning_target(window_return, terminated_last, bootstrap_discount, tf.fill([3, 2], 8.0))
+    np.testing.assert_array_equal(target.numpy(), [4.0, 2.0, 5.0])
 
 
 def test_rank_errors_are_one_line():
