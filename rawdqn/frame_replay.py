@@ -24,10 +24,16 @@ be sampled iff it is not an episode's last frame, its next slot is written, and 
 of its stack has been overwritten: L − min(h − 1, step_L) ≥ written − S. `sample` draws
 (env, L) uniformly over those by rejection: draws outside them are redrawn, so each valid
 transition is equally likely (tested against a NumPy reference in tests/test_frame_replay.py).
+
+With n_step > 1 a sample is the n-step window of transitions L, L+1, … (bellman.n_step_window),
+cut where a transition is terminated or its next slot is an episode's last frame; next_obs is
+the stack ending at the window's last next frame. A start is valid only once its window is
+written: up to its cut, or all n transitions.
 """
 import numpy as np
 import tensorflow as tf
 
+from rawdqn import bellman
 from rawdqn.kernel import compile_kernel
 
 PADDINGS = ("zeros", "repeat")
@@ -45,13 +51,17 @@ class FrameReplay(tf.Module):
     reward, terminated, final flag and step in its episode (module docstring)."""
 
     def __init__(self, slots, frame_shape, num_envs=1, history=4, pad="zeros", seed=0,
-                 jit_compile=True, name=None):
+                 jit_compile=True, n_step=1, discount=None, name=None):
         super().__init__(name=name)
         if int(slots) < history + 1:
             raise ValueError(f"a frame replay needs at least history + 1 = {history + 1} slots; got {slots}")
         if pad not in PADDINGS:
             raise ValueError(f"pad must be one of {PADDINGS}; got {pad!r}")
         self.slots, self.num_envs, self.history = int(slots), int(num_envs), int(history)
+        self.n_step, self.discount = int(n_step), discount
+        if self.n_step < 1 or (self.n_step > 1 and discount is None) or self.slots < self.n_step + 1:
+            raise ValueError(f"an n-step frame replay needs 1 <= n_step < slots and a discount; "
+                             f"got n_step={n_step}, slots={slots}, discount={discount}")
         self.frame_shape, self.pad, self.seed = tuple(int(d) for d in frame_shape), pad, int(seed)
         shape = [self.num_envs, self.slots]
         self.frames = tf.Variable(tf.zeros(shape + list(self.frame_shape), tf.uint8), name="frames")
@@ -121,7 +131,8 @@ class FrameReplay(tf.Module):
     # --- sampling --------------------------------------------------------------------
     def sample(self, batch_size):
         """(obs, action, reward, next_obs, terminated, env, slot) for `batch_size` transitions
-        drawn uniformly with replacement; obs and next_obs are [B, H, W, history] uint8."""
+        drawn uniformly with replacement; obs and next_obs are [B, H, W, history] uint8. With
+        n_step > 1, (…, γ^m) too: reward is the window's Σ γ^k r_k (float64)."""
         if self.num_transitions() == 0:
             raise ValueError("cannot sample from a frame replay without a complete transition; add steps first")
         return self._sample(tf.constant(int(batch_size)))
@@ -131,8 +142,25 @@ class FrameReplay(tf.Module):
         written = tf.gather(self.written, env)
         index = tf.stack([tf.cast(env, tf.int64), tf.math.floormod(logical, self.slots)], axis=1)
         back = tf.minimum(tf.cast(tf.gather_nd(self.step.read_value(), index), tf.int64), self.history - 1)
-        return ((logical >= 0) & (logical + 1 < written) & (logical - back >= written - self.slots)
-                & (tf.gather_nd(self.final.read_value(), index) == 0))
+        valid = ((logical >= 0) & (logical + 1 < written) & (logical - back >= written - self.slots)
+                 & (tf.gather_nd(self.final.read_value(), index) == 0))
+        if self.n_step == 1:
+            return valid
+        # The window is written up to its first cut (or through all n transitions).
+        later = logical[:, None] + tf.range(self.n_step, dtype=tf.int64)[None, :]   # transition k's slot
+        terminated, ends = self.window_flags(env, later)
+        blocked = (terminated | ends) | (later + 1 >= written[:, None])
+        first_blocked = tf.reduce_min(tf.where(blocked, tf.range(self.n_step, dtype=tf.int64)[None, :],
+                                               self.n_step - 1), axis=1)
+        return valid & (tf.gather(later, first_blocked, axis=1, batch_dims=1) + 1 < written)
+
+    def window_flags(self, env, later):
+        """For the slots `later` [B, n] of each env: (terminated there, its next slot an episode's last frame)."""
+        env = tf.broadcast_to(tf.cast(env, tf.int64)[:, None], tf.shape(later))
+        here = tf.stack([env, tf.math.floormod(later, self.slots)], axis=-1)
+        after = tf.stack([env, tf.math.floormod(later + 1, self.slots)], axis=-1)
+        return (tf.gather_nd(self.terminated.read_value(), here) != 0,
+                tf.gather_nd(self.final.read_value(), after) != 0)
 
     def sample_fn(self, batch_size):
         batch_size = tf.convert_to_tensor(batch_size, tf.int32)
@@ -158,6 +186,18 @@ class FrameReplay(tf.Module):
             redraw, (tf.constant(1, tf.int32), env, logical, self.can_start(env, logical)))
         self.draws.assign_add(rounds)
         index = tf.stack([tf.cast(env, tf.int64), tf.math.floormod(logical, self.slots)], axis=1)
+        if self.n_step > 1:
+            later = logical[:, None] + tf.range(self.n_step, dtype=tf.int64)[None, :]
+            terminated, ends = self.window_flags(env, later)
+            rewards = tf.gather_nd(self.reward.read_value(), tf.stack(
+                [tf.broadcast_to(tf.cast(env, tf.int64)[:, None], tf.shape(later)), tf.math.floormod(later, self.slots)], -1))
+            window_return, bootstrap_discount, last = bellman.n_step_window(
+                tf.cast(rewards, tf.float64), terminated, ends, self.discount)
+            last = tf.cast(last, tf.int64)
+            return (self.stack(env, logical), tf.gather_nd(self.action.read_value(), index), window_return,
+                    self.stack(env, logical + last + 1),
+                    tf.cast(tf.gather(terminated, last, axis=1, batch_dims=1), tf.float32), env, logical,
+                    bootstrap_discount)
         return (self.stack(env, logical), tf.gather_nd(self.action.read_value(), index), tf.gather_nd(self.reward.read_value(), index),
                 self.stack(env, logical + 1), tf.cast(tf.gather_nd(self.terminated.read_value(), index), tf.float32),
                 env, logical)
@@ -191,8 +231,23 @@ class FrameReplay(tf.Module):
             logical = np.arange(max(0, written[env] - self.slots), written[env] - 1)
             ring = logical % self.slots
             back = np.minimum(step[env, ring], self.history - 1)
-            total += int(np.sum((final[env, ring] == 0) & (logical - back >= written[env] - self.slots)))
+            valid = (final[env, ring] == 0) & (logical - back >= written[env] - self.slots)
+            if self.n_step > 1:
+                terminated = self.terminated.numpy()[env]
+                valid &= [self.window_written(start, written[env], terminated, final[env]) for start in logical]
+            total += int(np.sum(valid))
         return total
+
+    def window_written(self, start, written, terminated, final):
+        """Whether slot `start`'s n-step window is written up to its cut (host side; one env's
+        slots written, and its rings of terminated and final flags)."""
+        for k in range(self.n_step):
+            slot = start + k
+            if slot + 1 >= written:
+                return False
+            if terminated[slot % self.slots] or final[(slot + 1) % self.slots]:
+                return True
+        return True
 
     @property
     def size(self):

@@ -25,7 +25,6 @@ import tensorflow as tf
 
 from rawdqn import optim
 from rawdqn.agent import DQN
-from rawdqn.config import ConfigError
 from rawdqn.device import placement
 from rawdqn.frame_replay import FrameReplay, input_shape_of
 from rawdqn.network import ConvQNetwork
@@ -43,8 +42,6 @@ class PixelDQN(DQN):
         self.frame_max = float(frame_max)
         if len(self.frame_shape) not in (2, 3):
             raise ValueError(f"frames are [H, W] or [H, W, C]; got shape {self.frame_shape}")
-        if config is not None and config.n_step > 1:
-            raise ConfigError("--n-step is not there yet for pixel observations (the frame replay); use --n-step 1")
         self.input_shape = input_shape_of(self.frame_shape, config.history if config else 1)
         super().__init__(math.prod(self.input_shape), num_actions, config, seed=seed, device=device,
                          num_envs=num_envs, name=name)
@@ -73,7 +70,8 @@ class PixelDQN(DQN):
                                                    scale=1 / self.frame_max)
                                     for name in ("online", "target"))
         self.replay = FrameReplay(self.slots_per_env, self.frame_shape, self.num_envs, config.history,
-                                  config.frame_pad, seed=self.seed + 1, jit_compile=config.mode == "xla")
+                                  config.frame_pad, seed=self.seed + 1, jit_compile=config.mode == "xla",
+                                  n_step=config.n_step, discount=config.discount)
         self.acting_shape, self.acting_dtype = self.input_shape, tf.uint8
 
     # --- observations --------------------------------------------------------
@@ -142,8 +140,10 @@ class PixelDQN(DQN):
         return self.act_on_fn(stack)
 
     def sample_fn(self):
-        obs, action, reward, next_obs, terminated, _, _ = self.sample_part(self.config.batch_size)
-        return Transition(obs, action, tf.cast(reward, self.dtype), next_obs, tf.cast(terminated, self.dtype), None)
+        obs, action, reward, next_obs, terminated, _, _, *window = self.sample_part(self.config.batch_size)
+        discount = tf.cast(window[0], self.dtype) if window else None   # γ^m of an n-step window
+        return Transition(obs, action, tf.cast(reward, self.dtype), next_obs, tf.cast(terminated, self.dtype), None,
+                          discount)
 
 
 def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, device=None, **options):

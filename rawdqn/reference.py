@@ -600,8 +600,9 @@ class FrameReplayReference:
     It can be sampled iff every frame it stacks (obs and next_obs) is among the kept slots.
     """
 
-    def __init__(self, slots, num_envs, history, pad="zeros"):
+    def __init__(self, slots, num_envs, history, pad="zeros", n_step=1, discount=1.0):
         self.slots, self.history, self.pad = slots, history, pad
+        self.n_step, self.discount = n_step, discount
         self.episodes = [[] for _ in range(num_envs)]   # per env: [{"frames", "actions", ...}]
 
     def begin(self, frames):
@@ -631,19 +632,36 @@ class FrameReplayReference:
         return np.stack(out, axis=-1) if first.ndim == 2 else np.concatenate(out, axis=-1)
 
     def transitions(self):
-        """{(env, slot counted from the run's start): (obs, action, reward, next_obs, terminated)}."""
+        """{(env, slot counted from the run's start): (obs, action, reward, next_obs, terminated)};
+        with n_step > 1, (obs, action, Σ_{k<m} γ^k r_{t+k}, next_obs at t + m, terminated_{t+m−1}, γ^m)
+        for the window t … t+m−1 of up to n transitions, which ends at a termination or at the
+        episode's last transition, and can be sampled only once it is all there."""
         result = {}
         for env, episodes in enumerate(self.episodes):
             total = sum(len(episode["frames"]) for episode in episodes)
             oldest_kept = total - self.slots
             start = 0   # the slot of this episode's f_0
-            for episode in episodes:
-                frames = episode["frames"]
-                for t in range(len(episode["actions"])):
+            for number, episode in enumerate(episodes):
+                frames, steps = episode["frames"], len(episode["actions"])
+                finished = number < len(episodes) - 1   # a later episode began: this one's end is known
+                for t in range(steps):
                     first_needed = start + max(0, t - self.history + 1)
-                    if first_needed >= oldest_kept:
-                        result[(env, start + t)] = (self.padded_stack(frames, t), episode["actions"][t],
-                                                    episode["rewards"][t], self.padded_stack(frames, t + 1),
-                                                    float(episode["terminated"][t]))
+                    window = self.window(episode, t, finished)
+                    if first_needed >= oldest_kept and window is not None:
+                        window_return, m = window
+                        row = (self.padded_stack(frames, t), episode["actions"][t], window_return,
+                               self.padded_stack(frames, t + m), float(episode["terminated"][t + m - 1]))
+                        result[(env, start + t)] = row if self.n_step == 1 else row + (self.discount ** m,)
                 start += len(frames)
         return result
+
+    def window(self, episode, t, finished):
+        """(Σ γ^k r_{t+k}, m) of transition t's window, or None while it is not all written."""
+        steps, total = len(episode["actions"]), 0.0
+        for k in range(self.n_step):
+            if t + k >= steps:
+                return None   # the episode goes on beyond what was written
+            total += self.discount ** k * episode["rewards"][t + k]
+            if episode["terminated"][t + k] or (finished and t + k == steps - 1):
+                return total, k + 1
+        return total, self.n_step

@@ -146,3 +146,35 @@ def test_beginning_again_mid_episode_cuts_that_episode_off(history):
     assert replay.num_transitions() == len(expected) == 2 * (7 + 5)
     _, _, _, _, _, env, logical = (x.numpy() for x in replay.sample(500))
     assert {(int(e), int(l)) for e, l in zip(env, logical)} == set(expected)
+
+
+@settings(max_examples=15, deadline=None)
+@given(slots=st.integers(8, 14), num_envs=st.integers(1, 3), history=st.sampled_from([1, 4]),
+       n_step=st.integers(2, 4), steps=st.integers(1, 40), end_probability=st.sampled_from([0.0, 0.2, 0.5]),
+       seed=st.integers(0, 2**16))
+def test_n_step_windows_are_exactly_the_reference_ones(slots, num_envs, history, n_step, steps, end_probability,
+                                                        seed):
+    # Each sampled window against the reference's, walked through each episode's own lists:
+    # cut at a termination or at its episode's end, never into the next episode, and
+    # sampled only once written; across wrap-around of rings of 8–14 slots.
+    rng = np.random.default_rng(seed)
+    replay = FrameReplay(slots, FRAME, num_envs, history, seed=seed, jit_compile=False, n_step=n_step, discount=0.9)
+    reference = FrameReplayReference(slots, num_envs, history, n_step=n_step, discount=0.9)
+    play(replay, reference, rng, steps, end_probability)
+    expected = reference.transitions()
+    assert replay.num_transitions() == len(expected)
+    if not expected:
+        return
+    obs, action, reward, next_obs, terminated, env, logical, discount = (x.numpy() for x in replay.sample(600))
+    seen = set()
+    for i in range(len(env)):
+        key = (int(env[i]), int(logical[i]))
+        assert key in expected, f"sampled {key}, which the reference cannot sample"
+        ref_obs, ref_action, ref_return, ref_next, ref_terminated, ref_discount = expected[key]
+        np.testing.assert_array_equal(obs[i], ref_obs)
+        np.testing.assert_array_equal(next_obs[i], ref_next)
+        assert (action[i], terminated[i]) == (ref_action, ref_terminated)
+        np.testing.assert_allclose(reward[i], ref_return, rtol=0, atol=1e-12)   # float32 rewards, summed in float64
+        np.testing.assert_allclose(discount[i], ref_discount, rtol=1e-12)
+        seen.add(key)
+    assert seen == set(expected)
