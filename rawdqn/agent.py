@@ -84,8 +84,9 @@ class DQN(tf.Module):
         config, width = self.config, self.dtype.size
         obs_width = 1 if self.discrete_obs else self.obs_dim
         row = (2 * obs_width + 3 + (self.num_actions if self.legal_actions else 0) + (config.n_step > 1)) * width
+        head = config.head_options()
         parameters = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
-                         dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, config.dueling))
+                         dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, head["dueling"], head["atoms"]))
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
         return {"replay": config.replay_capacity * row, "networks and optimizer": copies * parameters * width}
 
@@ -111,10 +112,10 @@ class DQN(tf.Module):
         """The online and target networks and the replay: MLPs and a ring of transition rows."""
         self.online = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
                                seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                               initializer=initializer, dueling=self.config.dueling, name="online")
+                               initializer=initializer, **self.config.head_options(), name="online")
         self.target = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
                                seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                               initializer=initializer, dueling=self.config.dueling, name="target")
+                               initializer=initializer, **self.config.head_options(), name="target")
         self.replay = ReplayBuffer(
             self.config.replay_capacity,
             obs_shape=() if self.discrete_obs else (self.obs_dim,),
@@ -189,10 +190,12 @@ class DQN(tf.Module):
         config = self.config
         online, target_network = self.cut_part()   # each network's layers, or None: cut inside the call
         next_features = self.features(batch.next_obs)
-        next_q_target = self.target(next_features, parameters=target_network)
         legal = batch.next_legal_mask if self.legal_actions else None
         # γ, or γ^m per sample from an n-step replay (bellman.n_step_window).
         discount = config.discount if batch.discount is None else batch.discount
+        if config.distributional:
+            return self.distributional_learn_fn(batch, online, target_network, next_features, legal, discount)
+        next_q_target = self.target(next_features, parameters=target_network)
         if config.double_q:
             target = bellman.double_q_learning_target(
                 batch.reward, batch.terminated, discount,
@@ -211,6 +214,33 @@ class DQN(tf.Module):
             else:
                 loss = losses.squared_loss(td_error)
         grad_norm = self.apply_part(tape.gradient(loss, watched))
+        return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
+                         tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
+
+    def distributional_learn_fn(self, batch, online, target_network, next_features, legal, discount):
+        """C51's update (Bellemare et al. 2017), with learn_fn's gradient, clip and step:
+
+            a* = argmax_a' Σ_i z_i p_i(s', a'; θ⁻)         (θ for the argmax with double Q)
+            m = Φ(r + γ(1 − terminated) z, p(s', a*; θ⁻))    bellman.categorical_projection
+            L = mean_b −Σ_i m_i log p_i(s, a; θ)            losses.categorical_cross_entropy
+
+        The logged TD error is Σ_i z_i m_i − Q(s, a): the target's mean minus the prediction's."""
+        support = self.online.support
+        next_logits = self.target.logits(next_features, parameters=target_network)
+        next_q = bellman.categorical_q_values(support, next_logits)
+        chooser = (bellman.categorical_q_values(support, self.online.logits(next_features, parameters=online))
+                   if self.config.double_q else next_q)
+        best = bellman.masked_argmax(chooser, legal)
+        next_probs = tf.nn.softmax(tf.gather(next_logits, best, axis=1, batch_dims=1), axis=-1)
+        target_probs = bellman.categorical_projection(support, next_probs, batch.reward, batch.terminated, discount)
+        watched = self.online.in_order(online) if self.gradient_by_layer else self.online.variables_in_order
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(watched)
+            logits = self.online.logits(self.features(batch.obs), parameters=online)
+            loss = tf.reduce_mean(losses.categorical_cross_entropy(target_probs, logits, batch.action))
+        grad_norm = self.apply_part(tape.gradient(loss, watched))
+        q_values = bellman.categorical_q_values(support, logits)
+        td_error = losses.td_error(q_values, batch.action, tf.reduce_sum(target_probs * support, axis=-1))
         return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
                          tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
 

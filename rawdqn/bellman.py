@@ -107,3 +107,43 @@ def n_step_window(rewards, terminated, ended, discount):
     window_return = tf.reduce_sum(powers * alive * rewards, axis=1)
     return (tf.stop_gradient(window_return), tf.pow(discount, length),
             tf.cast(length, tf.int32) - 1)
+
+
+def categorical_projection(support, next_probs, reward, terminated, discount):
+    """The C51 target distribution (Bellemare et al. 2017, Algorithm 1): the distribution of
+    r + γ(1 − terminated) Z(s', a*) projected onto the fixed atoms z_0 < … < z_{K−1}:
+
+        T z_j = clip(r + γ (1 − terminated) z_j, z_0, z_{K−1}),   b_j = (T z_j − z_0) / Δz
+        m_i = Σ_j p_j · max(0, 1 − |b_j − i|)
+
+    the triangle form of the paper's floor/ceil split (p_j (u − b_j) to l = ⌊b_j⌋, p_j (b_j − l)
+    to u = ⌈b_j⌉, all of p_j to b_j where it is a whole number): the same numbers without a
+    scatter, and Σ_i m_i = Σ_j p_j, since each b_j ∈ [0, K−1] splits its weight between the two
+    atoms nearest it.
+
+    support [K] (evenly spaced), next_probs [batch, K] (p = Z(s', a*)'s probabilities), reward and
+    terminated [batch], discount a scalar or [batch] (γ^m of an n-step window). Returns m
+    [batch, K], with no gradient.
+    """
+    support = tf.convert_to_tensor(support)
+    dtype = support.dtype
+    check_rank(support, 1, "support")
+    next_probs = cast(next_probs, dtype)
+    check_rank(next_probs, 2, "next_probs")
+    reward, terminated, discount = cast(reward, dtype), cast(terminated, dtype), cast(discount, dtype)
+    check_rank(reward, 1, "reward")
+    check_rank(terminated, 1, "terminated")
+    atoms = tf.shape(support)[0]
+    v_min, v_max = support[0], support[-1]
+    delta = (v_max - v_min) / tf.cast(atoms - 1, dtype)
+    bootstrap = discount * (1.0 - terminated)   # scalar or [batch] → [batch]
+    shifted = tf.clip_by_value(reward[:, None] + bootstrap[..., None] * support[None, :], v_min, v_max)
+    position = (shifted - v_min) / delta                                   # b_j, [batch, K]
+    atom_index = tf.cast(tf.range(atoms), dtype)
+    weight = tf.nn.relu(1.0 - tf.abs(position[:, None, :] - atom_index[None, :, None]))   # [batch, i, j]
+    return tf.stop_gradient(tf.reduce_sum(weight * next_probs[:, None, :], axis=-1))
+
+
+def categorical_q_values(support, logits):
+    """Q(s, a) = Σ_i z_i · softmax(logits(s, a))_i: logits [batch, actions, K] → [batch, actions]."""
+    return tf.reduce_sum(tf.nn.softmax(logits, axis=-1) * support, axis=-1)

@@ -83,8 +83,18 @@ class DQNConfig:
     dueling: bool = False
     """Dueling head (Wang et al. 2016): Q = V + A − mean_a A, value and advantage streams each
     with their own copy of the last hidden layer (rawdqn/network.py)."""
+    distributional: bool = False
+    """C51 (Bellemare et al. 2017): learn the return's distribution over `atoms` fixed atoms in
+    [v_min, v_max], the target projected onto them (bellman.categorical_projection), the loss
+    its cross-entropy; Q(s, a) = Σ_i z_i p_i(s, a) acts."""
+    atoms: int = 51
+    """Atoms K of the distributional head (C51's 51)."""
+    v_min: float = -10.0
+    """Lowest atom z_0 of the distributional head (C51 on Atari: −10)."""
+    v_max: float = 10.0
+    """Highest atom z_{K−1} of the distributional head (C51 on Atari: 10)."""
     loss: str = "squared"
-    """'squared' (mean ½δ²) or 'huber'."""
+    """'squared' (mean ½δ²) or 'huber'; a distributional agent's loss is always its cross-entropy."""
     sticky_actions: Optional[float] = None
     """Probability that the emulator repeats the previous action instead (Machado et al. 2018):
     ALE's repeat_action_probability, MinAtar's sticky_action_prob; None keeps the env's default
@@ -156,6 +166,8 @@ class DQNConfig:
         require(self.batch_size <= self.replay_capacity,
                 f"batch_size ({self.batch_size}) is larger than replay_capacity "
                 f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
+        require(int(self.atoms) >= 2, f"atoms must be >= 2; got {self.atoms}")
+        require(finite("v_min") < finite("v_max"), f"v_min ({self.v_min}) must be below v_max ({self.v_max})")
         require(self.n_step * self.num_envs <= self.replay_capacity,
                 f"replay_capacity ({self.replay_capacity}) must hold n_step · num_envs = {self.n_step * self.num_envs} "
                 f"transitions, one window per env; raise --replay-capacity")
@@ -190,6 +202,12 @@ class DQNConfig:
         require(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64; got {self.dtype!r}")
         require(self.mode in MODES, f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         return self
+
+    def head_options(self):
+        """The Q-network's head, as QNetwork and ConvQNetwork take it: dueling, and the atoms and
+        support of a distributional one (1 atom: Q-values)."""
+        return dict(dueling=self.dueling, atoms=self.atoms if self.distributional else 1,
+                    v_min=self.v_min, v_max=self.v_max)
 
     @property
     def exploration_decay_steps(self):

@@ -39,3 +39,14 @@ def huber_loss(td_error, delta=1.0):
     # which loses small δ to rounding (1% off in float32 at δ = 1e-6).
     return tf.reduce_mean(tf.where(abs_error <= delta, 0.5 * tf.square(td_error),
                                    delta * (abs_error - 0.5 * delta)))
+
+
+def categorical_cross_entropy(target_probs, logits, actions):
+    """L_b = −Σ_i m_i log softmax(logits(s, a))_i per sample [batch] (Bellemare et al. 2017): the
+    cross-entropy of the projected target m [batch, K] and the taken action's predicted
+    distribution; logits [batch, actions, K]. The target gets no gradient."""
+    logits = tf.convert_to_tensor(logits)
+    check_rank(logits, 3, "logits")
+    taken = tf.gather(logits, tf.cast(actions, tf.int32), axis=1, batch_dims=1)   # [batch, K]
+    return -tf.reduce_sum(tf.stop_gradient(cast(target_probs, logits.dtype)) * tf.nn.log_softmax(taken, axis=-1),
+                          axis=-1)

@@ -19,6 +19,11 @@ Atari network: the convs shared, then fc 512 → 1 and fc 512 → |A|):
 
 θ then holds the shared layers, the value stream's, then the advantage stream's.
 
+`atoms=K > 1` makes it distributional (C51, Bellemare et al. 2017): the head puts out K logits
+per action over the fixed support z = linspace(v_min, v_max, K) (`logits`), and the Q-values
+it returns are Q(s, a) = Σ_i z_i softmax(logits(s, a))_i; a dueling head combines V and A
+atom by atom (Hessel et al. 2018).
+
 `ConvQNetwork` is the pixel version (Mnih et al. 2015), θ laid out the same way:
 
     h_0 = frames / 255,   h_i = relu(conv(h_{i-1}, K_i, stride_i) + c_i)   (VALID padding)
@@ -79,23 +84,25 @@ def split_theta(theta, sizes):
 def dueling_q_values(value, advantage):
     """Q(s, a) = V(s) + A(s, a) − mean_a' A(s, a')   (Wang et al. 2016, eq. 9).
 
-    value [batch, 1], advantage [batch, num_actions] → [batch, num_actions]. Subtracting
-    the mean makes V and A identifiable: the advantages of each state average to zero.
+    value [batch, 1], advantage [batch, num_actions] → [batch, num_actions] (or, atom by atom,
+    [batch, 1, K] and [batch, num_actions, K]). Subtracting the mean makes V and A
+    identifiable: the advantages of each state average to zero.
     """
-    return value + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+    return value + advantage - tf.reduce_mean(advantage, axis=1, keepdims=True)
 
 
-def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False):
+def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False, atoms=1):
     """(kernel shape, fan_in, fan_out) of each fully connected layer from a `fan_in`-wide input,
-    θ's order: hidden … → num_actions; dueling: the shared hidden[:-1], then the value stream
-    (hidden[-1] → 1), then the advantage stream (hidden[-1] → num_actions)."""
+    θ's order: hidden … → num_actions · atoms; dueling: the shared hidden[:-1], then the value
+    stream (hidden[-1] → atoms), then the advantage stream (hidden[-1] → num_actions · atoms)."""
     def chain(sizes):
         return [((a, b), a, b) for a, b in zip(sizes[:-1], sizes[1:])]
     if not dueling:
-        return chain((fan_in, *hidden, num_actions))
+        return chain((fan_in, *hidden, num_actions * atoms))
     shared = (fan_in, *hidden[:-1])
     stream_in = shared[-1]
-    return chain(shared) + chain((stream_in, *hidden[-1:], 1)) + chain((stream_in, *hidden[-1:], num_actions))
+    return (chain(shared) + chain((stream_in, *hidden[-1:], atoms))
+            + chain((stream_in, *hidden[-1:], num_actions * atoms)))
 
 
 class ThetaNetwork(tf.Module):
@@ -143,10 +150,10 @@ class ThetaNetwork(tf.Module):
             return tensors, [None] * len(tensors)
         return tensors[0::2], tensors[1::2]
 
-    def dense_layers(self, x, parameters, first, action_mask=None):
-        """The fully connected layers from layer `first` on, then ⊙ action_mask if given:
-        x W_first + b_first, relu, …, the last layer linear; with dueling, the shared layers,
-        then dueling_q_values(value stream, advantage stream). `parameters` is unpack(θ)."""
+    def dense_layers(self, x, parameters, first):
+        """The fully connected layers from layer `first` on: x W_first + b_first, relu, …, the
+        last layer linear; with dueling, the shared layers, then dueling_q_values(value stream,
+        advantage stream), atom by atom. `parameters` is unpack(θ). [batch, num_actions · atoms]."""
         kernels = parameters[0]
         # XLA:CPU emits a one-row product by a large kernel (acting in one env, a conv
         # network's fc layer) as a loop fused with θ's slice, ~3× slower than the two-row
@@ -158,15 +165,42 @@ class ThetaNetwork(tf.Module):
         if self.dueling:
             stream = self.stream_depth
             x = tf.nn.relu(self.chain(x, parameters, first, last - 2 * stream)) if last - 2 * stream > first else x
-            x = dueling_q_values(self.chain(x, parameters, last - 2 * stream, last - stream),
-                                 self.chain(x, parameters, last - stream, last))
+            value = self.chain(x, parameters, last - 2 * stream, last - stream)
+            advantage = self.chain(x, parameters, last - stream, last)
+            if self.atoms > 1:
+                value, advantage = value[:, None, :], tf.reshape(advantage, [-1, self.num_actions, self.atoms])
+            x = tf.reshape(dueling_q_values(value, advantage), [-1, self.num_actions * self.atoms])
         else:
             x = self.chain(x, parameters, first, last)
         if single_row:
             x = x[:1]
-        if action_mask is not None:
-            x = x * tf.cast(action_mask, self.dtype)
         return x
+
+    def set_head(self, atoms, v_min, v_max):
+        """One output per action, or K = atoms logits per action over the support z."""
+        self.atoms = int(atoms)
+        if self.atoms < 1 or (self.atoms > 1 and not v_min < v_max):
+            raise ValueError(f"a distributional head needs atoms >= 2 and v_min < v_max; got {atoms}, {v_min}, {v_max}")
+        self.support = tf.linspace(tf.constant(v_min, self.dtype), tf.constant(v_max, self.dtype), self.atoms) \
+            if self.atoms > 1 else None
+
+    def __call__(self, obs, action_mask=None, parameters=None):
+        """Q(s, ·) [batch, num_actions]; with `action_mask`, Q(s, ·) ⊙ mask (the tutorials'
+        filtered output); `parameters`: unpack(θ) made elsewhere, else θ is read and cut here.
+        A distributional head's Q(s, a) = Σ_i z_i softmax(logits(s, a))_i."""
+        outputs = self.outputs(obs, parameters)
+        if self.atoms > 1:
+            outputs = tf.reduce_sum(tf.nn.softmax(self.as_logits(outputs), axis=-1) * self.support, axis=-1)
+        if action_mask is not None:
+            outputs = outputs * tf.cast(action_mask, self.dtype)
+        return outputs
+
+    def logits(self, obs, parameters=None):
+        """A distributional head's logits [batch, num_actions, atoms]."""
+        return self.as_logits(self.outputs(obs, parameters))
+
+    def as_logits(self, outputs):
+        return tf.reshape(outputs, [-1, self.num_actions, self.atoms])
 
     def chain(self, x, parameters, begin, end):
         """Layers begin … end − 1 in turn, relu between them, the last one linear."""
@@ -216,7 +250,7 @@ class QNetwork(ThetaNetwork):
 
     def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
                  dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
-                 dueling=False, name=None):
+                 dueling=False, atoms=1, v_min=-10.0, v_max=10.0, name=None):
         super().__init__(name=name)
         if int(obs_dim) < 1 or int(num_actions) < 1:
             raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1; "
@@ -229,16 +263,16 @@ class QNetwork(ThetaNetwork):
         self.dtype = tf.as_dtype(dtype)
         self.use_bias = bool(use_bias)
         self.dueling = bool(dueling)
-        self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling),
+        self.set_head(atoms, v_min, v_max)
+        self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling, self.atoms),
                          seed, initializer)
 
-    def __call__(self, obs, action_mask=None, parameters=None):
-        """Q(s, ·); with `action_mask`, Q(s, ·) ⊙ mask (the tutorials' filtered output);
-        `parameters`: unpack(θ) made elsewhere, else θ is read and cut here."""
+    def outputs(self, obs, parameters=None):
+        """The head's outputs [batch, num_actions · atoms] (ThetaNetwork.__call__ makes them Q-values)."""
         x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
         if parameters is None:
             parameters = self.unpack(self.theta.read_value())   # read once: one buffer, one gradient
-        return self.dense_layers(x, parameters, 0, action_mask)
+        return self.dense_layers(x, parameters, 0)
 
 
 # (filters, kernel size, stride) per conv layer, and the fully connected widths after them.
@@ -260,7 +294,8 @@ class ConvQNetwork(ThetaNetwork):
 
     def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
                  dtype=tf.float32, scale=1 / 255, data_format="NHWC", use_bias=True,
-                 initializer="glorot_uniform", conv_gradients="tf", dueling=False, name=None):
+                 initializer="glorot_uniform", conv_gradients="tf", dueling=False, atoms=1, v_min=-10.0,
+                 v_max=10.0, name=None):
         super().__init__(name=name)
         height, width, channels = (int(size) for size in frame_shape)
         if data_format not in ("NHWC", "NCHW"):
@@ -273,12 +308,13 @@ class ConvQNetwork(ThetaNetwork):
         self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
         self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
         self.use_bias, self.dueling = bool(use_bias), bool(dueling)
+        self.set_head(atoms, v_min, v_max)
         layers, self.flat_size = self.layer_shapes(frame_shape, self.num_actions, self.convs, self.hidden,
-                                                   self.dueling)
+                                                   self.dueling, self.atoms)
         self.build_theta(layers, seed, initializer)
 
     @staticmethod
-    def layer_shapes(frame_shape, num_actions, convs, hidden, dueling=False):
+    def layer_shapes(frame_shape, num_actions, convs, hidden, dueling=False, atoms=1):
         """Per layer (θ-shape, fan_in, fan_out), and the flattened conv output's size: VALID
         padding, so each conv maps H to (H − k) // s + 1."""
         height, width, channels = (int(size) for size in frame_shape)
@@ -290,9 +326,9 @@ class ConvQNetwork(ThetaNetwork):
             layers.append(((size, size, channels, filters), size * size * channels, size * size * filters))
             height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
         flat_size = height * width * channels
-        return layers + dense_layer_shapes(flat_size, tuple(hidden), num_actions, dueling), flat_size
+        return layers + dense_layer_shapes(flat_size, tuple(hidden), num_actions, dueling, atoms), flat_size
 
-    def __call__(self, frames, action_mask=None, parameters=None):
+    def outputs(self, frames, parameters=None):
         x = tf.cast(tf.convert_to_tensor(frames), self.dtype) * tf.constant(self.scale, self.dtype)
         channels_first = self.data_format == "NCHW"
         if channels_first:
@@ -313,4 +349,4 @@ class ConvQNetwork(ThetaNetwork):
         if channels_first:   # flatten in NHWC order, so θ means the same in both layouts
             x = tf.transpose(x, [0, 2, 3, 1])
         x = tf.reshape(x, [-1, self.flat_size])
-        return self.dense_layers(x, parameters, len(self.convs), action_mask)
+        return self.dense_layers(x, parameters, len(self.convs))

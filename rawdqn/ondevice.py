@@ -71,7 +71,7 @@ class AgentEnvs(tf.Module):
         with tf.device(device):
             # The weights that scored best in the greedy evaluations so far, and that score.
             self.best = QNetwork(env.observation_size, env.num_actions, config.hidden, seed=self.seed,
-                                 dtype=self.agent.dtype, dueling=config.dueling, name="best")
+                                 dtype=self.agent.dtype, **config.head_options(), name="best")
             self.best_score = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_score")
             self.best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_step")
             self.envs = envs.EnvRunner(env, num_envs, [self.seed, ENV_STREAM], name="envs")

@@ -57,8 +57,9 @@ class PixelDQN(DQN):
         parameters as DQN.memory_needed counts them."""
         config, width = self.config, self.dtype.size
         slots = self.num_envs * self.slots_per_env
+        head = config.head_options()
         parameters = conv_parameter_count(self.input_shape, self.num_actions, config.convs, config.hidden,
-                                          config.dueling)
+                                          head["dueling"], head["atoms"])
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
         return {"replay": slots * (math.prod(self.frame_shape) + 14),
                 "networks and optimizer": copies * parameters * width}
@@ -160,11 +161,11 @@ def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, device=N
         gradients = "forward" if config.mode == "xla" and config.data_format == "NHWC" and on_cpu else "tf"
     return ConvQNetwork(input_shape_of(frame_shape, config.history), num_actions, config.convs, config.hidden,
                         seed=seed, dtype=dtype, data_format=config.data_format, conv_gradients=gradients,
-                        dueling=config.dueling, name=name, **options)
+                        **config.head_options(), name=name, **options)
 
 
-def conv_parameter_count(input_shape, num_actions, convs, hidden, dueling=False):
+def conv_parameter_count(input_shape, num_actions, convs, hidden, dueling=False, atoms=1):
     """Σ over layers of (fan_in + 1) · fan_out: kh·kw·C_in·C_out + C_out per conv layer, then the
     fully connected layers (counted without building the network, for the memory check)."""
-    layers, _ = ConvQNetwork.layer_shapes(input_shape, num_actions, convs, hidden, dueling)
+    layers, _ = ConvQNetwork.layer_shapes(input_shape, num_actions, convs, hidden, dueling, atoms)
     return sum(math.prod(shape) + shape[-1] for shape, _, _ in layers)

@@ -84,7 +84,7 @@ def load(path):
                                      scale=1 / spec.get("frame_max", 255.0))
         else:
             network = QNetwork(spec["obs_dim"], spec["num_actions"], config.hidden, dtype=dtype,
-                               dueling=config.dueling, name="online")
+                               **config.head_options(), name="online")
     except (KeyError, TypeError, ValueError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} has an unreadable spec ({error})") from None
     checkpoint.restore_network(checkpoint_dir, network)

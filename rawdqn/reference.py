@@ -525,6 +525,51 @@ def conv_q_values(conv_params, strides, dense_params, frames, scale=1 / 255):
     return mlp_q_values(dense_params, conv_features(conv_params, strides, frames, scale))
 
 
+# ------------------------------------------------------------------- distributional (C51)
+
+
+def categorical_projection(support, next_probs, reward, terminated, discount):
+    """Bellemare et al. 2017, Algorithm 1, as written: for each atom j,
+
+        T z_j = clip(r + γ(1 − terminated) z_j, V_min, V_max),  b_j = (T z_j − V_min) / Δz,
+        l = ⌊b_j⌋, u = ⌈b_j⌉,  m_l += p_j (u − b_j),  m_u += p_j (b_j − l)   (m_l += p_j if l = u)
+
+    support [K]; next_probs [B, K]; reward, terminated [B]; discount scalar or [B]. Returns m [B, K].
+    """
+    support = _as_float("support", support, 1)
+    next_probs = _as_float("next_probs", next_probs, 2)
+    reward, terminated = _as_float("reward", reward, 1), _as_float("terminated", terminated, 1)
+    discount = np.broadcast_to(_as_discount(discount, len(reward)), reward.shape)
+    v_min, v_max, atoms = support[0], support[-1], len(support)
+    delta = (v_max - v_min) / (atoms - 1)
+    target = np.zeros_like(next_probs)
+    for b in range(len(reward)):
+        for j in range(atoms):
+            shifted = min(max(reward[b] + discount[b] * (1.0 - terminated[b]) * support[j], v_min), v_max)
+            position = (shifted - v_min) / delta
+            lower, upper = int(np.floor(position)), int(np.ceil(position))
+            if lower == upper:
+                target[b, lower] += next_probs[b, j]
+            else:
+                target[b, lower] += next_probs[b, j] * (upper - position)
+                target[b, upper] += next_probs[b, j] * (position - lower)
+    return target
+
+
+def softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def categorical_cross_entropy(target_probs, logits, actions):
+    """−Σ_i m_i log softmax(logits[b, a_b])_i for each sample b."""
+    logits = np.asarray(logits, np.float64)
+    taken = logits[np.arange(len(actions)), np.asarray(actions)]
+    log_probs = taken - taken.max(axis=-1, keepdims=True)
+    log_probs = log_probs - np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
+    return -(np.asarray(target_probs, np.float64) * log_probs).sum(axis=-1)
+
+
 # ------------------------------------------------------------------- n-step replay
 
 
