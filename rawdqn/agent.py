@@ -10,6 +10,7 @@ Each kernel has a `*_fn` version with no host-side checks, for composing inside
 a larger compiled program (several updates per call, or a whole on-device loop).
 """
 import collections
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -77,7 +78,8 @@ class DQN(tf.Module):
         """Bytes this agent allocates: {"replay": …, "networks and optimizer": …}.
 
         replay = capacity · (2 · obs width + action + reward + terminated [+ legal mask] [+ ended]) · dtype bytes
-        (one row per transition, rawdqn/replay.py); parameters (online, target, one slot
+        (one row per transition, rawdqn/replay.py), plus a prioritized replay's sum-tree of
+        2 · 2^⌈log₂ capacity⌉ float64 nodes; parameters (online, target, one slot
         per optimizer state, the gradient, and the initializer's draw) =
         (4 + slots) · Σ_layers (fan_in + 1) · fan_out · dtype bytes.
         """
@@ -88,7 +90,8 @@ class DQN(tf.Module):
         parameters = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
                          dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, head["dueling"], head["atoms"]))
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
-        return {"replay": config.replay_capacity * row, "networks and optimizer": copies * parameters * width}
+        tree = 16 * 2 ** max(1, math.ceil(math.log2(config.replay_capacity))) if config.prioritized else 0
+        return {"replay": config.replay_capacity * row + tree, "networks and optimizer": copies * parameters * width}
 
     def _allocate(self, device, use_bias, initializer):
         with tf.device(device):
@@ -123,7 +126,8 @@ class DQN(tf.Module):
             seed=self.seed + 1, reward_dtype=self.dtype,
             num_actions=self.num_actions if self.legal_actions else None,
             jit_compile=self.config.mode == "xla", n_step=self.config.n_step, discount=self.config.discount,
-            stride=self.num_envs)
+            stride=self.num_envs, prioritized=self.config.prioritized,
+            priority_exponent=self.config.priority_exponent, priority_epsilon=self.config.priority_epsilon)
         # What the agent acts on, per env: a state index or an observation vector.
         self.acting_shape = () if self.discrete_obs else (self.obs_dim,)
         self.acting_dtype = self.replay.obs_dtype
@@ -210,10 +214,12 @@ class DQN(tf.Module):
             q_values = self.online(self.features(batch.obs), parameters=online)
             td_error = losses.td_error(q_values, batch.action, target)
             if config.loss == "huber":
-                loss = losses.huber_loss(td_error)
+                loss = losses.huber_loss(td_error, weights=batch.weight)
             else:
-                loss = losses.squared_loss(td_error)
+                loss = losses.squared_loss(td_error, weights=batch.weight)
         grad_norm = self.apply_part(tape.gradient(loss, watched))
+        if batch.index is not None:   # drawn from a prioritized replay: p_i from |δ_i|
+            self.replay.update_priorities_fn(batch.index, td_error)
         return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
                          tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
 
@@ -237,8 +243,11 @@ class DQN(tf.Module):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)
             logits = self.online.logits(self.features(batch.obs), parameters=online)
-            loss = tf.reduce_mean(losses.categorical_cross_entropy(target_probs, logits, batch.action))
+            cross_entropy = losses.categorical_cross_entropy(target_probs, logits, batch.action)
+            loss = losses.weighted_mean(cross_entropy, batch.weight)
         grad_norm = self.apply_part(tape.gradient(loss, watched))
+        if batch.index is not None:   # drawn from a prioritized replay: p_i from the cross-entropy (Hessel et al. 2018)
+            self.replay.update_priorities_fn(batch.index, cross_entropy)
         q_values = bellman.categorical_q_values(support, logits)
         td_error = losses.td_error(q_values, batch.action, tf.reduce_sum(target_probs * support, axis=-1))
         return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
@@ -289,7 +298,10 @@ class DQN(tf.Module):
         return self.replay.obs[:min(self.replay.size, count)].numpy()
 
     def sample_fn(self):
-        """A batch of `batch_size` transitions drawn uniformly from the replay (a Transition)."""
+        """A batch of `batch_size` transitions drawn uniformly from the replay (a Transition);
+        from a prioritized one, in proportion to priority, weighted with β(step)."""
+        if self.config.prioritized:
+            return self.sample_part(self.config.batch_size, schedule.importance_exponent(self.config, self.schedule.step))
         return self.sample_part(self.config.batch_size)
 
     # --- one environment step ------------------------------------------------

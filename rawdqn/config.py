@@ -78,6 +78,15 @@ class DQNConfig:
     n_step: int = 1
     """Transitions summed into one target (Sutton 1988; Hessel et al. 2018: 3): y = Σ_{k<n} γ^k r_k +
     γ^n max_a' Q_target(s_n, a'), each window cut at its episode's end (rawdqn/bellman.py's n_step_window)."""
+    prioritized: bool = False
+    """Prioritized replay (Schaul et al. 2016, proportional): draw transition i with probability
+    p_i / Σ p, p_i = (|δ_i| + ε)^α, and weight its loss by (M · P(i))^−β / max (rawdqn/replay.py)."""
+    priority_exponent: float = 0.6
+    """α of the priorities (Schaul et al. 2016: 0.6; Rainbow: 0.5)."""
+    importance_exponent_start: float = 0.4
+    """β at step 0, annealed linearly to 1 at total_steps (Schaul et al. 2016 and Rainbow: 0.4)."""
+    priority_epsilon: float = 1e-6
+    """ε in (|δ| + ε)^α: no transition's priority is ever 0."""
     double_q: bool = False
     """Use the double Q-learning target (online argmax, target value)."""
     dueling: bool = False
@@ -167,6 +176,10 @@ class DQNConfig:
                 f"batch_size ({self.batch_size}) is larger than replay_capacity "
                 f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
         require(int(self.atoms) >= 2, f"atoms must be >= 2; got {self.atoms}")
+        require(finite("priority_exponent") >= 0, f"priority_exponent must be >= 0; got {self.priority_exponent}")
+        require(0.0 <= finite("importance_exponent_start") <= 1.0,
+                f"importance_exponent_start must be in [0, 1]; got {self.importance_exponent_start}")
+        require(finite("priority_epsilon") > 0, f"priority_epsilon must be > 0; got {self.priority_epsilon}")
         require(finite("v_min") < finite("v_max"), f"v_min ({self.v_min}) must be below v_max ({self.v_max})")
         require(self.n_step * self.num_envs <= self.replay_capacity,
                 f"replay_capacity ({self.replay_capacity}) must hold n_step · num_envs = {self.n_step * self.num_envs} "

@@ -22,23 +22,31 @@ def td_error(q_values, actions, target):
     return tf.stop_gradient(cast(target, q_values.dtype)) - q_taken
 
 
-def squared_loss(td_error):
-    """L = mean(½ δ²).
+def weighted_mean(values, weights=None):
+    """mean_b(w_b · l_b), or mean_b(l_b) without weights (a prioritized replay's importance weights)."""
+    if weights is None:
+        return tf.reduce_mean(values)
+    return tf.reduce_mean(tf.cast(weights, values.dtype) * values)
+
+
+def squared_loss(td_error, weights=None):
+    """L = mean(½ δ²)  (mean(w · ½δ²) with importance weights w).
 
     Keras' MeanSquaredError is mean(δ²), twice this: with it, the same learning
     rate takes steps twice as large.
     """
-    return tf.reduce_mean(0.5 * tf.square(td_error))
+    return weighted_mean(0.5 * tf.square(td_error), weights)
 
 
-def huber_loss(td_error, delta=1.0):
-    """L = mean(h(δ)), h(δ) = ½δ² if |δ| ≤ Δ else Δ(|δ| − ½Δ); its gradient is clip(δ, −Δ, Δ)."""
+def huber_loss(td_error, delta=1.0, weights=None):
+    """L = mean(h(δ)), h(δ) = ½δ² if |δ| ≤ Δ else Δ(|δ| − ½Δ); its gradient is clip(δ, −Δ, Δ)
+    (mean(w · h(δ)) with importance weights w)."""
     abs_error = tf.abs(td_error)
     delta = cast(delta, td_error.dtype)
     # Two branches, not ½min(|δ|,Δ)² + Δ(|δ| − min): that form's gradient is Δ + (min − Δ),
     # which loses small δ to rounding (1% off in float32 at δ = 1e-6).
-    return tf.reduce_mean(tf.where(abs_error <= delta, 0.5 * tf.square(td_error),
-                                   delta * (abs_error - 0.5 * delta)))
+    return weighted_mean(tf.where(abs_error <= delta, 0.5 * tf.square(td_error),
+                                  delta * (abs_error - 0.5 * delta)), weights)
 
 
 def categorical_cross_entropy(target_probs, logits, actions):

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from rawdqn import optim
 from rawdqn.agent import DQN
+from rawdqn.config import ConfigError
 from rawdqn.device import placement
 from rawdqn.frame_replay import FrameReplay, input_shape_of
 from rawdqn.network import ConvQNetwork
@@ -42,6 +43,9 @@ class PixelDQN(DQN):
         self.frame_max = float(frame_max)
         if len(self.frame_shape) not in (2, 3):
             raise ValueError(f"frames are [H, W] or [H, W, C]; got shape {self.frame_shape}")
+        if config is not None and config.prioritized:
+            raise ConfigError("--prioritized is not there yet for pixel observations (the frame replay); "
+                              "drop it, or use a vector-observation env")
         self.input_shape = input_shape_of(self.frame_shape, config.history if config else 1)
         super().__init__(math.prod(self.input_shape), num_actions, config, seed=seed, device=device,
                          num_envs=num_envs, name=name)

@@ -11,11 +11,13 @@ import tensorflow as tf
 
 from rawdqn import bellman
 from rawdqn.kernel import compile_kernel
+from rawdqn.sum_tree import SumTree
 
-# `discount`: the γ^m each sampled target bootstraps with, from an n-step replay (None: γ).
+# `discount`: the γ^m each sampled target bootstraps with, from an n-step replay (None: γ);
+# `weight` and `index`: a prioritized replay's importance weights and the slots drawn.
 Transition = collections.namedtuple(
-    "Transition", ["obs", "action", "reward", "next_obs", "terminated", "next_legal_mask", "discount"],
-    defaults=[None, None])
+    "Transition", ["obs", "action", "reward", "next_obs", "terminated", "next_legal_mask", "discount",
+                   "weight", "index"], defaults=[None] * 4)
 
 
 class ReplayBuffer(tf.Module):
@@ -39,11 +41,18 @@ class ReplayBuffer(tf.Module):
     end. Only the transitions whose whole window is written can be drawn: the oldest
     size − (n−1)N, uniformly (as Dopamine's buffer, the newest n−1 of each env wait until
     their window is complete, even where their episode has ended).
+
+    With `prioritized` (Schaul et al. 2016, proportional), slot i is drawn with probability
+    P(i) = p_i / Σ_j p_j from a SumTree, where p_i = (|δ_i| + ε)^α after each update
+    (update_priorities_fn) and a new transition gets the largest p so far (as soon as its
+    window is complete: until then its p is 0); each draw carries the importance weight
+        w_i = (M · P(i))^−β / max_batch w,   M the transitions that can be drawn,
+    normalised by the batch's largest (as Dopamine does) so that it only scales updates down.
     """
 
     def __init__(self, capacity, obs_shape, obs_dtype=tf.float32, seed=0,
                  reward_dtype=tf.float32, num_actions=None, jit_compile=True, n_step=1, discount=None,
-                 stride=1, name=None):
+                 stride=1, prioritized=False, priority_exponent=0.6, priority_epsilon=1e-6, name=None):
         super().__init__(name=name)
         capacity = int(capacity)
         if capacity < 1:
@@ -68,6 +77,11 @@ class ReplayBuffer(tf.Module):
             rows = tf.concat([rows[:, :start], tf.ones([capacity, self.num_actions], self.reward_dtype),
                               rows[:, start + self.num_actions:]], 1)
         self.rows = tf.Variable(rows, name="rows")
+        self.prioritized = bool(prioritized)
+        self.priority_exponent, self.priority_epsilon = float(priority_exponent), float(priority_epsilon)
+        if self.prioritized:
+            self.priorities = SumTree(capacity, name="priorities")
+            self.max_priority = tf.Variable(tf.constant(1.0, tf.float64), trainable=False, name="max_priority")
         self.cursor = tf.Variable(0, dtype=tf.int32, name="cursor")
         self.count = tf.Variable(0, dtype=tf.int32, name="count")
         self.draws = tf.Variable(0, dtype=tf.int32, name="draws")
@@ -176,11 +190,28 @@ class ReplayBuffer(tf.Module):
             rows = tf.where((tf.range(n) < added)[:, None], tf.gather(rows, first_valid),
                             tf.gather(self.rows, indices))
         self.rows.scatter_nd_update(indices[:, None], rows)
+        if self.prioritized:
+            self.prioritize_new_fn(indices, added)
         self.cursor.assign(tf.math.floormod(self.cursor + added, self.capacity))
         self.count.assign(tf.minimum(self.count + added, self.capacity))
 
-    def sample(self, batch_size):
-        """A Transition of `batch_size` rows drawn uniformly, with replacement, from the filled part."""
+    def prioritize_new_fn(self, indices, added):
+        """New slots get the largest priority so far; an n-step replay's get 0 until their window is
+        complete, and the slots whose window these rows complete ((n−1)·stride back) get it then."""
+        fresh = tf.range(tf.shape(indices)[0]) < added
+        tree = self.priorities
+        if self.n_step == 1:
+            tree.update_fn(indices, tf.where(fresh, self.max_priority, tree.priorities_fn(indices)))
+            return
+        tree.update_fn(indices, tf.where(fresh, tf.zeros_like(self.max_priority), tree.priorities_fn(indices)))
+        back = (self.n_step - 1) * self.stride
+        completed = tf.math.floormod(indices - back, self.capacity)
+        exists = fresh & (self.count + tf.range(tf.shape(indices)[0]) >= back)   # written before, not a pad
+        tree.update_fn(completed, tf.where(exists, self.max_priority, tree.priorities_fn(completed)))
+
+    def sample(self, batch_size, importance_exponent=1.0):
+        """A Transition of `batch_size` rows drawn uniformly, with replacement, from the filled part
+        (prioritized: in proportion to priority, weighted with β = importance_exponent)."""
         batch_size = int(batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
@@ -189,22 +220,45 @@ class ReplayBuffer(tf.Module):
         if self.size <= (self.n_step - 1) * self.stride:
             raise ValueError(f"an {self.n_step}-step replay of {self.stride} env(s) samples once it holds more than "
                              f"{(self.n_step - 1) * self.stride} transitions; it holds {self.size}")
+        if self.prioritized:
+            return self._sample(tf.constant(batch_size), tf.constant(float(importance_exponent), tf.float64))
         return self._sample(tf.constant(batch_size))
 
-    def sample_fn(self, batch_size):
+    def sample_fn(self, batch_size, importance_exponent=None):
         """Uniform indices from [0, size) keyed by (seed, draws); compiled-program version.
-        With n_step > 1, n-step windows (the class docstring)."""
+        With n_step > 1, n-step windows (the class docstring); prioritized, draws in proportion
+        to priority with importance weights for β = importance_exponent."""
         batch_size = tf.convert_to_tensor(batch_size, tf.int32)
         seed = tf.stack([tf.constant(self.seed, tf.int32), self.draws])
         self.draws.assign_add(1)
+        complete = self.count - (self.n_step - 1) * self.stride   # transitions whose window is written
+        if self.prioritized:
+            tree = self.priorities
+            total = tree.total_fn()
+            first = tree.find_fn(tf.random.stateless_uniform([batch_size], seed=seed, dtype=tf.float64) * total)
+            probability = tree.priorities_fn(first) / total
+            weight = tf.pow(tf.cast(complete, tf.float64) * probability, -tf.cast(importance_exponent, tf.float64))
+            batch = self.transitions_at(first)
+            return batch._replace(weight=tf.cast(weight / tf.reduce_max(weight), self.reward_dtype), index=first)
         if self.n_step == 1:
             indices = tf.random.stateless_uniform([batch_size], seed=seed, minval=0,
                                                   maxval=tf.maximum(self.count, 1), dtype=tf.int32)
             return self.from_rows(tf.gather(self.rows, indices))
-        complete = self.count - (self.n_step - 1) * self.stride   # transitions whose window is written
         age = tf.random.stateless_uniform([batch_size], seed=seed, minval=0, maxval=tf.maximum(complete, 1),
                                           dtype=tf.int32)   # 0: the oldest transition held
-        first = tf.math.floormod(self.cursor - self.count + age, self.capacity)
+        return self.transitions_at(tf.math.floormod(self.cursor - self.count + age, self.capacity))
+
+    def update_priorities_fn(self, index, error):
+        """p_i ← (|error_i| + ε)^α for the slots `index` a sample drew (error: its TD error, or
+        a distributional agent's loss); the largest p so far goes to the next new transitions."""
+        priority = tf.pow(tf.abs(tf.cast(error, tf.float64)) + self.priority_epsilon, self.priority_exponent)
+        self.priorities.update_fn(index, priority)
+        self.max_priority.assign(tf.maximum(self.max_priority, tf.reduce_max(priority)))
+
+    def transitions_at(self, first):
+        """The transitions starting in slots `first` [B]: rows, or n-step windows."""
+        if self.n_step == 1:
+            return self.from_rows(tf.gather(self.rows, first))
         slots = tf.math.floormod(first[:, None] + self.stride * tf.range(self.n_step)[None, :], self.capacity)
         window = tf.gather(self.rows, slots)   # [batch, n, width]
         reward_column, terminated_column = 2 * self.obs_width + 1, 2 * self.obs_width + 2

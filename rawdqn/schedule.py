@@ -32,6 +32,14 @@ def epsilon(config, steps, dtype=tf.float64):
     return tf.cast(config.epsilon_start + (config.epsilon_end - config.epsilon_start) * progress, dtype)
 
 
+def importance_exponent(config, steps):
+    """β(t) = β_0 + (1 − β_0) · min(1, t / total_steps): a prioritized replay's importance-weight
+    exponent, annealed to 1 by the end of the run (Schaul et al. 2016), float64."""
+    progress = tf.minimum(tf.cast(steps, tf.float64) / float(config.total_steps), 1.0)
+    start = config.importance_exponent_start
+    return start + (1.0 - start) * progress
+
+
 def updates_owed(config, step):
     """g · max(0, ⌈t / f⌉ − ⌈L / f⌉): the updates made by the time `step` steps are done."""
     frequency = config.train_frequency
