@@ -89,6 +89,7 @@ class DQN(tf.Module):
         head = config.head_options()
         parameters = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
                          dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, head["dueling"], head["atoms"]))
+        parameters *= 2 if config.noisy else 1   # a σ beside every μ
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
         tree = 16 * 2 ** max(1, math.ceil(math.log2(config.replay_capacity))) if config.prioritized else 0
         return {"replay": config.replay_capacity * row + tree, "networks and optimizer": copies * parameters * width}
@@ -156,7 +157,7 @@ class DQN(tf.Module):
 
     def act_fn(self, obs, epsilon, legal_mask=None):
         """a = random legal action if u < ε else argmax_{a legal} Q(s, a); u ~ U[0, 1)."""
-        q_values = self.online(self.features(obs))
+        q_values = self.online(self.features(obs), noise=self.noise_fn(self.online))
         greedy = bellman.masked_argmax(q_values, legal_mask)
         batch = tf.shape(q_values)[0]
         seed = tf.stack([tf.constant(self.seed, tf.int32), self.act_draws])
@@ -166,6 +167,10 @@ class DQN(tf.Module):
         # argmax of i.i.d. uniforms over the legal actions is a uniform legal action.
         random_action = bellman.masked_argmax(uniforms[:, 1:], legal_mask)
         return tf.where(uniforms[:, 0] < epsilon, random_action, greedy)
+
+    def noise_fn(self, network):
+        """Fresh noise for one forward pass of a noisy network; None (μ alone) otherwise."""
+        return network.sample_noise() if self.config.noisy else None
 
     def q_values(self, obs):
         """Q(s, ·; θ) for a batch of observations."""
@@ -199,11 +204,11 @@ class DQN(tf.Module):
         discount = config.discount if batch.discount is None else batch.discount
         if config.distributional:
             return self.distributional_learn_fn(batch, online, target_network, next_features, legal, discount)
-        next_q_target = self.target(next_features, parameters=target_network)
+        next_q_target = self.target(next_features, parameters=target_network, noise=self.noise_fn(self.target))
         if config.double_q:
             target = bellman.double_q_learning_target(
                 batch.reward, batch.terminated, discount,
-                self.online(next_features, parameters=online), next_q_target, legal)
+                self.online(next_features, parameters=online, noise=self.noise_fn(self.online)), next_q_target, legal)
         else:
             target = bellman.q_learning_target(
                 batch.reward, batch.terminated, discount, next_q_target, legal)
@@ -211,7 +216,7 @@ class DQN(tf.Module):
         watched = self.online.in_order(online) if self.gradient_by_layer else self.online.variables_in_order
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)
-            q_values = self.online(self.features(batch.obs), parameters=online)
+            q_values = self.online(self.features(batch.obs), parameters=online, noise=self.noise_fn(self.online))
             td_error = losses.td_error(q_values, batch.action, target)
             if config.loss == "huber":
                 loss = losses.huber_loss(td_error, weights=batch.weight)
@@ -232,17 +237,17 @@ class DQN(tf.Module):
 
         The logged TD error is Σ_i z_i m_i − Q(s, a): the target's mean minus the prediction's."""
         support = self.online.support
-        next_logits = self.target.logits(next_features, parameters=target_network)
+        next_logits = self.target.logits(next_features, parameters=target_network, noise=self.noise_fn(self.target))
         next_q = bellman.categorical_q_values(support, next_logits)
-        chooser = (bellman.categorical_q_values(support, self.online.logits(next_features, parameters=online))
-                   if self.config.double_q else next_q)
+        chooser = (bellman.categorical_q_values(support, self.online.logits(
+            next_features, parameters=online, noise=self.noise_fn(self.online))) if self.config.double_q else next_q)
         best = bellman.masked_argmax(chooser, legal)
         next_probs = tf.nn.softmax(tf.gather(next_logits, best, axis=1, batch_dims=1), axis=-1)
         target_probs = bellman.categorical_projection(support, next_probs, batch.reward, batch.terminated, discount)
         watched = self.online.in_order(online) if self.gradient_by_layer else self.online.variables_in_order
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)
-            logits = self.online.logits(self.features(batch.obs), parameters=online)
+            logits = self.online.logits(self.features(batch.obs), parameters=online, noise=self.noise_fn(self.online))
             cross_entropy = losses.categorical_cross_entropy(target_probs, logits, batch.action)
             loss = losses.weighted_mean(cross_entropy, batch.weight)
         grad_norm = self.apply_part(tape.gradient(loss, watched))
@@ -315,6 +320,8 @@ class DQN(tf.Module):
     def act_on_fn(self, obs, legal_mask=None):
         """a = ε-greedy(Q(s), ε(t)) for t = step … step + N − 1; remembers s and a for `step_fn`."""
         epsilon = self.schedule.epsilon_fn(self.num_envs, self.dtype)
+        if self.config.noisy:   # noisy nets explore through their weights (Fortunato et al. 2018)
+            epsilon = tf.zeros_like(epsilon)
         action = self.act_fn(obs, epsilon, legal_mask)
         self.current_obs.assign(obs)
         self.last_action.assign(action)

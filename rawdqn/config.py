@@ -84,7 +84,10 @@ class DQNConfig:
     priority_exponent: float = 0.6
     """α of the priorities (Schaul et al. 2016: 0.6; Rainbow: 0.5)."""
     importance_exponent_start: float = 0.4
-    """β at step 0, annealed linearly to 1 at total_steps (Schaul et al. 2016 and Rainbow: 0.4)."""
+    """β at step 0, annealed linearly to importance_exponent_end at total_steps (Schaul et al. 2016
+    and Rainbow: 0.4 → 1)."""
+    importance_exponent_end: float = 1.0
+    """β at total_steps (Dopamine's Rainbow holds β at 0.5: start and end 0.5)."""
     priority_epsilon: float = 1e-6
     """ε in (|δ| + ε)^α: no transition's priority is ever 0."""
     double_q: bool = False
@@ -96,6 +99,11 @@ class DQNConfig:
     """C51 (Bellemare et al. 2017): learn the return's distribution over `atoms` fixed atoms in
     [v_min, v_max], the target projected onto them (bellman.categorical_projection), the loss
     its cross-entropy; Q(s, a) = Σ_i z_i p_i(s, a) acts."""
+    noisy: bool = False
+    """Noisy nets (Fortunato et al. 2018, factorised Gaussian): every fully connected layer
+    w = μ + σ ⊙ ε with noise drawn anew for each forward pass; ε-greedy is off (evaluation uses μ)."""
+    noisy_sigma: float = 0.5
+    """σ₀ of the noisy layers: σ starts at σ₀/√fan_in (Fortunato et al. 2018: 0.5)."""
     atoms: int = 51
     """Atoms K of the distributional head (C51's 51)."""
     v_min: float = -10.0
@@ -176,9 +184,10 @@ class DQNConfig:
                 f"batch_size ({self.batch_size}) is larger than replay_capacity "
                 f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
         require(int(self.atoms) >= 2, f"atoms must be >= 2; got {self.atoms}")
+        require(finite("noisy_sigma") > 0, f"noisy_sigma must be > 0; got {self.noisy_sigma}")
         require(finite("priority_exponent") >= 0, f"priority_exponent must be >= 0; got {self.priority_exponent}")
-        require(0.0 <= finite("importance_exponent_start") <= 1.0,
-                f"importance_exponent_start must be in [0, 1]; got {self.importance_exponent_start}")
+        for name in ("importance_exponent_start", "importance_exponent_end"):
+            require(0.0 <= finite(name) <= 1.0, f"{name} must be in [0, 1]; got {getattr(self, name)}")
         require(finite("priority_epsilon") > 0, f"priority_epsilon must be > 0; got {self.priority_epsilon}")
         require(finite("v_min") < finite("v_max"), f"v_min ({self.v_min}) must be below v_max ({self.v_max})")
         require(self.n_step * self.num_envs <= self.replay_capacity,
@@ -220,7 +229,7 @@ class DQNConfig:
         """The Q-network's head, as QNetwork and ConvQNetwork take it: dueling, and the atoms and
         support of a distributional one (1 atom: Q-values)."""
         return dict(dueling=self.dueling, atoms=self.atoms if self.distributional else 1,
-                    v_min=self.v_min, v_max=self.v_max)
+                    v_min=self.v_min, v_max=self.v_max, noisy=self.noisy, noisy_sigma=self.noisy_sigma)
 
     @property
     def exploration_decay_steps(self):
@@ -237,6 +246,8 @@ class DQNConfig:
 
     def describe_exploration(self):
         """One line: where ε starts, where it ends, and the step at which it gets there."""
+        if self.noisy:
+            return f"exploration by noisy layers (σ₀ {self.noisy_sigma:g}); ε-greedy is off"
         end_step = math.ceil(self.exploration_decay_steps)
         line = f"ε decays from {self.epsilon_start:g} to {self.epsilon_end:g} by step {end_step:,}"
         if end_step > self.total_steps:
@@ -347,7 +358,28 @@ DOPAMINE = NATURE.replace(
     total_steps=50_000_000, optimizer_epsilon=1e-5, learning_starts=20_000, target_update_interval=8_000,
     epsilon_end=0.01, exploration_steps=250_000, eval_epsilon=0.001, sticky_actions=0.25, noop_max=0,
     terminal_on_life_loss=False)
-NAMED_PRESETS = {"nature": NATURE, "dopamine": DOPAMINE, "minatar": MINATAR}
+# Rainbow (Hessel et al. 2018, Table 1 and "Hyper-parameter tuning"): the Nature network with a
+# dueling, noisy (σ₀ 0.5, so ε 0), distributional head (51 atoms in [−10, 10]); double Q; 3-step
+# returns; prioritized replay α 0.5, β 0.4 → 1; Adam lr 6.25e-5, ε 1.5e-4; target every 32k frames
+# = 8,000 steps; learning from 80k frames = 20,000 steps; replay 1M; an update every 4 steps; no
+# gradient clipping; the Nature DQN's preprocessing (no sticky actions, 30 no-ops, rewards clipped).
+# The paper gives no evaluation ε; evaluation here is greedy on the noisy layers' μ.
+RAINBOW = NATURE.replace(
+    dueling=True, noisy=True, noisy_sigma=0.5, distributional=True, atoms=51, v_min=-10.0, v_max=10.0,
+    double_q=True, n_step=3, prioritized=True, priority_exponent=0.5, importance_exponent_start=0.4,
+    importance_exponent_end=1.0, optimizer="adam", learning_rate=6.25e-5, optimizer_epsilon=1.5e-4,
+    target_update_interval=8_000, learning_starts=20_000, epsilon_start=0.0, epsilon_end=0.0, eval_epsilon=0.0)
+# Dopamine's Rainbow (Castro et al. 2018, dopamine/agents/rainbow/configs/rainbow.gin): C51 (51 atoms,
+# v_max 10) + 3-step returns + prioritized replay (priorities √loss: α 0.5; weights 1/√P: β 0.5
+# throughout), no dueling, double Q or noisy nets; Adam lr 6.25e-5, ε 1.5e-4; Dopamine's DQN
+# schedule otherwise (learning from 20,000 steps, target every 8,000, ε 1 → 0.01 over 250,000,
+# evaluation ε 0.001, sticky actions 0.25).
+DOPAMINE_RAINBOW = DOPAMINE.replace(
+    distributional=True, atoms=51, v_min=-10.0, v_max=10.0, n_step=3, prioritized=True, priority_exponent=0.5,
+    importance_exponent_start=0.5, importance_exponent_end=0.5, optimizer="adam", learning_rate=6.25e-5,
+    optimizer_epsilon=1.5e-4)
+NAMED_PRESETS = {"nature": NATURE, "dopamine": DOPAMINE, "minatar": MINATAR, "rainbow": RAINBOW,
+                 "dopamine-rainbow": DOPAMINE_RAINBOW}
 
 
 def preset(env_id, loop=GYMNASIUM, name=None):

@@ -19,6 +19,15 @@ Atari network: the convs shared, then fc 512 → 1 and fc 512 → |A|):
 
 θ then holds the shared layers, the value stream's, then the advantage stream's.
 
+`noisy=True` (Fortunato et al. 2018, factorised Gaussian) makes every fully connected layer
+
+    y = x (μ_W + σ_W ⊙ f(ε_in) f(ε_out)ᵀ) + μ_b + σ_b ⊙ f(ε_out),   f(ε) = sgn(ε) √|ε|,  ε ~ N(0, 1)
+
+computed as x μ_W + ((x ⊙ f(ε_in)) σ_W) ⊙ f(ε_out) + …, so the noise costs one more product per
+layer and no [fan_in, fan_out] draw. μ ~ U[−1/√p, 1/√p], σ = σ₀/√p (p = fan_in, σ₀ = 0.5).
+θ holds the μ's where a plain network holds its weights, and the σ's after them; a network
+called with `noise=None` (evaluation, export) uses μ alone.
+
 `atoms=K > 1` makes it distributional (C51, Bellemare et al. 2017): the head puts out K logits
 per action over the fixed support z = linspace(v_min, v_max, K) (`logits`), and the Q-values
 it returns are Q(s, a) = Σ_i z_i softmax(logits(s, a))_i; a dueling head combines V and A
@@ -105,6 +114,16 @@ def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False, atoms=1):
             + chain((stream_in, *hidden[-1:], num_actions * atoms)))
 
 
+def standard_normal(count, seed, dtype):
+    """`count` N(0, 1) draws by Box–Muller, z = √(−2 ln u₁) cos 2πu₂, from uniforms made of
+    stateless uint32 bits, u = (bits + ½) / 2³²: TensorFlow's own stateless float draws
+    differ between its kernels and XLA's, its raw bits do not, so every mode gets the same noise."""
+    bits = tf.random.stateless_uniform([2, count], seed=seed, minval=None, maxval=None, dtype=tf.uint32)
+    uniform = (tf.cast(bits, tf.float64) + 0.5) / 2.0 ** 32
+    normal = tf.sqrt(-2.0 * tf.math.log(uniform[0])) * tf.cos(2.0 * math.pi * uniform[1])
+    return tf.cast(normal, dtype)
+
+
 class ThetaNetwork(tf.Module):
     """A network whose parameters are one vector θ: each layer's kernel, then its bias.
 
@@ -113,44 +132,93 @@ class ThetaNetwork(tf.Module):
     used TensorFlow's random state. Biases start at 0.
     """
 
-    def build_theta(self, layers, seed, initializer):
-        """layers: (kernel shape, fan_in, fan_out) per layer; sets theta, kernels, biases."""
+    def build_theta(self, layers, seed, initializer, noisy_from=None, noisy_sigma=0.5):
+        """layers: (kernel shape, fan_in, fan_out) per layer; sets theta, kernels, biases (and, for
+        the noisy layers noisy_from …, their σ's in `noise_scales`, after every μ in θ)."""
         if initializer not in INITIALIZERS:
             raise ValueError(f"initializer must be one of {INITIALIZERS}; got {initializer!r}")
-        initial, shapes = [], []   # (kernel shape, bias shape or None) per layer
+        self.noisy_from = noisy_from
+        self.noise_seed = int(seed)
+        initial, shapes, scales = [], [], []   # (kernel shape, bias shape or None) per layer; σ's
         for layer, (kernel_shape, fan_in, fan_out) in enumerate(layers):
             if initializer == "zeros":
                 kernel = tf.zeros(kernel_shape, self.dtype)
+            elif noisy_from is not None and layer >= noisy_from:   # Fortunato et al. 2018, factorised
+                bound = 1.0 / math.sqrt(fan_in)
+                kernel = tf.random.stateless_uniform(kernel_shape, seed=[int(seed), layer],
+                                                     minval=-bound, maxval=bound, dtype=self.dtype)
             else:
                 limit = math.sqrt(6.0 / (fan_in + fan_out))
                 kernel = tf.random.stateless_uniform(kernel_shape, seed=[int(seed), layer],
                                                      minval=-limit, maxval=limit, dtype=self.dtype)
             initial.append(tf.reshape(kernel, [-1]))
             bias_shape = (kernel_shape[-1],) if self.use_bias else None
+            noisy = noisy_from is not None and layer >= noisy_from and initializer != "zeros"
             if bias_shape:
-                initial.append(tf.zeros(bias_shape, self.dtype))
+                bias = tf.random.stateless_uniform(bias_shape, seed=[int(seed), layer + 10_000], minval=-bound,
+                                                   maxval=bound, dtype=self.dtype) if noisy else tf.zeros(bias_shape, self.dtype)
+                initial.append(bias)
             shapes.append((kernel_shape, bias_shape))
+            if noisy_from is not None and layer >= noisy_from:
+                scales.append([(kernel_shape, noisy_sigma / math.sqrt(fan_in))]
+                              + ([(bias_shape, noisy_sigma / math.sqrt(fan_in))] if bias_shape else []))
+        initial += [tf.fill([math.prod(shape)], tf.constant(value, self.dtype)) for layer in scales for shape, value in layer]
         self.theta = tf.Variable(tf.concat(initial, axis=0), name="theta")
-        self.kernels, self.biases, start = [], [], 0
+        self.kernels, self.biases, self.noise_scales, start = [], [], [], 0
         for kernel_shape, bias_shape in shapes:
             self.kernels.append(ParameterView(self.theta, start, kernel_shape))
             start += self.kernels[-1].size
             if bias_shape:
                 self.biases.append(ParameterView(self.theta, start, bias_shape))
                 start += self.biases[-1].size
+        for layer in scales:   # (σ_W, σ_b) per noisy layer
+            views = []
+            for shape, _ in layer:
+                views.append(ParameterView(self.theta, start, shape))
+                start += views[-1].size
+            self.noise_scales.append(views)
+        if noisy_from is not None:
+            self.noise_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="noise_draws")
+
+    @property
+    def noisy(self):
+        return getattr(self, "noisy_from", None) is not None
+
+    def sample_noise(self):
+        """Fresh factorised noise for one forward pass: (f(ε_in), f(ε_out)) per noisy layer,
+        f(ε) = sgn(ε)√|ε|, from a stateless RNG keyed by (seed, passes so far)."""
+        widths = [(kernel.shape[0], kernel.shape[1]) for kernel in self.kernels[self.noisy_from:]]
+        total = sum(fan_in + fan_out for fan_in, fan_out in widths)
+        seed = tf.stack([tf.constant(self.noise_seed + 7_919, tf.int32), self.noise_draws])
+        self.noise_draws.assign_add(1)
+        draws = standard_normal(total, seed, self.dtype)
+        shaped = tf.sign(draws) * tf.sqrt(tf.abs(draws))
+        noise, start = [], 0
+        for fan_in, fan_out in widths:
+            noise.append((shaped[start:start + fan_in], shaped[start + fan_in:start + fan_in + fan_out]))
+            start += fan_in + fan_out
+        return noise
 
     def unpack(self, theta, differentiable=True):
         """θ as (kernels, biases), each layer's tensors, cut by split_theta (or, where the
-        gradient is taken with respect to the layers themselves, by a plain split)."""
+        gradient is taken with respect to the layers themselves, by a plain split); a noisy
+        network's as (kernels, biases, scales), scales its [σ_W, σ_b] per noisy layer."""
         views = self.layers_in_order
         sizes = [view.size for view in views]
         pieces = split_theta(theta, sizes) if differentiable else tf.split(theta, sizes)
         tensors = [tf.reshape(piece, view.shape) for piece, view in zip(pieces, views)]
+        count = len(self.kernels) * (2 if self.use_bias else 1)
+        tensors, scale_tensors = tensors[:count], tensors[count:]
         if not self.use_bias:
-            return tensors, [None] * len(tensors)
-        return tensors[0::2], tensors[1::2]
+            kernels, biases = tensors, [None] * len(tensors)
+        else:
+            kernels, biases = tensors[0::2], tensors[1::2]
+        if not self.noisy:
+            return kernels, biases
+        per_layer = 2 if self.use_bias else 1
+        return kernels, biases, [scale_tensors[i:i + per_layer] for i in range(0, len(scale_tensors), per_layer)]
 
-    def dense_layers(self, x, parameters, first):
+    def dense_layers(self, x, parameters, first, noise=None):
         """The fully connected layers from layer `first` on: x W_first + b_first, relu, …, the
         last layer linear; with dueling, the shared layers, then dueling_q_values(value stream,
         advantage stream), atom by atom. `parameters` is unpack(θ). [batch, num_actions · atoms]."""
@@ -164,14 +232,14 @@ class ThetaNetwork(tf.Module):
         last = len(kernels)
         if self.dueling:
             stream = self.stream_depth
-            x = tf.nn.relu(self.chain(x, parameters, first, last - 2 * stream)) if last - 2 * stream > first else x
-            value = self.chain(x, parameters, last - 2 * stream, last - stream)
-            advantage = self.chain(x, parameters, last - stream, last)
+            x = tf.nn.relu(self.chain(x, parameters, first, last - 2 * stream, noise)) if last - 2 * stream > first else x
+            value = self.chain(x, parameters, last - 2 * stream, last - stream, noise)
+            advantage = self.chain(x, parameters, last - stream, last, noise)
             if self.atoms > 1:
                 value, advantage = value[:, None, :], tf.reshape(advantage, [-1, self.num_actions, self.atoms])
             x = tf.reshape(dueling_q_values(value, advantage), [-1, self.num_actions * self.atoms])
         else:
-            x = self.chain(x, parameters, first, last)
+            x = self.chain(x, parameters, first, last, noise)
         if single_row:
             x = x[:1]
         return x
@@ -184,31 +252,41 @@ class ThetaNetwork(tf.Module):
         self.support = tf.linspace(tf.constant(v_min, self.dtype), tf.constant(v_max, self.dtype), self.atoms) \
             if self.atoms > 1 else None
 
-    def __call__(self, obs, action_mask=None, parameters=None):
+    def __call__(self, obs, action_mask=None, parameters=None, noise=None):
         """Q(s, ·) [batch, num_actions]; with `action_mask`, Q(s, ·) ⊙ mask (the tutorials'
-        filtered output); `parameters`: unpack(θ) made elsewhere, else θ is read and cut here.
+        filtered output); `parameters`: unpack(θ) made elsewhere, else θ is read and cut here;
+        `noise`: a noisy network's sample_noise() (None: its μ alone).
         A distributional head's Q(s, a) = Σ_i z_i softmax(logits(s, a))_i."""
-        outputs = self.outputs(obs, parameters)
+        outputs = self.outputs(obs, parameters, noise)
         if self.atoms > 1:
             outputs = tf.reduce_sum(tf.nn.softmax(self.as_logits(outputs), axis=-1) * self.support, axis=-1)
         if action_mask is not None:
             outputs = outputs * tf.cast(action_mask, self.dtype)
         return outputs
 
-    def logits(self, obs, parameters=None):
+    def logits(self, obs, parameters=None, noise=None):
         """A distributional head's logits [batch, num_actions, atoms]."""
-        return self.as_logits(self.outputs(obs, parameters))
+        return self.as_logits(self.outputs(obs, parameters, noise))
 
     def as_logits(self, outputs):
         return tf.reshape(outputs, [-1, self.num_actions, self.atoms])
 
-    def chain(self, x, parameters, begin, end):
-        """Layers begin … end − 1 in turn, relu between them, the last one linear."""
-        kernels, biases = parameters
+    def chain(self, x, parameters, begin, end, noise=None):
+        """Layers begin … end − 1 in turn, relu between them, the last one linear; with `noise`
+        (sample_noise()), the noisy layers' x (μ_W + σ_W ⊙ f_in f_outᵀ) + μ_b + σ_b ⊙ f_out."""
+        kernels, biases = parameters[:2]
         for layer in range(begin, end):
-            x = tf.matmul(x, kernels[layer])
+            noisy = noise is not None and layer >= self.noisy_from
+            x_in = x
+            x = tf.matmul(x_in, kernels[layer])
+            if noisy:
+                scales = parameters[2][layer - self.noisy_from]
+                noise_in, noise_out = noise[layer - self.noisy_from]
+                x = x + tf.matmul(x_in * noise_in, scales[0]) * noise_out
             if self.use_bias:
                 x = x + biases[layer]
+                if noisy:
+                    x = x + scales[1] * noise_out
             if layer < end - 1:
                 x = tf.nn.relu(x)
         return x
@@ -220,19 +298,21 @@ class ThetaNetwork(tf.Module):
 
     @property
     def layers_in_order(self):
-        """Kernel and bias views, layer by layer: W_0, b_0, W_1, b_1, … (θ's layout)."""
+        """Kernel and bias views, layer by layer: W_0, b_0, W_1, b_1, …, then a noisy network's
+        σ_W, σ_b per noisy layer (θ's layout)."""
         ordered = []
         for layer, kernel in enumerate(self.kernels):
             ordered.append(kernel)
             if self.use_bias:
                 ordered.append(self.biases[layer])
-        return ordered
+        return ordered + [view for layer in getattr(self, "noise_scales", []) for view in layer]
 
     @staticmethod
     def in_order(parameters):
-        """unpack's (kernels, biases) as W_0, b_0, W_1, b_1, … (layers_in_order's order)."""
-        kernels, biases = parameters
-        return [tensor for pair in zip(kernels, biases) for tensor in pair if tensor is not None]
+        """unpack's (kernels, biases[, scales]) as W_0, b_0, W_1, b_1, …, σ's (layers_in_order's order)."""
+        kernels, biases = parameters[:2]
+        ordered = [tensor for pair in zip(kernels, biases) for tensor in pair if tensor is not None]
+        return ordered + ([tensor for layer in parameters[2] for tensor in layer] if len(parameters) > 2 else [])
 
     @property
     def variables_in_order(self):
@@ -250,7 +330,7 @@ class QNetwork(ThetaNetwork):
 
     def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
                  dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
-                 dueling=False, atoms=1, v_min=-10.0, v_max=10.0, name=None):
+                 dueling=False, atoms=1, v_min=-10.0, v_max=10.0, noisy=False, noisy_sigma=0.5, name=None):
         super().__init__(name=name)
         if int(obs_dim) < 1 or int(num_actions) < 1:
             raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1; "
@@ -265,14 +345,14 @@ class QNetwork(ThetaNetwork):
         self.dueling = bool(dueling)
         self.set_head(atoms, v_min, v_max)
         self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling, self.atoms),
-                         seed, initializer)
+                         seed, initializer, noisy_from=0 if noisy else None, noisy_sigma=noisy_sigma)
 
-    def outputs(self, obs, parameters=None):
+    def outputs(self, obs, parameters=None, noise=None):
         """The head's outputs [batch, num_actions · atoms] (ThetaNetwork.__call__ makes them Q-values)."""
         x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
         if parameters is None:
             parameters = self.unpack(self.theta.read_value())   # read once: one buffer, one gradient
-        return self.dense_layers(x, parameters, 0)
+        return self.dense_layers(x, parameters, 0, noise)
 
 
 # (filters, kernel size, stride) per conv layer, and the fully connected widths after them.
@@ -295,7 +375,7 @@ class ConvQNetwork(ThetaNetwork):
     def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
                  dtype=tf.float32, scale=1 / 255, data_format="NHWC", use_bias=True,
                  initializer="glorot_uniform", conv_gradients="tf", dueling=False, atoms=1, v_min=-10.0,
-                 v_max=10.0, name=None):
+                 v_max=10.0, noisy=False, noisy_sigma=0.5, name=None):
         super().__init__(name=name)
         height, width, channels = (int(size) for size in frame_shape)
         if data_format not in ("NHWC", "NCHW"):
@@ -311,7 +391,8 @@ class ConvQNetwork(ThetaNetwork):
         self.set_head(atoms, v_min, v_max)
         layers, self.flat_size = self.layer_shapes(frame_shape, self.num_actions, self.convs, self.hidden,
                                                    self.dueling, self.atoms)
-        self.build_theta(layers, seed, initializer)
+        self.build_theta(layers, seed, initializer, noisy_from=len(self.convs) if noisy else None,
+                         noisy_sigma=noisy_sigma)
 
     @staticmethod
     def layer_shapes(frame_shape, num_actions, convs, hidden, dueling=False, atoms=1):
@@ -328,14 +409,14 @@ class ConvQNetwork(ThetaNetwork):
         flat_size = height * width * channels
         return layers + dense_layer_shapes(flat_size, tuple(hidden), num_actions, dueling, atoms), flat_size
 
-    def outputs(self, frames, parameters=None):
+    def outputs(self, frames, parameters=None, noise=None):
         x = tf.cast(tf.convert_to_tensor(frames), self.dtype) * tf.constant(self.scale, self.dtype)
         channels_first = self.data_format == "NCHW"
         if channels_first:
             x = tf.transpose(x, [0, 3, 1, 2])
         if parameters is None:
             parameters = self.unpack(self.theta.read_value())
-        kernels, biases = parameters
+        kernels, biases = parameters[:2]
         for layer, (_, _, stride) in enumerate(self.convs):
             kernel = kernels[layer]
             if self.conv_gradients == "forward":
@@ -349,4 +430,4 @@ class ConvQNetwork(ThetaNetwork):
         if channels_first:   # flatten in NHWC order, so θ means the same in both layouts
             x = tf.transpose(x, [0, 2, 3, 1])
         x = tf.reshape(x, [-1, self.flat_size])
-        return self.dense_layers(x, parameters, len(self.convs))
+        return self.dense_layers(x, parameters, len(self.convs), noise)

@@ -460,6 +460,19 @@ def dueling_mlp_q_values(shared_params, value_params, advantage_params, features
     return dueling_q_values(mlp_q_values(value_params, hidden), mlp_q_values(advantage_params, hidden))
 
 
+def noise_shape(noise):
+    """f(ε) = sgn(ε) √|ε|, Fortunato et al. 2018's factorised-noise transform."""
+    noise = np.asarray(noise, np.float64)
+    return np.sign(noise) * np.sqrt(np.abs(noise))
+
+
+def noisy_linear(x, mu_kernel, mu_bias, sigma_kernel, sigma_bias, noise_in, noise_out):
+    """y = x (μ_W + σ_W ⊙ ε_W) + μ_b + σ_b ⊙ ε_b with the whole noise matrix ε_W = f_in f_outᵀ
+    written out, ε_b = f_out (noise_in, noise_out: already f(ε))."""
+    weight_noise = np.outer(noise_in, noise_out)
+    return x @ (mu_kernel + sigma_kernel * weight_noise) + mu_bias + sigma_bias * noise_out
+
+
 def conv2d_valid(x, kernel, stride):
     """VALID cross-correlation by im2col: out[b, i, j, o] = Σ_{p,q,c} x[b, i·s+p, j·s+q, c] · K[p, q, c, o].
 

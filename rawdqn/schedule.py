@@ -33,11 +33,11 @@ def epsilon(config, steps, dtype=tf.float64):
 
 
 def importance_exponent(config, steps):
-    """β(t) = β_0 + (1 − β_0) · min(1, t / total_steps): a prioritized replay's importance-weight
-    exponent, annealed to 1 by the end of the run (Schaul et al. 2016), float64."""
+    """β(t) = β_0 + (β_end − β_0) · min(1, t / total_steps): a prioritized replay's importance-weight
+    exponent, annealed (to 1, Schaul et al. 2016) by the end of the run, float64."""
     progress = tf.minimum(tf.cast(steps, tf.float64) / float(config.total_steps), 1.0)
-    start = config.importance_exponent_start
-    return start + (1.0 - start) * progress
+    start, end = config.importance_exponent_start, config.importance_exponent_end
+    return start + (end - start) * progress
 
 
 def updates_owed(config, step):

@@ -186,8 +186,17 @@ def test_named_presets_and_their_refusals(tmp_path, capsys):
             DOPAMINE.noop_max, DOPAMINE.epsilon_end, DOPAMINE.exploration_steps) == (1e-5, 8_000, 0.25, 0, 0.01, 250_000)
     assert_usage_error(cli(capsys, "train", "--env", "CartPole-v1", "--preset", "nature", "--on-device"),
                        "--preset starts a new gymnasium run")
-    code, _, err = cli(capsys, "train", "--preset", "rainbow")
-    assert code == 2 and "invalid choice: 'rainbow'" in err
+    code, _, err = cli(capsys, "train", "--preset", "rainbow-v2")
+    assert code == 2 and "invalid choice: 'rainbow-v2'" in err
+    # Rainbow's settings as Hessel et al. 2018 give them; Dopamine's Rainbow holds β at 0.5.
+    from rawdqn.config import DOPAMINE_RAINBOW, RAINBOW
+    assert (RAINBOW.dueling, RAINBOW.noisy, RAINBOW.distributional, RAINBOW.double_q, RAINBOW.prioritized,
+            RAINBOW.n_step, RAINBOW.priority_exponent, RAINBOW.importance_exponent_start, RAINBOW.learning_rate,
+            RAINBOW.optimizer_epsilon, RAINBOW.target_update_interval, RAINBOW.learning_starts) == (
+        True, True, True, True, True, 3, 0.5, 0.4, 6.25e-5, 1.5e-4, 8_000, 20_000)
+    assert (DOPAMINE_RAINBOW.dueling, DOPAMINE_RAINBOW.noisy, DOPAMINE_RAINBOW.double_q,
+            DOPAMINE_RAINBOW.importance_exponent_start, DOPAMINE_RAINBOW.importance_exponent_end,
+            DOPAMINE_RAINBOW.sticky_actions) == (False, False, False, 0.5, 0.5, 0.25)
 
 
 def test_optimizer_epsilon_reaches_the_optimizer_and_sgd_has_none():

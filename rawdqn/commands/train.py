@@ -140,8 +140,9 @@ def add_command(commands):
     parser.add_argument("--env", default=None, help="gymnasium environment id (default: CartPole-v1)")
     parser.add_argument("--preset", default=None, choices=tuple(NAMED_PRESETS),
                         help="start from a named preset instead of the environment's: nature (Mnih et al. "
-                             "2015), dopamine (Castro et al. 2018), minatar (Young & Tian 2019); ALE ids "
-                             "default to nature")
+                             "2015), dopamine (Castro et al. 2018), minatar (Young & Tian 2019), rainbow "
+                             "(Hessel et al. 2018), dopamine-rainbow (Dopamine's C51 + n-step + prioritized); "
+                             "ALE ids default to nature")
     parser.add_argument("--steps", type=parse_count, default=None,
                         help="environment steps (default: the preset's total_steps)")
     parser.add_argument("--seed", type=int, default=None,
