@@ -29,15 +29,30 @@ With n_step > 1 a sample is the n-step window of transitions L, L+1, … (bellma
 cut where a transition is terminated or its next slot is an episode's last frame; next_obs is
 the stack ending at the window's last next frame. A start is valid only once its window is
 written: up to its cut, or all n transitions.
+
+With `prioritized` (Schaul et al. 2016, proportional) each (env, slot) is a leaf of a SumTree:
+a slot's priority is 0 while it cannot start a transition (just written, an episode's last
+frame, its window incomplete) and the largest so far once it can; draws are in proportion
+to priority, and the few starts whose stack an overwrite has since cut are redrawn (their
+priority is dropped as their slot is written again). Importance weights are P(i)^−β over the
+batch's largest, the form replay.ReplayBuffer's docstring gives (the M and Σ p cancel).
 """
+import collections
+
 import numpy as np
 import tensorflow as tf
 
 from rawdqn import bellman
 from rawdqn.kernel import compile_kernel
+from rawdqn.sum_tree import SumTree
 
 PADDINGS = ("zeros", "repeat")
 MAX_REDRAWS = 10_000   # a cap on rejection rounds per sample, so a program can never spin forever
+
+# A sample: obs and next_obs [B, H, W, history · C] uint8; env and slot (logical) of each start;
+# discount γ^m with n_step > 1; weight and index (its SumTree leaf) when prioritized; else None.
+FrameSample = collections.namedtuple(
+    "FrameSample", "obs action reward next_obs terminated env slot discount weight index", defaults=[None] * 3)
 
 
 def input_shape_of(frame_shape, history):
@@ -51,7 +66,8 @@ class FrameReplay(tf.Module):
     reward, terminated, final flag and step in its episode (module docstring)."""
 
     def __init__(self, slots, frame_shape, num_envs=1, history=4, pad="zeros", seed=0,
-                 jit_compile=True, n_step=1, discount=None, name=None):
+                 jit_compile=True, n_step=1, discount=None, prioritized=False, priority_exponent=0.6,
+                 priority_epsilon=1e-6, name=None):
         super().__init__(name=name)
         if int(slots) < history + 1:
             raise ValueError(f"a frame replay needs at least history + 1 = {history + 1} slots; got {slots}")
@@ -72,6 +88,11 @@ class FrameReplay(tf.Module):
         self.step = tf.Variable(tf.zeros(shape, tf.int32), name="step")
         self.written = tf.Variable(tf.zeros([self.num_envs], tf.int64), name="written")   # slots, per env
         self.draws = tf.Variable(0, dtype=tf.int32, name="draws")
+        self.prioritized = bool(prioritized)
+        self.priority_exponent, self.priority_epsilon = float(priority_exponent), float(priority_epsilon)
+        if self.prioritized:   # leaf env · slots + slot
+            self.priorities = SumTree(self.num_envs * self.slots, name="priorities")
+            self.max_priority = tf.Variable(tf.constant(1.0, tf.float64), trainable=False, name="max_priority")
         mode = "xla" if jit_compile else "function"
         self._begin = compile_kernel(self.begin_fn, mode)
         self._add = compile_kernel(self.add_fn, mode)
@@ -100,6 +121,8 @@ class FrameReplay(tf.Module):
                                                         tf.gather_nd(self.final.read_value(), previous)))
         zeros = tf.zeros([self.num_envs], tf.int32)
         self.write_slots(self.ring_index(self.written), frames, zeros, zeros)
+        if self.prioritized:
+            self.set_leaves(self.ring_index(self.written), tf.zeros([self.num_envs], tf.float64))
         self.written.assign_add(tf.ones_like(self.written))
 
     def add(self, action, reward, terminated, next_frame, ended, reset_frame):
@@ -126,15 +149,47 @@ class FrameReplay(tf.Module):
                          tf.concat([next_frame, tf.where(self.per_frame(ended), reset_frame, next_frame)], 0),
                          tf.concat([next_step, tf.where(ended, zeros, next_step)], 0),
                          tf.concat([tf.cast(ended, tf.int32), zeros], 0))
+        written_before = self.written.read_value()
         self.written.assign_add(1 + tf.cast(ended, tf.int64))
+        if self.prioritized:
+            self.prioritize_new_fn(next_index, after_index, written_before)
+
+    # --- priorities ------------------------------------------------------------------
+    def leaf(self, index):
+        """SumTree leaves of [env, slot] pairs [B, 2]."""
+        return tf.cast(index[:, 0] * self.slots + index[:, 1], tf.int32)
+
+    def set_leaves(self, index, priorities):
+        self.priorities.update_fn(self.leaf(index), priorities)
+
+    def prioritize_new_fn(self, next_index, after_index, written_before):
+        """The slots just written start nothing yet (p = 0); the starts this step completes —
+        the last n before it, where their window is now written — get the largest p so far."""
+        zeros = tf.zeros([self.num_envs], tf.float64)
+        self.set_leaves(tf.concat([next_index, after_index], 0), tf.concat([zeros, zeros], 0))
+        env = tf.range(self.num_envs, dtype=tf.int32)
+        for back in range(self.n_step):
+            logical = written_before - 1 - back
+            index = self.ring_index(logical)
+            current = self.priorities.priorities_fn(self.leaf(index))
+            newly = self.can_start(env, logical) & (current == 0)
+            self.set_leaves(index, tf.where(newly, tf.broadcast_to(self.max_priority, tf.shape(current)), current))
+
+    def update_priorities_fn(self, index, error):
+        """p ← (|error| + ε)^α for the leaves `index` a sample drew; the largest goes to new starts."""
+        priority = tf.pow(tf.abs(tf.cast(error, tf.float64)) + self.priority_epsilon, self.priority_exponent)
+        self.priorities.update_fn(index, priority)
+        self.max_priority.assign(tf.maximum(self.max_priority, tf.reduce_max(priority)))
 
     # --- sampling --------------------------------------------------------------------
-    def sample(self, batch_size):
-        """(obs, action, reward, next_obs, terminated, env, slot) for `batch_size` transitions
-        drawn uniformly with replacement; obs and next_obs are [B, H, W, history] uint8. With
-        n_step > 1, (…, γ^m) too: reward is the window's Σ γ^k r_k (float64)."""
+    def sample(self, batch_size, importance_exponent=1.0):
+        """A FrameSample of `batch_size` transitions drawn uniformly with replacement (prioritized:
+        in proportion to priority, weighted with β = importance_exponent). With n_step > 1 the
+        reward is the window's Σ γ^k r_k (float64)."""
         if self.num_transitions() == 0:
             raise ValueError("cannot sample from a frame replay without a complete transition; add steps first")
+        if self.prioritized:
+            return self._sample(tf.constant(int(batch_size)), tf.constant(float(importance_exponent), tf.float64))
         return self._sample(tf.constant(int(batch_size)))
 
     def can_start(self, env, logical):
@@ -162,13 +217,19 @@ class FrameReplay(tf.Module):
         return (tf.gather_nd(self.terminated.read_value(), here) != 0,
                 tf.gather_nd(self.final.read_value(), after) != 0)
 
-    def sample_fn(self, batch_size):
+    def sample_fn(self, batch_size, importance_exponent=None):
         batch_size = tf.convert_to_tensor(batch_size, tf.int32)
         # Draws over the last `span` slots of every env cover every valid start uniformly.
         span = tf.maximum(tf.minimum(tf.constant(self.slots, tf.int64), tf.reduce_max(self.written)), 1)
 
         def draw(round_number):
             seed = tf.stack([tf.constant(self.seed, tf.int32), self.draws + round_number])
+            if self.prioritized:   # a leaf in proportion to priority, then its slot's logical index
+                total = self.priorities.total_fn()
+                leaf = self.priorities.find_fn(tf.random.stateless_uniform([batch_size], seed=seed, dtype=tf.float64) * total)
+                env, ring = leaf // self.slots, tf.cast(leaf % self.slots, tf.int64)
+                oldest = tf.gather(self.written, env) - self.slots
+                return env, oldest + tf.math.floormod(ring - oldest, self.slots)
             pick = tf.random.stateless_uniform([batch_size], seed=seed, minval=0, maxval=self.num_envs * span,
                                                dtype=tf.int64)   # (env, offset) uniform over N × span
             env = tf.cast(pick // span, tf.int32)
@@ -186,6 +247,15 @@ class FrameReplay(tf.Module):
             redraw, (tf.constant(1, tf.int32), env, logical, self.can_start(env, logical)))
         self.draws.assign_add(rounds)
         index = tf.stack([tf.cast(env, tf.int64), tf.math.floormod(logical, self.slots)], axis=1)
+        sample = self.transitions_at(env, logical, index)
+        if not self.prioritized:
+            return sample
+        leaf = self.leaf(index)
+        weight = tf.pow(self.priorities.priorities_fn(leaf), -tf.cast(importance_exponent, tf.float64))
+        return sample._replace(weight=tf.cast(weight / tf.reduce_max(weight), tf.float32), index=leaf)
+
+    def transitions_at(self, env, logical, index):
+        """The FrameSample of the starts (env, logical), [env, slot] `index`."""
         if self.n_step > 1:
             later = logical[:, None] + tf.range(self.n_step, dtype=tf.int64)[None, :]
             terminated, ends = self.window_flags(env, later)
@@ -194,13 +264,13 @@ class FrameReplay(tf.Module):
             window_return, bootstrap_discount, last = bellman.n_step_window(
                 tf.cast(rewards, tf.float64), terminated, ends, self.discount)
             last = tf.cast(last, tf.int64)
-            return (self.stack(env, logical), tf.gather_nd(self.action.read_value(), index), window_return,
-                    self.stack(env, logical + last + 1),
-                    tf.cast(tf.gather(terminated, last, axis=1, batch_dims=1), tf.float32), env, logical,
-                    bootstrap_discount)
-        return (self.stack(env, logical), tf.gather_nd(self.action.read_value(), index), tf.gather_nd(self.reward.read_value(), index),
-                self.stack(env, logical + 1), tf.cast(tf.gather_nd(self.terminated.read_value(), index), tf.float32),
-                env, logical)
+            return FrameSample(self.stack(env, logical), tf.gather_nd(self.action.read_value(), index), window_return,
+                               self.stack(env, logical + last + 1),
+                               tf.cast(tf.gather(terminated, last, axis=1, batch_dims=1), tf.float32), env, logical,
+                               bootstrap_discount)
+        return FrameSample(self.stack(env, logical), tf.gather_nd(self.action.read_value(), index),
+                           tf.gather_nd(self.reward.read_value(), index), self.stack(env, logical + 1),
+                           tf.cast(tf.gather_nd(self.terminated.read_value(), index), tf.float32), env, logical)
 
     def per_frame(self, mask):
         """A [B] mask shaped to select whole frames in tf.where."""

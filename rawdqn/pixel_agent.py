@@ -23,9 +23,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import optim
+from rawdqn import optim, schedule
 from rawdqn.agent import DQN
-from rawdqn.config import ConfigError
 from rawdqn.device import placement
 from rawdqn.frame_replay import FrameReplay, input_shape_of
 from rawdqn.network import ConvQNetwork
@@ -43,9 +42,6 @@ class PixelDQN(DQN):
         self.frame_max = float(frame_max)
         if len(self.frame_shape) not in (2, 3):
             raise ValueError(f"frames are [H, W] or [H, W, C]; got shape {self.frame_shape}")
-        if config is not None and config.prioritized:
-            raise ConfigError("--prioritized is not there yet for pixel observations (the frame replay); "
-                              "drop it, or use a vector-observation env")
         self.input_shape = input_shape_of(self.frame_shape, config.history if config else 1)
         super().__init__(math.prod(self.input_shape), num_actions, config, seed=seed, device=device,
                          num_envs=num_envs, name=name)
@@ -65,7 +61,8 @@ class PixelDQN(DQN):
         parameters = conv_parameter_count(self.input_shape, self.num_actions, config.convs, config.hidden,
                                           head["dueling"], head["atoms"], config.noisy)
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
-        return {"replay": slots * (math.prod(self.frame_shape) + 14),
+        tree = 16 * 2 ** max(1, math.ceil(math.log2(slots))) if config.prioritized else 0   # the SumTree's float64 nodes
+        return {"replay": slots * (math.prod(self.frame_shape) + 14) + tree,
                 "networks and optimizer": copies * parameters * width}
 
     def build_model(self, use_bias, initializer):
@@ -76,7 +73,8 @@ class PixelDQN(DQN):
                                     for name in ("online", "target"))
         self.replay = FrameReplay(self.slots_per_env, self.frame_shape, self.num_envs, config.history,
                                   config.frame_pad, seed=self.seed + 1, jit_compile=config.mode == "xla",
-                                  n_step=config.n_step, discount=config.discount)
+                                  n_step=config.n_step, discount=config.discount, prioritized=config.prioritized,
+                                  priority_exponent=config.priority_exponent, priority_epsilon=config.priority_epsilon)
         self.acting_shape, self.acting_dtype = self.input_shape, tf.uint8
 
     # --- observations --------------------------------------------------------
@@ -145,10 +143,15 @@ class PixelDQN(DQN):
         return self.act_on_fn(stack)
 
     def sample_fn(self):
-        obs, action, reward, next_obs, terminated, _, _, *window = self.sample_part(self.config.batch_size)
-        discount = tf.cast(window[0], self.dtype) if window else None   # γ^m of an n-step window
-        return Transition(obs, action, tf.cast(reward, self.dtype), next_obs, tf.cast(terminated, self.dtype), None,
-                          discount)
+        if self.config.prioritized:
+            sample = self.sample_part(self.config.batch_size, schedule.importance_exponent(self.config, self.schedule.step))
+        else:
+            sample = self.sample_part(self.config.batch_size)
+
+        def cast(value):
+            return None if value is None else tf.cast(value, self.dtype)
+        return Transition(sample.obs, sample.action, cast(sample.reward), sample.next_obs, cast(sample.terminated), None,
+                          cast(sample.discount), cast(sample.weight), sample.index)
 
 
 def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, device=None, **options):

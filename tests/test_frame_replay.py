@@ -58,7 +58,7 @@ def test_samples_are_exactly_the_transitions_the_reference_can_sample(slots, num
     assert replay.num_transitions() == len(expected)
     if not expected:
         return
-    obs, action, reward, next_obs, terminated, env, logical = (x.numpy() for x in replay.sample(600))
+    obs, action, reward, next_obs, terminated, env, logical = (x.numpy() for x in replay.sample(600)[:7])
     seen = set()
     assert obs.shape[1:] == replay.input_shape()
     for i in range(len(env)):
@@ -84,7 +84,7 @@ def test_sampling_is_uniform_over_the_valid_transitions():
     counts = dict.fromkeys(expected, 0)
     draws = 0
     for _ in range(20):
-        obs, _, _, next_obs, _, env, logical = replay.sample(500)
+        obs, _, _, next_obs, _, env, logical = replay.sample(500)[:7]
         for i, key in enumerate(zip(env.numpy().tolist(), logical.numpy().tolist())):
             counts[key] += 1   # a KeyError here is a sample the reference cannot make
             if i < 20:   # the compiled stacks too, frame for frame
@@ -144,7 +144,7 @@ def test_beginning_again_mid_episode_cuts_that_episode_off(history):
     play(replay, reference, rng, 5, 0.0)   # begins again, without an episode end
     expected = reference.transitions()
     assert replay.num_transitions() == len(expected) == 2 * (7 + 5)
-    _, _, _, _, _, env, logical = (x.numpy() for x in replay.sample(500))
+    _, _, _, _, _, env, logical = (x.numpy() for x in replay.sample(500)[:7])
     assert {(int(e), int(l)) for e, l in zip(env, logical)} == set(expected)
 
 
@@ -165,7 +165,7 @@ def test_n_step_windows_are_exactly_the_reference_ones(slots, num_envs, history,
     assert replay.num_transitions() == len(expected)
     if not expected:
         return
-    obs, action, reward, next_obs, terminated, env, logical, discount = (x.numpy() for x in replay.sample(600))
+    obs, action, reward, next_obs, terminated, env, logical, discount = (x.numpy() for x in replay.sample(600)[:8])
     seen = set()
     for i in range(len(env)):
         key = (int(env[i]), int(logical[i]))
@@ -178,3 +178,40 @@ def test_n_step_windows_are_exactly_the_reference_ones(slots, num_envs, history,
         np.testing.assert_allclose(discount[i], ref_discount, rtol=1e-12)
         seen.add(key)
     assert seen == set(expected)
+
+
+@pytest.mark.parametrize("num_envs,slots,history,n_step", [(1, 9, 4, 1), (2, 12, 2, 3), (3, 10, 4, 2)])
+def test_prioritized_draws_are_valid_starts_in_proportion_to_priority(num_envs, slots, history, n_step):
+    # Every valid start (the reference's) is drawn, nothing else is, and frequencies follow the
+    # priorities set from known errors (χ², fixed seed), across wrap-around.
+    import tensorflow as tf
+    rng = np.random.default_rng(slots)
+    replay = FrameReplay(slots, FRAME, num_envs, history, seed=2, jit_compile=False, n_step=n_step, discount=0.9,
+                         prioritized=True, priority_exponent=0.7)
+    reference = FrameReplayReference(slots, num_envs, history, n_step=n_step, discount=0.9)
+    play(replay, reference, rng, 3 * slots, 0.25)
+    expected = reference.transitions()
+    assert expected
+    keys = sorted(expected)
+    leaves = np.array([env * slots + logical % slots for env, logical in keys])
+    # Before any update, each valid start has been given the largest priority (1: none learned yet).
+    held = replay.priorities.priorities_fn(tf.constant(leaves, tf.int32)).numpy()
+    np.testing.assert_array_equal(held, 1.0)
+    errors = rng.uniform(0.1, 3.0, len(keys))
+    replay.update_priorities_fn(tf.constant(leaves, tf.int32), tf.constant(errors))
+    priority = (errors + 1e-6) ** 0.7
+    counts = dict.fromkeys(keys, 0)
+    for _ in range(10):
+        sample = replay.sample(1000, importance_exponent=0.6)
+        env, logical, weight = sample.env.numpy(), sample.slot.numpy(), sample.weight.numpy()
+        drawn_priority = np.array([priority[keys.index((int(e), int(l)))] for e, l in zip(env, logical)])
+        np.testing.assert_allclose(weight, drawn_priority ** -0.6 / (drawn_priority ** -0.6).max(), rtol=1e-6)
+        for e, l in zip(env.tolist(), logical.tolist()):
+            counts[(e, l)] += 1   # a KeyError: a start the reference cannot sample
+        np.testing.assert_array_equal(sample.obs[:5].numpy(), [expected[(int(e), int(l))][0]
+                                                              for e, l in zip(env[:5], logical[:5])])
+    observed = np.array([counts[key] for key in keys])
+    expected_counts = priority / priority.sum() * observed.sum()
+    chi2 = float(np.sum((observed - expected_counts) ** 2 / expected_counts))
+    k = len(keys) - 1
+    assert chi2 < k * (1 - 2 / (9 * k) + 3.09 * np.sqrt(2 / (9 * k))) ** 3, (chi2, k)
