@@ -97,7 +97,7 @@ def test_training_stacks_are_gymnasiums_frame_stacks_and_the_replay_holds_what_w
     trainer = training.Trainer(FRAMES_ID, config, seed=7, log=lambda *a: None, on_step=on_step)
     trainer.run()
     assert sum(checked) >= 10   # many episode ends crossed
-    obs, action, reward, next_obs, terminated, _, _ = (x.numpy() for x in trainer.agent.replay.sample(300))
+    obs, action, reward, next_obs, terminated, _, _ = (x.numpy() for x in trainer.agent.replay.sample(300)[:7])
     for i in range(len(action)):
         assert transition_key(obs[i], action[i], reward[i], next_obs[i], terminated[i]) in played
 
@@ -135,7 +135,7 @@ def test_pixel_dqn_learns_a_pixel_bandit_to_its_optimal_return():
 def test_reward_clipping_reaches_the_replay_but_not_the_reported_returns():
     config = SMALL.replace(reward_clip=1.0, total_steps=200)
     result = training.train(FRAMES_ID, config, seed=2, log=lambda *a: None)
-    _, _, reward, _, _, _, _ = (x.numpy() for x in result.agent.replay.sample(200))
+    _, _, reward, _, _, _, _ = (x.numpy() for x in result.agent.replay.sample(200)[:7])
     assert np.all(np.abs(reward) <= 1.0) and np.any(np.abs(reward) == 1.0)
     returns = np.asarray(result.episode_returns)
     assert np.any(np.abs(returns) > 1.0)   # N(0, 9) rewards summed unclipped
