@@ -39,12 +39,19 @@ def state_of(agent):
     return {variable.name + str(i): variable.numpy() for i, variable in enumerate(agent.variables)}
 
 
-def test_interrupted_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path):
-    straight = train("CartPole-v1", CONFIG, seed=7, log=quiet)
+# Rainbow's parts hold state of their own: priorities and their sum-tree, the noise counters.
+RAINBOW_PARTS = dict(double_q=True, dueling=True, n_step=3, prioritized=True, distributional=True, noisy=True,
+                     v_min=0.0, v_max=50.0)
+
+
+@pytest.mark.parametrize("parts", [{}, RAINBOW_PARTS], ids=["dqn", "rainbow"])
+def test_interrupted_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path, parts):
+    config = CONFIG.replace(**parts)
+    straight = train("CartPole-v1", config, seed=7, log=quiet)
 
     run_dir = str(tmp_path / "run")
     with pytest.raises(TrainingInterrupted) as stopped:
-        train("CartPole-v1", CONFIG, seed=7, logdir=run_dir, log=interrupt_at(150), checkpoint_interval=100)
+        train("CartPole-v1", config, seed=7, logdir=run_dir, log=interrupt_at(150), checkpoint_interval=100)
     assert stopped.value.step == 150 and stopped.value.checkpoint_path.endswith("step-00000150")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     saved, arrays, _ = checkpoint.load_state(stopped.value.checkpoint_path)
