@@ -116,12 +116,14 @@ def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False, atoms=1):
 
 def standard_normal(count, seed, dtype):
     """`count` N(0, 1) draws by Box–Muller, z = √(−2 ln u₁) cos 2πu₂, from uniforms made of
-    stateless uint32 bits, u = (bits + ½) / 2³²: TensorFlow's own stateless float draws
+    stateless uint32 bits, u = (bits + ½) / 2³² (float32: the top 24 bits): TensorFlow's own stateless float draws
     differ between its kernels and XLA's, its raw bits do not, so every mode gets the same noise."""
     bits = tf.random.stateless_uniform([2, count], seed=seed, minval=None, maxval=None, dtype=tf.uint32)
-    uniform = (tf.cast(bits, tf.float64) + 0.5) / 2.0 ** 32
-    normal = tf.sqrt(-2.0 * tf.math.log(uniform[0])) * tf.cos(2.0 * math.pi * uniform[1])
-    return tf.cast(normal, dtype)
+    if dtype == tf.float64:
+        uniform = (tf.cast(bits, tf.float64) + 0.5) / 2.0 ** 32
+    else:   # float32 holds 24 bits exactly (and its log and cos are ~4× cheaper than float64's here)
+        uniform = (tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, tf.uint32)), dtype) + 0.5) / 2.0 ** 24
+    return tf.sqrt(-2.0 * tf.math.log(uniform[0])) * tf.cos(2.0 * math.pi * uniform[1])
 
 
 class ThetaNetwork(tf.Module):
@@ -193,6 +195,10 @@ class ThetaNetwork(tf.Module):
         self.noise_draws.assign_add(1)
         draws = standard_normal(total, seed, self.dtype)
         shaped = tf.sign(draws) * tf.sqrt(tf.abs(draws))
+        # Through a conditional (always taken: Box–Muller's draws are finite), so that XLA keeps the
+        # noise a buffer of its own: fused into the products' loops instead, it was recomputed for
+        # every multiply (a 256×256 MLP's noisy forward at batch 128: 2.35 ms, with this 0.55 ms).
+        shaped = tf.cond(tf.reduce_all(tf.math.is_finite(shaped)), lambda: shaped, lambda: tf.zeros_like(shaped))
         noise, start = [], 0
         for fan_in, fan_out in widths:
             noise.append((shaped[start:start + fan_in], shaped[start + fan_in:start + fan_in + fan_out]))
