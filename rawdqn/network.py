@@ -117,7 +117,8 @@ def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False, atoms=1):
 def standard_normal(count, seed, dtype):
     """`count` N(0, 1) draws by Box–Muller, z = √(−2 ln u₁) cos 2πu₂, from uniforms made of
     stateless uint32 bits, u = (bits + ½) / 2³² (float32: the top 24 bits): TensorFlow's own stateless float draws
-    differ between its kernels and XLA's, its raw bits do not, so every mode gets the same noise."""
+    differ between its kernels and XLA's, its raw bits do not, so every mode gets the same noise
+    (in float32, to the last bit of log and cos)."""
     bits = tf.random.stateless_uniform([2, count], seed=seed, minval=None, maxval=None, dtype=tf.uint32)
     if dtype == tf.float64:
         uniform = (tf.cast(bits, tf.float64) + 0.5) / 2.0 ** 32
