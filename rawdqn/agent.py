@@ -10,7 +10,6 @@ Each kernel has a `*_fn` version with no host-side checks, for composing inside
 a larger compiled program (several updates per call, or a whole on-device loop).
 """
 import collections
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +19,7 @@ from rawdqn.config import DQNConfig
 from rawdqn.kernel import compile_kernel, xla_part
 from rawdqn.network import QNetwork, dense_layer_shapes
 from rawdqn.replay import ReplayBuffer, Transition
+from rawdqn.sum_tree import SumTree
 
 LearnInfo = collections.namedtuple(
     "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
@@ -91,7 +91,7 @@ class DQN(tf.Module):
                          dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, head["dueling"], head["atoms"]))
         parameters *= 2 if config.noisy else 1   # a σ beside every μ
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
-        tree = 16 * 2 ** max(1, math.ceil(math.log2(config.replay_capacity))) if config.prioritized else 0
+        tree = SumTree.bytes_for(config.replay_capacity) if config.prioritized else 0
         return {"replay": config.replay_capacity * row + tree, "networks and optimizer": copies * parameters * width}
 
     def _allocate(self, device, use_bias, initializer):
@@ -224,7 +224,7 @@ class DQN(tf.Module):
                 loss = losses.squared_loss(td_error, weights=batch.weight)
         grad_norm = self.apply_part(tape.gradient(loss, watched))
         if batch.index is not None:   # drawn from a prioritized replay: p_i from |δ_i|
-            self.replay.update_priorities_fn(batch.index, td_error)
+            self.replay.priorities.update_from_errors_fn(batch.index, td_error)
         return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
                          tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
 
@@ -252,7 +252,7 @@ class DQN(tf.Module):
             loss = losses.weighted_mean(cross_entropy, batch.weight)
         grad_norm = self.apply_part(tape.gradient(loss, watched))
         if batch.index is not None:   # drawn from a prioritized replay: p_i from the cross-entropy (Hessel et al. 2018)
-            self.replay.update_priorities_fn(batch.index, cross_entropy)
+            self.replay.priorities.update_from_errors_fn(batch.index, cross_entropy)
         q_values = bellman.categorical_q_values(support, logits)
         td_error = losses.td_error(q_values, batch.action, tf.reduce_sum(target_probs * support, axis=-1))
         return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
@@ -305,9 +305,13 @@ class DQN(tf.Module):
     def sample_fn(self):
         """A batch of `batch_size` transitions drawn uniformly from the replay (a Transition);
         from a prioritized one, in proportion to priority, weighted with β(step)."""
+        return self.sample_part(*self.sample_inputs_fn())
+
+    def sample_inputs_fn(self):
+        """What the replay's sample_fn takes: (batch_size,), and a prioritized one's β(step)."""
         if self.config.prioritized:
-            return self.sample_part(self.config.batch_size, schedule.importance_exponent(self.config, self.schedule.step))
-        return self.sample_part(self.config.batch_size)
+            return self.config.batch_size, schedule.importance_exponent(self.config, self.schedule.step)
+        return (self.config.batch_size,)
 
     # --- one environment step ------------------------------------------------
     def begin(self, obs, legal_mask=None):

@@ -44,7 +44,7 @@ import tensorflow as tf
 
 from rawdqn import bellman
 from rawdqn.kernel import compile_kernel
-from rawdqn.sum_tree import SumTree
+from rawdqn.sum_tree import Priorities
 
 PADDINGS = ("zeros", "repeat")
 MAX_REDRAWS = 10_000   # a cap on rejection rounds per sample, so a program can never spin forever
@@ -89,10 +89,9 @@ class FrameReplay(tf.Module):
         self.written = tf.Variable(tf.zeros([self.num_envs], tf.int64), name="written")   # slots, per env
         self.draws = tf.Variable(0, dtype=tf.int32, name="draws")
         self.prioritized = bool(prioritized)
-        self.priority_exponent, self.priority_epsilon = float(priority_exponent), float(priority_epsilon)
         if self.prioritized:   # leaf env · slots + slot
-            self.priorities = SumTree(self.num_envs * self.slots, name="priorities")
-            self.max_priority = tf.Variable(tf.constant(1.0, tf.float64), trainable=False, name="max_priority")
+            self.priorities = Priorities(self.num_envs * self.slots, priority_exponent, priority_epsilon,
+                                         name="priorities")
         mode = "xla" if jit_compile else "function"
         self._begin = compile_kernel(self.begin_fn, mode)
         self._add = compile_kernel(self.add_fn, mode)
@@ -173,13 +172,8 @@ class FrameReplay(tf.Module):
             index = self.ring_index(logical)
             current = self.priorities.priorities_fn(self.leaf(index))
             newly = self.can_start(env, logical) & (current == 0)
-            self.set_leaves(index, tf.where(newly, tf.broadcast_to(self.max_priority, tf.shape(current)), current))
-
-    def update_priorities_fn(self, index, error):
-        """p ← (|error| + ε)^α for the leaves `index` a sample drew; the largest goes to new starts."""
-        priority = tf.pow(tf.abs(tf.cast(error, tf.float64)) + self.priority_epsilon, self.priority_exponent)
-        self.priorities.update_fn(index, priority)
-        self.max_priority.assign(tf.maximum(self.max_priority, tf.reduce_max(priority)))
+            self.set_leaves(index, tf.where(newly, tf.broadcast_to(self.priorities.max_priority, tf.shape(current)),
+                                            current))
 
     # --- sampling --------------------------------------------------------------------
     def sample(self, batch_size, importance_exponent=1.0):
@@ -295,7 +289,7 @@ class FrameReplay(tf.Module):
     def num_transitions(self):
         """How many transitions can be sampled now (computed on the host)."""
         written = self.written.numpy()
-        step, final = self.step.numpy(), self.final.numpy()
+        step, final, terminated = self.step.numpy(), self.final.numpy(), self.terminated.numpy()
         total = 0
         for env in range(self.num_envs):
             logical = np.arange(max(0, written[env] - self.slots), written[env] - 1)
@@ -303,8 +297,7 @@ class FrameReplay(tf.Module):
             back = np.minimum(step[env, ring], self.history - 1)
             valid = (final[env, ring] == 0) & (logical - back >= written[env] - self.slots)
             if self.n_step > 1:
-                terminated = self.terminated.numpy()[env]
-                valid &= [self.window_written(start, written[env], terminated, final[env]) for start in logical]
+                valid &= [self.window_written(start, written[env], terminated[env], final[env]) for start in logical]
             total += int(np.sum(valid))
         return total
 

@@ -144,9 +144,10 @@ class ThetaNetwork(tf.Module):
         self.noise_seed = int(seed)
         initial, shapes, scales = [], [], []   # (kernel shape, bias shape or None) per layer; σ's
         for layer, (kernel_shape, fan_in, fan_out) in enumerate(layers):
+            noisy = noisy_from is not None and layer >= noisy_from
             if initializer == "zeros":
                 kernel = tf.zeros(kernel_shape, self.dtype)
-            elif noisy_from is not None and layer >= noisy_from:   # Fortunato et al. 2018, factorised
+            elif noisy:   # Fortunato et al. 2018, factorised
                 bound = 1.0 / math.sqrt(fan_in)
                 kernel = tf.random.stateless_uniform(kernel_shape, seed=[int(seed), layer],
                                                      minval=-bound, maxval=bound, dtype=self.dtype)
@@ -156,13 +157,13 @@ class ThetaNetwork(tf.Module):
                                                      minval=-limit, maxval=limit, dtype=self.dtype)
             initial.append(tf.reshape(kernel, [-1]))
             bias_shape = (kernel_shape[-1],) if self.use_bias else None
-            noisy = noisy_from is not None and layer >= noisy_from and initializer != "zeros"
             if bias_shape:
                 bias = tf.random.stateless_uniform(bias_shape, seed=[int(seed), layer + 10_000], minval=-bound,
-                                                   maxval=bound, dtype=self.dtype) if noisy else tf.zeros(bias_shape, self.dtype)
+                                                   maxval=bound, dtype=self.dtype) \
+                    if noisy and initializer != "zeros" else tf.zeros(bias_shape, self.dtype)
                 initial.append(bias)
             shapes.append((kernel_shape, bias_shape))
-            if noisy_from is not None and layer >= noisy_from:
+            if noisy:
                 scales.append([(kernel_shape, noisy_sigma / math.sqrt(fan_in))]
                               + ([(bias_shape, noisy_sigma / math.sqrt(fan_in))] if bias_shape else []))
         initial += [tf.fill([math.prod(shape)], tf.constant(value, self.dtype)) for layer in scales for shape, value in layer]
@@ -214,7 +215,8 @@ class ThetaNetwork(tf.Module):
         sizes = [view.size for view in views]
         pieces = split_theta(theta, sizes) if differentiable else tf.split(theta, sizes)
         tensors = [tf.reshape(piece, view.shape) for piece, view in zip(pieces, views)]
-        count = len(self.kernels) * (2 if self.use_bias else 1)
+        per_layer = 2 if self.use_bias else 1
+        count = len(self.kernels) * per_layer
         tensors, scale_tensors = tensors[:count], tensors[count:]
         if not self.use_bias:
             kernels, biases = tensors, [None] * len(tensors)
@@ -222,7 +224,6 @@ class ThetaNetwork(tf.Module):
             kernels, biases = tensors[0::2], tensors[1::2]
         if not self.noisy:
             return kernels, biases
-        per_layer = 2 if self.use_bias else 1
         return kernels, biases, [scale_tensors[i:i + per_layer] for i in range(0, len(scale_tensors), per_layer)]
 
     def dense_layers(self, x, parameters, first, noise=None):

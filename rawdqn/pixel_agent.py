@@ -23,12 +23,13 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import optim, schedule
+from rawdqn import optim
 from rawdqn.agent import DQN
 from rawdqn.device import placement
 from rawdqn.frame_replay import FrameReplay, input_shape_of
 from rawdqn.network import ConvQNetwork
 from rawdqn.replay import Transition
+from rawdqn.sum_tree import SumTree
 
 
 class PixelDQN(DQN):
@@ -61,7 +62,7 @@ class PixelDQN(DQN):
         parameters = conv_parameter_count(self.input_shape, self.num_actions, config.convs, config.hidden,
                                           head["dueling"], head["atoms"], config.noisy)
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
-        tree = 16 * 2 ** max(1, math.ceil(math.log2(slots))) if config.prioritized else 0   # the SumTree's float64 nodes
+        tree = SumTree.bytes_for(slots) if config.prioritized else 0
         return {"replay": slots * (math.prod(self.frame_shape) + 14) + tree,
                 "networks and optimizer": copies * parameters * width}
 
@@ -143,10 +144,7 @@ class PixelDQN(DQN):
         return self.act_on_fn(stack)
 
     def sample_fn(self):
-        if self.config.prioritized:
-            sample = self.sample_part(self.config.batch_size, schedule.importance_exponent(self.config, self.schedule.step))
-        else:
-            sample = self.sample_part(self.config.batch_size)
+        sample = self.sample_part(*self.sample_inputs_fn())
 
         def cast(value):
             return None if value is None else tf.cast(value, self.dtype)

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from rawdqn import bellman
 from rawdqn.kernel import compile_kernel
-from rawdqn.sum_tree import SumTree
+from rawdqn.sum_tree import Priorities
 
 # `discount`: the γ^m each sampled target bootstraps with, from an n-step replay (None: γ);
 # `weight` and `index`: a prioritized replay's importance weights and the slots drawn.
@@ -44,7 +44,7 @@ class ReplayBuffer(tf.Module):
 
     With `prioritized` (Schaul et al. 2016, proportional), slot i is drawn with probability
     P(i) = p_i / Σ_j p_j from a SumTree, where p_i = (|δ_i| + ε)^α after each update
-    (update_priorities_fn) and a new transition gets the largest p so far (as soon as its
+    (priorities.update_from_errors_fn, with a sample's `index`) and a new transition gets the largest p so far (as soon as its
     window is complete: until then its p is 0); each draw carries the importance weight
         w_i = (M · P(i))^−β / max_batch w,   M the transitions that can be drawn,
     normalised by the batch's largest (as Dopamine does) so that it only scales updates down.
@@ -78,10 +78,8 @@ class ReplayBuffer(tf.Module):
                               rows[:, start + self.num_actions:]], 1)
         self.rows = tf.Variable(rows, name="rows")
         self.prioritized = bool(prioritized)
-        self.priority_exponent, self.priority_epsilon = float(priority_exponent), float(priority_epsilon)
         if self.prioritized:
-            self.priorities = SumTree(capacity, name="priorities")
-            self.max_priority = tf.Variable(tf.constant(1.0, tf.float64), trainable=False, name="max_priority")
+            self.priorities = Priorities(capacity, priority_exponent, priority_epsilon, name="priorities")
         self.cursor = tf.Variable(0, dtype=tf.int32, name="cursor")
         self.count = tf.Variable(0, dtype=tf.int32, name="count")
         self.draws = tf.Variable(0, dtype=tf.int32, name="draws")
@@ -201,13 +199,13 @@ class ReplayBuffer(tf.Module):
         fresh = tf.range(tf.shape(indices)[0]) < added
         tree = self.priorities
         if self.n_step == 1:
-            tree.update_fn(indices, tf.where(fresh, self.max_priority, tree.priorities_fn(indices)))
+            tree.update_fn(indices, tf.where(fresh, tree.max_priority, tree.priorities_fn(indices)))
             return
-        tree.update_fn(indices, tf.where(fresh, tf.zeros_like(self.max_priority), tree.priorities_fn(indices)))
+        tree.update_fn(indices, tf.where(fresh, tf.zeros_like(tree.max_priority), tree.priorities_fn(indices)))
         back = (self.n_step - 1) * self.stride
         completed = tf.math.floormod(indices - back, self.capacity)
         exists = fresh & (self.count + tf.range(tf.shape(indices)[0]) >= back)   # written before, not a pad
-        tree.update_fn(completed, tf.where(exists, self.max_priority, tree.priorities_fn(completed)))
+        tree.update_fn(completed, tf.where(exists, tree.max_priority, tree.priorities_fn(completed)))
 
     def sample(self, batch_size, importance_exponent=1.0):
         """A Transition of `batch_size` rows drawn uniformly, with replacement, from the filled part
@@ -247,13 +245,6 @@ class ReplayBuffer(tf.Module):
         age = tf.random.stateless_uniform([batch_size], seed=seed, minval=0, maxval=tf.maximum(complete, 1),
                                           dtype=tf.int32)   # 0: the oldest transition held
         return self.transitions_at(tf.math.floormod(self.cursor - self.count + age, self.capacity))
-
-    def update_priorities_fn(self, index, error):
-        """p_i ← (|error_i| + ε)^α for the slots `index` a sample drew (error: its TD error, or
-        a distributional agent's loss); the largest p so far goes to the next new transitions."""
-        priority = tf.pow(tf.abs(tf.cast(error, tf.float64)) + self.priority_epsilon, self.priority_exponent)
-        self.priorities.update_fn(index, priority)
-        self.max_priority.assign(tf.maximum(self.max_priority, tf.reduce_max(priority)))
 
     def transitions_at(self, first):
         """The transitions starting in slots `first` [B]: rows, or n-step windows."""

@@ -58,6 +58,27 @@ class SumTree(tf.Module):
             node = 2 * node + tf.cast(go_right, tf.int32)
         return node - self.leaves
 
+    @staticmethod
+    def bytes_for(size):
+        """Bytes a tree of `size` items holds: 2 · 2^⌈log₂ size⌉ float64 nodes (for memory checks)."""
+        return 16 * 2 ** max(1, math.ceil(math.log2(int(size))))
+
     @property
     def nbytes(self):
         return self.tree.shape.num_elements() * self.tree.dtype.size
+
+
+class Priorities(SumTree):
+    """A prioritized replay's SumTree (Schaul et al. 2016, proportional): p = (|δ| + ε)^α from the
+    errors of what was drawn, and the largest p so far (`max_priority`, 1 at first) for what is new."""
+
+    def __init__(self, size, exponent=0.6, epsilon=1e-6, name=None):
+        super().__init__(size, name=name)
+        self.exponent, self.epsilon = float(exponent), float(epsilon)
+        self.max_priority = tf.Variable(tf.constant(1.0, tf.float64), trainable=False, name="max_priority")
+
+    def update_from_errors_fn(self, indices, error):
+        """p_k ← (|error_k| + ε)^α for items `indices` (a TD error, or a distributional agent's loss)."""
+        priority = tf.pow(tf.abs(tf.cast(error, tf.float64)) + self.epsilon, self.exponent)
+        self.update_fn(indices, priority)
+        self.max_priority.assign(tf.maximum(self.max_priority, tf.reduce_max(priority)))

@@ -198,7 +198,7 @@ def test_prioritized_draws_are_valid_starts_in_proportion_to_priority(num_envs, 
     held = replay.priorities.priorities_fn(tf.constant(leaves, tf.int32)).numpy()
     np.testing.assert_array_equal(held, 1.0)
     errors = rng.uniform(0.1, 3.0, len(keys))
-    replay.update_priorities_fn(tf.constant(leaves, tf.int32), tf.constant(errors))
+    replay.priorities.update_from_errors_fn(tf.constant(leaves, tf.int32), tf.constant(errors))
     priority = (errors + 1e-6) ** 0.7
     counts = dict.fromkeys(keys, 0)
     for _ in range(10):

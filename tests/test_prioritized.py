@@ -74,7 +74,7 @@ def test_draws_follow_the_priorities_and_weights_are_normalised(compiled):
                           priority_exponent=alpha, priority_epsilon=epsilon, jit_compile=compiled)
     add_numbered(replay, 12)
     errors = np.linspace(-2.0, 3.0, 12)
-    replay.update_priorities_fn(tf.range(12), tf.constant(errors))
+    replay.priorities.update_from_errors_fn(tf.range(12), tf.constant(errors))
     add_numbered(replay, 2, start=12)
     priorities = np.zeros(16)
     priorities[:12] = (np.abs(errors) + epsilon) ** alpha
@@ -127,7 +127,7 @@ def test_the_agent_weights_its_loss_and_writes_back_priorities():
     agent = DQN(4, 2, config, seed=0, discrete_obs=True, use_bias=False, initializer="zeros")
     for state in range(4):   # rewards 1, 2, 3, 4 from state s to s + 1 (terminal), action 0
         agent.replay.add([state], [0], [state + 1.0], [(state + 1) % 4], [1.0])
-    agent.replay.update_priorities_fn(tf.range(4), tf.constant([1.0, 2.0, 3.0, 4.0]))   # p = √(|δ| + ε)
+    agent.replay.priorities.update_from_errors_fn(tf.range(4), tf.constant([1.0, 2.0, 3.0, 4.0]))   # p = √(|δ| + ε)
     info = agent.train(1)
     batch_draws = int(agent.replay.draws.numpy())
     assert batch_draws == 1
@@ -136,7 +136,7 @@ def test_the_agent_weights_its_loss_and_writes_back_priorities():
                          priority_exponent=0.5, jit_compile=False)
     for state in range(4):
         again.add([state], [0], [state + 1.0], [(state + 1) % 4], [1.0])
-    again.update_priorities_fn(tf.range(4), tf.constant([1.0, 2.0, 3.0, 4.0]))
+    again.priorities.update_from_errors_fn(tf.range(4), tf.constant([1.0, 2.0, 3.0, 4.0]))
     beta = float(schedule.importance_exponent(config, 0))
     drawn = again.sample(4, importance_exponent=beta)
     index = drawn.index.numpy()
@@ -150,7 +150,7 @@ def test_the_agent_weights_its_loss_and_writes_back_priorities():
     np.testing.assert_allclose(agent.online.kernels[0].numpy(), kernel, rtol=1e-12)
     written = agent.replay.priorities.priorities_fn(tf.constant(index)).numpy()
     np.testing.assert_allclose(written, np.sqrt(td_error + 1e-6), rtol=1e-12)
-    assert float(agent.replay.max_priority.numpy()) == pytest.approx(max(np.sqrt(td_error + 1e-6).max(), 1.0))
+    assert float(agent.replay.priorities.max_priority.numpy()) == pytest.approx(max(np.sqrt(td_error + 1e-6).max(), 1.0))
 
 
 def test_beta_is_annealed_to_one_by_the_end():
