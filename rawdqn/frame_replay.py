@@ -297,20 +297,23 @@ class FrameReplay(tf.Module):
             back = np.minimum(step[env, ring], self.history - 1)
             valid = (final[env, ring] == 0) & (logical - back >= written[env] - self.slots)
             if self.n_step > 1:
-                valid &= [self.window_written(start, written[env], terminated[env], final[env]) for start in logical]
+                valid &= self.windows_written(logical, written[env], terminated[env], final[env])
             total += int(np.sum(valid))
         return total
 
-    def window_written(self, start, written, terminated, final):
-        """Whether slot `start`'s n-step window is written up to its cut (host side; one env's
-        slots written, and its rings of terminated and final flags)."""
+    def windows_written(self, starts, written, terminated, final):
+        """Whether each start's n-step window is written up to its cut (host side; one env's
+        logical start slots [M], its slot count written, its rings of terminated and final flags):
+        going through k = 0 … n − 1, a window whose slot start + k has no next slot yet is not
+        written; one cut at k (terminated there, or its next slot a last frame) is."""
+        undecided, written_so_far = np.ones(len(starts), bool), np.zeros(len(starts), bool)
         for k in range(self.n_step):
-            slot = start + k
-            if slot + 1 >= written:
-                return False
-            if terminated[slot % self.slots] or final[(slot + 1) % self.slots]:
-                return True
-        return True
+            slot = starts + k
+            unwritten = slot + 1 >= written
+            cut = (terminated[slot % self.slots] != 0) | (final[(slot + 1) % self.slots] != 0)
+            written_so_far |= undecided & ~unwritten & cut
+            undecided &= ~unwritten & ~cut
+        return written_so_far | undecided
 
     @property
     def size(self):
