@@ -58,3 +58,19 @@ def categorical_cross_entropy(target_probs, logits, actions):
     taken = tf.gather(logits, tf.cast(actions, tf.int32), axis=1, batch_dims=1)   # [batch, K]
     return -tf.reduce_sum(tf.stop_gradient(cast(target_probs, logits.dtype)) * tf.nn.log_softmax(taken, axis=-1),
                           axis=-1)
+
+
+def policy_gradient_loss(log_probs, advantages, normalizer=None):
+    """L = −(1/M) Σ_i log π(a_i|s_i) · Â_i, the advantages held fixed (no gradient), so that
+    ∇L = −(1/M) Σ_i Â_i ∇ log π(a_i|s_i): the score-function estimate of −∇J (Williams 1992).
+
+    log_probs and advantages of the same shape (rawdqn/policy_gradient.py); Â_i a return G_i
+    (REINFORCE), G_i − b(s_i) with a baseline, or a GAE advantage (A2C); M = `normalizer`,
+    by default their count (a mean). REINFORCE over E whole episodes takes M = E: the sum over
+    each episode's steps, the mean over episodes, as TF-Agents' ReinforceAgent does.
+    """
+    log_probs = tf.convert_to_tensor(log_probs)
+    advantages = tf.stop_gradient(cast(advantages, log_probs.dtype))
+    total = tf.reduce_sum(log_probs * advantages)
+    count = tf.cast(tf.size(log_probs), log_probs.dtype) if normalizer is None else cast(normalizer, log_probs.dtype)
+    return -total / count

@@ -723,3 +723,120 @@ class FrameReplayReference:
             if episode["terminated"][t + k] or (finished and t + k == steps - 1):
                 return total, k + 1
         return total, self.n_step
+
+
+# --------------------------------------------------------------- policy gradients
+
+
+def discounted_returns(rewards, terminated, ended, discount, next_values):
+    """G_t of each env's rollout column [T, N], by walking each episode piece forwards:
+    G_t = Σ_{k=t}^{c} γ^{k−t} r_k + γ^{c−t+1} (1 − terminated_c) V(s_{c+1}), with c the first
+    step at or after t where the return is cut (its episode ended, or the rollout's last)."""
+    rewards, terminated, ended, next_values = (np.asarray(a, np.float64)
+                                               for a in (rewards, terminated, ended, next_values))
+    steps, envs = rewards.shape
+    returns = np.zeros_like(rewards)
+    for n in range(envs):
+        for t in range(steps):
+            total, c = 0.0, t
+            while True:
+                total += discount ** (c - t) * rewards[c, n]
+                if ended[c, n] or c == steps - 1:
+                    break
+                c += 1
+            returns[t, n] = total + discount ** (c - t + 1) * (1.0 - terminated[c, n]) * next_values[c, n]
+    return returns
+
+
+def generalized_advantages(rewards, terminated, ended, values, next_values, discount, lam):
+    """A_t = Σ_{k=t}^{c} (γλ)^{k−t} δ_k with δ_k = r_k + γ(1 − terminated_k) V(s_{k+1}) − V(s_k)
+    and c as in discounted_returns, summed forwards; [T, N]."""
+    rewards, terminated, ended, values, next_values = (np.asarray(a, np.float64) for a in
+                                                       (rewards, terminated, ended, values, next_values))
+    td_errors = rewards + discount * (1.0 - terminated) * next_values - values
+    steps, envs = rewards.shape
+    advantages = np.zeros_like(rewards)
+    for n in range(envs):
+        for t in range(steps):
+            c = t
+            while True:
+                advantages[t, n] += (discount * lam) ** (c - t) * td_errors[c, n]
+                if ended[c, n] or c == steps - 1:
+                    break
+                c += 1
+    return advantages
+
+
+def log_policy(logits, legal_mask=None):
+    """log softmax over the legal actions; −∞ at the illegal ones; [B, A]."""
+    logits = np.asarray(logits, np.float64)
+    legal = np.ones(logits.shape, bool) if legal_mask is None else np.asarray(legal_mask, bool)
+    result = np.full(logits.shape, -np.inf)
+    for b in range(logits.shape[0]):
+        chosen = logits[b, legal[b]]
+        result[b, legal[b]] = chosen - (chosen.max() + np.log(np.sum(np.exp(chosen - chosen.max()))))
+    return result
+
+
+def entropy(logits, legal_mask=None):
+    """−Σ_{a legal} π(a) log π(a) per row."""
+    log_probs = log_policy(logits, legal_mask)
+    finite = np.isfinite(log_probs)
+    return -np.sum(np.where(finite, np.exp(np.where(finite, log_probs, 0.0)) * np.where(finite, log_probs, 0.0), 0.0),
+                   axis=-1)
+
+
+class TabularMDP:
+    """A finite MDP with known dynamics: P[s, a, s'] (rows sum to ≤ 1; the missing mass is the
+    probability of terminating), expected rewards R[s, a], start distribution ρ₀[s]. With a
+    tabular softmax policy π(a|s) = softmax(θ[s])_a, its exact policy gradient."""
+
+    def __init__(self, transitions, rewards, start):
+        self.transitions = np.asarray(transitions, np.float64)
+        self.rewards = np.asarray(rewards, np.float64)
+        self.start = np.asarray(start, np.float64)
+
+    def policy(self, theta):
+        return softmax(np.asarray(theta, np.float64))
+
+    def values(self, theta, discount):
+        """(V^π [S], Q^π [S, A]) from the linear solve V = r_π + γ P_π V."""
+        policy = self.policy(theta)
+        reward_pi = np.sum(policy * self.rewards, axis=1)
+        transition_pi = np.einsum("sa,sat->st", policy, self.transitions)
+        value = np.linalg.solve(np.eye(len(reward_pi)) - discount * transition_pi, reward_pi)
+        return value, self.rewards + discount * self.transitions @ value
+
+    def visitation(self, theta, weight):
+        """η(s) = Σ_t w^t Pr(s_t = s): ρ₀ᵀ (I − w P_π)⁻¹ (w = γ: the discounted visitation of the
+        policy-gradient theorem; w = 1: expected visits per episode)."""
+        policy = self.policy(theta)
+        transition_pi = np.einsum("sa,sat->st", policy, self.transitions)
+        return np.linalg.solve((np.eye(len(self.start)) - weight * transition_pi).T, self.start)
+
+    def policy_gradient(self, theta, discount, visitation_weight=None):
+        """∇_θ J(θ), J = E[Σ_t γ^t r_t] = ρ₀ᵀ V^π, by the policy-gradient theorem (Sutton et al. 2000):
+
+            ∂J/∂θ[s, b] = η(s) Σ_a Q^π(s, a) ∂π(a|s)/∂θ[s, b] = η(s) π(b|s) (Q^π(s, b) − V^π(s))
+
+        with η the discounted visitation. `visitation_weight=1` weights states by their
+        undiscounted visits instead: what REINFORCE without its γ^t factor estimates."""
+        policy = self.policy(theta)
+        value, q_values = self.values(theta, discount)
+        visits = self.visitation(theta, discount if visitation_weight is None else visitation_weight)
+        return visits[:, None] * policy * (q_values - value[:, None])
+
+    def sample_episode(self, theta, rng, max_steps=10_000):
+        """(states, actions, rewards) of one episode of π, with rewards drawn as R[s, a] exactly."""
+        policy = self.policy(theta)
+        states, actions, rewards = [], [], []
+        state = rng.choice(len(self.start), p=self.start)
+        for _ in range(max_steps):
+            action = rng.choice(policy.shape[1], p=policy[state])
+            states.append(state), actions.append(action), rewards.append(self.rewards[state, action])
+            row = self.transitions[state, action]
+            following = rng.choice(len(row) + 1, p=np.append(row, max(0.0, 1.0 - row.sum())))
+            if following == len(row):
+                break
+            state = following
+        return np.array(states), np.array(actions), np.array(rewards)
