@@ -25,7 +25,72 @@ LearnInfo = collections.namedtuple(
     "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
 
 
-class DQN(tf.Module):
+class StepInputs:
+    """What an agent stepped by the host shares: one environment step's inputs packed into one
+    tensor for its compiled `step_fn`, and observations turned into network input. Needs
+    obs_dim, num_actions, num_envs, discrete_obs, legal_actions, dtype, device and
+    `packs_ended` (whether the step's `ended` flags go in)."""
+
+    # --- features -----------------------------------------------------------
+    def features(self, obs):
+        """Network input: the observation, or one_hot(state) for discrete observations."""
+        if self.discrete_obs:
+            return tf.one_hot(tf.cast(obs, tf.int32), self.obs_dim, dtype=self.dtype)
+        return tf.cast(obs, self.dtype)
+
+    def _obs_tensor(self, obs):
+        if self.discrete_obs:
+            return tf.convert_to_tensor(obs, tf.int32)
+        return tf.convert_to_tensor(obs, self.dtype)
+
+    def observe(self, env_step):
+        """`step` for a gym_env.EnvStep: the loop's one compiled call per environment step."""
+        return self.step(env_step.next_obs, env_step.reward, env_step.no_bootstrap, env_step.obs,
+                         env_step.next_legal, env_step.legal, env_step.ended)
+
+    def pack(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
+        """One row per environment, in the agent's dtype: [s' | r | terminated | s | legal' | legal | ended].
+
+        A discrete state is its index (exact: obs_dim ≤ 2²⁴); masks are 0/1; the masks'
+        columns exist only for an agent with legal_actions, `ended` only where packs_ended.
+        """
+        width = 1 if self.discrete_obs else self.obs_dim
+        mask_width = self.num_actions if self.legal_actions else 0
+        with_ended = self.packs_ended
+        rows = np.empty((self.num_envs, 2 * width + 2 + 2 * mask_width + with_ended), self.dtype.as_numpy_dtype)
+        rows[:, :width] = np.reshape(next_obs, (self.num_envs, width))
+        rows[:, width] = reward
+        rows[:, width + 1] = terminated
+        rows[:, width + 2:2 * width + 2] = np.reshape(obs, (self.num_envs, width))
+        if mask_width:
+            rows[:, 2 * width + 2:2 * width + 2 + mask_width] = next_legal_mask
+            rows[:, 2 * width + 2 + mask_width:2 * width + 2 + 2 * mask_width] = legal_mask
+        if with_ended:
+            rows[:, -1] = terminated if ended is None else ended
+        return rows
+
+    def unpack_fn(self, packed):
+        """`pack`'s columns back as (next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended)."""
+        width = 1 if self.discrete_obs else self.obs_dim
+        next_obs, obs = packed[:, :width], packed[:, width + 2:2 * width + 2]
+        if self.discrete_obs:
+            next_obs, obs = tf.cast(next_obs[:, 0], tf.int32), tf.cast(obs[:, 0], tf.int32)
+        masks = (None, None)
+        if self.legal_actions:
+            start, count = 2 * width + 2, self.num_actions
+            masks = (packed[:, start:start + count] > 0, packed[:, start + count:start + 2 * count] > 0)
+        ended = packed[:, -1] if self.packs_ended else None
+        return (next_obs, packed[:, width], packed[:, width + 1], obs, *masks, ended)
+
+    def _mask_tensor(self, legal_mask):
+        return None if legal_mask is None else tf.convert_to_tensor(legal_mask, tf.bool)
+
+    def _call_on_device(self, kernel, *args):
+        with tf.device(self.device):
+            return kernel(*args)
+
+
+class DQN(StepInputs, tf.Module):
     """Online and target Q-networks, optimizer and replay, with compiled kernels.
 
     `discrete_obs=True` means observations are state indices in [0, obs_dim),
@@ -73,6 +138,19 @@ class DQN(tf.Module):
         self._step = compile_kernel(self.step_fn, mode)
         self._collect = compile_kernel(self.collect_fn, mode)
         self.steps_seen = None   # the host's copy of schedule.step (None: read it from the device)
+
+    @property
+    def packs_ended(self):
+        """An n-step replay's windows stop where an episode ended: `step` passes `ended` in."""
+        return self.config.n_step > 1
+
+    @property
+    def kept_networks(self):
+        """What keep_best puts the best weights back into: the target starts from them too."""
+        return (self.online, self.target)
+
+    # The diverged_info entries, in order (rawdqn/train.py's check_finite names them).
+    watched_labels = ("loss", "mean max Q-value", "gradient norm")
 
     def memory_needed(self):
         """Bytes this agent allocates: {"replay": …, "networks and optimizer": …}.
@@ -132,18 +210,6 @@ class DQN(tf.Module):
         # What the agent acts on, per env: a state index or an observation vector.
         self.acting_shape = () if self.discrete_obs else (self.obs_dim,)
         self.acting_dtype = self.replay.obs_dtype
-
-    # --- features -----------------------------------------------------------
-    def features(self, obs):
-        """Network input: the observation, or one_hot(state) for discrete observations."""
-        if self.discrete_obs:
-            return tf.one_hot(tf.cast(obs, tf.int32), self.obs_dim, dtype=self.dtype)
-        return tf.cast(obs, self.dtype)
-
-    def _obs_tensor(self, obs):
-        if self.discrete_obs:
-            return tf.convert_to_tensor(obs, tf.int32)
-        return tf.convert_to_tensor(obs, self.dtype)
 
     # --- act ----------------------------------------------------------------
     def act(self, obs, epsilon, legal_mask=None):
@@ -331,11 +397,6 @@ class DQN(tf.Module):
         self.last_action.assign(action)
         return action
 
-    def observe(self, env_step):
-        """`step` for a gym_env.EnvStep: the loop's one compiled call per environment step."""
-        return self.step(env_step.next_obs, env_step.reward, env_step.no_bootstrap, env_step.obs,
-                         env_step.next_legal, env_step.legal, env_step.ended)
-
     def step(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
         """One compiled call per environment step: store, learn if due, sync if due, act.
 
@@ -363,40 +424,6 @@ class DQN(tf.Module):
         nothing_due = (schedule.updates_owed(config, self.steps_seen) == schedule.updates_owed(config, before)
                        and schedule.syncs_owed(config, self.steps_seen) == schedule.syncs_owed(config, before))
         return self._call_on_device(self._collect if nothing_due else self._step, *inputs)
-
-    def pack(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
-        """One row per environment, in the agent's dtype: [s' | r | terminated | s | legal' | legal | ended].
-
-        A discrete state is its index (exact: obs_dim ≤ 2²⁴); masks are 0/1; the masks'
-        columns exist only for an agent with legal_actions, `ended` only with n_step > 1.
-        """
-        width = 1 if self.discrete_obs else self.obs_dim
-        mask_width = self.num_actions if self.legal_actions else 0
-        n_step = self.config.n_step > 1
-        rows = np.empty((self.num_envs, 2 * width + 2 + 2 * mask_width + n_step), self.dtype.as_numpy_dtype)
-        rows[:, :width] = np.reshape(next_obs, (self.num_envs, width))
-        rows[:, width] = reward
-        rows[:, width + 1] = terminated
-        rows[:, width + 2:2 * width + 2] = np.reshape(obs, (self.num_envs, width))
-        if mask_width:
-            rows[:, 2 * width + 2:2 * width + 2 + mask_width] = next_legal_mask
-            rows[:, 2 * width + 2 + mask_width:2 * width + 2 + 2 * mask_width] = legal_mask
-        if n_step:
-            rows[:, -1] = terminated if ended is None else ended
-        return rows
-
-    def unpack_fn(self, packed):
-        """`pack`'s columns back as (next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended)."""
-        width = 1 if self.discrete_obs else self.obs_dim
-        next_obs, obs = packed[:, :width], packed[:, width + 2:2 * width + 2]
-        if self.discrete_obs:
-            next_obs, obs = tf.cast(next_obs[:, 0], tf.int32), tf.cast(obs[:, 0], tf.int32)
-        masks = (None, None)
-        if self.legal_actions:
-            start, count = 2 * width + 2, self.num_actions
-            masks = (packed[:, start:start + count] > 0, packed[:, start + count:start + 2 * count] > 0)
-        ended = packed[:, -1] if self.config.n_step > 1 else None
-        return (next_obs, packed[:, width], packed[:, width + 1], obs, *masks, ended)
 
     def step_fn(self, packed):
         """`observe_fn` of `pack`'s rows: the body of one host-stepped environment step."""
@@ -444,13 +471,6 @@ class DQN(tf.Module):
         """r, or clip(r, −c, c) with c = reward_clip: what the loss sees (returns are counted unclipped)."""
         clip = self.config.reward_clip
         return reward if clip is None else tf.clip_by_value(reward, -clip, clip)
-
-    def _mask_tensor(self, legal_mask):
-        return None if legal_mask is None else tf.convert_to_tensor(legal_mask, tf.bool)
-
-    def _call_on_device(self, kernel, *args):
-        with tf.device(self.device):
-            return kernel(*args)
 
     # --- target -------------------------------------------------------------
     def sync_target(self, tau=1.0):

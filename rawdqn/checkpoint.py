@@ -326,10 +326,11 @@ def restore_agent(checkpoint, agent):
                               f"({type(error).__name__}: {message[:200]})") from None
 
 
-def restore_network(checkpoint, network):
-    """Read only the online Q-network's variables into `network` (for eval, watch, export)."""
+def restore_network(checkpoint, network, attribute="online"):
+    """Read only the agent's network `attribute` (a DQN's online Q-network, a policy-gradient
+    agent's policy) into `network` (for eval, watch, export)."""
     holder = tf.Module()
-    holder.online = network
+    setattr(holder, attribute, network)
     prefix = os.path.join(checkpoint, "variables")
     try:
         read_variables(prefix, partial=True, agent=holder)

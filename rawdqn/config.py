@@ -26,8 +26,16 @@ def check_seed(seed, count=1, flag="--seed"):
     return seed
 
 
+ALGOS = ("dqn", "reinforce")   # rawdqn/agent.py's DQN, rawdqn/policy_agent.py's REINFORCE
+# The DQN family's options, which a policy-gradient agent has no use for (ConfigError if set).
+DQN_ONLY = ("double_q", "dueling", "n_step", "prioritized", "distributional", "noisy")
+
+
 @dataclasses.dataclass
 class DQNConfig:
+    algo: str = "dqn"
+    """The agent: 'dqn' (with its Rainbow parts) or 'reinforce' (Williams 1992: a softmax policy
+    trained on whole episodes, rawdqn/policy_agent.py)."""
     total_steps: int = 50_000
     """Environment steps to train for (summed over all environments)."""
     num_envs: int = 1
@@ -110,6 +118,27 @@ class DQNConfig:
     """Lowest atom z_0 of the distributional head (C51 on Atari: −10)."""
     v_max: float = 10.0
     """Highest atom z_{K−1} of the distributional head (C51 on Atari: 10)."""
+    total_updates: Optional[int] = None
+    """REINFORCE: train for this many updates instead of total_steps (an iteration of TF-Agents'
+    tutorial is one update); eval_interval, log_interval and checkpoints then count updates too."""
+    episodes_per_update: int = 2
+    """REINFORCE: whole episodes per update (TF-Agents' REINFORCE tutorial: 2)."""
+    max_episode_steps: Optional[int] = None
+    """A time limit for the env (gym.make's max_episode_steps; truncated, not terminated, there);
+    None keeps the env's own. REINFORCE needs one: its buffer holds episodes_per_update + 1 of them."""
+    normalize_returns: bool = True
+    """REINFORCE: standardise the batch's advantages, (Â − mean) / (std + 1e-8), as TF-Agents'
+    ReinforceAgent does by default."""
+    baseline: bool = False
+    """REINFORCE: subtract a learned state value, Â_t = G_t − V(s_t; φ), V an MLP of `hidden`
+    trained on ½(G_t − V(s_t))²; a truncated episode's return bootstraps from V of its final observation."""
+    score_discounting: bool = False
+    """REINFORCE: weight step t's score by γ^t, as the policy-gradient theorem's unbiased estimator
+    of ∇J has it (Sutton & Barto 2018, §13.3); TF-Agents, like most code, leaves it out."""
+    entropy_coef: float = 0.0
+    """Policy-gradient agents: c_H in L = L_π + c_V L_V − c_H H(π), an entropy bonus."""
+    value_coef: float = 0.5
+    """Policy-gradient agents with a critic or baseline: c_V in L = L_π + c_V L_V − c_H H(π)."""
     loss: str = "squared"
     """'squared' (mean ½δ²) or 'huber'; a distributional agent's loss is always its cross-entropy."""
     sticky_actions: Optional[float] = None
@@ -161,6 +190,20 @@ class DQNConfig:
             require(isinstance(value, (int, float)) and math.isfinite(value),
                     f"{name} must be a finite number; got {value}")
             return value
+        require(self.algo in ALGOS, f"algo must be one of {', '.join(ALGOS)}; got {self.algo!r}")
+        if self.algo != "dqn":
+            for name in DQN_ONLY:
+                require(getattr(self, name) == getattr(DQN_DEFAULTS, name),
+                        f"--{name.replace('_', '-')} is a DQN option; --algo {self.algo} has no use for it: drop it")
+            require(not self.convs, f"--algo {self.algo} has an MLP policy: pixel observations (convs) need --algo dqn")
+        require(self.total_updates is None or (self.algo == "reinforce" and int(self.total_updates) >= 1),
+                f"total_updates counts REINFORCE's updates: it must be >= 1, with --algo reinforce; "
+                f"got {self.total_updates} with --algo {self.algo}")
+        require(self.max_episode_steps is None or int(self.max_episode_steps) >= 1,
+                f"max_episode_steps must be >= 1 (or None for the env's own limit); got {self.max_episode_steps}")
+        require(int(self.episodes_per_update) >= 1, f"episodes_per_update must be >= 1; got {self.episodes_per_update}")
+        for name in ("entropy_coef", "value_coef"):
+            require(finite(name) >= 0, f"{name} must be >= 0; got {getattr(self, name)}")
         for name in ("total_steps", "num_envs", "batch_size", "replay_capacity", "train_frequency",
                      "gradient_steps", "target_update_interval", "eval_episodes",
                      "log_interval", "iterations_per_call", "history", "n_step"):
@@ -246,6 +289,8 @@ class DQNConfig:
 
     def describe_exploration(self):
         """One line: where ε starts, where it ends, and the step at which it gets there."""
+        if self.algo != "dqn":
+            return "actions drawn from the policy π(·|s); ε-greedy is off"
         if self.noisy:
             return f"exploration by noisy layers (σ₀ {self.noisy_sigma:g}); ε-greedy is off"
         end_step = math.ceil(self.exploration_decay_steps)
@@ -256,6 +301,11 @@ class DQNConfig:
             return line + f" of {self.total_steps:,} ({self.exploration_fraction:g} of the run; "\
                           "--exploration-steps N sets it in steps)"
         return line + f" of {self.total_steps:,}"
+
+    @property
+    def algo_name(self):
+        """The agent as papers name it: DQN, REINFORCE."""
+        return {"dqn": "DQN", "reinforce": "REINFORCE"}[self.algo]
 
     def describe_evaluation(self):
         """'greedy', or 'ε-greedy (ε 0.05)': the evaluation policy."""
@@ -272,6 +322,9 @@ class DQNConfig:
                 and not {"exploration_fraction", "exploration_steps"} & set(changes)):
             changes = {**changes, "exploration_steps": math.ceil(self.exploration_decay_steps)}
         return self.replace(**changes)
+
+
+DQN_DEFAULTS = DQNConfig()
 
 
 # The one preset table: (env id, loop) → DQNConfig, loop "gymnasium" (the host-stepped
@@ -378,8 +431,21 @@ DOPAMINE_RAINBOW = DOPAMINE.replace(
     distributional=True, atoms=51, v_min=-10.0, v_max=10.0, n_step=3, prioritized=True, priority_exponent=0.5,
     importance_exponent_start=0.5, importance_exponent_end=0.5, optimizer="adam", learning_rate=6.25e-5,
     optimizer_epsilon=1.5e-4)
+# REINFORCE as TF-Agents' tutorial trains it (docs/tutorials/6_reinforce_tutorial.ipynb): an
+# ActorDistributionNetwork of fc (100,) (ReLU), Adam 1e-3, 2 episodes per iteration, 250 iterations;
+# ReinforceAgent's defaults: γ 1.0, normalize_returns, no gradient clipping, no entropy term;
+# evaluation of 10 episodes every 50 iterations by agent.policy, which is greedy (GreedyPolicy).
+# Its environment was CartPole-v0, whose episodes end at 200 steps.
+REINFORCE_TUTORIAL = DQNConfig(
+    algo="reinforce", hidden=(100,), optimizer="adam", learning_rate=1e-3, discount=1.0, episodes_per_update=2,
+    total_updates=250, normalize_returns=True, max_grad_norm=None, entropy_coef=0.0, eval_interval=50,
+    eval_episodes=10, log_interval=25)
 NAMED_PRESETS = {"nature": NATURE, "dopamine": DOPAMINE, "minatar": MINATAR, "rainbow": RAINBOW,
-                 "dopamine-rainbow": DOPAMINE_RAINBOW}
+                 "dopamine-rainbow": DOPAMINE_RAINBOW, "tf-agents-reinforce": REINFORCE_TUTORIAL}
+# `--algo A` without --preset: A's preset for the env, else A's defaults.
+ALGO_DEFAULTS = {"reinforce": DQNConfig(algo="reinforce")}
+ALGO_PRESETS = {("CartPole-v1", "reinforce"): REINFORCE_TUTORIAL.replace(
+    total_updates=None, total_steps=50_000, eval_interval=5_000, keep_best=True, log_interval=5_000)}
 # `--preset rainbow` on a classic-control task: its gymnasium preset with the parts of Rainbow that
 # reach the issue's targets there (scripts/check_rainbow.py; measured 4 December 2026, 5 seeds):
 # CartPole ≥ 475 within 30,000 steps, Acrobot ≥ −100 within 50,000.
@@ -390,10 +456,15 @@ CLASSIC_RAINBOW = {
 }
 
 
-def preset(env_id, loop=GYMNASIUM, name=None):
+def preset(env_id, loop=GYMNASIUM, name=None, algo=None):
     """The tuned configuration for `env_id` in `loop`, or NAMED_PRESETS[name] (rainbow on a
     classic-control task: CLASSIC_RAINBOW's); ALE ids default to the Nature DQN's; the defaults
-    for an environment without one."""
+    for an environment without one. `algo` other than dqn, without a name: that agent's preset
+    for the env (ALGO_PRESETS), else its defaults."""
+    if name is None and algo not in (None, "dqn"):
+        if algo not in ALGO_DEFAULTS:
+            raise ConfigError(f"algo must be one of {', '.join(ALGOS)}; got {algo!r}")
+        return dataclasses.replace(ALGO_PRESETS.get((env_id, algo), ALGO_DEFAULTS[algo]))
     if name == "rainbow" and env_id in CLASSIC_RAINBOW:
         return dataclasses.replace(CLASSIC_RAINBOW[env_id])
     if name is not None:

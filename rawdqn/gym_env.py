@@ -115,9 +115,11 @@ def check_family_options(env_id, changes):
 
 
 def env_options(env_id, config):
-    """The gym.make kwargs `config` asks of `env_id`: sticky actions (ALE, MinAtar) and the
-    ALE's no-op starts (taken by make_env's AtariPreprocessing)."""
+    """The gym.make kwargs `config` asks of `env_id`: a time limit, sticky actions (ALE, MinAtar)
+    and the ALE's no-op starts (taken by make_env's AtariPreprocessing)."""
     options = {}
+    if config is not None and config.max_episode_steps is not None:
+        options["max_episode_steps"] = int(config.max_episode_steps)
     if config is not None and env_id.startswith("ALE/"):
         options["noop_max"] = config.noop_max
         if config.sticky_actions is not None:
@@ -125,6 +127,18 @@ def env_options(env_id, config):
     elif config is not None and env_id.startswith("MinAtar/") and config.sticky_actions is not None:
         options["sticky_action_prob"] = config.sticky_actions
     return options
+
+
+def time_limit(env_id, config=None):
+    """The longest episode of `env_id` as training makes it: config.max_episode_steps, else the
+    time limit its registration gives (None: it has none, or it is not registered)."""
+    if config is not None and config.max_episode_steps is not None:
+        return int(config.max_episode_steps)
+    register_family(env_id)
+    try:
+        return gym.spec(env_id).max_episode_steps
+    except gym.error.Error:
+        return None
 
 
 def env_kwargs_for(env_id, config, env_kwargs=None):

@@ -15,11 +15,13 @@ import numpy as np
 
 from rawdqn import checkpoint, summary
 from rawdqn.agent import DQN
+from rawdqn.policy_agent import Reinforce
 from rawdqn.pixel_agent import PixelDQN
 from rawdqn.config import check_seed
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
-from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, env_kwargs_for, evaluate, make_envs
+from rawdqn.gym_env import (FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, env_kwargs_for, evaluate, make_envs,
+                             time_limit)
 from rawdqn.kernel import compile_seconds
 from rawdqn.rundir import RunDirectory, config_record, prepare_run_dir
 
@@ -56,7 +58,8 @@ class GymnasiumRun:
         self.new_episodes = True           # the envs are at first_reset (not at a checkpoint's state)
         self.spec = self.envs.spec
         self.on_step = on_step
-        self.agent = make_agent(self.spec, self.config, self.seed, resolve_device(device), agent_options)
+        self.agent = make_agent(self.spec, self.config, self.seed, resolve_device(device), agent_options,
+                                episode_steps=time_limit(env_id, self.config))
         self.agent.sync_target()
         self.step = 0                      # environment steps done (num_envs per loop iteration)
         num_envs = self.config.num_envs    # the episodes in progress, one per environment
@@ -98,7 +101,7 @@ class GymnasiumRun:
         kept policy on fresh episodes (the selection episodes would flatter it)."""
         best = self.best
         if best is not None and best["eval_mean"] > final_mean:
-            for weights in (self.agent.online, self.agent.target):
+            for weights in self.agent.kept_networks:
                 for variable, value in zip(weights.variables_in_order, self.best_weights):
                     variable.assign(value)
             self.log(f"final weights: eval return {final_mean:.2f}; keeping the weights of step "
@@ -112,7 +115,10 @@ class GymnasiumRun:
         epsilon = self.config.epsilon_at(self.step - 1)
         recent = self.episode_returns[-RECENT_EPISODES:]
         learned = {}
-        if int(self.agent.schedule.updates_done.numpy()) > 0:
+        updates = int(self.agent.schedule.updates_done.numpy())
+        if self.config.algo != "dqn":
+            return self.log_policy_progress(steps_per_second, recent, updates)
+        if updates > 0:
             learned = {name: float(variable.numpy()) for name, variable in self.agent.last_info._asdict().items()}
             if self.validation_obs is None:
                 # The first observations collected, fixed for the rest of the run.
@@ -134,6 +140,21 @@ class GymnasiumRun:
             "train/loss": row["loss"], "train/mean_abs_td_error": row["mean_abs_td_error"],
             "train/mean_max_q": row["mean_max_q"], "train/avg_max_q_validation": row["avg_max_q_validation"],
             "train/epsilon": epsilon, "train/steps_per_second": steps_per_second})
+
+    def log_policy_progress(self, steps_per_second, recent, updates):
+        """log_progress for a policy-gradient agent: its loss's parts, the policy's entropy, the updates made."""
+        learned = {name: float(variable.numpy()) for name, variable in self.agent.last_info._asdict().items()}
+        row = {"step": self.step, "steps_per_second": steps_per_second, "episodes": len(self.episode_returns),
+               "recent_return": float(np.mean(recent)) if recent else float("nan"), "updates": updates, **learned}
+        self.history.append(row)
+        return_text = f"return(last {len(recent)}) {row['recent_return']:8.2f}" if recent else "no episode ended yet"
+        learned_text = f"loss {row['loss']:.4f} | entropy {row['entropy']:.3f}" if updates else "loss -"
+        total = self.config.total_updates
+        clock = (f"update {updates:>6,}/{total:,} | step {self.step:>8,}" if total else
+                 f"step {self.step:>8,}/{self.config.total_steps:,} | updates {updates:,}")
+        self.log(f"{clock} | {steps_per_second:7,.0f} steps/s | {return_text} | {learned_text}")
+        self.directory.write_summary(self.step, {**{f"train/{name}": value for name, value in learned.items()},
+                                                 "train/updates": updates, "train/steps_per_second": steps_per_second})
 
     def average_max_q(self):
         """mean over the validation observations of max_a Q(s, a; θ)."""
@@ -194,9 +215,17 @@ class GymnasiumRun:
 
 
 
-def make_agent(spec, config, seed, device=None, agent_options=None):
-    """The agent for an env's spaces: PixelDQN (conv network, frame replay) where observations
-    are frames, else DQN (MLP, transition replay)."""
+def make_agent(spec, config, seed, device=None, agent_options=None, episode_steps=None):
+    """The agent config.algo names for an env's spaces: REINFORCE (its buffer holds episodes of
+    up to `episode_steps`); PixelDQN (conv network, frame replay) where observations are
+    frames, else DQN (MLP, transition replay)."""
+    if config.algo == "reinforce":
+        if episode_steps is None:
+            raise UsageError("--algo reinforce learns from whole episodes and this env has no time limit; "
+                             "give it one with --max-episode-steps")
+        return Reinforce(spec.obs_dim, spec.num_actions, config, episode_steps, seed=seed,
+                         discrete_obs=spec.discrete_obs, legal_actions=spec.legal_actions, device=device,
+                         num_envs=config.num_envs, **(agent_options or {}))
     if spec.frame_shape:
         if agent_options:
             raise UsageError("a pixel agent takes no agent options")
@@ -228,7 +257,8 @@ def start(run):
         prepare_run_dir(logdir)
     envs = (f" × {config.num_envs} (envpool)" if run.env_source == "envpool" else
             f" × {config.num_envs} (a gymnasium vector env)" if config.num_envs > 1 else "")
-    log(f"rawdqn: training DQN on {run.env_id}{envs} for {config.total_steps:,} steps (seed {run.seed}, "
+    length = f"{config.total_updates:,} updates" if config.total_updates else f"{config.total_steps:,} steps"
+    log(f"rawdqn: training {config.algo_name} on {run.env_id}{envs} for {length} (seed {run.seed}, "
         f"{run.agent.online.num_parameters:,} parameters, {config.mode} kernels)")
     log(f"rawdqn: {config.describe_exploration()}")
     if logdir:
@@ -316,7 +346,7 @@ def restore(run, resumable):
     run.directory.last_checkpoint, run.directory.saved_step = checkpoint_dir, run.step
     summary.drop_after(resumable.run_dir, run.step)
     run.write_logs()
-    log(f"rawdqn: resuming DQN on {state['env_id']} at step {run.step:,} of {config.total_steps:,} "
+    log(f"rawdqn: resuming {config.algo_name} on {state['env_id']} at step {run.step:,} of {config.total_steps:,} "
         f"(seed {state['seed']}, from {checkpoint_dir}; checkpoints every {run.directory.checkpoint_interval:,} steps)")
     for name, (old, new) in changed.items():
         log(f"rawdqn: from step {run.step:,}: {name} {old} → {new}")

@@ -309,6 +309,14 @@ class OnDeviceRun:
         """total_steps rounded up to whole iterations of N steps."""
         return math.ceil(self.config.total_steps / self.trainer.num_envs) * self.trainer.num_envs
 
+    @property
+    def progress(self):
+        return self.step   # drive's clock: steps
+
+    @property
+    def goal(self):
+        return self.total_steps
+
     def state(self):
         trainer = self.trainer
         return {"env_id": self.env_id, "seed": trainer.seed, "num_seeds": trainer.num_seeds,

@@ -57,11 +57,12 @@ def crosses(interval, done_before, done_steps):
 HooksDue = collections.namedtuple("HooksDue", "evaluate log checkpoint finished")
 
 
-def hooks_due(config, checkpoint_interval, done_before, done_steps):
+def hooks_due(config, checkpoint_interval, done_before, done_steps, goal=None):
     """Which of the loop's host hooks fall between done_before and done_steps steps: an
     evaluation and a checkpoint where a multiple of their interval is crossed (not at the
-    end, which has its own), a progress line at its interval and at the end."""
-    finished = done_steps >= config.total_steps
+    end, `goal`, default total_steps, which has its own), a progress line at its interval
+    and at the end. A run counted in updates (total_updates) passes updates for steps."""
+    finished = done_steps >= (config.total_steps if goal is None else goal)
     return HooksDue(crosses(config.eval_interval, done_before, done_steps) and not finished,
                     crosses(config.log_interval, done_before, done_steps) or finished,
                     crosses(checkpoint_interval, done_before, done_steps) and not finished, finished)

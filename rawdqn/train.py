@@ -58,17 +58,19 @@ def drive(run):
     envpool envs (Trainer), one call of K iterations for the TF envs on the device
     (rawdqn/ondevice.py's OnDeviceRun); it moves `run.step` on by the steps it made. A hook
     is due when the step count crosses a multiple of its interval (schedule.hooks_due).
+    The loop's clock, `run.progress` towards `run.goal`, is the step count, or for a run of
+    config.total_updates the updates made.
     """
     config, directory = run.config, run.directory
     with run.opened():
         run.begin()
         # steps/s of training alone: what run.seconds_aside() counts (compilation, evaluations) is set aside.
         window = (time.perf_counter(), run.step, run.seconds_aside())
-        while run.step < run.total_steps:
-            done_before = run.step
+        while run.progress < run.goal:
+            done_before, steps_before = run.progress, run.step
             run.advance()
-            due = hooks_due(config, directory.saving_interval, done_before, run.step)
-            if due.evaluate or due.log or due.checkpoint or crosses(DIVERGENCE_CHECK_INTERVAL, done_before, run.step):
+            due = hooks_due(config, directory.saving_interval, done_before, run.progress, run.goal)
+            if due.evaluate or due.log or due.checkpoint or crosses(DIVERGENCE_CHECK_INTERVAL, steps_before, run.step):
                 run.check_finite()
             if due.evaluate:
                 run.evaluate_now()
@@ -89,7 +91,7 @@ def check_finite(agent, directory, who=""):
         return
     values = agent.diverged_info.numpy()
     label, value = next((label, value) for label, value in
-                        zip(("loss", "mean max Q-value", "gradient norm"), values) if not np.isfinite(value))
+                        zip(agent.watched_labels, values) if not np.isfinite(value))
     raise TrainingDiverged(
         f"{who}training diverged at step {diverged_at:,}: the {label} became {value} after a "
         f"gradient update; {directory.last_good()}. Try a lower --learning-rate, --max-grad-norm or --loss huber")
@@ -103,12 +105,22 @@ class Trainer(GymnasiumRun):
     def total_steps(self):
         return self.config.total_steps
 
+    @property
+    def progress(self):
+        """Steps done, or with config.total_updates the updates made (drive's clock)."""
+        return self.updates_seen if self.config.total_updates else self.step
+
+    @property
+    def goal(self):
+        return self.config.total_updates or self.config.total_steps
+
     def opened(self):
         return self.directory.open(self.logs_on_failure)
 
     def begin(self):
         """The first actions: for the first observations, or as the checkpoint left them."""
         self.first_step, self.train_start = self.step, time.perf_counter()
+        self.updates_seen = int(self.agent.schedule.updates_done.numpy())
         if self.new_episodes:
             self.actions, self.obs = self.agent.begin(*self.first_reset).numpy(), self.first_reset[0]
         else:   # chosen before the checkpoint was written, and saved with the agent
@@ -127,6 +139,8 @@ class Trainer(GymnasiumRun):
         # The replay gets the true final observation; terminated (not truncated) stops bootstrapping.
         self.actions = self.agent.observe(step).numpy()
         self.step += self.config.num_envs
+        if self.config.total_updates and step.ended.any():   # REINFORCE updates only where an episode ends
+            self.updates_seen = int(self.agent.schedule.updates_done.numpy())
         if self.on_step:
             self.on_step(self, acted, taken, step)
         self.count_episodes(step)

@@ -120,7 +120,7 @@ def add_config_flags(parser, skip=("total_steps",)):
 
 def config_from_args(args):
     """The environment's preset with every flag the user gave applied on top."""
-    return preset(args.env, name=args.preset).replace(**config_changes(args)).validate()
+    return preset(args.env, name=args.preset, algo=args.algo).replace(**config_changes(args)).validate()
 
 
 def config_changes(args):

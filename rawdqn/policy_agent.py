@@ -1,0 +1,280 @@
+"""REINFORCE (Williams 1992): a softmax policy of raw variables, trained on whole episodes.
+
+    act:    a ~ π(·|s; θ) = softmax(logits(s; θ)) over the legal actions
+    every E finished episodes (E = episodes_per_update), on each of them:
+            G_t = Σ_{k≥t} γ^{k−t} r_k                 policy_gradient.discounted_returns
+            Â_t = G_t − V(s_t; φ)  (baseline), else G_t;  standardised with normalize_returns
+            L = −(1/E) Σ_episodes Σ_t [γ^t] log π(a_t|s_t; θ) Â_t        losses.policy_gradient_loss
+                + c_V mean_t ½(G_t − V(s_t; φ))² − c_H mean_t H(π(·|s_t; θ))
+            g = ∇_{θ,φ} L,  g ← g · c / max(‖g‖, c),  (θ, φ) ← optimizer((θ, φ), g)
+
+Each environment writes its steps into its own row of an episode buffer of (E + 1) ×
+max_episode_steps slots: the E finished episodes an update needs and the one in progress.
+An update takes every finished episode in the buffer and moves what follows the last one (the
+episode in progress) to the front of its row. A truncated episode's return bootstraps from
+V(s_T; φ) of its true final observation with a baseline, from 0 without one. The last step
+of an episode acts, like DQN's, in the same compiled call as the store and the update.
+"""
+import collections
+
+import tensorflow as tf
+
+from rawdqn import losses, optim, policy_gradient, schedule
+from rawdqn.agent import StepInputs
+from rawdqn.kernel import compile_kernel
+from rawdqn.network import QNetwork
+
+# What an update learns from, time-major [T, N] (step t of column n), as the buffer holds it:
+# obs [T, N, ...], action, reward, terminated, ended, next_obs (the true one after step t),
+# legal_mask [T, N, A] or None, valid (the slot holds a step of a finished episode),
+# step (t within its episode), episodes (how many finished episodes the batch holds).
+Episodes = collections.namedtuple(
+    "Episodes", "obs action reward terminated ended next_obs legal_mask valid step episodes")
+
+PolicyInfo = collections.namedtuple("PolicyInfo", ["loss", "policy_loss", "value_loss", "entropy", "grad_norm"])
+
+
+def time_major(rows):
+    """[N, T, ...] (a row per env) → [T, N, ...]."""
+    rows = tf.convert_to_tensor(rows)
+    return tf.transpose(rows, [1, 0] + list(range(2, rows.shape.rank)))
+
+
+class Reinforce(StepInputs, tf.Module):
+    """The policy network (and a baseline V), its optimizer, the episode buffer and compiled kernels.
+
+    `episode_steps` is the longest episode the buffer must hold (config.max_episode_steps, else
+    the env's time limit). Observations as for DQN: vectors, or state indices one-hot encoded.
+    """
+
+    def __init__(self, obs_dim, num_actions, config, episode_steps, seed=0, discrete_obs=False,
+                 legal_actions=False, device=None, num_envs=1, use_bias=True, name=None):
+        super().__init__(name=name)
+        self.config = config.validate()
+        self.obs_dim, self.num_actions, self.num_envs = int(obs_dim), int(num_actions), int(num_envs)
+        self.seed, self.discrete_obs, self.legal_actions = int(seed), bool(discrete_obs), bool(legal_actions)
+        self.device = device
+        self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
+        self.capacity = (int(config.episodes_per_update) + 1) * int(episode_steps)   # slots per env
+        obs_shape = () if self.discrete_obs else (self.obs_dim,)
+        obs_dtype = tf.int32 if self.discrete_obs else self.dtype
+        rows = [self.num_envs, self.capacity]
+        with tf.device(device):
+            self.policy = QNetwork(self.obs_dim, self.num_actions, config.hidden, seed=self.seed, dtype=self.dtype,
+                                   use_bias=use_bias, name="policy")
+            self.critic = (QNetwork(self.obs_dim, 1, config.hidden, seed=self.seed + 1, dtype=self.dtype,
+                                    use_bias=use_bias, name="critic") if config.baseline else None)
+            epsilon = {} if config.optimizer_epsilon is None else {"epsilon": config.optimizer_epsilon}
+            self.optimizer = optim.make_optimizer(config.optimizer, config.learning_rate, **epsilon)
+            self.optimizer.build(self.trained_variables)
+            self.schedule = schedule.Schedule(config, name="schedule")   # steps and updates done
+            self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
+            self.current_obs = tf.Variable(tf.zeros([self.num_envs, *obs_shape], obs_dtype), trainable=False,
+                                           name="current_obs")
+            self.current_legal = tf.Variable(tf.ones([self.num_envs, self.num_actions], tf.bool), trainable=False,
+                                             name="current_legal")
+            self.last_action = tf.Variable(tf.zeros([self.num_envs], tf.int32), trainable=False, name="last_action")
+            self.buffer = Episodes(
+                tf.Variable(tf.zeros(rows + list(obs_shape), obs_dtype), trainable=False, name="obs"),
+                tf.Variable(tf.zeros(rows, tf.int32), trainable=False, name="action"),
+                tf.Variable(tf.zeros(rows, self.dtype), trainable=False, name="reward"),
+                tf.Variable(tf.zeros(rows, self.dtype), trainable=False, name="terminated"),
+                tf.Variable(tf.zeros(rows, self.dtype), trainable=False, name="ended"),
+                tf.Variable(tf.zeros(rows + list(obs_shape), obs_dtype), trainable=False, name="next_obs"),
+                tf.Variable(tf.ones(rows + [self.num_actions], tf.bool), trainable=False, name="legal_mask")
+                if self.legal_actions else None,
+                None,
+                tf.Variable(tf.zeros(rows, tf.int32), trainable=False, name="step"),
+                None)
+            self.length = tf.Variable(tf.zeros([self.num_envs], tf.int32), trainable=False, name="length")
+            self.episode_step = tf.Variable(tf.zeros([self.num_envs], tf.int32), trainable=False, name="episode_step")
+            self.episodes_waiting = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes_waiting")
+            self.last_info = PolicyInfo(*(tf.Variable(tf.constant(float("nan"), self.dtype), trainable=False,
+                                                      name=f"last_{field}") for field in PolicyInfo._fields))
+            self.diverged_at = tf.Variable(-1, dtype=tf.int64, trainable=False, name="diverged_at")
+            self.diverged_info = tf.Variable(tf.zeros([3], self.dtype), trainable=False, name="diverged_info")
+        mode = self.config.mode
+        self._act = compile_kernel(self.act_fn, mode)
+        self._begin = compile_kernel(self.begin_fn, mode)
+        self._step = compile_kernel(self.step_fn, mode)
+        self._gradients = compile_kernel(self.gradients_fn, mode)
+        self._logits = compile_kernel(self.logits_fn, mode)
+
+    @property
+    def packs_ended(self):
+        return True   # an episode's end, terminated or truncated, is where its return stops
+
+    @property
+    def trained_variables(self):
+        """θ, then φ with a baseline: what the optimizer steps."""
+        return [self.policy.theta] + ([self.critic.theta] if self.critic is not None else [])
+
+    @property
+    def kept_networks(self):
+        """What keep_best puts the best weights back into."""
+        return (self.policy,)
+
+    # The diverged_info entries, in order (rawdqn/train.py's check_finite names them).
+    watched_labels = ("loss", "policy entropy", "gradient norm")
+
+    @property
+    def online(self):
+        """The network evaluation, export and keep_best read: the policy's logits (argmax: the greedy action)."""
+        return self.policy
+
+    # --- act ----------------------------------------------------------------
+    def act(self, obs, legal_mask=None):
+        """Actions drawn from π(·|s) [batch] (int32) for observations [batch, ...]."""
+        return self._call_on_device(self._act, self._obs_tensor(obs), self._mask_tensor(legal_mask))
+
+    def act_fn(self, obs, legal_mask=None):
+        """a ~ π(·|s) by Gumbel-max on uniforms from a stateless RNG keyed by (seed, draws so far)."""
+        logits = self.policy(self.features(obs))
+        seed = tf.stack([tf.constant(self.seed + 104_729, tf.int32), self.act_draws])
+        self.act_draws.assign_add(1)
+        uniforms = tf.random.stateless_uniform(tf.shape(logits), seed=seed, dtype=self.dtype)
+        return policy_gradient.sample_actions(logits, uniforms, legal_mask)
+
+    def q_values(self, obs):
+        """The policy's logits for a batch of observations: greedy evaluation takes their argmax,
+        the most probable action (what a DQN's Q-values are to its greedy policy)."""
+        return self._call_on_device(self._logits, self._obs_tensor(obs))
+
+    def logits_fn(self, obs):
+        return self.policy(self.features(obs))
+
+    def first_observations(self, count):
+        return None   # no replay to draw a validation set from: the average max Q is DQN's
+
+    def sync_target(self, tau=1.0):
+        """No target network: nothing to sync."""
+
+    # --- one environment step ------------------------------------------------
+    def begin(self, obs, legal_mask=None):
+        """The first actions [num_envs] of a run, for observations [num_envs, ...]."""
+        return self._call_on_device(self._begin, self._obs_tensor(obs), self._mask_tensor(legal_mask))
+
+    def begin_fn(self, obs, legal_mask=None):
+        return self.act_on_fn(obs, legal_mask)
+
+    def act_on_fn(self, obs, legal_mask=None):
+        action = self.act_fn(obs, legal_mask)
+        self.current_obs.assign(obs)
+        if legal_mask is not None:
+            self.current_legal.assign(legal_mask)
+        self.last_action.assign(action)
+        return action
+
+    def step(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
+        """One compiled call per environment step (DQN.step's inputs): store, update if E
+        episodes have finished, act on `obs`."""
+        packed = self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended)
+        return self._call_on_device(self._step, tf.constant(packed))
+
+    def step_fn(self, packed):
+        next_obs, reward, terminated, obs, _, legal_mask, ended = self.unpack_fn(packed)
+        return self.observe_fn(next_obs, reward, terminated, obs, legal_mask, ended)
+
+    def observe_fn(self, next_obs, reward, terminated, obs, legal_mask=None, ended=None):
+        """buffer ← (s, a, r, terminated, ended, s'); step += N; the update if E episodes are
+        waiting; a' ~ π(·|obs)."""
+        ended = terminated if ended is None else ended
+        slot = tf.stack([tf.range(self.num_envs), self.length], axis=1)
+        writes = {"obs": self.current_obs.read_value(), "action": self.last_action.read_value(),
+                  "reward": reward, "terminated": terminated, "ended": ended, "next_obs": next_obs,
+                  "step": self.episode_step.read_value()}
+        if self.legal_actions:
+            writes["legal_mask"] = self.current_legal.read_value()
+        for field, value in writes.items():
+            variable = getattr(self.buffer, field)
+            variable.scatter_nd_update(slot, tf.cast(value, variable.dtype))
+        ended_now = tf.cast(ended, tf.bool)
+        self.length.assign_add(tf.ones_like(self.length))
+        self.episode_step.assign(tf.where(ended_now, tf.zeros_like(self.episode_step), self.episode_step + 1))
+        self.episodes_waiting.assign_add(tf.reduce_sum(tf.cast(ended_now, tf.int64)))
+        self.schedule.step.assign_add(self.num_envs)
+        tf.cond(self.episodes_waiting >= self.config.episodes_per_update, self.learn_from_buffer_fn,
+                lambda: tf.constant(False))
+        return self.act_on_fn(obs, legal_mask)
+
+    # --- learn --------------------------------------------------------------
+    def learn_from_buffer_fn(self):
+        """One update on every finished episode in the buffer, then each row's episode in
+        progress moved to its front."""
+        slots = tf.range(self.capacity)[None, :]
+        written = slots < self.length[:, None]
+        ended = self.buffer.ended.read_value() > 0
+        # used[n]: the slots of row n up to and including its last finished episode's end.
+        used = tf.reduce_max(tf.where(ended & written, slots + 1, 0), axis=1)
+        valid = slots < used[:, None]
+        rows = self.buffer._replace(valid=valid)
+        batch = Episodes(*(None if variable is None else time_major(variable) for variable in rows[:-1]),
+                         self.episodes_waiting.read_value())
+        info = self.learn_fn(batch)
+        source = tf.minimum(slots + used[:, None], self.capacity - 1)   # row n's slot k ← its slot k + used[n]
+        for variable in self.buffer:
+            if isinstance(variable, tf.Variable):
+                variable.assign(tf.gather(variable.read_value(), source, axis=1, batch_dims=1))
+        self.length.assign_sub(used)
+        self.episodes_waiting.assign(tf.zeros_like(self.episodes_waiting))
+        for variable, value in zip(self.last_info, info):
+            variable.assign(value)
+        self.schedule.updates_done.assign_add(1)
+        watched = tf.stack([info.loss, info.entropy, info.grad_norm])
+        newly = (self.diverged_at < 0) & tf.logical_not(tf.reduce_all(tf.math.is_finite(watched)))
+        self.diverged_at.assign(tf.where(newly, self.schedule.step, self.diverged_at))
+        self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
+        return tf.constant(True)
+
+    def learn_fn(self, batch):
+        """L's gradient → global-norm clip → optimizer step (module docstring); returns PolicyInfo."""
+        info, grads = self.gradients_fn(batch)
+        grads, grad_norm = optim.clip_by_global_norm(grads, self.config.max_grad_norm)
+        self.optimizer.apply(grads, self.trained_variables)
+        return info._replace(grad_norm=grad_norm)
+
+    def gradients(self, batch):
+        """(PolicyInfo, [∇_θ L, ∇_φ L]) for an explicit Episodes batch, with no step taken."""
+        batch = Episodes(*(None if value is None else tf.convert_to_tensor(value) for value in batch))
+        return self._call_on_device(self._gradients, batch)
+
+    def gradients_fn(self, batch):
+        config = self.config
+        valid = tf.cast(batch.valid, tf.bool)
+        weight = tf.cast(valid, self.dtype)
+        count = tf.maximum(tf.reduce_sum(weight), 1.0)
+        shape = tf.shape(batch.action)
+
+        def flat(x):   # [T, N, ...] → [T·N, ...]
+            return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(self.trained_variables)
+            logits = self.policy(self.features(flat(batch.obs)))
+            legal = None if batch.legal_mask is None else flat(batch.legal_mask)
+            log_probs = tf.reshape(policy_gradient.log_probability(logits, flat(batch.action), legal), shape)
+            entropy = tf.reshape(policy_gradient.entropy(logits, legal), shape)
+            if self.critic is not None:
+                values = tf.reshape(self.critic(self.features(flat(batch.obs)))[:, 0], shape)
+                next_values = tf.stop_gradient(tf.reshape(self.critic(self.features(flat(batch.next_obs)))[:, 0], shape))
+            else:
+                values = next_values = tf.zeros(shape, self.dtype)
+            returns = policy_gradient.discounted_returns(tf.cast(batch.reward, self.dtype), batch.terminated,
+                                                         batch.ended, config.discount, next_values)
+            advantages = returns - tf.stop_gradient(values)
+            if config.normalize_returns:
+                mean = tf.reduce_sum(advantages * weight) / count
+                std = tf.sqrt(tf.reduce_sum(tf.square(advantages - mean) * weight) / count)
+                advantages = (advantages - mean) / (std + 1e-8)
+            if config.score_discounting:
+                advantages *= tf.pow(tf.cast(config.discount, self.dtype), tf.cast(batch.step, self.dtype))
+            zeros = tf.zeros_like(log_probs)
+            policy_loss = losses.policy_gradient_loss(tf.where(valid, log_probs, zeros), tf.where(valid, advantages, zeros),
+                                                      normalizer=tf.maximum(tf.cast(batch.episodes, self.dtype), 1.0))
+            value_loss = tf.reduce_sum(0.5 * tf.square(returns - values) * weight) / count
+            mean_entropy = tf.reduce_sum(tf.where(valid, entropy, zeros)) / count
+            loss = policy_loss - config.entropy_coef * mean_entropy
+            if self.critic is not None:
+                loss += config.value_coef * value_loss
+        grads = tape.gradient(loss, self.trained_variables)
+        info = PolicyInfo(loss, policy_loss, value_loss, mean_entropy, optim.global_norm(grads))
+        return info, grads
