@@ -26,7 +26,7 @@ def check_seed(seed, count=1, flag="--seed"):
     return seed
 
 
-ALGOS = ("dqn", "reinforce")   # rawdqn/agent.py's DQN, rawdqn/policy_agent.py's REINFORCE
+ALGOS = ("dqn", "reinforce", "a2c")   # rawdqn/agent.py's DQN, rawdqn/policy_agent.py's REINFORCE and A2C
 # The DQN family's options, which a policy-gradient agent has no use for (ConfigError if set).
 DQN_ONLY = ("double_q", "dueling", "n_step", "prioritized", "distributional", "noisy")
 
@@ -34,8 +34,9 @@ DQN_ONLY = ("double_q", "dueling", "n_step", "prioritized", "distributional", "n
 @dataclasses.dataclass
 class DQNConfig:
     algo: str = "dqn"
-    """The agent: 'dqn' (with its Rainbow parts) or 'reinforce' (Williams 1992: a softmax policy
-    trained on whole episodes, rawdqn/policy_agent.py)."""
+    """The agent: 'dqn' (with its Rainbow parts), 'reinforce' (Williams 1992: a softmax policy trained
+    on whole episodes) or 'a2c' (Mnih et al. 2016, synchronous: policy and value trained on
+    rollouts of N envs); rawdqn/policy_agent.py."""
     total_steps: int = 50_000
     """Environment steps to train for (summed over all environments)."""
     num_envs: int = 1
@@ -126,9 +127,14 @@ class DQNConfig:
     max_episode_steps: Optional[int] = None
     """A time limit for the env (gym.make's max_episode_steps; truncated, not terminated, there);
     None keeps the env's own. REINFORCE needs one: its buffer holds episodes_per_update + 1 of them."""
-    normalize_returns: bool = True
-    """REINFORCE: standardise the batch's advantages, (Â − mean) / (std + 1e-8), as TF-Agents'
-    ReinforceAgent does by default."""
+    normalize_advantages: bool = True
+    """Policy-gradient agents: standardise the batch's advantages, (Â − mean) / (std + 1e-8) (REINFORCE
+    without a baseline: its returns, as TF-Agents' ReinforceAgent does by default, normalize_returns)."""
+    rollout_steps: int = 5
+    """A2C: steps of each env per update (Mnih et al. 2016: t_max 5)."""
+    gae_lambda: float = 1.0
+    """A2C: λ of GAE (Schulman et al. 2016); 1 gives the bootstrapped rollout_steps-step returns of
+    Mnih et al. 2016, 0 the one-step TD error."""
     baseline: bool = False
     """REINFORCE: subtract a learned state value, Â_t = G_t − V(s_t; φ), V an MLP of `hidden`
     trained on ½(G_t − V(s_t))²; a truncated episode's return bootstraps from V of its final observation."""
@@ -201,6 +207,8 @@ class DQNConfig:
                 f"got {self.total_updates} with --algo {self.algo}")
         require(self.max_episode_steps is None or int(self.max_episode_steps) >= 1,
                 f"max_episode_steps must be >= 1 (or None for the env's own limit); got {self.max_episode_steps}")
+        require(int(self.rollout_steps) >= 1, f"rollout_steps must be >= 1; got {self.rollout_steps}")
+        require(0.0 <= finite("gae_lambda") <= 1.0, f"gae_lambda must be in [0, 1]; got {self.gae_lambda}")
         require(int(self.episodes_per_update) >= 1, f"episodes_per_update must be >= 1; got {self.episodes_per_update}")
         for name in ("entropy_coef", "value_coef"):
             require(finite(name) >= 0, f"{name} must be >= 0; got {getattr(self, name)}")
@@ -305,7 +313,7 @@ class DQNConfig:
     @property
     def algo_name(self):
         """The agent as papers name it: DQN, REINFORCE."""
-        return {"dqn": "DQN", "reinforce": "REINFORCE"}[self.algo]
+        return {"dqn": "DQN", "reinforce": "REINFORCE", "a2c": "A2C"}[self.algo]
 
     def describe_evaluation(self):
         """'greedy', or 'ε-greedy (ε 0.05)': the evaluation policy."""
@@ -438,12 +446,12 @@ DOPAMINE_RAINBOW = DOPAMINE.replace(
 # Its environment was CartPole-v0, whose episodes end at 200 steps.
 REINFORCE_TUTORIAL = DQNConfig(
     algo="reinforce", hidden=(100,), optimizer="adam", learning_rate=1e-3, discount=1.0, episodes_per_update=2,
-    total_updates=250, normalize_returns=True, max_grad_norm=None, entropy_coef=0.0, eval_interval=50,
+    total_updates=250, normalize_advantages=True, max_grad_norm=None, entropy_coef=0.0, eval_interval=50,
     eval_episodes=10, log_interval=25)
 NAMED_PRESETS = {"nature": NATURE, "dopamine": DOPAMINE, "minatar": MINATAR, "rainbow": RAINBOW,
                  "dopamine-rainbow": DOPAMINE_RAINBOW, "tf-agents-reinforce": REINFORCE_TUTORIAL}
 # `--algo A` without --preset: A's preset for the env, else A's defaults.
-ALGO_DEFAULTS = {"reinforce": DQNConfig(algo="reinforce")}
+ALGO_DEFAULTS = {"reinforce": DQNConfig(algo="reinforce"), "a2c": DQNConfig(algo="a2c")}
 ALGO_PRESETS = {("CartPole-v1", "reinforce"): REINFORCE_TUTORIAL.replace(
     total_updates=None, total_steps=50_000, eval_interval=5_000, keep_best=True, log_interval=5_000)}
 # `--preset rainbow` on a classic-control task: its gymnasium preset with the parts of Rainbow that

@@ -15,7 +15,7 @@ import numpy as np
 
 from rawdqn import checkpoint, summary
 from rawdqn.agent import DQN
-from rawdqn.policy_agent import Reinforce
+from rawdqn.policy_agent import PolicyGradientAgent
 from rawdqn.pixel_agent import PixelDQN
 from rawdqn.config import check_seed
 from rawdqn.device import resolve_device
@@ -217,13 +217,13 @@ class GymnasiumRun:
 
 def make_agent(spec, config, seed, device=None, agent_options=None, episode_steps=None):
     """The agent config.algo names for an env's spaces: REINFORCE (its buffer holds episodes of
-    up to `episode_steps`); PixelDQN (conv network, frame replay) where observations are
+    up to `episode_steps`) or A2C; PixelDQN (conv network, frame replay) where observations are
     frames, else DQN (MLP, transition replay)."""
-    if config.algo == "reinforce":
-        if episode_steps is None:
+    if config.algo != "dqn":
+        if config.algo == "reinforce" and episode_steps is None:
             raise UsageError("--algo reinforce learns from whole episodes and this env has no time limit; "
                              "give it one with --max-episode-steps")
-        return Reinforce(spec.obs_dim, spec.num_actions, config, episode_steps, seed=seed,
+        return PolicyGradientAgent(spec.obs_dim, spec.num_actions, config, episode_steps, seed=seed,
                          discrete_obs=spec.discrete_obs, legal_actions=spec.legal_actions, device=device,
                          num_envs=config.num_envs, **(agent_options or {}))
     if spec.frame_shape:

@@ -1,19 +1,33 @@
-"""REINFORCE (Williams 1992): a softmax policy of raw variables, trained on whole episodes.
+"""Policy-gradient agents: REINFORCE (Williams 1992) and A2C (Mnih et al. 2016, synchronous).
 
-    act:    a ~ π(·|s; θ) = softmax(logits(s; θ)) over the legal actions
-    every E finished episodes (E = episodes_per_update), on each of them:
+A softmax policy π(a|s; θ) = softmax(logits(s; θ)) over the legal actions, and a state value
+V(s; φ) (A2C's critic; REINFORCE's optional baseline), each an MLP of raw variables:
+
+    act:    a ~ π(·|s; θ)
+    REINFORCE, every E finished episodes (E = episodes_per_update), on each of them:
             G_t = Σ_{k≥t} γ^{k−t} r_k                 policy_gradient.discounted_returns
-            Â_t = G_t − V(s_t; φ)  (baseline), else G_t;  standardised with normalize_returns
-            L = −(1/E) Σ_episodes Σ_t [γ^t] log π(a_t|s_t; θ) Â_t        losses.policy_gradient_loss
-                + c_V mean_t ½(G_t − V(s_t; φ))² − c_H mean_t H(π(·|s_t; θ))
+            Â_t = G_t − V(s_t; φ)  (baseline), else G_t
+            L_π = −(1/E) Σ_episodes Σ_t [γ^t] log π(a_t|s_t; θ) Â_t    losses.policy_gradient_loss
+    A2C, every n steps of the N envs (n = rollout_steps), on those n·N steps:
+            Â_t = GAE(λ) of δ_t = r_t + γ V(s_{t+1}; φ) − V(s_t; φ)   policy_gradient.generalized_advantages
+            G_t = Â_t + V(s_t; φ)   (λ = 1: the n-step return bootstrapped from V at the rollout's end)
+            L_π = −mean_t log π(a_t|s_t; θ) Â_t
+    both:   L = L_π + c_V mean_t ½(G_t − V(s_t; φ))² − c_H mean_t H(π(·|s_t; θ))
+            (Â standardised first with normalize_advantages; no gradient through Â or G)
             g = ∇_{θ,φ} L,  g ← g · c / max(‖g‖, c),  (θ, φ) ← optimizer((θ, φ), g)
 
-Each environment writes its steps into its own row of an episode buffer of (E + 1) ×
-max_episode_steps slots: the E finished episodes an update needs and the one in progress.
-An update takes every finished episode in the buffer and moves what follows the last one (the
-episode in progress) to the front of its row. A truncated episode's return bootstraps from
-V(s_T; φ) of its true final observation with a baseline, from 0 without one. The last step
-of an episode acts, like DQN's, in the same compiled call as the store and the update.
+Each environment writes its steps into its own row of a buffer on the device: REINFORCE's
+holds (E + 1) × max_episode_steps slots, the E finished episodes an update needs and the one
+in progress; an update takes every finished episode and moves what follows the last one to the
+front of its row. A2C's holds n slots, all of which each update takes. A truncated episode's
+return bootstraps from V of its true final observation (0 for REINFORCE without a baseline);
+a terminated one's from nothing. The store, the update when due and the next action are one
+compiled call per environment step, as for DQN.
+
+A2C is the synchronous form of Mnih et al.'s A3C: there, each of many actor-learner threads
+computes this gradient on its own n-step rollout and applies it to shared parameters without
+waiting (asynchronously); A2C steps the N envs in lockstep and applies one gradient for all of
+them, which uses a GPU or XLA better and is as good in practice (Wu et al. 2017, OpenAI Baselines).
 """
 import collections
 
@@ -40,14 +54,15 @@ def time_major(rows):
     return tf.transpose(rows, [1, 0] + list(range(2, rows.shape.rank)))
 
 
-class Reinforce(StepInputs, tf.Module):
-    """The policy network (and a baseline V), its optimizer, the episode buffer and compiled kernels.
+class PolicyGradientAgent(StepInputs, tf.Module):
+    """The policy network (and V), its optimizer, the rollout buffer and compiled kernels:
+    REINFORCE or A2C as config.algo says.
 
-    `episode_steps` is the longest episode the buffer must hold (config.max_episode_steps, else
-    the env's time limit). Observations as for DQN: vectors, or state indices one-hot encoded.
+    `episode_steps` (REINFORCE) is the longest episode the buffer must hold (config.max_episode_steps,
+    else the env's time limit). Observations as for DQN: vectors, or state indices one-hot encoded.
     """
 
-    def __init__(self, obs_dim, num_actions, config, episode_steps, seed=0, discrete_obs=False,
+    def __init__(self, obs_dim, num_actions, config, episode_steps=None, seed=0, discrete_obs=False,
                  legal_actions=False, device=None, num_envs=1, use_bias=True, name=None):
         super().__init__(name=name)
         self.config = config.validate()
@@ -55,7 +70,13 @@ class Reinforce(StepInputs, tf.Module):
         self.seed, self.discrete_obs, self.legal_actions = int(seed), bool(discrete_obs), bool(legal_actions)
         self.device = device
         self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
-        self.capacity = (int(config.episodes_per_update) + 1) * int(episode_steps)   # slots per env
+        self.a2c = self.config.algo == "a2c"
+        if self.a2c:
+            self.capacity = int(config.rollout_steps)   # slots per env
+        elif episode_steps is None:
+            raise ValueError("REINFORCE needs episode_steps, the longest episode its buffer must hold")
+        else:
+            self.capacity = (int(config.episodes_per_update) + 1) * int(episode_steps)
         obs_shape = () if self.discrete_obs else (self.obs_dim,)
         obs_dtype = tf.int32 if self.discrete_obs else self.dtype
         rows = [self.num_envs, self.capacity]
@@ -63,7 +84,7 @@ class Reinforce(StepInputs, tf.Module):
             self.policy = QNetwork(self.obs_dim, self.num_actions, config.hidden, seed=self.seed, dtype=self.dtype,
                                    use_bias=use_bias, name="policy")
             self.critic = (QNetwork(self.obs_dim, 1, config.hidden, seed=self.seed + 1, dtype=self.dtype,
-                                    use_bias=use_bias, name="critic") if config.baseline else None)
+                                    use_bias=use_bias, name="critic") if config.baseline or self.a2c else None)
             epsilon = {} if config.optimizer_epsilon is None else {"epsilon": config.optimizer_epsilon}
             self.optimizer = optim.make_optimizer(config.optimizer, config.learning_rate, **epsilon)
             self.optimizer.build(self.trained_variables)
@@ -193,19 +214,22 @@ class Reinforce(StepInputs, tf.Module):
         self.episode_step.assign(tf.where(ended_now, tf.zeros_like(self.episode_step), self.episode_step + 1))
         self.episodes_waiting.assign_add(tf.reduce_sum(tf.cast(ended_now, tf.int64)))
         self.schedule.step.assign_add(self.num_envs)
-        tf.cond(self.episodes_waiting >= self.config.episodes_per_update, self.learn_from_buffer_fn,
-                lambda: tf.constant(False))
+        # A2C: its envs step together, so every row fills at once.
+        due = self.length[0] >= self.capacity if self.a2c else self.episodes_waiting >= self.config.episodes_per_update
+        tf.cond(due, self.learn_from_buffer_fn, lambda: tf.constant(False))
         return self.act_on_fn(obs, legal_mask)
 
     # --- learn --------------------------------------------------------------
     def learn_from_buffer_fn(self):
-        """One update on every finished episode in the buffer, then each row's episode in
-        progress moved to its front."""
+        """One update on the buffer's rollout (A2C: all of it) or finished episodes (REINFORCE),
+        then each row's episode in progress moved to its front."""
         slots = tf.range(self.capacity)[None, :]
-        written = slots < self.length[:, None]
-        ended = self.buffer.ended.read_value() > 0
-        # used[n]: the slots of row n up to and including its last finished episode's end.
-        used = tf.reduce_max(tf.where(ended & written, slots + 1, 0), axis=1)
+        if self.a2c:
+            used = self.length.read_value()
+        else:   # used[n]: the slots of row n up to and including its last finished episode's end
+            written = slots < self.length[:, None]
+            ended = self.buffer.ended.read_value() > 0
+            used = tf.reduce_max(tf.where(ended & written, slots + 1, 0), axis=1)
         valid = slots < used[:, None]
         rows = self.buffer._replace(valid=valid)
         batch = Episodes(*(None if variable is None else time_major(variable) for variable in rows[:-1]),
@@ -258,18 +282,27 @@ class Reinforce(StepInputs, tf.Module):
                 next_values = tf.stop_gradient(tf.reshape(self.critic(self.features(flat(batch.next_obs)))[:, 0], shape))
             else:
                 values = next_values = tf.zeros(shape, self.dtype)
-            returns = policy_gradient.discounted_returns(tf.cast(batch.reward, self.dtype), batch.terminated,
-                                                         batch.ended, config.discount, next_values)
-            advantages = returns - tf.stop_gradient(values)
-            if config.normalize_returns:
+            reward = tf.cast(batch.reward, self.dtype)
+            if self.a2c:
+                advantages = policy_gradient.generalized_advantages(
+                    reward, batch.terminated, batch.ended, tf.stop_gradient(values), next_values, config.discount,
+                    config.gae_lambda)
+                returns = advantages + tf.stop_gradient(values)
+            else:
+                returns = policy_gradient.discounted_returns(reward, batch.terminated, batch.ended, config.discount,
+                                                             next_values)
+                advantages = returns - tf.stop_gradient(values)
+            if config.normalize_advantages:
                 mean = tf.reduce_sum(advantages * weight) / count
                 std = tf.sqrt(tf.reduce_sum(tf.square(advantages - mean) * weight) / count)
                 advantages = (advantages - mean) / (std + 1e-8)
             if config.score_discounting:
                 advantages *= tf.pow(tf.cast(config.discount, self.dtype), tf.cast(batch.step, self.dtype))
             zeros = tf.zeros_like(log_probs)
+            # REINFORCE: the sum over each episode, the mean over episodes; A2C: the mean over steps.
+            normalizer = count if self.a2c else tf.maximum(tf.cast(batch.episodes, self.dtype), 1.0)
             policy_loss = losses.policy_gradient_loss(tf.where(valid, log_probs, zeros), tf.where(valid, advantages, zeros),
-                                                      normalizer=tf.maximum(tf.cast(batch.episodes, self.dtype), 1.0))
+                                                      normalizer=normalizer)
             value_loss = tf.reduce_sum(0.5 * tf.square(returns - values) * weight) / count
             mean_entropy = tf.reduce_sum(tf.where(valid, entropy, zeros)) / count
             loss = policy_loss - config.entropy_coef * mean_entropy
@@ -278,3 +311,4 @@ class Reinforce(StepInputs, tf.Module):
         grads = tape.gradient(loss, self.trained_variables)
         info = PolicyInfo(loss, policy_loss, value_loss, mean_entropy, optim.global_norm(grads))
         return info, grads
+

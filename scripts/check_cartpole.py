@@ -17,8 +17,8 @@ EVAL_LINE = re.compile(r"evaluation: mean return ([-\d.]+) ± ([\d.]+).*\(([\d,]
 
 
 def run_seed(seed, steps, extra, env_id="CartPole-v1"):
-    command = [sys.executable, "-m", "rawdqn", "train", "--env", env_id,
-               "--seed", str(seed), "--steps", str(steps), *extra]
+    command = [sys.executable, "-m", "rawdqn", "train", "--env", env_id, "--seed", str(seed),
+               *(["--steps", str(steps)] if steps else []), *extra]   # steps None: the preset's
     started = time.perf_counter()
     output = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started

@@ -10,7 +10,7 @@ import tensorflow as tf
 from cli_helpers import cli
 from rawdqn import checkpoint, reference
 from rawdqn.config import DQNConfig
-from rawdqn.policy_agent import Episodes, Reinforce
+from rawdqn.policy_agent import Episodes, PolicyGradientAgent
 from rawdqn.train import TrainingInterrupted, resume, train
 from test_checkpoint import interrupt_at, quiet, state_of
 from test_policy_gradient import small_mdp
@@ -41,9 +41,9 @@ def mean_gradient_estimate(score_discounting, seed=0, batches=200, per_batch=100
     """(mean, standard error) of −∇L over batches of episodes, and the MDP and θ."""
     mdp, rng = small_mdp(seed)
     theta = rng.normal(size=(4, 3))
-    config = DQNConfig(algo="reinforce", hidden=(), discount=0.9, normalize_returns=False, max_grad_norm=None,
+    config = DQNConfig(algo="reinforce", hidden=(), discount=0.9, normalize_advantages=False, max_grad_norm=None,
                        score_discounting=score_discounting, dtype="float64")
-    agent = Reinforce(4, 3, config, episode_steps=10, discrete_obs=True, use_bias=False)
+    agent = PolicyGradientAgent(4, 3, config, episode_steps=10, discrete_obs=True, use_bias=False)
     agent.policy.theta.assign(theta.reshape(-1))   # no hidden layer, no bias: θ is the table W[s, a]
     estimates = np.array([-agent.gradients(batch)[1][0].numpy().reshape(4, 3)
                           for batch in episode_batches(mdp, theta, rng, batches, per_batch)])
@@ -70,13 +70,12 @@ def test_without_the_discount_powers_it_estimates_the_undiscounted_visitation_gr
     assert np.max(np.abs((mean - mdp.policy_gradient(theta, 0.9)) / error)) > 8.0
 
 
-def play_and_record(num_envs, steps, seed, episodes_per_update=2):
+def play_and_record(num_envs, steps, seed, config=None):
     """Step a REINFORCE agent through random transitions; returns (step, batch) of each update and,
     per env, the list of (obs, action, reward, terminated, ended, next_obs) of its steps 0, 1, …"""
     rng = np.random.default_rng(seed)
-    config = DQNConfig(algo="reinforce", hidden=(8,), episodes_per_update=episodes_per_update, mode="eager",
-                       dtype="float64")
-    agent = Reinforce(3, 2, config, episode_steps=6, num_envs=num_envs)
+    config = config or DQNConfig(algo="reinforce", hidden=(8,), episodes_per_update=2, mode="eager", dtype="float64")
+    agent = PolicyGradientAgent(3, 2, config, episode_steps=6, num_envs=num_envs)
     seen, clock = [], [0]
     learn = agent.learn_fn
     agent.learn_fn = lambda batch: seen.append((clock[0], tf.nest.map_structure(

@@ -1,0 +1,89 @@
+"""A2C (rawdqn/policy_agent.py, algo 'a2c'): its critic trained on a fixed policy of a small MDP
+converges to V^π from the linear solve; each update learns from exactly the last rollout_steps
+steps of every env; runs resume bit for bit."""
+import numpy as np
+import pytest
+
+from rawdqn.config import DQNConfig
+from rawdqn.policy_agent import PolicyGradientAgent
+from rawdqn.train import TrainingInterrupted, resume, train
+from test_checkpoint import interrupt_at, quiet, state_of
+from test_policy_gradient import small_mdp
+from test_reinforce import play_and_record
+
+
+class FixedPolicyA2C(PolicyGradientAgent):
+    """A2C whose update steps the critic alone: π stays at the θ it is given."""
+
+    @property
+    def trained_variables(self):
+        return [self.critic.theta]
+
+
+def critic_after_training(seed, num_envs=16, steps=6_000, discount=0.9):
+    """A2C's critic trained on the MDP under the fixed π(θ): its table averaged over the second
+    half of training (iterate averaging), and V^π."""
+    mdp, rng = small_mdp(seed)
+    theta = rng.normal(size=(4, 3))
+    config = DQNConfig(algo="a2c", hidden=(), discount=discount, optimizer="sgd", learning_rate=0.05, value_coef=1.0,
+                       entropy_coef=0.0, max_grad_norm=None, normalize_advantages=False, rollout_steps=5,
+                       dtype="float64")
+    agent = FixedPolicyA2C(4, 3, config, seed=seed, discrete_obs=True, use_bias=False, num_envs=num_envs)
+    agent.policy.theta.assign(theta.reshape(-1))
+    states = rng.choice(4, num_envs, p=mdp.start)
+    actions = agent.begin(states).numpy()
+    averaged, count = np.zeros(4), 0
+    for t in range(steps):
+        rewards = mdp.rewards[states, actions]
+        following = np.array([rng.choice(5, p=np.append(mdp.transitions[s, a], 1 - mdp.transitions[s, a].sum()))
+                              for s, a in zip(states, actions)])
+        terminated = following == 4
+        next_states = np.where(terminated, 0, following)   # a terminal state's value is never used
+        reset = np.where(terminated, rng.choice(4, num_envs, p=mdp.start), next_states)
+        actions = agent.step(next_states, rewards, terminated.astype(float), reset, ended=terminated.astype(float)).numpy()
+        states = reset
+        if t >= steps // 2 and (t + 1) % config.rollout_steps == 0:
+            averaged += agent.critic.theta.numpy()
+            count += 1
+    return averaged / count, mdp.values(theta, discount)[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_critic_converges_to_the_value_of_the_policy(seed):
+    # The critic's update is the n-step TD one, whose fixed point is V^π however the states are
+    # weighted; 1,200 SGD updates (α 0.05) of 80 steps each, the last 600 averaged. What is left is
+    # noise and an O(α) bias from consecutive rollouts sharing their states (|error| ≤ 0.02 here).
+    critic, exact = critic_after_training(seed)
+    assert np.max(np.abs(critic - exact)) < 0.04, (critic, exact)
+    assert np.max(np.abs(exact)) > 0.5   # far from the zero start
+
+
+@pytest.mark.parametrize("num_envs,seed", [(1, 0), (4, 1)])
+def test_each_a2c_update_learns_from_the_last_rollout_of_every_env(num_envs, seed):
+    config = DQNConfig(algo="a2c", hidden=(8,), rollout_steps=4, mode="eager", dtype="float64")
+    seen, played = play_and_record(num_envs, 30, seed, config=config)
+    assert [t for t, _ in seen] == [3, 7, 11, 15, 19, 23, 27]
+    for update, (t, batch) in enumerate(seen):
+        assert batch.valid.all() and batch.obs.shape[:2] == (4, num_envs)
+        for n in range(num_envs):
+            for k, (obs, action, reward, terminated, ended, next_obs) in enumerate(played[n][4 * update:4 * update + 4]):
+                np.testing.assert_array_equal(batch.obs[k, n], obs)
+                np.testing.assert_array_equal(batch.next_obs[k, n], next_obs)
+                assert (batch.action[k, n], batch.reward[k, n], batch.terminated[k, n], batch.ended[k, n]) == \
+                       (action, reward, float(terminated), float(ended))
+
+
+def test_an_interrupted_and_resumed_a2c_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path):
+    config = DQNConfig(algo="a2c", total_steps=400, num_envs=4, hidden=(16,), learning_rate=1e-2, entropy_coef=0.01,
+                       eval_episodes=1, eval_interval=200, log_interval=100, mode="function")
+    straight = train("CartPole-v1", config, seed=2, log=quiet)
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train("CartPole-v1", config, seed=2, logdir=run_dir, log=interrupt_at(200), checkpoint_interval=100)
+    assert stopped.value.step == 200
+    resumed = resume(run_dir, log=quiet)
+    expected, actual = state_of(straight.agent), state_of(resumed.agent)
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    assert int(resumed.agent.schedule.updates_done.numpy()) == 400 // (4 * 5)
+    assert (resumed.eval_mean, resumed.eval_std) == (straight.eval_mean, straight.eval_std)
