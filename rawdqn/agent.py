@@ -101,7 +101,7 @@ class DQN(StepInputs, tf.Module):
 
     def __init__(self, obs_dim, num_actions, config=None, seed=0, discrete_obs=False,
                  legal_actions=False, device=None, use_bias=True,
-                 initializer="glorot_uniform", num_envs=1, name=None):
+                 initializer="glorot_uniform", num_envs=1, obs_bounds=None, name=None):
         super().__init__(name=name)
         self.config = (config or DQNConfig()).validate()
         self.obs_dim = int(obs_dim)
@@ -111,6 +111,7 @@ class DQN(StepInputs, tf.Module):
         self.legal_actions = bool(legal_actions)
         self.num_envs = int(num_envs)
         self.device = device
+        self.obs_bounds = obs_bounds   # scale_observations: (low, high) of the observations, for the networks
         self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
         if self.discrete_obs and self.obs_dim > 2 ** 24:
             raise ValueError(f"{self.obs_dim:,} discrete states: a one-hot input wider than 2²⁴ is not supported")
@@ -194,10 +195,12 @@ class DQN(StepInputs, tf.Module):
         """The online and target networks and the replay: MLPs and a ring of transition rows."""
         self.online = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
                                seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                               initializer=initializer, **self.config.head_options(), name="online")
+                               initializer=initializer, **self.config.head_options(), obs_bounds=self.obs_bounds,
+                               name="online")
         self.target = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
                                seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                               initializer=initializer, **self.config.head_options(), name="target")
+                               initializer=initializer, **self.config.head_options(), obs_bounds=self.obs_bounds,
+                               name="target")
         self.replay = ReplayBuffer(
             self.config.replay_capacity,
             obs_shape=() if self.discrete_obs else (self.obs_dim,),

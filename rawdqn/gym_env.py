@@ -52,13 +52,26 @@ class EnvSpec:
     legal_actions: bool
     frame_shape: Optional[tuple] = None   # pixel observations: one frame's shape, [H, W] or [H, W, C]
     frame_max: float = 255.0              # their largest value: 255 for uint8 screens, 1 for MinAtar's bools
+    # A vector observation's Box bounds, flat, where all are finite (else None): what
+    # scale_observations maps to [−1, 1]. A checkpoint made before them matches without them.
+    obs_low: Optional[tuple] = dataclasses.field(default=None, compare=False)
+    obs_high: Optional[tuple] = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def from_record(cls, record):
         """The spec as state.json holds it (lists for tuples; no frame_shape before pixel envs, no
-        frame_max before 3 December 2026: those runs scaled every frame by 1/255)."""
-        frame_shape = record.get("frame_shape")
-        return cls(**{**record, "frame_shape": None if frame_shape is None else tuple(frame_shape)})
+        frame_max before 3 December 2026: those runs scaled every frame by 1/255; no bounds before
+        5 December 2026)."""
+        tuples = {name: None if record.get(name) is None else tuple(record[name])
+                  for name in ("frame_shape", "obs_low", "obs_high")}
+        return cls(**{**record, **tuples})
+
+    def observation_bounds(self, env_id):
+        """(low, high) for QNetwork's obs_bounds, or a UsageError naming why there are none."""
+        if self.obs_low is None:
+            raise UsageError(f"--scale-observations maps vector observations to [−1, 1] from their bounds; "
+                             f"{env_id}'s observations have no finite bounds (or are not vectors): drop the flag")
+        return self.obs_low, self.obs_high
 
 
 @dataclasses.dataclass
@@ -184,8 +197,12 @@ def env_spec(env, info):
     discrete_obs = isinstance(space, gym.spaces.Discrete)
     obs_dim = int(space.n) if discrete_obs else int(np.prod(space.shape))
     frame_shape = frame_shape_of(space)
+    bounded = (isinstance(space, gym.spaces.Box) and frame_shape is None
+               and np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)) and np.all(space.high > space.low))
+    low, high = ((tuple(float(x) for x in np.ravel(space.low)), tuple(float(x) for x in np.ravel(space.high)))
+                 if bounded else (None, None))
     return EnvSpec(obs_dim, int(env.action_space.n), discrete_obs, int(env.action_space.start),
-                   "action_mask" in info, frame_shape, frame_max_of(space) if frame_shape else 255.0)
+                   "action_mask" in info, frame_shape, frame_max_of(space) if frame_shape else 255.0, low, high)
 
 
 def frame_shape_of(space):

@@ -59,7 +59,7 @@ class GymnasiumRun:
         self.spec = self.envs.spec
         self.on_step = on_step
         self.agent = make_agent(self.spec, self.config, self.seed, resolve_device(device), agent_options,
-                                episode_steps=time_limit(env_id, self.config))
+                                episode_steps=time_limit(env_id, self.config), env_id=env_id)
         self.agent.sync_target()
         self.step = 0                      # environment steps done (num_envs per loop iteration)
         num_envs = self.config.num_envs    # the episodes in progress, one per environment
@@ -215,10 +215,12 @@ class GymnasiumRun:
 
 
 
-def make_agent(spec, config, seed, device=None, agent_options=None, episode_steps=None):
+def make_agent(spec, config, seed, device=None, agent_options=None, episode_steps=None, env_id="the env"):
     """The agent config.algo names for an env's spaces: REINFORCE (its buffer holds episodes of
     up to `episode_steps`) or A2C; PixelDQN (conv network, frame replay) where observations are
     frames, else DQN (MLP, transition replay)."""
+    if config.scale_observations:
+        agent_options = {**(agent_options or {}), "obs_bounds": spec.observation_bounds(env_id)}
     if config.algo != "dqn":
         if config.algo == "reinforce" and episode_steps is None:
             raise UsageError("--algo reinforce learns from whole episodes and this env has no time limit; "
@@ -228,7 +230,7 @@ def make_agent(spec, config, seed, device=None, agent_options=None, episode_step
                          num_envs=config.num_envs, **(agent_options or {}))
     if spec.frame_shape:
         if agent_options:
-            raise UsageError("a pixel agent takes no agent options")
+            raise UsageError("a pixel agent takes no agent options (nor --scale-observations)")
         try:
             return PixelDQN(spec.frame_shape, spec.num_actions, config, seed=seed, device=device,
                             num_envs=config.num_envs, frame_max=spec.frame_max)

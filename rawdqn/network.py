@@ -8,6 +8,11 @@ arithmetic, and a compiled step then moves 1 buffer for the weights (and 1 per o
 slot) instead of 2L: on a small network each buffer a program touches costs more than its
 arithmetic (bench/README.md, "where a step's time goes").
 
+With `obs_bounds=(low, high)` (scale_observations) the input is first mapped to [−1, 1] per
+component, h_0 = 2(s − low)/(high − low) − 1, so that a feature of tiny range (MountainCar's
+velocity, ±0.07) starts out weighing as much as the others; the bounds are constants of
+the network, so an exported model takes raw observations.
+
 With `hidden=()` it is linear, Q(s, ·) = s W + b; over one-hot states and with
 no bias, W is exactly a Q-table (W[s, a] = Q(s, a)).
 
@@ -338,7 +343,8 @@ class QNetwork(ThetaNetwork):
 
     def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
                  dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
-                 dueling=False, atoms=1, v_min=-10.0, v_max=10.0, noisy=False, noisy_sigma=0.5, name=None):
+                 dueling=False, atoms=1, v_min=-10.0, v_max=10.0, noisy=False, noisy_sigma=0.5, obs_bounds=None,
+                 name=None):
         super().__init__(name=name)
         if int(obs_dim) < 1 or int(num_actions) < 1:
             raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1; "
@@ -354,10 +360,21 @@ class QNetwork(ThetaNetwork):
         self.set_head(atoms, v_min, v_max)
         self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling, self.atoms),
                          seed, initializer, noisy_from=0 if noisy else None, noisy_sigma=noisy_sigma)
+        self.obs_bounds = None
+        if obs_bounds is not None:
+            low, high = (tf.constant(bound, tf.float64) for bound in obs_bounds)
+            if low.shape != [self.obs_dim] or high.shape != [self.obs_dim] or not bool(tf.reduce_all(high > low)):
+                raise ValueError(f"obs_bounds must be two vectors of {self.obs_dim} with high > low; got {obs_bounds}")
+            self.obs_bounds = (tuple(float(x) for x in obs_bounds[0]), tuple(float(x) for x in obs_bounds[1]))
+            # h_0 = s · scale + shift, computed in float64 and held in the network's dtype.
+            self.input_scale = tf.cast(2.0 / (high - low), self.dtype)
+            self.input_shift = tf.cast(-2.0 * low / (high - low) - 1.0, self.dtype)
 
     def outputs(self, obs, parameters=None, noise=None):
         """The head's outputs [batch, num_actions · atoms] (ThetaNetwork.__call__ makes them Q-values)."""
         x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
+        if self.obs_bounds is not None:
+            x = x * self.input_scale + self.input_shift
         if parameters is None:
             parameters = self.unpack(self.theta.read_value())   # read once: one buffer, one gradient
         return self.dense_layers(x, parameters, 0, noise)

@@ -556,6 +556,10 @@ def run_command(args, changes, log=print):
     from rawdqn.device import resolve_device
     env_id = args.env or "CartPole-v1"
     config = preset(env_id).replace(**changes).validate()
+    if config.algo != "dqn":
+        raise UsageError(f"--on-device trains a DQN; --algo {config.algo} runs on gymnasium envs: drop --on-device")
+    if config.scale_observations:
+        raise UsageError("--scale-observations runs on gymnasium envs; the on-device envs take raw observations")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1; got {args.seeds}")
     train_on_device(env_id, config, seed=args.seed or 0, num_seeds=args.seeds or 1,

@@ -83,8 +83,9 @@ def load(path):
             network = conv_q_network(spec["frame_shape"], spec["num_actions"], config, name="online",
                                      scale=1 / spec.get("frame_max", 255.0))
         else:
+            bounds = (spec["obs_low"], spec["obs_high"]) if config.scale_observations else None
             network = QNetwork(spec["obs_dim"], spec["num_actions"], config.hidden, dtype=dtype,
-                               **config.head_options(), name="online")
+                               **config.head_options(), obs_bounds=bounds, name="online")
     except (KeyError, TypeError, ValueError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} has an unreadable spec ({error})") from None
     checkpoint.restore_network(checkpoint_dir, network, "online" if config.algo == "dqn" else "policy")

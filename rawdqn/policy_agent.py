@@ -63,7 +63,7 @@ class PolicyGradientAgent(StepInputs, tf.Module):
     """
 
     def __init__(self, obs_dim, num_actions, config, episode_steps=None, seed=0, discrete_obs=False,
-                 legal_actions=False, device=None, num_envs=1, use_bias=True, name=None):
+                 legal_actions=False, device=None, num_envs=1, use_bias=True, obs_bounds=None, name=None):
         super().__init__(name=name)
         self.config = config.validate()
         self.obs_dim, self.num_actions, self.num_envs = int(obs_dim), int(num_actions), int(num_envs)
@@ -82,9 +82,9 @@ class PolicyGradientAgent(StepInputs, tf.Module):
         rows = [self.num_envs, self.capacity]
         with tf.device(device):
             self.policy = QNetwork(self.obs_dim, self.num_actions, config.hidden, seed=self.seed, dtype=self.dtype,
-                                   use_bias=use_bias, name="policy")
+                                   use_bias=use_bias, obs_bounds=obs_bounds, name="policy")
             self.critic = (QNetwork(self.obs_dim, 1, config.hidden, seed=self.seed + 1, dtype=self.dtype,
-                                    use_bias=use_bias, name="critic") if config.baseline or self.a2c else None)
+                                    use_bias=use_bias, obs_bounds=obs_bounds, name="critic") if config.baseline or self.a2c else None)
             epsilon = {} if config.optimizer_epsilon is None else {"epsilon": config.optimizer_epsilon}
             self.optimizer = optim.make_optimizer(config.optimizer, config.learning_rate, **epsilon)
             self.optimizer.build(self.trained_variables)
