@@ -39,6 +39,7 @@ from rawdqn.config import preset as config_preset
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
 from rawdqn.network import QNetwork
+from rawdqn.policy_agent import PolicyGradientAgent
 from rawdqn.rundir import RunDirectory, config_record, default_run_dir, prepare_run_dir
 from rawdqn.train import check_finite, drive
 
@@ -52,10 +53,12 @@ def check_env(env_id):
                          f"available: {', '.join(envs.available())}")
 
 
-def preset(env_id):
+def preset(env_id, algo=None):
     """The on-device DQNConfig for env_id (rawdqn/config.py's table; num_envs and
-    iterations_per_call included)."""
+    iterations_per_call included); for a policy-gradient `algo`, its preset, as on gymnasium."""
     check_env(env_id)
+    if algo not in (None, "dqn"):
+        return config_preset(env_id, algo=algo)
     return config_preset(env_id, ON_DEVICE)
 
 
@@ -65,8 +68,13 @@ class AgentEnvs(tf.Module):
     def __init__(self, env, config, seed, num_envs, device=None, name=None):
         super().__init__(name=name)
         self.seed = int(seed)
-        self.agent = DQN(env.observation_size, env.num_actions, config, seed=self.seed,
-                         device=device, num_envs=num_envs, name="agent")
+        if config.algo == "dqn":
+            self.agent = DQN(env.observation_size, env.num_actions, config, seed=self.seed,
+                             device=device, num_envs=num_envs, name="agent")
+        else:   # the policy-gradient agents' step body has the same inputs (rawdqn/policy_agent.py)
+            self.agent = PolicyGradientAgent(env.observation_size, env.num_actions, config,
+                                             episode_steps=env.max_episode_steps, seed=self.seed, device=device,
+                                             num_envs=num_envs, name="agent")
         self.agent.sync_target()
         with tf.device(device):
             # The weights that scored best in the greedy evaluations so far, and that score.
@@ -385,7 +393,8 @@ class OnDeviceRun:
         returns = " ".join(f"{r:7.1f}" if r == r else f"{'-':>7}" for r in row["mean_return"])
         losses = " ".join(f"{l:.4f}" for l in row["loss"])
         self.log(f"step {self.step:>8,}/{self.total_steps:,} | {steps_per_second:9,.0f} steps/s | "
-                 f"return {returns} | loss {losses} | eps {config.epsilon_at(self.step):.3f}")
+                 f"return {returns} | loss {losses}" + (f" | eps {config.epsilon_at(self.step):.3f}"
+                                                        if config.algo == "dqn" else ""))
         row["steps_per_second"] = steps_per_second   # the call's row, not a selection row after it
 
     def run(self):
@@ -460,7 +469,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_seeds=1, devi
         prepare_run_dir(logdir)  # after the agents are known to fit: no empty run dirs
     trainer = run.trainer
     seeds = [lane.seed for lane in trainer.lanes]
-    log(f"rawdqn: training DQN on-device on {env_id} for {run.total_steps:,} steps "
+    log(f"rawdqn: training {config.algo_name} on-device on {env_id} for {run.total_steps:,} steps "
         f"(seed{'s' if num_seeds > 1 else ''} {', '.join(map(str, seeds))}; "
         f"{trainer.num_envs} envs, {config.iterations_per_call} iterations per call, "
         f"{trainer.agents[0].online.num_parameters:,} parameters, "
@@ -506,7 +515,7 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
                                          f"({type(error).__name__}: {checkpoint.one_line(error)})") from None
     run.history, run.train_seconds = state["history"], state["train_seconds"]
     run.directory.last_checkpoint = saved
-    log(f"rawdqn: resuming on-device DQN on {state['env_id']} at step {state['step']:,} of {run.total_steps:,} "
+    log(f"rawdqn: resuming on-device {config.algo_name} on {state['env_id']} at step {state['step']:,} of {run.total_steps:,} "
         f"(from {saved}; checkpoints every {run.directory.checkpoint_interval:,} steps)")
     return run.run()
 
@@ -555,9 +564,9 @@ def run_command(args, changes, log=print):
     """`rawdqn train --on-device [...]`: the flags checked, the agents trained and evaluated."""
     from rawdqn.device import resolve_device
     env_id = args.env or "CartPole-v1"
-    config = preset(env_id).replace(**changes).validate()
-    if config.algo != "dqn":
-        raise UsageError(f"--on-device trains a DQN; --algo {config.algo} runs on gymnasium envs: drop --on-device")
+    config = preset(env_id, changes.get("algo")).replace(**changes).validate()
+    if config.total_updates is not None:
+        raise UsageError("--on-device runs count steps; --total-updates is for gymnasium runs: use --steps")
     if config.scale_observations:
         raise UsageError("--scale-observations runs on gymnasium envs; the on-device envs take raw observations")
     if args.seeds is not None and args.seeds < 1:

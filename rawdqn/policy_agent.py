@@ -164,6 +164,8 @@ class PolicyGradientAgent(StepInputs, tf.Module):
     def logits_fn(self, obs):
         return self.policy(self.features(obs))
 
+    q_values_fn = logits_fn   # what the greedy evaluations of the on-device loop call
+
     def first_observations(self, count):
         return None   # no replay to draw a validation set from: the average max Q is DQN's
 
