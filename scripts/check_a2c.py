@@ -1,0 +1,73 @@
+"""A2C on CartPole-v1 (≥ 475) and Acrobot-v1 (≥ −100): gymnasium's loop and the on-device one, with their wall-clock times.
+
+    python scripts/check_a2c.py [CartPole-v1|Acrobot-v1] [--seeds 0 1 2 3 4] [--loop gymnasium|on-device|both]
+
+gymnasium: one `rawdqn train --algo a2c --env ENV --seed S` process per seed, one after the
+other (16 gymnasium envs in a vector env, the preset's 300,000 steps). on-device: one
+`rawdqn train --on-device --algo a2c --env ENV --seed S0 --seeds 5` process, the 5 agents
+trained side by side in one compiled program on rawdqn's TF version of the env. Each agent
+ends with the greedy evaluation of its kept weights on fresh gymnasium episodes; a loop passes
+when 4 of the 5 reach the target. Prints per-seed results and each loop's wall-clock time.
+"""
+import argparse
+import re
+import subprocess
+import sys
+import time
+
+from check_cartpole import run_seed
+
+TARGETS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
+KEPT = re.compile(r"seed (\d+): kept weights .*?evaluation: mean return ([-\d.]+)")
+
+
+def gymnasium_loop(env_id, seeds):
+    finals, total = [], 0.0
+    for seed in seeds:
+        _, final, evals, wall, error = run_seed(seed, None, ["--algo", "a2c"], env_id)
+        total += wall
+        finals.append(final)
+        print(f"  gymnasium seed {seed}: {'FAILED ' + error if final is None else f'{final:8.1f}'} ({wall:.1f} s)",
+              flush=True)
+    return finals, total
+
+
+def on_device_loop(env_id, seeds):
+    command = [sys.executable, "-m", "rawdqn", "train", "--on-device", "--algo", "a2c", "--env", env_id,
+               "--seed", str(seeds[0]), "--seeds", str(len(seeds))]
+    started = time.perf_counter()
+    output = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    results = {int(seed): float(value) for seed, value in KEPT.findall(output.stdout)}
+    if output.returncode != 0 or len(results) != len(seeds):
+        print("  on-device FAILED:", output.stdout[-500:], output.stderr[-500:])
+        return [None] * len(seeds), wall
+    finals = [results[seed] for seed in seeds]
+    for seed, final in zip(seeds, finals):
+        print(f"  on-device seed {seed}: {final:8.1f}")
+    return finals, wall
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("env", nargs="?", default="CartPole-v1", choices=tuple(TARGETS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--loop", choices=("gymnasium", "on-device", "both"), default="both")
+    args = parser.parse_args()
+    if args.loop == "on-device" or args.loop == "both":
+        if args.seeds != list(range(args.seeds[0], args.seeds[0] + len(args.seeds))):
+            sys.exit("check_a2c: the on-device loop trains consecutive seeds; give --seeds S S+1 …")
+    threshold, passed = TARGETS[args.env], True
+    loops = ("gymnasium", "on-device") if args.loop == "both" else (args.loop,)
+    for loop in loops:
+        print(f"A2C on {args.env}, {loop} loop:")
+        finals, wall = (gymnasium_loop if loop == "gymnasium" else on_device_loop)(args.env, args.seeds)
+        reached = sum(final is not None and final >= threshold for final in finals)
+        print(f"{loop}: {reached}/{len(finals)} seeds ≥ {threshold:g}; wall-clock {wall:.1f} s for the "
+              f"{len(finals)} seeds ({wall / len(finals):.1f} s per seed)\n", flush=True)
+        passed &= reached >= 4
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
