@@ -6,8 +6,7 @@ import pytest
 
 from rawdqn.config import DQNConfig
 from rawdqn.policy_agent import PolicyGradientAgent
-from rawdqn.train import TrainingInterrupted, resume, train
-from test_checkpoint import interrupt_at, quiet, state_of
+from test_checkpoint import interrupted_and_resumed
 from test_policy_gradient import small_mdp
 from test_reinforce import play_and_record
 
@@ -76,14 +75,5 @@ def test_each_a2c_update_learns_from_the_last_rollout_of_every_env(num_envs, see
 def test_an_interrupted_and_resumed_a2c_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path):
     config = DQNConfig(algo="a2c", total_steps=400, num_envs=4, hidden=(16,), learning_rate=1e-2, entropy_coef=0.01,
                        eval_episodes=1, eval_interval=200, log_interval=100, mode="function")
-    straight = train("CartPole-v1", config, seed=2, log=quiet)
-    run_dir = str(tmp_path / "run")
-    with pytest.raises(TrainingInterrupted) as stopped:
-        train("CartPole-v1", config, seed=2, logdir=run_dir, log=interrupt_at(200), checkpoint_interval=100)
-    assert stopped.value.step == 200
-    resumed = resume(run_dir, log=quiet)
-    expected, actual = state_of(straight.agent), state_of(resumed.agent)
-    for name in expected:
-        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    _, resumed = interrupted_and_resumed(str(tmp_path / "run"), config, seed=2, stop_at=200)
     assert int(resumed.agent.schedule.updates_done.numpy()) == 400 // (4 * 5)
-    assert (resumed.eval_mean, resumed.eval_std) == (straight.eval_mean, straight.eval_std)

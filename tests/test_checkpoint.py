@@ -44,27 +44,36 @@ RAINBOW_PARTS = dict(double_q=True, dueling=True, n_step=3, prioritized=True, di
                      v_min=0.0, v_max=50.0)
 
 
-@pytest.mark.parametrize("parts", [{}, RAINBOW_PARTS], ids=["dqn", "rainbow"])
-def test_interrupted_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path, parts):
-    config = CONFIG.replace(**parts)
-    straight = train("CartPole-v1", config, seed=7, log=quiet)
-
-    run_dir = str(tmp_path / "run")
+def interrupted_and_resumed(run_dir, config, seed, stop_at, after_stop=None):
+    """(uninterrupted run, run stopped by SIGINT at step `stop_at` and resumed), after checking
+    that every variable of the two agents is equal, bit for bit; `after_stop(stop)` looks at the
+    TrainingInterrupted before the run resumes."""
+    straight = train("CartPole-v1", config, seed=seed, log=quiet)
     with pytest.raises(TrainingInterrupted) as stopped:
-        train("CartPole-v1", config, seed=7, logdir=run_dir, log=interrupt_at(150), checkpoint_interval=100)
-    assert stopped.value.step == 150 and stopped.value.checkpoint_path.endswith("step-00000150")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
-    saved, arrays, _ = checkpoint.load_state(stopped.value.checkpoint_path)
-    assert saved["loop"]["episode_length"][0] > 0       # stopped mid-episode
-
+        train("CartPole-v1", config, seed=seed, logdir=run_dir, log=interrupt_at(stop_at), checkpoint_interval=100)
+    assert stopped.value.step == stop_at
+    if after_stop:
+        after_stop(stopped.value)
     resumed = resume(run_dir, log=quiet)
     expected, actual = state_of(straight.agent), state_of(resumed.agent)
     assert expected.keys() == actual.keys()
     for name in expected:
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    assert (resumed.eval_mean, resumed.eval_std) == (straight.eval_mean, straight.eval_std)
+    return straight, resumed
+
+
+@pytest.mark.parametrize("parts", [{}, RAINBOW_PARTS], ids=["dqn", "rainbow"])
+def test_interrupted_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path, parts):
+    def stopped_mid_episode(stop):
+        assert stop.checkpoint_path.endswith("step-00000150")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+        saved, _, _ = checkpoint.load_state(stop.checkpoint_path)
+        assert saved["loop"]["episode_length"][0] > 0       # stopped mid-episode
+    run_dir = str(tmp_path / "run")
+    straight, resumed = interrupted_and_resumed(run_dir, CONFIG.replace(**parts), 7, 150, stopped_mid_episode)
     assert resumed.agent.optimizer.step.numpy() > 0 and resumed.agent.replay.count.numpy() == 200
     assert resumed.episode_returns == straight.episode_returns
-    assert (resumed.eval_mean, resumed.eval_std) == (straight.eval_mean, straight.eval_std)
     timeless = lambda history: [{k: v for k, v in row.items() if k != "steps_per_second"} for row in history]  # noqa: E731
     assert json.dumps(timeless(resumed.history)) == json.dumps(timeless(straight.history))
     # The files a resumed run leaves are those of one run.
