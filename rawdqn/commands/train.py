@@ -134,9 +134,9 @@ def config_changes(args):
 
 
 def add_command(commands):
-    parser = commands.add_parser("train", help="train a DQN on a gymnasium environment",
-                                 description="Train a DQN with the environment's preset, then "
-                                             "evaluate its greedy policy.")
+    parser = commands.add_parser("train", help="train a DQN (or --algo reinforce|a2c) on a gymnasium environment",
+                                 description="Train a DQN (or, with --algo, REINFORCE or A2C) with the "
+                                             "environment's preset, then evaluate its greedy policy.")
     parser.add_argument("--env", default=None, help="gymnasium environment id (default: CartPole-v1)")
     parser.add_argument("--preset", default=None, choices=tuple(NAMED_PRESETS),
                         help="start from a named preset instead of the environment's: nature (Mnih et al. "
