@@ -101,7 +101,7 @@ class DQN(StepInputs, tf.Module):
 
     def __init__(self, obs_dim, num_actions, config=None, seed=0, discrete_obs=False,
                  legal_actions=False, device=None, use_bias=True,
-                 initializer="glorot_uniform", num_envs=1, obs_bounds=None, name=None):
+                 initializer="glorot_uniform", num_envs=1, obs_bounds=None, prebuilt_windows=False, name=None):
         super().__init__(name=name)
         self.config = (config or DQNConfig()).validate()
         self.obs_dim = int(obs_dim)
@@ -112,6 +112,8 @@ class DQN(StepInputs, tf.Module):
         self.num_envs = int(num_envs)
         self.device = device
         self.obs_bounds = obs_bounds   # scale_observations: (low, high) of the observations, for the networks
+        # Ape-X's learner: its replay's rows are n-step windows the actors built, each with its γ^m.
+        self.prebuilt_windows = bool(prebuilt_windows)
         self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
         if self.discrete_obs and self.obs_dim > 2 ** 24:
             raise ValueError(f"{self.obs_dim:,} discrete states: a one-hot input wider than 2²⁴ is not supported")
@@ -164,7 +166,8 @@ class DQN(StepInputs, tf.Module):
         """
         config, width = self.config, self.dtype.size
         obs_width = 1 if self.discrete_obs else self.obs_dim
-        row = (2 * obs_width + 3 + (self.num_actions if self.legal_actions else 0) + (config.n_step > 1)) * width
+        row = (2 * obs_width + 3 + (self.num_actions if self.legal_actions else 0)
+               + (config.n_step > 1 or self.prebuilt_windows)) * width
         head = config.head_options()
         parameters = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
                          dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, head["dueling"], head["atoms"]))
@@ -207,8 +210,9 @@ class DQN(StepInputs, tf.Module):
             obs_dtype=tf.int32 if self.discrete_obs else self.dtype,
             seed=self.seed + 1, reward_dtype=self.dtype,
             num_actions=self.num_actions if self.legal_actions else None,
-            jit_compile=self.config.mode == "xla", n_step=self.config.n_step, discount=self.config.discount,
-            stride=self.num_envs, prioritized=self.config.prioritized,
+            jit_compile=self.config.mode == "xla", n_step=1 if self.prebuilt_windows else self.config.n_step,
+            discount=self.config.discount, stride=self.num_envs, prioritized=self.config.prioritized,
+            row_discounts=self.prebuilt_windows,
             priority_exponent=self.config.priority_exponent, priority_epsilon=self.config.priority_epsilon)
         # What the agent acts on, per env: a state index or an observation vector.
         self.acting_shape = () if self.discrete_obs else (self.obs_dim,)

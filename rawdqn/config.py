@@ -149,6 +149,15 @@ class DQNConfig:
     """Policy-gradient agents: c_H in L = L_π + c_V L_V − c_H H(π), an entropy bonus."""
     value_coef: float = 0.5
     """Policy-gradient agents with a critic or baseline: c_V in L = L_π + c_V L_V − c_H H(π)."""
+    actor_steps: int = 50
+    """--distributed (Ape-X): steps of each actor's envs between shipments to the learner (Horgan et
+    al. 2018: blocks of about 50)."""
+    weights_interval: int = 10
+    """--distributed: learner updates between publications of its weights to the actors."""
+    actor_epsilon_base: float = 0.4
+    """--distributed: ε in actor i's ε_i = ε^(1 + α i/(N − 1)) (Horgan et al. 2018: 0.4)."""
+    actor_epsilon_alpha: float = 7.0
+    """--distributed: α in ε_i = ε^(1 + α i/(N − 1)) (Horgan et al. 2018: 7)."""
     loss: str = "squared"
     """'squared' (mean ½δ²) or 'huber'; a distributional agent's loss is always its cross-entropy."""
     sticky_actions: Optional[float] = None
@@ -213,6 +222,11 @@ class DQNConfig:
                 f"got {self.total_updates} with --algo {self.algo}")
         require(self.max_episode_steps is None or int(self.max_episode_steps) >= 1,
                 f"max_episode_steps must be >= 1 (or None for the env's own limit); got {self.max_episode_steps}")
+        require(int(self.actor_steps) >= 1 and int(self.weights_interval) >= 1,
+                f"actor_steps and weights_interval must be >= 1; got {self.actor_steps}, {self.weights_interval}")
+        require(0.0 <= finite("actor_epsilon_base") <= 1.0 and finite("actor_epsilon_alpha") >= 0,
+                f"actor_epsilon_base must be in [0, 1] and actor_epsilon_alpha >= 0; "
+                f"got {self.actor_epsilon_base}, {self.actor_epsilon_alpha}")
         require(int(self.rollout_steps) >= 1, f"rollout_steps must be >= 1; got {self.rollout_steps}")
         require(0.0 <= finite("gae_lambda") <= 1.0, f"gae_lambda must be in [0, 1]; got {self.gae_lambda}")
         require(int(self.episodes_per_update) >= 1, f"episodes_per_update must be >= 1; got {self.episodes_per_update}")

@@ -135,7 +135,7 @@ class GymnasiumRun:
         loss_text = f"{row['loss']:.4f}" if learned else "-"
         return_text = f"return(last {len(recent)}) {row['recent_return']:8.2f}" if recent else "no episode ended yet"
         self.log(f"step {self.step:>8,}/{self.config.total_steps:,} | {steps_per_second:7,.0f} steps/s | "
-                 f"{return_text} | loss {loss_text} | eps {epsilon:.3f}")
+                 f"{return_text} | loss {loss_text}" + (f" | eps {epsilon:.3f}" if self.explores_by_schedule else ""))
         self.directory.write_summary(self.step, {
             "train/loss": row["loss"], "train/mean_abs_td_error": row["mean_abs_td_error"],
             "train/mean_max_q": row["mean_max_q"], "train/avg_max_q_validation": row["avg_max_q_validation"],
@@ -169,7 +169,7 @@ class GymnasiumRun:
                  "config": dataclasses.asdict(self.config),
                  "spec": dataclasses.asdict(self.spec), "step": self.step, "loop": self.loop_state(),
                  "checkpoint_interval": self.directory.checkpoint_interval, "changes": self.changes,
-                 "final_evaluation": self.final_evaluation}
+                 "final_evaluation": self.final_evaluation, **self.extra_state()}
         # The observation acted on and the action chosen are the agent's variables.
         arrays = {}
         if self.validation_obs is not None:
@@ -177,6 +177,13 @@ class GymnasiumRun:
         arrays.update({f"best_weight_{i}": value for i, value in enumerate(self.best_weights)})
         return self.directory.save(self.step, self.agent, state, arrays,
                                    self.envs.saved_state(), self.logs())
+
+    # ε follows config's schedule (an Ape-X run's actors each have their own fixed ε instead).
+    explores_by_schedule = True
+
+    def extra_state(self):
+        """What a kind of run adds to its checkpoint's state.json (an Ape-X run: its actors)."""
+        return {}
 
     def loop_state(self):
         return {"episode_return": self.episode_return, "episode_length": self.episode_length,
@@ -289,6 +296,9 @@ def read_resumable(path, checkpoint_interval, env_id, seed, changes):
         raise checkpoint.CheckpointError(f"{run_dir} is one agent of the on-device run in {os.path.dirname(run_dir)}; "
                                          f"resume the whole run: rawdqn train --resume {os.path.dirname(run_dir)}")
     saved = checkpoint.config_from_state(state, checkpoint_dir)
+    if state.get("distributed"):
+        raise checkpoint.CheckpointError(f"{run_dir} is an Ape-X run of {state['distributed']['actors']} actors; "
+                                         "resuming a distributed run is not supported yet (rawdqn eval/export read it)")
     if env_id is not None and env_id != state["env_id"]:
         raise checkpoint.CheckpointError(f"{path} is a run on {state['env_id']}, not {env_id}; "
                                          "a resumed run keeps its environment")

@@ -48,11 +48,17 @@ class ReplayBuffer(tf.Module):
     window is complete: until then its p is 0); each draw carries the importance weight
         w_i = (M · P(i))^−β / max_batch w,   M the transitions that can be drawn,
     normalised by the batch's largest (as Dopamine does) so that it only scales updates down.
+
+    With `row_discounts` each row also holds the γ^m its target bootstraps with: rows that are
+    n-step windows already (Ape-X's actors build them, rawdqn/distributed/), sampled as they
+    are; `add(..., errors=)` then gives new rows the priorities (|δ| + ε)^α of the TD errors
+    the actors computed, instead of the largest so far.
     """
 
     def __init__(self, capacity, obs_shape, obs_dtype=tf.float32, seed=0,
                  reward_dtype=tf.float32, num_actions=None, jit_compile=True, n_step=1, discount=None,
-                 stride=1, prioritized=False, priority_exponent=0.6, priority_epsilon=1e-6, name=None):
+                 stride=1, prioritized=False, priority_exponent=0.6, priority_epsilon=1e-6, row_discounts=False,
+                 name=None):
         super().__init__(name=name)
         capacity = int(capacity)
         if capacity < 1:
@@ -70,7 +76,10 @@ class ReplayBuffer(tf.Module):
             raise ValueError(f"an n-step replay needs n_step >= 1, stride >= 1 and a discount; "
                              f"got n_step={n_step}, stride={stride}, discount={discount}")
         self.discount = discount
-        self.width = 2 * self.obs_width + 3 + (self.num_actions or 0) + (self.n_step > 1)
+        self.row_discounts = bool(row_discounts)
+        if self.row_discounts and self.n_step > 1:
+            raise ValueError("rows with their own discounts are windows already: use n_step=1")
+        self.width = 2 * self.obs_width + 3 + (self.num_actions or 0) + (self.n_step > 1) + self.row_discounts
         rows = tf.zeros([capacity, self.width], self.reward_dtype)
         if self.num_actions is not None:   # empty slots: every action legal
             start = 2 * self.obs_width + 3
@@ -88,8 +97,9 @@ class ReplayBuffer(tf.Module):
         self._sample = compile_kernel(self.sample_fn, mode)
 
     # --- the row layout ---------------------------------------------------------
-    def to_rows(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, ended=None):
-        """[N, width] rows from a batch of N transitions (`ended`: n-step replays only)."""
+    def to_rows(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, ended=None, discount=None):
+        """[N, width] rows from a batch of N transitions (`ended`: n-step replays only; `discount`:
+        with row_discounts)."""
         n = tf.shape(action)[0]
         dtype = self.reward_dtype
         columns = [tf.reshape(tf.cast(obs, dtype), [n, self.obs_width]),
@@ -100,6 +110,8 @@ class ReplayBuffer(tf.Module):
             columns.append(tf.cast(next_legal_mask, dtype))
         if self.n_step > 1:
             columns.append(tf.cast(terminated if ended is None else ended, dtype)[:, None])
+        if self.row_discounts:
+            columns.append(tf.cast(discount, dtype)[:, None])
         return tf.concat(columns, axis=1)
 
     def from_rows(self, rows):
@@ -114,7 +126,7 @@ class ReplayBuffer(tf.Module):
             mask = rows[:, 2 * width + 3:2 * width + 3 + self.num_actions] > 0
         return Transition(observations(rows[:, :width]), tf.cast(rows[:, 2 * width], tf.int32),
                           rows[:, 2 * width + 1], observations(rows[:, width:2 * width]),
-                          rows[:, 2 * width + 2], mask)
+                          rows[:, 2 * width + 2], mask, rows[:, -1] if self.row_discounts else None)
 
     def contents(self):
         """Every slot as a Transition [capacity, …] (filled or not; `size` says how many are)."""
@@ -132,7 +144,8 @@ class ReplayBuffer(tf.Module):
     def __len__(self):
         return self.size
 
-    def add(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None, ended=None):
+    def add(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None, ended=None,
+            discount=None, errors=None):
         """Write a batch of N ≤ capacity transitions, wrapping around the ring (with `valid`
         [N], only the rows where it is true; see add_fn; `ended` [N]: the episode is over,
         for an n-step replay, where it defaults to `terminated`)."""
@@ -168,16 +181,22 @@ class ReplayBuffer(tf.Module):
         if self.n_step > 1:
             ended = args[4] if ended is None else tf.cast(tf.convert_to_tensor(ended), self.reward_dtype)
             args += [None] * (6 - len(args)) + [None, ended]
+        if self.row_discounts:
+            if discount is None or (errors is not None and not self.prioritized):
+                raise ValueError("a replay with row_discounts takes each row's discount (and errors only if prioritized)")
+            args += [None] * (8 - len(args)) + [tf.convert_to_tensor(discount, self.reward_dtype),
+                                                 None if errors is None else tf.convert_to_tensor(errors, tf.float64)]
         self._add(*args)
 
-    def add_fn(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None, ended=None):
+    def add_fn(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, valid=None, ended=None,
+               discount=None, errors=None):
         """The ring write, for use inside a compiled program (no host checks).
 
         With `valid` [N] (bool), only the valid rows are written, in their order, at
         cursor, cursor + 1, …; the other slots of the N written keep what they held (a
         source whose step can be a reset, not a transition: envpool's next-step autoreset).
         """
-        rows = self.to_rows(obs, action, reward, next_obs, terminated, next_legal_mask, ended)
+        rows = self.to_rows(obs, action, reward, next_obs, terminated, next_legal_mask, ended, discount)
         n = tf.shape(rows)[0]
         indices = tf.math.floormod(self.cursor + tf.range(n), self.capacity)
         added = n
@@ -188,7 +207,9 @@ class ReplayBuffer(tf.Module):
             rows = tf.where((tf.range(n) < added)[:, None], tf.gather(rows, first_valid),
                             tf.gather(self.rows, indices))
         self.rows.scatter_nd_update(indices[:, None], rows)
-        if self.prioritized:
+        if self.prioritized and errors is not None:   # (|δ| + ε)^α of the errors given (valid rows: all)
+            self.priorities.update_from_errors_fn(indices, errors)
+        elif self.prioritized:
             self.prioritize_new_fn(indices, added)
         self.cursor.assign(tf.math.floormod(self.cursor + added, self.capacity))
         self.count.assign(tf.minimum(self.count + added, self.capacity))
@@ -249,7 +270,7 @@ class ReplayBuffer(tf.Module):
     def transitions_at(self, first):
         """The transitions starting in slots `first` [B]: rows, or n-step windows."""
         if self.n_step == 1:
-            return self.from_rows(tf.gather(self.rows, first))
+            return self.from_rows(tf.gather(self.rows, first))   # with row_discounts, their γ^m too
         slots = tf.math.floormod(first[:, None] + self.stride * tf.range(self.n_step)[None, :], self.capacity)
         window = tf.gather(self.rows, slots)   # [batch, n, width]
         reward_column, terminated_column = 2 * self.obs_width + 1, 2 * self.obs_width + 2

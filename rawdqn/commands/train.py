@@ -168,6 +168,13 @@ def add_command(commands):
                                 "collect → replay → learn → sync loop compiled as one XLA program")
     on_device.add_argument("--seeds", type=int, default=None, metavar="S",
                            help="train S independent agents (seeds SEED … SEED+S−1) in the same program")
+    distributed = parser.add_argument_group("Ape-X across processes and machines (rawdqn/distributed/apex.py; "
+                                            'pip install "rawdqn[distributed]")')
+    distributed.add_argument("--distributed", action="store_true",
+                             help="Ray actors step the envs; this process learns from their prioritized windows")
+    distributed.add_argument("--actors", type=int, default=None, metavar="N", help="actors (default 2)")
+    distributed.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                             help="join this Ray cluster (ray start --head …) instead of starting one here")
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
@@ -188,6 +195,13 @@ def run(args):
         raise UsageError(f"--preset starts a new gymnasium run; {'--on-device has its own preset' if args.on_device else 'a resumed run keeps its settings'}")
     if args.env_source is not None and (args.on_device or args.resume):
         raise UsageError(f"--env-source {'and --on-device exclude each other' if args.on_device else 'is kept by the run --resume continues'}")
+    if not args.distributed:
+        for flag in ("actors", "address"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag} needs --distributed")
+    elif args.on_device or args.resume or args.env_source == "envpool":
+        raise UsageError("--distributed runs gymnasium envs in Ray actors, as a new run: drop "
+                         + ("--on-device" if args.on_device else "--resume" if args.resume else "--env-source envpool"))
     if not args.on_device:
         for flag in ("iterations_per_call", "seeds"):
             if getattr(args, flag) is not None:
@@ -210,6 +224,17 @@ def run(args):
             else:
                 resume(args.resume, device=args.device, log=log, checkpoint_interval=args.checkpoint_interval,
                        env_id=args.env, seed=args.seed, **config_changes(args))
+        elif args.distributed:
+            from rawdqn.distributed import apex
+            args.env = args.env or "CartPole-v1"
+            check_family_options(args.env, config_changes(args))
+            args.seed = 0 if args.seed is None else args.seed
+            if args.actors is not None and args.actors < 1:
+                raise UsageError(f"--actors must be >= 1; got {args.actors}")
+            apex.train(args.env, config_from_args(args), seed=args.seed, device=args.device,
+                       logdir=args.logdir or default_run_dir(args.env, args.seed, "apex"), log=log,
+                       checkpoint_interval=args.checkpoint_interval, num_actors=args.actors or 2,
+                       address=args.address)
         elif args.on_device:
             changes = config_changes(args)
             check_family_options(args.env or "CartPole-v1", changes)

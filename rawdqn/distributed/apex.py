@@ -1,0 +1,290 @@
+"""Ape-X DQN (Horgan et al. 2018) on Ray core: many actors, one learner with the device replay.
+
+    actor i of N (a Ray actor: its own gymnasium vector env and copy of the online network)
+        ε_i = ε^(1 + α · i / (N − 1))                         (ε 0.4, α 7; actor_epsilon)
+        act ε_i-greedily; build n-step windows as bellman.n_step_window does (NStepWindows)
+        their initial priorities from its own copy of the network:
+            δ = R + γ^m (1 − terminated) max_a' Q(s_m, a') − Q(s, a)
+        every actor_steps steps of its envs: ship (windows, δ, finished episodes)
+        take the newest weights the learner has published, without waiting for them
+    the learner (this process: rawdqn's DQN, its prioritized replay on the device)
+        replay ← what arrives, with priorities (|δ| + ε)^α
+        the updates and target syncs owed for the env steps received so far (rawdqn/schedule.py's
+        closed forms: train_frequency and gradient_steps set the ratio of updates to data)
+        every weights_interval updates: θ into Ray's object store, for the actors
+
+ApexRun is the loop's source (train.drive): one advance takes one shipment, so evaluation,
+progress lines, checkpoints and Ctrl-C are the single-process run's. An actor that dies is
+restarted by Ray (max_restarts); its unsent windows are lost, the run goes on.
+"""
+import os
+import time
+
+import numpy as np
+
+from rawdqn import schedule
+from rawdqn.errors import UsageError
+from rawdqn.train import Trainer, TrainingDiverged
+
+ACTOR_SEED_STRIDE = 10_007   # actor i's envs and exploration are seeded seed + 1 + i · this
+MAX_FAILURES = 5             # an actor that dies this many shipments in a row stops the run
+
+
+def actor_epsilon(index, num_actors, base=0.4, alpha=7.0):
+    """ε_i = base^(1 + α · i / (N − 1)) (Horgan et al. 2018); one actor explores with `base`."""
+    if num_actors == 1:
+        return base
+    return base ** (1.0 + alpha * index / (num_actors - 1))
+
+
+class NStepWindows:
+    """n-step windows of N envs' steps, built as they come (NumPy, on the actor's host).
+
+    A window starting at step t of an env: R = Σ_{k<m} γ^k r_{t+k}, the observation after its
+    last step, that step's `terminated`, and γ^m; m = n, or fewer where the episode ended inside
+    it (terminated: no bootstrap; truncated: bootstrap from the true final observation), as
+    bellman.n_step_window cuts them. A window is emitted once it is whole or its episode ended.
+    """
+
+    def __init__(self, num_envs, n_step, discount):
+        self.n_step, self.discount = int(n_step), float(discount)
+        self.pending = [[] for _ in range(num_envs)]   # per env: (obs, action, reward) of open windows' starts
+
+    def add(self, obs, action, reward, next_obs, terminated, ended):
+        """One step of the N envs ([N, …] each); returns the windows it completed as a dict of arrays."""
+        rows = []
+        for env, pending in enumerate(self.pending):
+            pending.append((obs[env], action[env], float(reward[env])))
+            finished = bool(ended[env])
+            if finished or len(pending) == self.n_step:
+                starts = range(len(pending)) if finished else range(1)
+                for start in starts:
+                    rewards = [step[2] for step in pending[start:]]
+                    window_return = sum(self.discount ** k * r for k, r in enumerate(rewards))
+                    rows.append((pending[start][0], pending[start][1], window_return, next_obs[env],
+                                 float(terminated[env]) if finished else 0.0, self.discount ** len(rewards)))
+                del pending[:len(starts)]
+        return rows
+
+
+def stack_rows(rows, obs_shape):
+    """Window tuples → {"obs", "action", "reward", "next_obs", "terminated", "discount"} arrays."""
+    if not rows:
+        empty = np.zeros((0, *obs_shape))
+        return {"obs": empty, "action": np.zeros(0, np.int32), "reward": np.zeros(0), "next_obs": empty,
+                "terminated": np.zeros(0), "discount": np.zeros(0)}
+    obs, action, reward, next_obs, terminated, discount = zip(*rows)
+    return {"obs": np.stack(obs), "action": np.array(action, np.int32), "reward": np.array(reward),
+            "next_obs": np.stack(next_obs), "terminated": np.array(terminated), "discount": np.array(discount)}
+
+
+class ApexActor:
+    """One actor: N gymnasium envs, a copy of the online network, its own ε (a Ray actor's class)."""
+
+    def __init__(self, env_id, config, seed, index, num_actors, obs_bounds=None):
+        import rawdqn  # noqa: F401  (TensorFlow, quietly)
+        import tensorflow as tf
+        from rawdqn.gym_env import env_kwargs_for, make_envs
+        from rawdqn.kernel import compile_kernel
+        from rawdqn.network import QNetwork
+        self.config, self.index = config, int(index)
+        actor_seed = seed + 1 + self.index * ACTOR_SEED_STRIDE
+        self.envs = make_envs("gymnasium", env_id, config.num_envs, actor_seed, env_kwargs=env_kwargs_for(env_id, config))
+        self.obs = self.envs.reset()[0]
+        self.spec = self.envs.spec
+        self.network = QNetwork(self.spec.obs_dim, self.spec.num_actions, config.hidden, seed=seed,
+                                **config.head_options(), obs_bounds=obs_bounds, name="online")
+        forward = compile_kernel(lambda obs: self.network(obs), config.mode)
+        self.q_values = lambda obs: forward(tf.convert_to_tensor(obs, tf.float32))
+        self.epsilon = actor_epsilon(self.index, num_actors, config.actor_epsilon_base, config.actor_epsilon_alpha)
+        self.rng = np.random.default_rng([seed, self.index])
+        self.windows = NStepWindows(config.num_envs, config.n_step, config.discount)
+        self.episode_return = np.zeros(config.num_envs)
+        self.version = -1
+
+    def collect(self, weights, version, steps):
+        """`steps` steps of the N envs with the newest weights; the windows they completed,
+        their TD errors δ under this actor's network, and the episodes that ended."""
+        if version > self.version:
+            self.network.theta.assign(weights)
+            self.version = version
+        rows, episodes = [], []
+        for _ in range(int(steps)):
+            greedy = np.argmax(self.q_values(self.obs).numpy(), axis=1)
+            explore = self.rng.random(len(greedy)) < self.epsilon
+            actions = np.where(explore, self.rng.integers(0, self.spec.num_actions, len(greedy)), greedy)
+            step = self.envs.step(actions)
+            rows += self.windows.add(self.obs, actions, step.reward, step.next_obs, step.no_bootstrap, step.ended)
+            self.episode_return += step.reward
+            episodes += [float(r) for r in self.episode_return[step.ended]]
+            self.episode_return[step.ended] = 0.0
+            self.obs = step.obs
+        batch = stack_rows(rows, (self.spec.obs_dim,))
+        batch["errors"] = self.td_errors(batch)
+        batch.update(episodes=episodes, steps=int(steps) * self.config.num_envs, version=self.version,
+                     actor=self.index)
+        return batch
+
+    def td_errors(self, batch):
+        """δ = R + γ^m (1 − terminated) max_a' Q(s_m, a') − Q(s, a) under this actor's network."""
+        if len(batch["action"]) == 0:
+            return np.zeros(0)
+        q_values = self.q_values(batch["obs"]).numpy()
+        next_q = self.q_values(batch["next_obs"]).numpy().max(axis=1)
+        target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
+        return target - q_values[np.arange(len(batch["action"])), batch["action"]]
+
+    def weights(self):
+        """(θ, version) this actor acts with now."""
+        return self.network.theta.numpy(), self.version
+
+    def pid(self):
+        return os.getpid()
+
+
+def start_ray(num_actors, address=None):
+    """ray.init on this machine (address None) or joining a cluster; one-line UsageErrors for no
+    Ray, an unreachable address, or more actors than the cluster has CPUs (one each, one for the learner)."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError('--distributed needs Ray: pip install "rawdqn[distributed]"') from None
+    if not ray.is_initialized():
+        try:
+            if address is None:
+                ray.init(num_cpus=max(num_actors + 1, os.cpu_count() or 1), include_dashboard=False,
+                         log_to_driver=False, logging_level="ERROR")
+            else:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise UsageError(f"cannot reach a Ray cluster at {address!r} ({str(error).splitlines()[0][:160]}); "
+                             "start one with `ray start --head`, or drop --address to run on this machine") from None
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if num_actors + 1 > cpus:
+        raise UsageError(f"--actors {num_actors} needs {num_actors + 1} CPUs (one per actor, one for the learner); "
+                         f"the Ray cluster has {cpus}: lower --actors or add nodes")
+    return ray
+
+
+class ApexRun(Trainer):
+    """The learner: the loop's source for an Ape-X run (module docstring). `step` counts the env
+    steps the actors have shipped; the agent is a DQN whose replay takes the actors' windows."""
+
+    def __init__(self, env_id, config, seed=0, device=None, run_dir=None, log=print, checkpoint_interval=None,
+                 num_actors=2, address=None):
+        if not config.prioritized:
+            raise UsageError("Ape-X's learner samples a prioritized replay: add --prioritized")
+        self.ray = start_ray(num_actors, address)
+        super().__init__(env_id, config, seed, device, run_dir, log, checkpoint_interval,
+                         agent_options={"prebuilt_windows": True})
+        if self.spec.legal_actions or self.spec.discrete_obs or self.spec.frame_shape:
+            raise UsageError(f"--distributed runs vector-observation envs without action masks; {env_id} is not one")
+        obs_bounds = self.spec.observation_bounds(env_id) if config.scale_observations else None
+        remote = self.ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ApexActor)
+        self.actors = [remote.remote(env_id, config, self.seed, i, num_actors, obs_bounds) for i in range(num_actors)]
+        try:   # an actor that cannot start is an error now, not a restart loop later
+            self.actor_pids = self.ray.get([actor.pid.remote() for actor in self.actors])
+        except self.ray.exceptions.RayActorError as error:
+            raise UsageError(f"an Ape-X actor failed to start: {str(error).strip().splitlines()[-1][:300]}") from None
+        self.failures = [0] * num_actors   # consecutive lost shipments per actor
+        self.pending = {}             # the collect task in flight → its actor
+        self.lost_batches = 0         # shipments lost with an actor that died
+        self.weights_version = -1
+        self.publish()
+
+    def publish(self):
+        """θ into the object store (version: the updates made), for the actors' next collect."""
+        self.weights_version = int(self.agent.schedule.updates_done.numpy())
+        self.weights_ref = self.ray.put(self.agent.online.theta.numpy())
+
+    def submit(self, actor):
+        task = actor.collect.remote(self.weights_ref, self.weights_version, self.config.actor_steps)
+        self.pending[task] = actor
+
+    def begin(self):
+        self.first_step, self.train_start = self.step, time.perf_counter()
+        self.updates_seen = int(self.agent.schedule.updates_done.numpy())
+        for actor in self.actors:
+            self.submit(actor)
+
+    def advance(self):
+        """One shipment: into the replay; then the updates and syncs now owed; weights published."""
+        (task,), _ = self.ray.wait(list(self.pending), num_returns=1)
+        actor = self.pending.pop(task)
+        try:
+            batch = self.ray.get(task)
+        except self.ray.exceptions.RayActorError as error:   # the actor died: Ray restarts it; its batch is lost
+            index = self.actors.index(actor)
+            self.lost_batches += 1
+            self.failures[index] += 1
+            if self.failures[index] >= MAX_FAILURES:
+                raise UsageError(f"Ape-X actor {index} died {MAX_FAILURES} times in a row: "
+                                 f"{str(error).strip().splitlines()[-1][:300]}") from None
+            self.submit(actor)
+            return
+        self.failures[self.actors.index(actor)] = 0
+        self.submit(actor)
+        self.store(batch)
+        self.learn_owed()
+
+    def store(self, batch):
+        if len(batch["action"]):
+            self.agent.replay.add(batch["obs"], batch["action"], batch["reward"], batch["next_obs"], batch["terminated"],
+                                  discount=batch["discount"], errors=batch["errors"])
+        self.step += batch["steps"]
+        for episode_return in batch["episodes"]:
+            self.episode_returns.append(episode_return)
+            self.episode_lengths.append(0)
+            self.episode_end_steps.append(self.step)
+            self.directory.write_summary(self.step, {"episode/return": episode_return,
+                                                     f"actor_{batch['actor']}/episode_return": episode_return})
+        self.directory.write_summary(self.step, {"learner/weight_lag": self.weights_version - batch["version"],
+                                                 "learner/replay_size": self.agent.replay.size})
+
+    def learn_owed(self):
+        """The updates and target syncs the env steps received so far are owed, as the single-process loop makes them."""
+        agent, config, counters = self.agent, self.config, self.agent.schedule
+        counters.step.assign(self.step)   # β(t) of the prioritized replay's weights
+        owed = schedule.updates_owed(config, self.step) - int(counters.updates_done.numpy())
+        if owed > 0 and agent.replay.size >= config.batch_size:
+            info = agent.train(owed)
+            for variable, value in zip(agent.last_info, info):
+                variable.assign(value)
+            if not all(np.isfinite(float(value)) for value in (info.loss, info.mean_max_q, info.grad_norm)):
+                raise TrainingDiverged(f"training diverged by step {self.step:,}: loss {float(info.loss)}, "
+                                       f"mean max Q {float(info.mean_max_q)}; try a lower --learning-rate")
+            before = int(counters.updates_done.numpy())
+            counters.updates_done.assign_add(owed)
+            if (before + owed) // config.weights_interval > before // config.weights_interval:
+                self.publish()
+        syncs = schedule.syncs_owed(config, self.step) - int(counters.syncs_done.numpy())
+        if syncs > 0:
+            agent.sync_target(1.0 - (1.0 - config.tau) ** syncs)
+            counters.syncs_done.assign_add(syncs)
+
+    explores_by_schedule = False   # each actor has its own fixed ε_i
+
+    def check_finite(self):
+        """learn_owed checks every call's updates."""
+
+    def extra_state(self):
+        return {"distributed": {"actors": len(self.actors), "lost_batches": self.lost_batches}}
+
+    def run(self):
+        try:
+            return super().run()
+        finally:
+            self.ray.shutdown()
+
+
+def train(env_id, config, seed=0, device=None, logdir=None, log=print, checkpoint_interval=None, num_actors=2,
+          address=None):
+    """An Ape-X run of `num_actors` actors (rawdqn train --distributed); returns a TrainResult."""
+    from rawdqn import gym_run
+    config = config.validate()
+    gym_run.check_new_run_dir(logdir)
+    run = ApexRun(env_id, config, seed, device, logdir, log, checkpoint_interval, num_actors, address)
+    gym_run.start(run)
+    log(f"rawdqn: Ape-X with {num_actors} actors (ε_i from {actor_epsilon(0, num_actors):.3g} to "
+        f"{actor_epsilon(num_actors - 1, num_actors):.3g}), weights published every {config.weights_interval} updates")
+    return run.run()
