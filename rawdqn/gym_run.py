@@ -296,9 +296,6 @@ def read_resumable(path, checkpoint_interval, env_id, seed, changes):
         raise checkpoint.CheckpointError(f"{run_dir} is one agent of the on-device run in {os.path.dirname(run_dir)}; "
                                          f"resume the whole run: rawdqn train --resume {os.path.dirname(run_dir)}")
     saved = checkpoint.config_from_state(state, checkpoint_dir)
-    if state.get("distributed"):
-        raise checkpoint.CheckpointError(f"{run_dir} is an Ape-X run of {state['distributed']['actors']} actors; "
-                                         "resuming a distributed run is not supported yet (rawdqn eval/export read it)")
     if env_id is not None and env_id != state["env_id"]:
         raise checkpoint.CheckpointError(f"{path} is a run on {state['env_id']}, not {env_id}; "
                                          "a resumed run keeps its environment")

@@ -215,6 +215,9 @@ def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, 
     config.json and history.jsonl. `env_id`, `seed` and gym_run.FIXED_FIELDS cannot change.
     """
     saved = gym_run.read_resumable(path, checkpoint_interval, env_id, seed, changes)
+    if saved.state.get("distributed"):   # an Ape-X run: its learner resumes, with new actors
+        from rawdqn.distributed import apex
+        return apex.resume(saved, device, log)
     trainer = Trainer(device=device, log=log, **saved.trainer_args)
     gym_run.restore(trainer, saved)
     return trainer.run()

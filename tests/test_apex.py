@@ -78,6 +78,13 @@ def test_the_learners_replay_samples_prebuilt_windows_in_proportion_to_their_err
         replay.add(obs, np.zeros(40, np.int32), np.zeros(40), obs, np.zeros(40))
 
 
+def test_without_ray_the_cli_says_what_to_install(capsys, monkeypatch):
+    from cli_helpers import cli
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)   # `import ray` raises ImportError
+    code, _, err = cli(capsys, "train", "--distributed", "--prioritized", "--steps", 100)
+    assert code == 2 and 'pip install "rawdqn[distributed]"' in err and "Traceback" not in err, err
+
+
 ray = pytest.importorskip("ray", reason='Ape-X needs Ray: pip install "rawdqn[distributed]"')
 
 
@@ -132,3 +139,42 @@ def test_an_actor_killed_with_sigkill_comes_back_and_the_run_finishes(apex_run):
     result = run.run()   # to total_steps, then the final evaluation
     assert run.step >= run.config.total_steps and np.isfinite(result.eval_mean)
     assert run.lost_batches >= 1
+
+
+def test_too_many_actors_and_an_unreachable_cluster_are_one_line_errors(capsys):
+    from cli_helpers import cli
+    code, _, err = cli(capsys, "train", "--distributed", "--actors", (os.cpu_count() or 1) + 1, "--prioritized",
+                       "--steps", 100)
+    assert code == 2 and "CPUs (one per actor)" in err and "Traceback" not in err, err
+    code, _, err = cli(capsys, "train", "--distributed", "--address", "127.0.0.1:1", "--prioritized", "--steps", 100)
+    assert code == 2 and "cannot reach a Ray cluster" in err and "Traceback" not in err, err
+    code, _, err = cli(capsys, "train", "--actors", 2, "--steps", 100)
+    assert code == 2 and "--actors needs --distributed" in err
+
+
+def test_a_stopped_learner_resumes_from_its_checkpoint_with_new_actors(tmp_path, capsys):
+    # SIGINT stops the run with a checkpoint (weights, optimizer, replay, counters); `resume`
+    # continues it from there with 2 new actors, to the end.
+    from rawdqn import checkpoint
+    from rawdqn.config import preset
+    from rawdqn.distributed import apex
+    from rawdqn.train import TrainingInterrupted, resume
+    from test_checkpoint import interrupt_at, quiet
+    config = preset("CartPole-v1", name="rainbow").replace(
+        prioritized=True, total_steps=2_000, learning_starts=300, actor_steps=25, eval_interval=0, keep_best=False,
+        eval_episodes=1, log_interval=500)
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted) as stopped:
+        apex.train("CartPole-v1", config, seed=2, logdir=run_dir, log=interrupt_at(1_000), num_actors=2)
+    assert stopped.value.step == 1_000
+    state, arrays, _ = checkpoint.load_state(stopped.value.checkpoint_path)
+    assert state["distributed"]["actors"] == 2
+    lines = []
+    result = resume(run_dir, log=lines.append)
+    assert any("resuming DQN on CartPole-v1 at step 1,000" in line for line in lines), lines
+    assert result.agent.schedule.step.numpy() >= 2_000 and result.agent.replay.size > 0
+    steps_before = [row["step"] for row in result.history if "steps_per_second" in row]
+    assert steps_before[0] == 500 and steps_before[-1] >= 2_000   # one run's history, before and after the stop
+    from cli_helpers import cli   # an Ape-X run directory is a run directory: eval reads it
+    code, out, err = cli(capsys, "eval", run_dir)
+    assert code == 0 and "CartPole-v1 at step 2,000" in out, err

@@ -142,9 +142,22 @@ class ApexActor:
         return os.getpid()
 
 
+def check_reachable(address, seconds=5.0):
+    """A ConnectionError unless HOST:PORT accepts a TCP connection within `seconds` ("auto": Ray's own lookup)."""
+    import socket
+    if address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=seconds).close()
+    except (OSError, ValueError) as error:
+        raise ConnectionError(f"nothing answers at {address}: {error}") from None
+
+
 def start_ray(num_actors, address=None):
     """ray.init on this machine (address None) or joining a cluster; one-line UsageErrors for no
-    Ray, an unreachable address, or more actors than the cluster has CPUs (one each, one for the learner)."""
+    Ray, an unreachable address, or more actors than the cluster has CPUs (one each; the learner
+    is this driver process, outside Ray's count)."""
     try:
         import ray
     except ImportError:
@@ -152,17 +165,19 @@ def start_ray(num_actors, address=None):
     if not ray.is_initialized():
         try:
             if address is None:
-                ray.init(num_cpus=max(num_actors + 1, os.cpu_count() or 1), include_dashboard=False,
-                         log_to_driver=False, logging_level="ERROR")
+                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR")
             else:
+                check_reachable(address)   # ray.init waits without end for an address nobody answers at
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise UsageError(f"cannot reach a Ray cluster at {address!r} ({str(error).splitlines()[0][:160]}); "
                              "start one with `ray start --head`, or drop --address to run on this machine") from None
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    if num_actors + 1 > cpus:
-        raise UsageError(f"--actors {num_actors} needs {num_actors + 1} CPUs (one per actor, one for the learner); "
-                         f"the Ray cluster has {cpus}: lower --actors or add nodes")
+    if num_actors > cpus:
+        ray.shutdown()
+        raise UsageError(f"--actors {num_actors} needs {num_actors} CPUs (one per actor); the Ray cluster has "
+                         f"{cpus}: lower --actors or add nodes (ray start --address …)")
     return ray
 
 
@@ -202,8 +217,10 @@ class ApexRun(Trainer):
         self.pending[task] = actor
 
     def begin(self):
+        self.publish()   # a resumed run's restored weights
         self.first_step, self.train_start = self.step, time.perf_counter()
         self.updates_seen = int(self.agent.schedule.updates_done.numpy())
+        self.update_clock = (time.perf_counter(), self.updates_seen)
         for actor in self.actors:
             self.submit(actor)
 
@@ -264,6 +281,15 @@ class ApexRun(Trainer):
 
     explores_by_schedule = False   # each actor has its own fixed ε_i
 
+    def log_progress(self, steps_per_second):
+        """The progress line, and the learner's rates for TensorBoard: updates/s, shipments lost."""
+        super().log_progress(steps_per_second)
+        now, updates = time.perf_counter(), int(self.agent.schedule.updates_done.numpy())
+        then, updates_then = self.update_clock
+        self.directory.write_summary(self.step, {"learner/updates_per_second": (updates - updates_then) / (now - then),
+                                                 "learner/lost_batches": self.lost_batches})
+        self.update_clock = (now, updates)
+
     def check_finite(self):
         """learn_owed checks every call's updates."""
 
@@ -275,6 +301,17 @@ class ApexRun(Trainer):
             return super().run()
         finally:
             self.ray.shutdown()
+
+
+def resume(saved, device=None, log=print):
+    """Continue the Ape-X run of `saved` (gym_run.read_resumable): the learner — weights, optimizer,
+    replay, counters — from its checkpoint, with new actors on new episodes (as many as before)."""
+    from rawdqn import gym_run
+    arguments = {key: value for key, value in saved.trainer_args.items() if key not in ("env_source", "env_seed")}
+    run = ApexRun(device=device, log=log, num_actors=saved.state["distributed"]["actors"], **arguments)
+    gym_run.restore(run, saved)
+    log(f"rawdqn: Ape-X resumed with {len(run.actors)} new actors; their episodes start anew")
+    return run.run()
 
 
 def train(env_id, config, seed=0, device=None, logdir=None, log=print, checkpoint_interval=None, num_actors=2,
