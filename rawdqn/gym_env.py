@@ -61,7 +61,7 @@ class EnvSpec:
     def from_record(cls, record):
         """The spec as state.json holds it (lists for tuples; no frame_shape before pixel envs, no
         frame_max before 3 December 2026: those runs scaled every frame by 1/255; no bounds before
-        5 December 2026)."""
+        4 December 2026, evening)."""
         tuples = {name: None if record.get(name) is None else tuple(record[name])
                   for name in ("frame_shape", "obs_low", "obs_high")}
         return cls(**{**record, **tuples})
