@@ -19,11 +19,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import rawdqn  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
 from rawdqn.config import preset  # noqa: E402
+from ondevice import train_rate  # noqa: E402  (bench/ondevice.py)
 
 
 def actor_rate(env_id, config, num_actors, seconds):
@@ -57,13 +59,8 @@ def learner_rate(env_id, config, device, updates=64, repeats=5):
         agent.replay.add(rng.normal(size=(n, obs_dim)), rng.integers(0, num_actions, n), rng.normal(size=n),
                          rng.normal(size=(n, obs_dim)), np.zeros(n), discount=np.full(n, config.discount ** 3),
                          errors=rng.normal(size=n))
-    agent.train(updates).loss.numpy()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        agent.train(updates).loss.numpy()
-        rates.append(updates / (time.perf_counter() - start))
-    return statistics.median(rates)
+    agent.train(updates).loss.numpy()   # compile
+    return train_rate(agent, updates, repeats)
 
 
 def main(argv=None):

@@ -89,9 +89,13 @@ def learn_rate(env_id, config, seconds):
     start = time.perf_counter()
     agent.train(64).loss.numpy()
     per_update = (time.perf_counter() - start) / 64
-    updates = max(64, int(seconds / REPEATS / per_update))
+    return train_rate(agent, max(64, int(seconds / REPEATS / per_update)))
+
+
+def train_rate(agent, updates, repeats=REPEATS):
+    """Median updates/s of `repeats` calls of agent.train(updates) (compiled before by the caller)."""
     rates = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         agent.train(updates).loss.numpy()
         rates.append(updates / (time.perf_counter() - start))
