@@ -122,6 +122,11 @@ def test_two_actors_ship_intact_windows_and_take_the_published_weights(apex_run)
     np.testing.assert_array_equal(stored.action.numpy()[:rows], sent["action"])
     np.testing.assert_allclose(stored.reward.numpy()[:rows], sent["reward"], rtol=1e-6)
     np.testing.assert_allclose(stored.discount.numpy()[:rows], sent["discount"], rtol=1e-6)
+    # The learner's updates rewrote the priorities of what they drew: the tree no longer holds
+    # only the (|δ| + ε)^α of the actors' errors.
+    shipped_errors = np.concatenate([batch["errors"] for batch in shipped])
+    initial_total = np.sum((np.abs(shipped_errors) + 1e-6) ** run.config.priority_exponent)
+    assert abs(float(run.agent.replay.priorities.total_fn()) - initial_total) > 1e-6 * initial_total
     # Updates were made and published; after its next collect an actor acts with those weights.
     assert int(run.agent.schedule.updates_done.numpy()) > 0 and run.weights_version > 0
     actor = run.actors[0]
