@@ -5,7 +5,8 @@
         act ε_i-greedily; build n-step windows as bellman.n_step_window does (NStepWindows)
         their initial priorities from its own copy of the network:
             δ = R + γ^m (1 − terminated) max_a' Q(s_m, a') − Q(s, a)
-        every actor_steps steps of its envs: ship (windows, δ, finished episodes)
+        every actor_steps steps of its envs: ship (windows, δ, finished episodes); the next
+        collect is already queued, so it goes on at once
         take the newest weights the learner has published, without waiting for them
     the learner (this process: rawdqn's DQN, its prioritized replay on the device)
         replay ← what arrives, with priorities (|δ| + ε)^α
@@ -27,7 +28,9 @@ from rawdqn.errors import UsageError
 from rawdqn.train import Trainer, TrainingDiverged
 
 ACTOR_SEED_STRIDE = 10_007   # actor i's envs and exploration are seeded seed + 1 + i · this
-MAX_FAILURES = 5             # an actor that dies this many shipments in a row stops the run
+MAX_FAILURES = 5             # tries, of RESTART_SECONDS each, for a dead actor to come back
+RESTART_SECONDS = 30
+QUEUED = 2                   # collect calls queued per actor: it starts the next as soon as one ships
 
 
 def actor_epsilon(index, num_actors, base=0.4, alpha=7.0):
@@ -201,7 +204,6 @@ class ApexRun(Trainer):
             self.actor_pids = self.ray.get([actor.pid.remote() for actor in self.actors])
         except self.ray.exceptions.RayActorError as error:
             raise UsageError(f"an Ape-X actor failed to start: {str(error).strip().splitlines()[-1][:300]}") from None
-        self.failures = [0] * num_actors   # consecutive lost shipments per actor
         self.pending = {}             # the collect task in flight → its actor
         self.lost_batches = 0         # shipments lost with an actor that died
         self.weights_version = -1
@@ -221,8 +223,9 @@ class ApexRun(Trainer):
         self.first_step, self.train_start = self.step, time.perf_counter()
         self.updates_seen = int(self.agent.schedule.updates_done.numpy())
         self.update_clock = (time.perf_counter(), self.updates_seen)
-        for actor in self.actors:
-            self.submit(actor)
+        for actor in self.actors:   # the actors never wait for the learner to take a shipment
+            for _ in range(QUEUED):
+                self.submit(actor)
 
     def advance(self):
         """One shipment: into the replay; then the updates and syncs now owed; weights published."""
@@ -230,19 +233,26 @@ class ApexRun(Trainer):
         actor = self.pending.pop(task)
         try:
             batch = self.ray.get(task)
-        except self.ray.exceptions.RayActorError as error:   # the actor died: Ray restarts it; its batch is lost
-            index = self.actors.index(actor)
+        except self.ray.exceptions.RayActorError:   # the actor died: Ray restarts it; its batch is lost
             self.lost_batches += 1
-            self.failures[index] += 1
-            if self.failures[index] >= MAX_FAILURES:
-                raise UsageError(f"Ape-X actor {index} died {MAX_FAILURES} times in a row: "
-                                 f"{str(error).strip().splitlines()[-1][:300]}") from None
+            self.wait_for_restart(actor)
             self.submit(actor)
             return
-        self.failures[self.actors.index(actor)] = 0
         self.submit(actor)
         self.store(batch)
         self.learn_owed()
+
+    def wait_for_restart(self, actor):
+        """Block until Ray has the actor back (a few seconds: a process and TensorFlow's import);
+        one that does not come back within MAX_FAILURES tries stops the run with one line."""
+        index = self.actors.index(actor)
+        for _ in range(MAX_FAILURES):
+            try:
+                self.actor_pids[index] = self.ray.get(actor.pid.remote(), timeout=RESTART_SECONDS)
+                return
+            except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError) as error:
+                reason = str(error).strip().splitlines()[-1][:300]
+        raise UsageError(f"Ape-X actor {index} did not come back after dying ({reason})")
 
     def store(self, batch):
         if len(batch["action"]):
@@ -282,11 +292,14 @@ class ApexRun(Trainer):
     explores_by_schedule = False   # each actor has its own fixed ε_i
 
     def log_progress(self, steps_per_second):
-        """The progress line, and the learner's rates for TensorBoard: updates/s, shipments lost."""
+        """The progress line, then the learner's: updates/s, replay size, shipments lost (and to TensorBoard)."""
         super().log_progress(steps_per_second)
         now, updates = time.perf_counter(), int(self.agent.schedule.updates_done.numpy())
         then, updates_then = self.update_clock
-        self.directory.write_summary(self.step, {"learner/updates_per_second": (updates - updates_then) / (now - then),
+        rate = (updates - updates_then) / (now - then)
+        self.log(f"         learner | {rate:7,.0f} updates/s | replay {self.agent.replay.size:,} | "
+                 f"weights v{self.weights_version:,} | shipments lost {self.lost_batches}")
+        self.directory.write_summary(self.step, {"learner/updates_per_second": rate,
                                                  "learner/lost_batches": self.lost_batches})
         self.update_clock = (now, updates)
 
