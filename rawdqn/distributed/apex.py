@@ -125,7 +125,7 @@ class ApexActor:
         batch = stack_rows(rows, (self.spec.obs_dim,))
         batch["errors"] = self.td_errors(batch)
         batch.update(episodes=episodes, steps=int(steps) * self.config.num_envs, version=self.version,
-                     actor=self.index)
+                     actor=self.index, pid=os.getpid())
         return batch
 
     def td_errors(self, batch):
