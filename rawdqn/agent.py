@@ -27,9 +27,22 @@ LearnInfo = collections.namedtuple(
 
 class StepInputs:
     """What an agent stepped by the host shares: one environment step's inputs packed into one
-    tensor for its compiled `step_fn`, and observations turned into network input. Needs
-    obs_dim, num_actions, num_envs, discrete_obs, legal_actions, dtype, device and
-    `packs_ended` (whether the step's `ended` flags go in)."""
+    tensor for its compiled `step_fn`, observations turned into network input, and the last
+    update's info kept with the first step whose update was not finite. Needs obs_dim,
+    num_actions, num_envs, discrete_obs, legal_actions, dtype, device, `packs_ended` (whether the
+    step's `ended` flags go in), schedule, last_info, diverged_at, diverged_info and
+    `watched_values(info)` (the values `watched_labels` names)."""
+
+    def keep_info_fn(self, info, updated):
+        """last_info ← info; if `updated` (an update was made) and a watched value is not finite,
+        and none was before: diverged_at ← this step, diverged_info ← the watched values (the
+        loop reads them and stops: rawdqn/train.py's check_finite)."""
+        for variable, value in zip(self.last_info, info):
+            variable.assign(value)
+        watched = self.watched_values(info)
+        newly = (self.diverged_at < 0) & updated & tf.logical_not(tf.reduce_all(tf.math.is_finite(watched)))
+        self.diverged_at.assign(tf.where(newly, self.schedule.step, self.diverged_at))
+        self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
 
     # --- features -----------------------------------------------------------
     def features(self, obs):
@@ -154,6 +167,10 @@ class DQN(StepInputs, tf.Module):
 
     # The diverged_info entries, in order (rawdqn/train.py's check_finite names them).
     watched_labels = ("loss", "mean max Q-value", "gradient norm")
+
+    @staticmethod
+    def watched_values(info):
+        return tf.stack([info.loss, info.mean_max_q, info.grad_norm])
 
     def memory_needed(self):
         """Bytes this agent allocates: {"replay": …, "networks and optimizer": …}.
@@ -363,13 +380,16 @@ class DQN(StepInputs, tf.Module):
             return self._train(tf.constant(int(num_updates), tf.int32))
 
     def train_fn(self, num_updates):
-        """Repeat sample → learn; returns the LearnInfo of the last update."""
+        """Repeat sample → learn; returns the LearnInfo of the last update, which is kept
+        (keep_info_fn) as the loop's are."""
         info = self.learn_fn(self.sample_fn())
         # The first update is unrolled so the loop carries LearnInfo's dtypes and shapes.
-        return tf.while_loop(
+        info = tf.while_loop(
             lambda i, _: i < num_updates,
             lambda i, _: (i + 1, self.learn_fn(self.sample_fn())),
             (tf.constant(1, tf.int32), info))[1]
+        self.keep_info_fn(info, tf.constant(True))
+        return info
 
     def first_observations(self, count):
         """Up to `count` of the first observations stored (the run's fixed validation set)."""
@@ -454,13 +474,7 @@ class DQN(StepInputs, tf.Module):
             self.num_envs, lambda: self.learn_fn(self.sample_fn()),
             lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
             LearnInfo(*(variable.read_value() for variable in self.last_info)))
-        for variable, value in zip(self.last_info, info):
-            variable.assign(value)
-        # The first update whose loss, mean max Q or gradient norm is not finite: the loop stops there.
-        watched = tf.stack([info.loss, info.mean_max_q, info.grad_norm])
-        newly = (self.diverged_at < 0) & (updates > 0) & tf.logical_not(tf.reduce_all(tf.math.is_finite(watched)))
-        self.diverged_at.assign(tf.where(newly, self.schedule.step, self.diverged_at))
-        self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
+        self.keep_info_fn(info, updates > 0)   # the first update not finite: the loop stops there
 
     def collect_fn(self, packed):
         """step_fn where no update or sync is due: replay ← (s, a, r, s', terminated); act on `obs`."""

@@ -58,8 +58,7 @@ class GymnasiumRun:
         self.new_episodes = True           # the envs are at first_reset (not at a checkpoint's state)
         self.spec = self.envs.spec
         self.on_step = on_step
-        self.agent = make_agent(self.spec, self.config, self.seed, resolve_device(device), agent_options,
-                                episode_steps=time_limit(env_id, self.config), env_id=env_id)
+        self.agent = make_agent(self.spec, self.config, self.seed, resolve_device(device), agent_options, env_id)
         self.agent.sync_target()
         self.step = 0                      # environment steps done (num_envs per loop iteration)
         num_envs = self.config.num_envs    # the episodes in progress, one per environment
@@ -116,8 +115,9 @@ class GymnasiumRun:
         recent = self.episode_returns[-RECENT_EPISODES:]
         learned = {}
         updates = int(self.agent.schedule.updates_done.numpy())
+        return_text = f"return(last {len(recent)}) {np.mean(recent):8.2f}" if recent else "no episode ended yet"
         if self.config.algo != "dqn":
-            return self.log_policy_progress(steps_per_second, recent, updates)
+            return self.log_policy_progress(steps_per_second, recent, return_text, updates)
         if updates > 0:
             learned = {name: float(variable.numpy()) for name, variable in self.agent.last_info._asdict().items()}
             if self.validation_obs is None:
@@ -133,7 +133,6 @@ class GymnasiumRun:
                "avg_max_q_validation": self.average_max_q()}
         self.history.append(row)
         loss_text = f"{row['loss']:.4f}" if learned else "-"
-        return_text = f"return(last {len(recent)}) {row['recent_return']:8.2f}" if recent else "no episode ended yet"
         self.log(f"step {self.step:>8,}/{self.config.total_steps:,} | {steps_per_second:7,.0f} steps/s | "
                  f"{return_text} | loss {loss_text}" + (f" | eps {epsilon:.3f}" if self.explores_by_schedule else ""))
         self.directory.write_summary(self.step, {
@@ -141,13 +140,12 @@ class GymnasiumRun:
             "train/mean_max_q": row["mean_max_q"], "train/avg_max_q_validation": row["avg_max_q_validation"],
             "train/epsilon": epsilon, "train/steps_per_second": steps_per_second})
 
-    def log_policy_progress(self, steps_per_second, recent, updates):
+    def log_policy_progress(self, steps_per_second, recent, return_text, updates):
         """log_progress for a policy-gradient agent: its loss's parts, the policy's entropy, the updates made."""
         learned = {name: float(variable.numpy()) for name, variable in self.agent.last_info._asdict().items()}
         row = {"step": self.step, "steps_per_second": steps_per_second, "episodes": len(self.episode_returns),
                "recent_return": float(np.mean(recent)) if recent else float("nan"), "updates": updates, **learned}
         self.history.append(row)
-        return_text = f"return(last {len(recent)}) {row['recent_return']:8.2f}" if recent else "no episode ended yet"
         learned_text = f"loss {row['loss']:.4f} | entropy {row['entropy']:.3f}" if updates else "loss -"
         total = self.config.total_updates
         clock = (f"update {updates:>6,}/{total:,} | step {self.step:>8,}" if total else
@@ -222,19 +220,20 @@ class GymnasiumRun:
 
 
 
-def make_agent(spec, config, seed, device=None, agent_options=None, episode_steps=None, env_id="the env"):
+def make_agent(spec, config, seed, device=None, agent_options=None, env_id=None):
     """The agent config.algo names for an env's spaces: REINFORCE (its buffer holds episodes of
-    up to `episode_steps`) or A2C; PixelDQN (conv network, frame replay) where observations are
-    frames, else DQN (MLP, transition replay)."""
+    up to env_id's time limit) or A2C; PixelDQN (conv network, frame replay) where observations
+    are frames, else DQN (MLP, transition replay)."""
     if config.scale_observations:
-        agent_options = {**(agent_options or {}), "obs_bounds": spec.observation_bounds(env_id)}
+        agent_options = {**(agent_options or {}), "obs_bounds": spec.observation_bounds(env_id or "the env")}
     if config.algo != "dqn":
+        episode_steps = time_limit(env_id, config) if config.algo == "reinforce" and env_id else None
         if config.algo == "reinforce" and episode_steps is None:
             raise UsageError("--algo reinforce learns from whole episodes and this env has no time limit; "
                              "give it one with --max-episode-steps")
         return PolicyGradientAgent(spec.obs_dim, spec.num_actions, config, episode_steps, seed=seed,
-                         discrete_obs=spec.discrete_obs, legal_actions=spec.legal_actions, device=device,
-                         num_envs=config.num_envs, **(agent_options or {}))
+                                   discrete_obs=spec.discrete_obs, legal_actions=spec.legal_actions, device=device,
+                                   num_envs=config.num_envs, **(agent_options or {}))
     if spec.frame_shape:
         if agent_options:
             raise UsageError("a pixel agent takes no agent options (nor --scale-observations)")

@@ -138,6 +138,10 @@ class PolicyGradientAgent(StepInputs, tf.Module):
     # The diverged_info entries, in order (rawdqn/train.py's check_finite names them).
     watched_labels = ("loss", "policy entropy", "gradient norm")
 
+    @staticmethod
+    def watched_values(info):
+        return tf.stack([info.loss, info.entropy, info.grad_norm])
+
     @property
     def online(self):
         """The network evaluation, export and keep_best read: the policy's logits (argmax: the greedy action)."""
@@ -243,13 +247,8 @@ class PolicyGradientAgent(StepInputs, tf.Module):
                 variable.assign(tf.gather(variable.read_value(), source, axis=1, batch_dims=1))
         self.length.assign_sub(used)
         self.episodes_waiting.assign(tf.zeros_like(self.episodes_waiting))
-        for variable, value in zip(self.last_info, info):
-            variable.assign(value)
         self.schedule.updates_done.assign_add(1)
-        watched = tf.stack([info.loss, info.entropy, info.grad_norm])
-        newly = (self.diverged_at < 0) & tf.logical_not(tf.reduce_all(tf.math.is_finite(watched)))
-        self.diverged_at.assign(tf.where(newly, self.schedule.step, self.diverged_at))
-        self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
+        self.keep_info_fn(info, tf.constant(True))
         return tf.constant(True)
 
     def learn_fn(self, batch):

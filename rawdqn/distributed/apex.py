@@ -25,7 +25,7 @@ import numpy as np
 
 from rawdqn import schedule
 from rawdqn.errors import UsageError
-from rawdqn.train import Trainer, TrainingDiverged
+from rawdqn.train import Trainer
 
 ACTOR_SEED_STRIDE = 10_007   # actor i's envs and exploration are seeded seed + 1 + i · this
 MAX_FAILURES = 5             # tries, of RESTART_SECONDS each, for a dead actor to come back
@@ -274,12 +274,8 @@ class ApexRun(Trainer):
         counters.step.assign(self.step)   # β(t) of the prioritized replay's weights
         owed = schedule.updates_owed(config, self.step) - int(counters.updates_done.numpy())
         if owed > 0 and agent.replay.size >= config.batch_size:
-            info = agent.train(owed)
-            for variable, value in zip(agent.last_info, info):
-                variable.assign(value)
-            if not all(np.isfinite(float(value)) for value in (info.loss, info.mean_max_q, info.grad_norm)):
-                raise TrainingDiverged(f"training diverged by step {self.step:,}: loss {float(info.loss)}, "
-                                       f"mean max Q {float(info.mean_max_q)}; try a lower --learning-rate")
+            agent.train(owed)   # keeps its last LearnInfo and notes a divergence, as the loop's updates do
+            self.check_finite()
             before = int(counters.updates_done.numpy())
             counters.updates_done.assign_add(owed)
             if (before + owed) // config.weights_interval > before // config.weights_interval:
@@ -302,9 +298,6 @@ class ApexRun(Trainer):
         self.directory.write_summary(self.step, {"learner/updates_per_second": rate,
                                                  "learner/lost_batches": self.lost_batches})
         self.update_clock = (now, updates)
-
-    def check_finite(self):
-        """learn_owed checks every call's updates."""
 
     def extra_state(self):
         return {"distributed": {"actors": len(self.actors), "lost_batches": self.lost_batches}}
