@@ -12,6 +12,10 @@ fc 512, Mnih et al. 2015; or MinAtar's 16 3×3/1, fc 128 on 10×10×4):
             whose sampling, θ cuts and optimizer step are XLA clusters), each layout (NHWC,
             NCHW) and each way of differentiating a conv (conv_gradients 'tf' and 'forward',
             rawdqn/conv.py).
+  networks  the same update's convolutions and products alone (target forward, online forward
+  alone     and gradient, in a graph on one fixed batch, θ cut beforehand; no sampling, clip
+            or step): the least any update of this network costs with TensorFlow's kernels
+            here, and so the check of whether a bar can be met at all.
   SB3       DQN("CnnPolicy").train(gradient_steps=1): sample from its replay, the same
             target / forward / backward / clip / step in torch (RMSprop centred, α 0.95,
             ε 0.01), in a child process (torch and TensorFlow in one process crashed here).
@@ -57,6 +61,7 @@ from rawdqn.pixel_agent import PixelDQN  # noqa: E402
 
 NETS = {"nature": ((84, 84), 4, 1, NATURE_CONVS, NATURE_HIDDEN, 6),       # frame, history, channels, convs, hidden, actions
         "minatar": ((10, 10), 1, 4, MINATAR_CONVS, MINATAR_HIDDEN, 3)}
+NETWORKS_ALONE = "rawdqn networks alone (graph, no step)"
 BATCH, FILL = 32, 1_000   # transitions stored before timing (--fill); uniform samples of them
 
 
@@ -101,6 +106,36 @@ def rawdqn_update(net, mode, data_format, conv_gradients, device, fill=FILL):
         scalars = tf.constant([[rng.normal(), 0.0, float(step % 200 == 199)]], tf.float32)
         agent.dispatch(frames, scalars)
     return lambda: agent.train(1).loss.numpy()
+
+
+def networks_only(net, device, fill=FILL):
+    """The convolutions and products of one update and nothing else: a graph (TensorFlow's
+    kernels, oneDNN's where it is on) running the target network's forward on s', the online
+    forward on s and the gradient with respect to its layers, on one fixed batch, with θ
+    already cut into layers. No sampling, θ cuts, clip or optimizer step: no update of this
+    network runs faster in TensorFlow on this machine than this row (the bars' check)."""
+    frame_shape, actions = frame_shape_of(net), NETS[net][5]
+    config = learner_config(net, "function", "NHWC", "tf", fill)
+    agent = PixelDQN(frame_shape, actions, config, seed=0, device=device, num_envs=1)
+    _, history, channels, _, _, _ = NETS[net]
+    rng = np.random.default_rng(0)
+    stacks = [tf.constant(rng.integers(0, 256, (BATCH, *NETS[net][0], history * channels), dtype=np.uint8))
+              for _ in range(2)]
+    action = tf.constant(rng.integers(0, actions, BATCH), tf.int32)
+    with tf.device(device):
+        online = agent.online.unpack(agent.online.theta.read_value(), differentiable=False)
+        target = agent.target.unpack(agent.target.theta.read_value(), differentiable=False)
+        layers = agent.online.in_order(online)
+
+        @tf.function
+        def forward_and_gradient():
+            y = tf.reduce_max(agent.target(stacks[1], parameters=target), axis=1)
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(layers)
+                q_taken = tf.gather(agent.online(stacks[0], parameters=online), action, batch_dims=1)
+                loss = tf.reduce_mean(tf.square(y - q_taken))
+            return tf.add_n([tf.reshape(g, [-1])[0] for g in tape.gradient(loss, layers)])
+        return lambda: forward_and_gradient().numpy()
 
 
 def keras_update(net, jit_compile, full=False):
@@ -263,6 +298,8 @@ def main(argv=None):
                     print(f"  {name}: not run ({str(error).splitlines()[0][:100]})")
                     continue
                 variants[name] = update
+    variants[NETWORKS_ALONE] = networks_only(args.net, device, args.fill)
+    variants[NETWORKS_ALONE]()
     if not args.no_keras:
         for jit in ("auto", False):
             for full in (False, True):
@@ -291,7 +328,7 @@ def main(argv=None):
     flops = update_flops(args.net)
     floor = flops / machine_peak
     flops_of = {name: update_flops(args.net, target_network="train_on_batch" not in name) for name in rounds}
-    rawdqn_names = [name for name in rounds if name.startswith("rawdqn")]
+    rawdqn_names = [name for name in rounds if name.startswith("rawdqn") and name != NETWORKS_ALONE]
     best = min(rawdqn_names, key=lambda name: statistics.median(rounds[name]))
     print(f"\nFLOPs per update {flops / 1e9:.3f} G; conv peak {peak / 1e9:.0f} GFLOP/s (forward conv, measured); "
           f"2048² matmul {matmul_peak / 1e9:.0f} GFLOP/s; floor {floor * 1e3:.2f} ms per update at the larger (the peak)")
@@ -308,6 +345,14 @@ def main(argv=None):
         rows.append({"variant": label, "seconds": times, "median_seconds": median,
                      "best_rawdqn_speedup": statistics.median(ratios), "most_speedup_at_peak": median / floor})
     print(f"load average at end {os.getloadavg()[0]:.2f}; best rawdqn: {best}")
+    alone = statistics.median(rounds[NETWORKS_ALONE]) if NETWORKS_ALONE in rounds else None
+    peers = {"sb3": "SB3's update", "keras train_on_batch jit_compile=False": "Keras' train_on_batch",
+             "keras full update jit_compile=False": "Keras' full update"}
+    for name, label in peers.items():
+        if name in rounds and alone is not None:
+            budget = statistics.median(rounds[name]) / 1.5
+            print(f"1.5× {label} allows {budget * 1e3:.2f} ms per update; the networks alone take "
+                  f"{alone * 1e3:.2f} ms ({'within' if alone < budget else 'over'} it before any sampling or step)")
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"net": args.net, "device": device, "flops_per_update": flops, "conv_peak_flops": peak,
