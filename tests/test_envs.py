@@ -70,8 +70,8 @@ SHARED = dict(num_envs=32, num_steps=520)
 # Registry and input checks.
 
 
-def test_available_lists_the_three_ids():
-    assert envs.available() == sorted(ENV_IDS)
+def test_available_lists_the_classic_ids_and_minatar_breakout():
+    assert envs.available() == sorted(ENV_IDS + ["MinAtar/Breakout-v1"])
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -86,12 +86,17 @@ def test_sizes_and_time_limits_are_gymnasiums(env_id):
 
 
 def test_bad_input_raises_one_line_value_errors():
-    with pytest.raises(ValueError, match="available: Acrobot-v1, CartPole-v1, MountainCar-v0"):
+    with pytest.raises(ValueError, match="available: Acrobot-v1, CartPole-v1, MinAtar/Breakout-v1, MountainCar-v0"):
         envs.make("Pong-v5")
     with pytest.raises(ValueError, match="float32 or float64"):
         envs.make("CartPole-v1", dtype="float16")
     with pytest.raises(ValueError, match="max_episode_steps"):
         envs.make("CartPole-v1", max_episode_steps=0)
+    with pytest.raises(ValueError, match="CartPole-v1 has no sticky actions"):
+        envs.make("CartPole-v1", sticky_actions=0.25)
+    with pytest.raises(ValueError, match=r"sticky_action_prob must be in \[0, 1\]"):
+        envs.make("MinAtar/Breakout-v1", sticky_actions=1.5)
+    assert envs.make("MinAtar/Breakout-v1", sticky_actions=0.0).sticky_action_prob == 0.0
     env = envs.make("CartPole-v1")
     with pytest.raises(ValueError, match="num_envs"):
         env.reset(SEED, 0)

@@ -196,7 +196,7 @@ class Env:
         # device than gathering the few that ended.
         start = self.initial_physics(seed, num_envs)
         physics = tf.where(done[:, None], start, physics)
-        obs = tf.where(done[:, None], self.observation(start), final_obs)
+        obs = tf.where(tf.reshape(done, [-1] + [1] * (final_obs.shape.rank - 1)), self.observation(start), final_obs)
         steps = tf.where(done, tf.zeros_like(steps), steps)
         return StepResult(EnvState(physics, steps), obs, reward, terminated, truncated, final_obs)
 
