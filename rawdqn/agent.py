@@ -44,6 +44,10 @@ class StepInputs:
         self.diverged_at.assign(tf.where(newly, self.schedule.step, self.diverged_at))
         self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
 
+    def acting_obs_fn(self, previous, obs, ended):
+        """What the agent acts on after observing `obs`: obs itself (a pixel agent: its stack of frames)."""
+        return obs
+
     # --- features -----------------------------------------------------------
     def features(self, obs):
         """Network input: the observation, or one_hot(state) for discrete observations."""
@@ -213,14 +217,7 @@ class DQN(StepInputs, tf.Module):
 
     def build_model(self, use_bias, initializer):
         """The online and target networks and the replay: MLPs and a ring of transition rows."""
-        self.online = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
-                               seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                               initializer=initializer, **self.config.head_options(), obs_bounds=self.obs_bounds,
-                               name="online")
-        self.target = QNetwork(self.obs_dim, self.num_actions, self.config.hidden,
-                               seed=self.seed, dtype=self.dtype, use_bias=use_bias,
-                               initializer=initializer, **self.config.head_options(), obs_bounds=self.obs_bounds,
-                               name="target")
+        self.online, self.target = (self.q_network(name, use_bias, initializer) for name in ("online", "target"))
         self.replay = ReplayBuffer(
             self.config.replay_capacity,
             obs_shape=() if self.discrete_obs else (self.obs_dim,),
@@ -234,6 +231,12 @@ class DQN(StepInputs, tf.Module):
         # What the agent acts on, per env: a state index or an observation vector.
         self.acting_shape = () if self.discrete_obs else (self.obs_dim,)
         self.acting_dtype = self.replay.obs_dtype
+
+    def q_network(self, name, use_bias=True, initializer="glorot_uniform"):
+        """A new Q-network of this agent's architecture and seed (online, target, or a copy kept aside)."""
+        return QNetwork(self.obs_dim, self.num_actions, self.config.hidden, seed=self.seed, dtype=self.dtype,
+                        use_bias=use_bias, initializer=initializer, **self.config.head_options(),
+                        obs_bounds=self.obs_bounds, name=name)
 
     # --- act ----------------------------------------------------------------
     def act(self, obs, epsilon, legal_mask=None):

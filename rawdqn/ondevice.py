@@ -33,11 +33,12 @@ import numpy as np
 import tensorflow as tf
 
 from rawdqn import checkpoint, envs, summary
-from rawdqn.agent import DQN
 from rawdqn.config import ON_DEVICE, DQNConfig, check_seed
 from rawdqn.config import preset as config_preset
 from rawdqn.errors import UsageError
-from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, evaluate
+from rawdqn.gym_env import (FRESH_EVAL_SEED, PIXEL_EVAL_STEP_LIMIT, SELECTION_EVAL_SEED, EnvSpec, env_kwargs_for,
+                             evaluate)
+from rawdqn.gym_run import make_agent
 from rawdqn.network import QNetwork
 from rawdqn.policy_agent import PolicyGradientAgent
 from rawdqn.rundir import RunDirectory, config_record, default_run_dir, prepare_run_dir
@@ -51,6 +52,14 @@ def check_env(env_id):
     if env_id not in envs.available():
         raise UsageError(f"--on-device has no TensorFlow version of {env_id}; "
                          f"available: {', '.join(envs.available())}")
+
+
+def env_spec(env):
+    """The EnvSpec of a TF env, as rawdqn/gym_env.py's env_spec describes the gymnasium one:
+    vectors, or frames (observation_shape) of values up to frame_max."""
+    frame_shape = getattr(env, "observation_shape", None)
+    return EnvSpec(env.observation_size, env.num_actions, False, 0, False, frame_shape,
+                   getattr(env, "frame_max", 255.0))
 
 
 def preset(env_id, algo=None):
@@ -68,18 +77,22 @@ class AgentEnvs(tf.Module):
     def __init__(self, env, config, seed, num_envs, device=None, name=None):
         super().__init__(name=name)
         self.seed = int(seed)
-        if config.algo == "dqn":
-            self.agent = DQN(env.observation_size, env.num_actions, config, seed=self.seed,
-                             device=device, num_envs=num_envs, name="agent")
+        spec = env_spec(env)
+        if config.algo == "dqn":   # DQN, or PixelDQN where the observations are frames
+            self.agent = make_agent(spec, config, self.seed, device)
+            with tf.device(device):   # the weights that scored best in greedy evaluations
+                self.best = self.agent.q_network("best")
+        elif spec.frame_shape:
+            raise UsageError(f"--algo {config.algo} takes vector observations; {env.env_id} has frames: use --algo dqn")
         else:   # the policy-gradient agents' step body has the same inputs (rawdqn/policy_agent.py)
             self.agent = PolicyGradientAgent(env.observation_size, env.num_actions, config,
                                              episode_steps=env.max_episode_steps, seed=self.seed, device=device,
                                              num_envs=num_envs, name="agent")
+            with tf.device(device):
+                self.best = QNetwork(env.observation_size, env.num_actions, config.hidden, seed=self.seed,
+                                     dtype=self.agent.dtype, **config.head_options(), name="best")
         self.agent.sync_target()
         with tf.device(device):
-            # The weights that scored best in the greedy evaluations so far, and that score.
-            self.best = QNetwork(env.observation_size, env.num_actions, config.hidden, seed=self.seed,
-                                 dtype=self.agent.dtype, **config.head_options(), name="best")
             self.best_score = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_score")
             self.best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_step")
             self.envs = envs.EnvRunner(env, num_envs, [self.seed, ENV_STREAM], name="envs")
@@ -152,7 +165,8 @@ class OnDeviceTrainer(tf.Module):
 
     def __init__(self, env_id, config, seed=0, num_envs=None, num_seeds=1,
                  device=None, max_episode_steps=None, name=None):
-        """num_envs: the config's unless given (then the config says so too)."""
+        """num_envs: the config's unless given (then the config says so too); max_episode_steps
+        the config's unless given, else the env's own time limit."""
         super().__init__(name=name)
         check_env(env_id)
         num_envs = config.num_envs if num_envs is None else num_envs
@@ -164,7 +178,13 @@ class OnDeviceTrainer(tf.Module):
         if self.num_envs > self.config.replay_capacity:
             raise UsageError(f"--num-envs {num_envs} writes more transitions per iteration than "
                              f"replay_capacity ({self.config.replay_capacity}) holds")
-        self.env = envs.make(env_id, dtype=self.config.dtype, max_episode_steps=max_episode_steps)
+        if max_episode_steps is None:
+            max_episode_steps = self.config.max_episode_steps
+        try:
+            self.env = envs.make(env_id, dtype=self.config.dtype, max_episode_steps=max_episode_steps,
+                                 sticky_actions=self.config.sticky_actions)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         self.lanes = [AgentEnvs(self.env, self.config, self.seed + i, self.num_envs, device,
                                 name=f"seed_{self.seed + i}") for i in range(self.num_seeds)]
         # autograph=False: the loop has no Python control flow on tensors, and converting
@@ -236,27 +256,36 @@ class OnDeviceTrainer(tf.Module):
 
     def greedy_returns_fn(self, seed, num_episodes):
         """Undiscounted returns [num_seeds, num_episodes] of each agent's greedy policy,
-        one episode in each of num_episodes fresh TF envs (stepped until all have ended)."""
+        one episode in each of num_episodes fresh TF envs, stepped until all have ended or, where
+        the env has no time limit, for as many steps as evaluation on gymnasium allows
+        (PIXEL_EVAL_STEP_LIMIT): a greedy policy can loop forever."""
+        step_limit = min(self.env.max_episode_steps, PIXEL_EVAL_STEP_LIMIT)
         returns = []
         for i, lane in enumerate(self.lanes):
+            agent = lane.agent
             lane_seed = tf.random.experimental.stateless_fold_in(seed, i, alg=envs.core.RNG_ALGORITHM)
             state, obs = self.env.reset(lane_seed, num_episodes)
+            # What the agent acts on (a pixel agent: the stack of its last frames).
+            template = agent.current_obs
+            acting = agent.acting_obs_fn(tf.zeros([num_episodes, *template.shape[1:]], template.dtype), obs,
+                                         tf.ones([num_episodes], tf.bool))
             total = tf.zeros([num_episodes], self.env.dtype)
             done = tf.zeros([num_episodes], tf.bool)
 
-            def body(t, state, obs, total, done, lane=lane, lane_seed=lane_seed):
-                action = tf.argmax(lane.agent.q_values_fn(obs), axis=-1, output_type=tf.int32)
+            def body(t, state, acting, total, done, agent=agent, lane_seed=lane_seed):
+                action = tf.argmax(agent.q_values_fn(acting), axis=-1, output_type=tf.int32)
                 step_seed = tf.random.experimental.stateless_fold_in(lane_seed, t + 1,
                                                                       alg=envs.core.RNG_ALGORITHM)
                 result = self.env.step(state, action, step_seed)
                 # Only the first episode of each env counts.
                 total += tf.where(done, tf.zeros_like(result.reward), result.reward)
                 done = done | result.terminated | result.truncated
-                return t + 1, result.state, result.obs, total, done
+                acting = agent.acting_obs_fn(acting, result.obs, tf.zeros_like(done))
+                return t + 1, result.state, acting, total, done
 
             _, _, _, total, _ = tf.while_loop(
-                lambda t, state, obs, total, done: tf.logical_not(tf.reduce_all(done)), body,
-                (tf.constant(0, tf.int32), state, obs, total, done))
+                lambda t, state, acting, total, done: tf.logical_and(t < step_limit, tf.logical_not(tf.reduce_all(done))),
+                body, (tf.constant(0, tf.int32), state, acting, total, done))
             returns.append(total)
         return tf.stack(returns)
 
@@ -423,25 +452,26 @@ class OnDeviceRun:
         timing = f"{steps:,} steps in {self.train_seconds:.1f} s; compile {self.compile_seconds:.1f} s"
         eval_means, eval_stds, final_means, final_evaluations = [], [], [], []
         multi = trainer.num_seeds > 1
+        spec, env_kwargs, policy = env_spec(trainer.env), env_kwargs_for(self.env_id, config), config.describe_evaluation()
         for lane in trainer.lanes:
             prefix = f"seed {lane.seed}: " if multi else ""
             eval_seed = lane.seed + SELECTION_EVAL_SEED
-            mean, std = evaluate(lane.agent, self.env_id, config.eval_episodes, eval_seed)
+            mean, std = evaluate(lane.agent, self.env_id, config.eval_episodes, eval_seed, spec, env_kwargs, config)
             final_means.append(mean)
             if config.eval_interval:
                 self.log(f"{prefix}final weights: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
-                         f"greedy episodes")
+                         f"{policy} episodes")
                 # Fresh episodes: other seeds than the selection's TF episodes and the line above.
                 lane.use_best()
                 eval_seed = lane.seed + FRESH_EVAL_SEED
-                mean, std = evaluate(lane.agent, self.env_id, config.eval_episodes, eval_seed)
+                mean, std = evaluate(lane.agent, self.env_id, config.eval_episodes, eval_seed, spec, env_kwargs, config)
                 prefix += (f"kept weights (step {int(lane.best_step.numpy()):,}, greedy "
                            f"{lane.best_score.numpy():.1f} on {self.selection_episodes} TF episodes): ")
             eval_means.append(mean)
             eval_stds.append(std)
             final_evaluations.append({"seed": eval_seed, "episodes": config.eval_episodes, "mean": mean, "std": std})
             self.log(f"{prefix}evaluation: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
-                     f"greedy episodes ({timing})")
+                     f"{policy} episodes ({timing})")
         if multi:
             self.log(f"rawdqn: {trainer.num_seeds} agents, evaluation mean over agents {np.mean(eval_means):.2f} "
                      f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
@@ -541,7 +571,7 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation):
     step = int(trainer.step.numpy())
     if final_evaluation:
         rows.append({"step": step, "eval_mean": final_evaluation["mean"], "eval_std": final_evaluation["std"]})
-    spec = EnvSpec(trainer.env.observation_size, trainer.env.num_actions, False, 0, False)
+    spec = env_spec(trainer.env)
     settings = dataclasses.asdict(config)
     on_device = {"num_envs": trainer.num_envs, "iterations_per_call": config.iterations_per_call}
     state = {"env_id": trainer.env_id, "seed": lane.seed, "config": settings, "spec": dataclasses.asdict(spec),

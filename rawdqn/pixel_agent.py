@@ -68,15 +68,16 @@ class PixelDQN(DQN):
 
     def build_model(self, use_bias, initializer):
         config = self.config
-        self.online, self.target = (conv_q_network(self.frame_shape, self.num_actions, config, self.seed, name,
-                                                   self.device, use_bias=use_bias, initializer=initializer,
-                                                   scale=1 / self.frame_max)
-                                    for name in ("online", "target"))
+        self.online, self.target = (self.q_network(name, use_bias, initializer) for name in ("online", "target"))
         self.replay = FrameReplay(self.slots_per_env, self.frame_shape, self.num_envs, config.history,
                                   config.frame_pad, seed=self.seed + 1, jit_compile=config.mode == "xla",
                                   n_step=config.n_step, discount=config.discount, prioritized=config.prioritized,
                                   priority_exponent=config.priority_exponent, priority_epsilon=config.priority_epsilon)
         self.acting_shape, self.acting_dtype = self.input_shape, tf.uint8
+
+    def q_network(self, name, use_bias=True, initializer="glorot_uniform"):
+        return conv_q_network(self.frame_shape, self.num_actions, self.config, self.seed, name, self.device,
+                              use_bias=use_bias, initializer=initializer, scale=1 / self.frame_max)
 
     # --- observations --------------------------------------------------------
     def features(self, obs):
@@ -106,6 +107,9 @@ class PixelDQN(DQN):
         shifted = tf.concat([stack[..., channels:], frame], axis=-1)
         return tf.where(tf.reshape(ended, [-1, 1, 1, 1]), first, shifted)
 
+    def acting_obs_fn(self, previous, obs, ended):
+        return self.stack_fn(previous, obs, ended)
+
     # --- the loop's calls ----------------------------------------------------
     def begin(self, obs, legal_mask=None):
         """The first actions [num_envs] of a run, for the first frames [num_envs, ...]."""
@@ -127,13 +131,16 @@ class PixelDQN(DQN):
         raise TypeError("PixelDQN takes its environment steps through observe(env_step)")
 
     def step_fn(self, frames, scalars):
-        return self.observe_fn(frames[0], scalars[:, 0], scalars[:, 1], scalars[:, 2] > 0, frames[1])
+        return self.observe_fn(frames[0], scalars[:, 0], scalars[:, 1], frames[1], ended=scalars[:, 2])
 
     def collect_fn(self, frames, scalars):
-        return self.observe_fn(frames[0], scalars[:, 0], scalars[:, 1], scalars[:, 2] > 0, frames[1], learn=False)
+        return self.observe_fn(frames[0], scalars[:, 0], scalars[:, 1], frames[1], ended=scalars[:, 2], learn=False)
 
-    def observe_fn(self, next_frame, reward, terminated, ended, frame, learn=True):
-        """replay ← the step; s ← the next stack; the updates and syncs due; a' = ε-greedy(Q(s))."""
+    def observe_fn(self, next_frame, reward, terminated, frame, next_legal_mask=None, legal_mask=None, ended=None,
+                   learn=True):
+        """DQN.observe_fn on frames: replay ← the step; s ← the next stack; the updates and syncs
+        due; a' = ε-greedy(Q(s)). `ended` (nonzero: the episode is over) defaults to `terminated`."""
+        ended = tf.cast(terminated if ended is None else ended, tf.bool)
         self.replay.add_fn(self.last_action.read_value(), self.clip_reward_fn(reward), terminated > 0,
                            next_frame, ended, frame)
         stack = self.stack_fn(self.current_obs.read_value(), frame, ended)

@@ -192,10 +192,12 @@ def test_same_seed_same_run_and_each_seed_is_its_own_agent(run):
 
 @pytest.mark.parametrize("args, message", [
     (["--env", "Pendulum-v1", "--on-device"],
-     "--on-device has no TensorFlow version of Pendulum-v1; available: Acrobot-v1, CartPole-v1, MountainCar-v0"),
-    (["--env", "FrozenLake-v1", "--on-device"], "available: Acrobot-v1, CartPole-v1, MountainCar-v0"),
+     "--on-device has no TensorFlow version of Pendulum-v1; available: Acrobot-v1, CartPole-v1, MinAtar/Breakout-v1, MountainCar-v0"),
+    (["--env", "FrozenLake-v1", "--on-device"], "available: Acrobot-v1, CartPole-v1, MinAtar/Breakout-v1, MountainCar-v0"),
     (["--seeds", "8"], "--seeds needs --on-device"),
     (["--on-device", "--num-envs", "0"], "num_envs must be >= 1; got 0"),
+    (["--on-device", "--env", "MinAtar/Breakout-v1", "--algo", "a2c"],
+     "--algo a2c takes vector observations; MinAtar/Breakout-v1 has frames: use --algo dqn"),
 ])
 def test_cli_errors_are_one_line_with_exit_2(args, message, capsys):
     assert cli.main(["train", *args]) == 2
