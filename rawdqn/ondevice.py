@@ -19,6 +19,11 @@ episodes of the TF env (one small compiled program) and the best-scoring weights
 kept; the run reports the final weights' and the kept weights' evaluations on the
 real gymnasium env, the kept ones on fresh episodes.
 
+A frame environment (rawdqn/envs/minatar_breakout.py) gets the pixel agent through the
+same make_agent: the stack of the last `history` frames it acts on is a variable of the
+agent (updated by its observe_fn; evaluation carries its own through agent.acting_obs_fn)
+and the frame replay assembles stacks at sample time, on the device like the rest.
+
 `num_seeds` agents train side by side in the same program: agent i is the agent
 that `seed + i` alone would train (its own weights, exploration, replay sampling
 and environment stream), its per-iteration work unrolled in the loop body.
