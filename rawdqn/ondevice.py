@@ -119,7 +119,8 @@ class AgentEnvs(tf.Module):
 
     def step_fn(self):
         """One iteration for this agent: its N envs step with the actions it chose, then the
-        agent's own step body (agent.observe_fn: store, learn and sync if due, act)."""
+        agent's own step body (agent.observe_fn: store, learn and sync if due, act). Returns
+        which envs' episodes ended and the returns their episodes have now, each [N]."""
         result = self.envs.step(self.agent.last_action.read_value())
         # next_obs is the true final observation; truncated rows keep terminated = 0.
         done = tf.logical_or(result.terminated, result.truncated)
@@ -132,6 +133,7 @@ class AgentEnvs(tf.Module):
         self.call_return_sum.assign_add(tf.cast(
             tf.reduce_sum(tf.where(done, episode_return, tf.zeros_like(episode_return))), tf.float64))
         self.episode_return.assign(tf.where(done, tf.zeros_like(episode_return), episode_return))
+        return done, episode_return
 
     def keep_if_best(self, score, step):
         """Copy the online weights to `best` if `score` is at least the best so far."""
@@ -156,6 +158,12 @@ class CallStats:
     episodes: list            # episodes finished during the call, per agent
     mean_return: list         # their mean return (nan if none finished)
     loss: list                # the loss of the last update so far (nan before the first)
+    # Per agent, (iteration of the call, env, return) of each episode that ended, in order.
+    episode_ends: list = dataclasses.field(default_factory=list, repr=False)
+
+    def row(self):
+        """The call as a history row (without the episodes, which episodes.jsonl holds)."""
+        return {name: value for name, value in dataclasses.asdict(self).items() if name != "episode_ends"}
 
 
 class CompiledCache:
@@ -225,30 +233,52 @@ class OnDeviceTrainer(tf.Module):
         """
         for lane in self.lanes:
             lane.begin_call_fn()
+        # Row i of each agent's [iterations_per_call, N] buffers: which episodes ended at
+        # iteration i and their returns (a static shape, so XLA updates the rows in place).
+        rows = [self.config.iterations_per_call, self.num_envs]
+        buffers = [(tf.zeros(rows, tf.bool), tf.zeros(rows, self.env.dtype)) for _ in self.lanes]
 
-        def body(i):
-            for lane in self.lanes:
-                lane.step_fn()
-            return (i + 1,)
-        tf.while_loop(lambda i: i < iterations, body, (tf.constant(0, tf.int32),))
+        def body(i, buffers):
+            kept = []
+            for lane, (ended, returns) in zip(self.lanes, buffers):
+                done, episode_return = lane.step_fn()
+                at = tf.reshape(i, [1, 1])
+                kept.append((tf.tensor_scatter_nd_update(ended, at, done[None]),
+                             tf.tensor_scatter_nd_update(returns, at, episode_return[None])))
+            return i + 1, kept
+        _, buffers = tf.while_loop(lambda i, _: i < iterations, body, (tf.constant(0, tf.int32), buffers))
         return {"step": self.step.read_value(), "updates": self.updates_done.read_value(),
                 "syncs": self.syncs_done.read_value(),
                 "episodes": tf.stack([lane.call_episodes.read_value() for lane in self.lanes]),
                 "return_sum": tf.stack([lane.call_return_sum.read_value() for lane in self.lanes]),
-                "loss": tf.stack([tf.cast(lane.agent.last_info.loss, tf.float64) for lane in self.lanes])}
+                "loss": tf.stack([tf.cast(lane.agent.last_info.loss, tf.float64) for lane in self.lanes]),
+                "ended": tf.stack([ended for ended, _ in buffers]),
+                "end_returns": tf.stack([returns for _, returns in buffers])}
 
     # --- the host side -----------------------------------------------------------
     def run(self, iterations):
-        """Run `iterations` iterations in one call; returns CallStats."""
-        with tf.device(self.device):
-            out = self._run(tf.constant(int(iterations), tf.int32))
-        out = {name: value.numpy() for name, value in out.items()}
-        updates = int(out["updates"])
-        episodes = out["episodes"]
+        """Run `iterations` iterations, in calls of at most iterations_per_call (the length
+        of the episode-end buffers); returns CallStats over all of them."""
+        iterations, most = int(iterations), self.config.iterations_per_call
+        episodes, return_sum = np.zeros(self.num_seeds, np.int64), np.zeros(self.num_seeds)
+        episode_ends, done = [[] for _ in self.lanes], 0
+        while True:
+            count = min(most, iterations - done)
+            with tf.device(self.device):
+                out = self._run(tf.constant(count, tf.int32))
+            out = {name: value.numpy() for name, value in out.items()}
+            episodes += out["episodes"]
+            return_sum += out["return_sum"]
+            for ends, ended, returns in zip(episode_ends, out["ended"][:, :count], out["end_returns"][:, :count]):
+                at, env = np.nonzero(ended)   # row-major: by iteration, then env
+                ends.extend(zip((at + done).tolist(), env.tolist(), returns[at, env].tolist()))
+            done += count
+            if done >= iterations:
+                break
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_return = np.where(episodes > 0, out["return_sum"] / np.maximum(episodes, 1), np.nan)
-        return CallStats(int(out["step"]), updates, int(out["syncs"]), episodes.tolist(),
-                         mean_return.tolist(), [float(x) for x in out["loss"]])
+            mean_return = np.where(episodes > 0, return_sum / np.maximum(episodes, 1), np.nan)
+        return CallStats(int(out["step"]), int(out["updates"]), int(out["syncs"]), episodes.tolist(),
+                         mean_return.tolist(), [float(x) for x in out["loss"]], episode_ends)
 
     def compile(self, eval_episodes=0):
         """Compile the program (a call of 0 iterations) and, with eval_episodes, the greedy
@@ -343,6 +373,10 @@ class OnDeviceRun:
         self.env_id, self.config, self.log = env_id, self.trainer.config, log
         self.directory = RunDirectory(logdir, checkpoint_interval)
         self.history, self.train_seconds, self.compile_seconds = [], 0.0, 0.0
+        # Per agent: [end step, return, length] of every finished episode (episodes.jsonl),
+        # and the steps each env's unfinished episode has run so far.
+        self.episodes = [[] for _ in range(num_seeds)]
+        self.open_lengths = [[0] * self.trainer.num_envs for _ in range(num_seeds)]
         self.step, self.call_row = 0, None
         self.selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
 
@@ -364,7 +398,8 @@ class OnDeviceRun:
         return {"env_id": self.env_id, "seed": trainer.seed, "num_seeds": trainer.num_seeds,
                 "config": dataclasses.asdict(self.config), "step": int(trainer.step.numpy()),
                 "checkpoint_interval": self.directory.checkpoint_interval,
-                "history": self.history, "train_seconds": self.train_seconds}
+                "history": self.history, "train_seconds": self.train_seconds,
+                "episodes": self.episodes, "open_lengths": self.open_lengths}
 
     def run_dir(self, lane_index):
         """Agent lane_index's run directory: LOGDIR with one seed, LOGDIR/seedS with several."""
@@ -380,7 +415,7 @@ class OnDeviceRun:
         self.directory.last_checkpoint = path
         if runs:
             for i in range(self.trainer.num_seeds):
-                write_run(self.run_dir(i), self.trainer, i, self.history, None)
+                write_run(self.run_dir(i), self.trainer, i, self.history, None, self.episodes[i])
         return path
 
     # --- the on-device source's part of the loop (rawdqn/train.py's drive calls these) ---
@@ -404,9 +439,21 @@ class OnDeviceRun:
         start = time.perf_counter()
         stats = self.trainer.run(iterations)
         self.train_seconds += time.perf_counter() - start
+        self.record_episodes(before, iterations, stats.episode_ends)
         self.step = stats.step
-        self.call_row = dataclasses.asdict(stats)
+        self.call_row = stats.row()
         self.history.append(self.call_row)
+
+    def record_episodes(self, before, iterations, episode_ends):
+        """Each ended episode as the gymnasium loop records it: the step count after its
+        iteration (before + (t + 1)·N), its return, and its length in steps."""
+        num_envs = self.trainer.num_envs
+        for episodes, open_lengths, ends in zip(self.episodes, self.open_lengths, episode_ends):
+            started = [-length for length in open_lengths]   # the iteration each env's episode began at
+            for at, env, episode_return in ends:
+                episodes.append([before + (at + 1) * num_envs, episode_return, at + 1 - started[env]])
+                started[env] = at + 1
+            open_lengths[:] = [iterations - start for start in started]
 
     def check_finite(self):
         for lane in self.trainer.lanes:
@@ -483,7 +530,7 @@ class OnDeviceRun:
                      f"{steps * trainer.num_seeds / self.train_seconds:,.0f} env steps/s in all")
         if logdir:
             for i, lane in enumerate(trainer.lanes):
-                path = write_run(self.run_dir(i), trainer, i, self.history, final_evaluations[i])
+                path = write_run(self.run_dir(i), trainer, i, self.history, final_evaluations[i], self.episodes[i])
                 self.log(f"rawdqn: {'seed ' + str(lane.seed) + ': ' if multi else ''}run directory "
                          f"{self.run_dir(i)} (checkpoint {path}); rawdqn eval/export/watch/plot read it")
             self.log(f"rawdqn: saved the trainer's variables to {saved}")
@@ -549,19 +596,24 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
         raise checkpoint.CheckpointError(f"checkpoint {saved} does not fit this program "
                                          f"({type(error).__name__}: {checkpoint.one_line(error)})") from None
     run.history, run.train_seconds = state["history"], state["train_seconds"]
+    # Checkpoints from before episodes were recorded resume with none (and lengths counted from here).
+    run.episodes = state.get("episodes", run.episodes)
+    run.open_lengths = state.get("open_lengths", run.open_lengths)
     run.directory.last_checkpoint = saved
     log(f"rawdqn: resuming on-device {config.algo_name} on {state['env_id']} at step {state['step']:,} of {run.total_steps:,} "
         f"(from {saved}; checkpoints every {run.directory.checkpoint_interval:,} steps)")
     return run.run()
 
 
-def write_run(run_dir, trainer, lane_index, history, final_evaluation):
+def write_run(run_dir, trainer, lane_index, history, final_evaluation, episodes=()):
     """Agent `lane_index` as an ordinary run directory (rawdqn/rundir.py): config.json,
     history.jsonl (progress rows, and the greedy TF-env evaluations as eval rows),
-    TensorBoard, and a checkpoint of the agent with the weights it reports, which
-    `rawdqn eval`, `export`, `watch` and `plot` read like any run's. Returns its path.
-    Rewritten whole at every checkpoint (the current weights; final_evaluation None) and at
-    the end (the reported weights and their evaluation); holds no per-episode log.
+    episodes.jsonl (`episodes`: [end step, return, length] rows), TensorBoard, and a
+    checkpoint of the agent with the weights it reports, which `rawdqn eval`, `export`,
+    `watch` and `plot` read like any run's. Returns its path. Rewritten whole at every
+    checkpoint (the current weights; final_evaluation None) and at the end (the reported
+    weights and their evaluation). TensorBoard gets the progress and evaluation rows, not
+    an event per episode.
     """
     lane, config, i = trainer.lanes[lane_index], trainer.config, lane_index
     rows = []
@@ -582,7 +634,8 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation):
     state = {"env_id": trainer.env_id, "seed": lane.seed, "config": settings, "spec": dataclasses.asdict(spec),
              "step": step, "changes": [], "final_evaluation": final_evaluation, "on_device": on_device}
     logs = {"config": config_record(trainer.env_id, lane.seed, config, [], on_device=on_device),
-            "history": rows, "episodes": []}
+            "history": rows, "episodes": [{"step": step, "return": ret, "length": length}
+                                          for step, ret, length in episodes]}
     prepare_run_dir(run_dir)
     for path in summary.event_files(run_dir):   # rewritten whole, so a resumed run logs nothing twice
         os.remove(path)

@@ -126,6 +126,51 @@ def test_counters_match_the_gymnasium_loop(run):
         assert int(agent.replay.draws.numpy()) == 3 * 28
 
 
+def episodes_walked_from_the_replay(replay, num_envs, time_limit):
+    """(iteration, env, return) of every CartPole episode that ended, walked env by env from
+    the replay's rows: an episode ends where a row is terminated or reaches the time limit,
+    and its return is its length (reward 1 per step)."""
+    count = replay.size
+    terminated = replay.terminated.numpy()[:count].reshape(-1, num_envs)
+    ends = []
+    for env in range(num_envs):
+        length = 0
+        for i in range(terminated.shape[0]):
+            length += 1
+            if terminated[i, env] or length == time_limit:
+                ends.append((i, env, float(length)))
+                length = 0
+    return sorted(ends)
+
+
+def test_each_call_reports_the_episodes_that_ended_in_it(run):
+    """The calls' episode ends, at their iterations in the whole run, are the episodes the
+    replay's rows hold, with their returns; their count and mean are the call's figures."""
+    trainer, _, calls = run
+    offsets = [0, 1, 8]   # the calls of 1, 7 and 32 iterations
+    for lane_index, lane in enumerate(trainer.lanes):
+        reported = sorted((offset + at, env, ret) for offset, call in zip(offsets, calls)
+                          for at, env, ret in call.episode_ends[lane_index])
+        assert reported == episodes_walked_from_the_replay(lane.agent.replay, trainer.num_envs, TIME_LIMIT)
+        assert len(reported) > 5
+        for call in calls:
+            returns = [ret for _, _, ret in call.episode_ends[lane_index]]
+            assert call.episodes[lane_index] == len(returns)
+            if returns:
+                assert call.mean_return[lane_index] == pytest.approx(np.mean(returns), abs=1e-9)
+
+
+def test_a_call_longer_than_its_buffers_runs_in_pieces_and_loses_no_episode():
+    """iterations_per_call 4: a request of 10 iterations is calls of 4, 4 and 2, its counts
+    and episode ends those of 10 iterations."""
+    config = SMALL.replace(iterations_per_call=4, learning_starts=0, train_frequency=2, gradient_steps=1)
+    trainer = OnDeviceTrainer("CartPole-v1", config, seed=2, num_envs=2, max_episode_steps=3)
+    stats = trainer.run(10)
+    assert stats.step == 20 and (stats.updates, stats.syncs) == counted_step_by_step(20, config)
+    assert sorted(stats.episode_ends[0]) == episodes_walked_from_the_replay(trainer.agents[0].replay, 2, 3)
+    assert stats.episodes == [len(stats.episode_ends[0])] and stats.episodes[0] >= 6
+
+
 @pytest.fixture(scope="module")
 def single():
     """One agent, 2 envs, an update every step and a hard sync every 5 steps."""
@@ -322,6 +367,15 @@ def test_an_interrupted_on_device_run_resumes_bit_for_bit(tmp_path, capsys):
     evaluations = lambda result: [(row["step"], row["greedy_return"]) for row in result.history  # noqa: E731
                                   if "greedy_return" in row]
     assert evaluations(resumed) == evaluations(straight) and len(evaluations(straight)) == 3
+    # episodes.jsonl, as the gymnasium loop writes it: the step after each episode's iteration,
+    # its return and length; the same whether or not the run was cut, lengths counted across calls.
+    for seed in ("seed7", "seed8"):
+        rows = [json.loads(line) for line in (tmp_path / "straight" / seed / "episodes.jsonl").read_text().splitlines()]
+        assert rows == [json.loads(line) for line in (tmp_path / "cut" / seed / "episodes.jsonl").read_text().splitlines()]
+        assert len(rows) > 10 and [row["step"] for row in rows] == sorted(row["step"] for row in rows)
+        for row in rows:   # CartPole: reward 1 per step
+            assert row["return"] == row["length"] and 0 < row["length"] <= 500
+            assert row["step"] % 4 == 0 and row["length"] <= row["step"] // 4 <= 600 // 4
     # The progress line's rate lands on the call's row, not on the selection row written after it.
     assert all(("steps_per_second" in row) == ("loss" in row) for row in straight.history if "step" in row)
     # Each agent's run directory is one agent of the run: it resumes as the whole run.
