@@ -2,13 +2,16 @@
 
     python scripts/check_minatar.py [--games Breakout SpaceInvaders] [--seeds 0 1 2] [--steps 1000000]
                                     [--runs-dir runs/minatar] [--jobs 2] [--plot minatar.png] [--report-only]
-                                    [--results results/minatar]
+                                    [--results results/minatar] [--version v0|v1] [--on-device]
 
 Each (game, seed) is `rawdqn train --env MinAtar/GAME-v0 --seed S --steps N` with the game's
-preset (the paper's DQN; -v0: the paper's 6 actions) into RUNS_DIR/GAME-v0-seedS; a run that
-is already there and unfinished is continued with `rawdqn train --resume`, a finished one is
-read as it is. With --jobs > 1 each run gets one CPU thread (TF_NUM_INTRAOP_THREADS=1): on
-MinAtar's small network that is faster per update than two threads (bench/README.md).
+preset (the paper's DQN; -v0: the paper's 6 actions, --version v1 the minimal action sets)
+into RUNS_DIR/GAME-v0-seedS; a run that is already there and unfinished is continued with
+`rawdqn train --resume`, a finished one is read as it is. With --jobs > 1 each run gets one
+CPU thread (TF_NUM_INTRAOP_THREADS=1): on MinAtar's small network that is faster per update
+than two threads (bench/README.md). With --on-device the seeds (consecutive) train together
+in one `rawdqn train --on-device --env MinAtar/GAME-v1 --seeds K` program, on the TF env
+(Breakout), into RUNS_DIR/GAME-v1-ondevice, each seed's run in its seedS/.
 
 The measure is the paper's: the moving average of the training episodes' returns over 100
 episodes (ε-greedy, as trained), against frames (env steps). PAPER holds the DQN curve read
@@ -18,12 +21,13 @@ frame count lies within ±TOLERANCE of the paper's value. Plots need matplotlib.
 
 Run directories are large (checkpoints hold the replay) and stay on the machine that trained
 them; a finished run's episodes, (end frame, return) per episode, and its final greedy
-evaluation are also written to RESULTS/GAME-v0-seedS.csv.gz (a few hundred kB), which the
+evaluation are also written to RESULTS/NAME.csv.gz (NAME: GAME-v0-seedS, GAME-v1-ondevice-seedS; a few hundred kB), which the
 repository keeps. The report and the plot read a run from RUNS_DIR when it is there and from
 RESULTS otherwise, so seeds trained on different machines are compared together.
 """
 import argparse
 import concurrent.futures
+import dataclasses
 import gzip
 import io
 import json
@@ -42,18 +46,44 @@ PAPER = {
 WINDOW, TOLERANCE = 100, 0.25
 
 
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where the runs of one check live: the env version, and the loop that trains them."""
+    runs_dir: str
+    version: str = "v0"
+    on_device: bool = False
+    seeds: tuple = (0,)      # an on-device run trains them all in one program
+
+    def env_id(self, game):
+        return f"MinAtar/{game}-{self.version}"
+
+    def name(self, game, seed):
+        """The run's name: its results file's, and its directory's on the gymnasium loop."""
+        return f"{game}-{self.version}{'-ondevice' if self.on_device else ''}-seed{seed}"
+
+    def program_dir(self, game):
+        """The on-device run's --logdir (all seeds)."""
+        return os.path.join(self.runs_dir, f"{game}-{self.version}-ondevice")
+
+    def run_dir(self, game, seed):
+        if not self.on_device:
+            return os.path.join(self.runs_dir, self.name(game, seed))
+        return os.path.join(self.program_dir(game), f"seed{seed}") if len(self.seeds) > 1 else self.program_dir(game)
+
+
 def run_dir(runs_dir, game, seed):
-    return os.path.join(runs_dir, f"{game}-v0-seed{seed}")
+    return Layout(runs_dir).run_dir(game, seed)
 
 
-def episodes(directory, results=None):
+def episodes(directory, results=None, name=None):
     """(end step, return) of every training episode the run recorded: from its run directory,
-    or where that is absent, from its file in `results` (save_results)."""
+    or where that is absent, from its file NAME (default: the directory's name) in `results`
+    (save_results)."""
     path = os.path.join(directory, "episodes.jsonl")
     if os.path.exists(path):
         with open(path) as lines:
             return [(row["step"], row["return"]) for row in map(json.loads, lines)]
-    saved = results and results_path(results, os.path.basename(directory))
+    saved = results and results_path(results, name or os.path.basename(directory))
     if not saved or not os.path.exists(saved):
         return []
     return read_results(saved)[1]
@@ -95,8 +125,8 @@ def git_commit():
         return "unknown"
 
 
-def save_results(directory, results):
-    """RESULTS/NAME.csv.gz: a comment line with the run's env, seed, frames, final greedy
+def save_results(directory, results, name=None):
+    """RESULTS/NAME.csv.gz (NAME: the directory's name unless given): a comment line with the run's env, seed, frames, final greedy
     evaluation and rawdqn commit, then `step,return` per training episode. The commit is the
     one the run started at (train writes RUN.commit), else the one in the file already there,
     else the current one (marked 'when saved'); an unchanged run rewrites the same bytes."""
@@ -107,7 +137,7 @@ def save_results(directory, results):
     if not evaluated:
         raise SystemExit(f"check_minatar: {directory}/history.jsonl has no evaluation yet; finish the run first")
     final = evaluated[-1]
-    path = results_path(results, os.path.basename(directory))
+    path = results_path(results, name or os.path.basename(directory))
     try:
         with open(directory + ".commit") as file:
             commit = file.read().strip()
@@ -131,11 +161,12 @@ def moving_average_at(rows, step):
     return sum(returns) / len(returns) if returns else None
 
 
-def train(game, seed, steps, runs_dir, threads, results):
-    directory = run_dir(runs_dir, game, seed)
+def train(game, seed, steps, runs_dir, threads, results, layout=None):
+    layout = layout or Layout(runs_dir)
+    directory = layout.run_dir(game, seed)
     if finished(directory, steps):
         return directory, "read"
-    if not os.path.isdir(directory) and saved_frames(results_path(results, os.path.basename(directory))) >= steps:
+    if not os.path.isdir(directory) and saved_frames(results_path(results, layout.name(game, seed))) >= steps:
         return directory, f"read from {results}"
     env = dict(os.environ, **({"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"} if threads == 1 else {}))
     if os.path.isdir(os.path.join(directory, "checkpoints")):
@@ -143,11 +174,33 @@ def train(game, seed, steps, runs_dir, threads, results):
     else:
         with open(directory + ".commit", "w") as file:
             file.write(git_commit() + "\n")
-        command = ["--env", f"MinAtar/{game}-v0", "--seed", str(seed), "--steps", str(steps),
+        command = ["--env", layout.env_id(game), "--seed", str(seed), "--steps", str(steps),
                    "--eval-interval", "100000", "--checkpoint-interval", "50000", "--logdir", directory]
     with open(directory + ".log", "a") as log:
         done = subprocess.run([sys.executable, "-m", "rawdqn", "train", *command], stdout=log, stderr=log, env=env)
     return directory, "trained" if done.returncode == 0 else f"failed (exit {done.returncode}, see {directory}.log)"
+
+
+def train_on_device(game, steps, layout, results):
+    """All of layout.seeds in one on-device program (RUNS_DIR/GAME-v1-ondevice); continued
+    with --resume where it stopped; read where every seed has finished or is in RESULTS."""
+    logdir = layout.program_dir(game)
+    if all(finished(layout.run_dir(game, seed), steps) or
+           saved_frames(results_path(results, layout.name(game, seed))) >= steps for seed in layout.seeds):
+        return logdir, "read"
+    if os.path.isdir(os.path.join(logdir, "ondevice")):
+        command = ["--resume", logdir, "--steps", str(steps)]
+    else:
+        os.makedirs(logdir, exist_ok=True)
+        for seed in layout.seeds:
+            with open(layout.run_dir(game, seed) + ".commit", "w") as file:
+                file.write(git_commit() + "\n")
+        command = ["--on-device", "--env", layout.env_id(game), "--seed", str(layout.seeds[0]),
+                   "--seeds", str(len(layout.seeds)), "--steps", str(steps), "--checkpoint-interval", "50000",
+                   "--logdir", logdir]
+    with open(logdir + ".log", "a") as log:
+        done = subprocess.run([sys.executable, "-m", "rawdqn", "train", *command], stdout=log, stderr=log)
+    return logdir, "trained" if done.returncode == 0 else f"failed (exit {done.returncode}, see {logdir}.log)"
 
 
 def finished(directory, steps):
@@ -160,12 +213,14 @@ def finished(directory, steps):
     return bool(rows) and "eval_mean" in rows[-1] and rows[-1]["step"] >= steps
 
 
-def report(games, seeds, steps, runs_dir, plot, results):
+def report(games, seeds, steps, runs_dir, plot, results, layout=None):
+    layout = layout or Layout(runs_dir, seeds=tuple(seeds))
     marks = [m for m in (0.1, 0.25, 0.5, 1.0, 2.0, 5.0) if m * 1e6 <= steps]
     all_pass = True
     for game in games:
-        rows = {seed: episodes(run_dir(runs_dir, game, seed), results) for seed in seeds}
-        print(f"\n{game} (MinAtar/{game}-v0): moving average of {WINDOW} training episodes' returns")
+        rows = {seed: episodes(layout.run_dir(game, seed), results, layout.name(game, seed)) for seed in seeds}
+        print(f"\n{game} ({layout.env_id(game)}{', on the device' if layout.on_device else ''}): "
+              f"moving average of {WINDOW} training episodes' returns")
         print(f"{'frames':>8} | {'paper DQN':>9} | {'seed mean':>9} | seeds")
         last = None
         for mark in marks:
@@ -188,11 +243,12 @@ def report(games, seeds, steps, runs_dir, plot, results):
               f"({'within' if within else 'outside'} ±{TOLERANCE:.0%})"
               + ("" if mark == target else f"; the runs have not reached {target}M frames yet"))
     if plot:
-        draw(games, seeds, runs_dir, plot, results)
+        draw(games, seeds, runs_dir, plot, results, layout)
     return all_pass
 
 
-def draw(games, seeds, runs_dir, path, results):
+def draw(games, seeds, runs_dir, path, results, layout=None):
+    layout = layout or Layout(runs_dir, seeds=tuple(seeds))
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -203,14 +259,14 @@ def draw(games, seeds, runs_dir, path, results):
     figure, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.6), squeeze=False)
     for axis, game in zip(axes[0], games):
         for seed in seeds:
-            rows = episodes(run_dir(runs_dir, game, seed), results)
+            rows = episodes(layout.run_dir(game, seed), results, layout.name(game, seed))
             if rows:
                 steps = list(range(20_000, rows[-1][0] + 1, 20_000))
                 axis.plot([s / 1e6 for s in steps], [moving_average_at(rows, s) for s in steps], lw=1,
                           label=f"rawdqn seed {seed}")
         paper = sorted(PAPER.get(game, {}).items())
         axis.plot([m for m, _ in paper], [v for _, v in paper], "k--o", ms=3, label="paper's DQN (30 runs, read off)")
-        axis.set(title=f"MinAtar {game}", xlabel="frames (millions)", ylabel=f"mean return, last {WINDOW} episodes")
+        axis.set(title=f"{layout.env_id(game)}{' on the device' if layout.on_device else ''}", xlabel="frames (millions)", ylabel=f"mean return, last {WINDOW} episodes")
         axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -229,20 +285,38 @@ def main():
     parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                           "results", "minatar"),
                         help="where finished runs' episodes are kept (default: the repository's results/minatar)")
+    parser.add_argument("--version", choices=["v0", "v1"], default=None,
+                        help="v0: the paper's 6 actions (default); v1: the minimal action sets (--on-device's)")
+    parser.add_argument("--on-device", action="store_true",
+                        help="train the seeds in one on-device program on the TF env (Breakout-v1)")
     args = parser.parse_args()
+    version = args.version or ("v1" if args.on_device else "v0")
+    seeds = tuple(args.seeds)
+    if args.on_device:
+        if version != "v1" or args.games != ["Breakout"]:
+            parser.error("--on-device trains MinAtar/Breakout-v1, the game written in TF ops: "
+                         "pass --games Breakout and no --version v0")
+        if list(seeds) != list(range(seeds[0], seeds[0] + len(seeds))):
+            parser.error(f"--on-device trains consecutive seeds in one program; got {' '.join(map(str, seeds))}")
+    layout = Layout(args.runs_dir, version, args.on_device, seeds)
     os.makedirs(args.runs_dir, exist_ok=True)
-    if not args.report_only:
-        jobs = [(game, seed) for game in args.games for seed in args.seeds]
+    if not args.report_only and args.on_device:
+        for game in args.games:
+            directory, outcome = train_on_device(game, args.steps, layout, args.results)
+            print(f"{game} seeds {', '.join(map(str, seeds))}: {outcome} ({directory})", flush=True)
+    elif not args.report_only:
+        jobs = [(game, seed) for game in args.games for seed in seeds]
         threads = 1 if args.jobs > 1 else None
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             for (game, seed), (directory, outcome) in zip(jobs, pool.map(
-                    lambda job: train(*job, args.steps, args.runs_dir, threads, args.results), jobs)):
+                    lambda job: train(*job, args.steps, args.runs_dir, threads, args.results, layout), jobs)):
                 print(f"{game} seed {seed}: {outcome} ({directory})", flush=True)
     for game in args.games:
-        for seed in args.seeds:
-            if finished(run_dir(args.runs_dir, game, seed), args.steps):
-                print(f"{game} seed {seed}: episodes in {save_results(run_dir(args.runs_dir, game, seed), args.results)}")
-    return 0 if report(args.games, args.seeds, args.steps, args.runs_dir, args.plot, args.results) else 1
+        for seed in seeds:
+            if finished(layout.run_dir(game, seed), args.steps):
+                path = save_results(layout.run_dir(game, seed), args.results, layout.name(game, seed))
+                print(f"{game} seed {seed}: episodes in {path}")
+    return 0 if report(args.games, seeds, args.steps, args.runs_dir, args.plot, args.results, layout) else 1
 
 
 if __name__ == "__main__":

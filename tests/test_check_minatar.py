@@ -60,3 +60,24 @@ def test_a_file_that_is_not_a_results_file_is_a_clear_error(check, tmp_path):
     path.write_text("version https://git-lfs.github.com/spec/v1\n")   # e.g. a pointer, not the data
     with pytest.raises(SystemExit, match="is not a results file this script wrote"):
         check.read_results(str(path))
+
+
+def test_on_device_runs_are_kept_apart_from_the_gymnasium_loops(check, tmp_path):
+    """--on-device: all seeds in one LOGDIR (RUNS/GAME-v1-ondevice/seedS), results named
+    GAME-v1-ondevice-seedS; a finished one reads back from RESULTS and is not trained again."""
+    runs, results = str(tmp_path / "runs"), str(tmp_path / "results")
+    on_device = check.Layout(runs, "v1", True, (0, 1))
+    assert on_device.env_id("Breakout") == "MinAtar/Breakout-v1"
+    assert on_device.run_dir("Breakout", 1) == os.path.join(runs, "Breakout-v1-ondevice", "seed1")
+    assert check.Layout(runs, "v1", True, (4,)).run_dir("Breakout", 4) == os.path.join(runs, "Breakout-v1-ondevice")
+    assert check.Layout(runs, "v1").run_dir("Breakout", 1) == os.path.join(runs, "Breakout-v1-seed1")
+    rows = [(40 * (i + 1), float(i % 5)) for i in range(120)]
+    for seed in (0, 1):
+        directory = on_device.run_dir("Breakout", seed)
+        fake_run(directory, rows, 4_800)
+        path = check.save_results(directory, results, on_device.name("Breakout", seed))
+        assert os.path.basename(path) == f"Breakout-v1-ondevice-seed{seed}.csv.gz"
+    shutil.rmtree(runs)
+    assert check.train_on_device("Breakout", 4_800, on_device, results) == (on_device.program_dir("Breakout"), "read")
+    assert check.episodes(on_device.run_dir("Breakout", 1), results, on_device.name("Breakout", 1)) == rows
+    assert check.episodes(check.Layout(runs, "v1").run_dir("Breakout", 1), results) == []   # not the host loop's
