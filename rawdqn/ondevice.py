@@ -12,7 +12,9 @@ body, `agent.observe_fn` — the very body of the gymnasium loop's one compiled 
 so the update-to-data ratio is gradient_steps / train_frequency per environment step
 whatever N is, counted exactly in integers. Python only sees the program between calls,
 to log, evaluate and checkpoint; every piece of loop state is a tf.Variable of the
-`OnDeviceTrainer` module, so `tf.train.Checkpoint(trainer=...)` saves a run.
+`OnDeviceTrainer` module, so `tf.train.Checkpoint(trainer=...)` saves a run. Each call also
+returns which episodes ended at which iteration, and their returns, so the host writes the
+same episodes.jsonl as the gymnasium loop.
 
 With eval_interval > 0, every eval_interval steps each agent's greedy policy plays 32
 episodes of the TF env (one small compiled program) and the best-scoring weights are
