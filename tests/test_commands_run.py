@@ -130,6 +130,17 @@ def test_watch_writes_a_gif_and_an_mp4(runs, tmp_path, capsys):
     assert code == 0 and (tmp_path / "run.mp4").stat().st_size > 0, err
 
 
+def test_a_video_frame_is_uint8_and_at_least_160_pixels_on_its_shorter_side():
+    from rawdqn.commands.watch import video_frame
+    tiny = np.array([[[0.0, 0.5, 1.0]], [[0.25, 1.5, -0.5]]])   # 2×1 floats, two out of [0, 1]
+    frame = video_frame(tiny)
+    assert frame.dtype == np.uint8 and frame.shape == (320, 160, 3)   # ceil(160 / 1) = 160 per cell
+    np.testing.assert_array_equal(frame[0, 0], [0, 128, 255])          # rint(127.5) = 128
+    np.testing.assert_array_equal(frame[-1, -1], [64, 255, 0])         # rint(63.75); clipped
+    large = np.arange(400 * 600 * 3, dtype=np.int64).reshape(400, 600, 3).astype(np.uint8)
+    np.testing.assert_array_equal(video_frame(large), large)            # CartPole's size: as it is
+
+
 def test_plot_draws_one_or_several_runs(runs, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     import matplotlib.image

@@ -64,6 +64,26 @@ def test_train_on_minatar_from_the_command_line(tmp_path, capsys):
     assert recorded["convs"] == [[16, 3, 1]] and recorded["optimizer"] == "rmsprop_centered_torch"
 
 
+def test_watch_films_a_minatar_run_in_its_palette_enlarged(tmp_path, capsys):
+    """MinAtar renders a 10×10 float image in [0, 1]: the film is uint8 frames 16× larger, each
+    cell one colour, the palette's colours at 0–255."""
+    iio = pytest.importorskip("imageio.v3", reason='rawdqn watch is an extra: pip install "rawdqn[watch]"')
+    code, out, err = cli(capsys, "train", "--env", "MinAtar/Breakout-v1", "--steps", 300, "--learning-starts", 100,
+                         "--replay-capacity", 500, "--eval-episodes", 1, "--logdir", tmp_path / "run")
+    assert code == 0, err
+    code, out, err = cli(capsys, "watch", tmp_path / "run", "--out", tmp_path / "run.gif", "--max-steps", 12)
+    assert code == 0, err
+    frames = iio.imread(tmp_path / "run.gif")
+    assert frames.shape[1:] == (160, 160, 3) and frames.dtype == np.uint8 and 2 <= len(frames) <= 12
+    cells = frames[0].reshape(10, 16, 10, 16, 3)
+    assert (cells == cells[:, :1, :, :1]).all()   # whole cells, no blur across them
+    env = make_env("MinAtar/Breakout-v1", render_mode="rgb_array")
+    env.reset(seed=0)
+    palette = {tuple(np.rint(255 * colour)) for colour in env.render().reshape(-1, 3)}
+    assert (0.0, 0.0, 0.0) in palette and len(palette) >= 3 and frames[0].std() > 0
+    env.close()
+
+
 def test_sticky_actions_reach_the_minatar_game():
     from rawdqn.gym_env import env_options
     for sticky in (0.0, 0.3):

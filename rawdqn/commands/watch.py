@@ -5,6 +5,7 @@ classic-control and toy-text environments) and are written with imageio. Both ar
 optional: `pip install 'rawdqn[watch]'` (GIF) or `'rawdqn[mp4]'` (adds ffmpeg).
 """
 import os
+import warnings
 
 
 def add_command(commands):
@@ -48,7 +49,10 @@ def run(args):
         frames.append(env.render())
         return len(frames) < args.max_steps
     try:
-        returns = play_greedy(greedy, env, args.episodes, seed, spec, after_step=film, epsilon=config.eval_epsilon)
+        with warnings.catch_warnings():   # gymnasium's checker on MinAtar's float frames, converted below
+            warnings.filterwarnings("ignore", ".*(RGB-array rendering should return|No render fps)", UserWarning)
+            returns = play_greedy(greedy, env, args.episodes, seed, spec, after_step=film,
+                                  epsilon=config.eval_epsilon)
     except (gym.error.DependencyNotInstalled, ImportError) as error:
         raise UsageError(f"rendering {state['env_id']} needs a package that is not installed "
                          f"({' '.join(str(error).split())[:120]}); pip install 'rawdqn[watch]'") from None
@@ -57,12 +61,27 @@ def run(args):
     if frames[0] is None:
         raise UsageError(f"{state['env_id']} returned no rgb_array frame; it cannot be filmed")
     try:
-        writer(args.out, np.stack(frames), args.fps)
+        writer(args.out, np.stack([video_frame(frame) for frame in frames]), args.fps)
     except OSError as error:
         raise UsageError(f"cannot write {args.out}: {error.strerror or error}") from None
     print(f"wrote {len(frames)} frames of {state['env_id']} (step {state['step']:,}; "
           f"episode returns {', '.join(f'{r:g}' for r in returns)}) to {args.out}", flush=True)
     return 0
+
+
+# A frame's shorter side in pixels at least: MinAtar's 10×10 grid is filmed 16× larger.
+MIN_SIDE = 160
+
+
+def video_frame(frame, min_side=MIN_SIDE):
+    """An rgb_array frame as the uint8 [H, W, 3] image a video holds: floats (MinAtar's palette,
+    in [0, 1]) scaled to 0–255, and a frame smaller than min_side enlarged by whole pixels."""
+    import numpy as np
+    frame = np.asarray(frame)
+    if np.issubdtype(frame.dtype, np.floating):
+        frame = np.rint(np.clip(frame, 0.0, 1.0) * 255.0)
+    scale = -(-min_side // min(frame.shape[:2]))   # ceil; 1 for frames already large enough
+    return frame.astype(np.uint8).repeat(scale, axis=0).repeat(scale, axis=1)
 
 
 def video_writer(kind):
