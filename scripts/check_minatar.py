@@ -65,6 +65,18 @@ class Layout:
         """The on-device run's --logdir (all seeds)."""
         return os.path.join(self.runs_dir, f"{game}-{self.version}-ondevice")
 
+    def trained_seeds(self, game):
+        """The seeds the on-device program in program_dir has trained (its latest checkpoint's
+        state), or None where it has none yet."""
+        root = os.path.join(self.program_dir(game), "ondevice")
+        try:
+            with open(os.path.join(root, "latest")) as latest:
+                with open(os.path.join(root, latest.read().strip(), "state.json")) as file:
+                    state = json.load(file)
+        except (OSError, ValueError):
+            return None
+        return tuple(range(state["seed"], state["seed"] + state["num_seeds"]))
+
     def run_dir(self, game, seed):
         if not self.on_device:
             return os.path.join(self.runs_dir, self.name(game, seed))
@@ -188,7 +200,7 @@ def train_on_device(game, steps, layout, results):
     if all(finished(layout.run_dir(game, seed), steps) or
            saved_frames(results_path(results, layout.name(game, seed))) >= steps for seed in layout.seeds):
         return logdir, "read"
-    if os.path.isdir(os.path.join(logdir, "ondevice")):
+    if layout.trained_seeds(game) is not None:   # main checked that they are layout.seeds
         command = ["--resume", logdir, "--steps", str(steps)]
     else:
         os.makedirs(logdir, exist_ok=True)
@@ -299,6 +311,11 @@ def main():
         if list(seeds) != list(range(seeds[0], seeds[0] + len(seeds))):
             parser.error(f"--on-device trains consecutive seeds in one program; got {' '.join(map(str, seeds))}")
     layout = Layout(args.runs_dir, version, args.on_device, seeds)
+    for game in args.games if args.on_device else ():
+        trained = layout.trained_seeds(game)
+        if trained is not None and trained != seeds:   # its run directories are laid out for those seeds
+            parser.error(f"{layout.program_dir(game)} holds the on-device run of seeds {' '.join(map(str, trained))}; "
+                         "pass those --seeds, or another --runs-dir")
     os.makedirs(args.runs_dir, exist_ok=True)
     if not args.report_only and args.on_device:
         for game in args.games:

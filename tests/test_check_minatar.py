@@ -81,3 +81,23 @@ def test_on_device_runs_are_kept_apart_from_the_gymnasium_loops(check, tmp_path)
     assert check.train_on_device("Breakout", 4_800, on_device, results) == (on_device.program_dir("Breakout"), "read")
     assert check.episodes(on_device.run_dir("Breakout", 1), results, on_device.name("Breakout", 1)) == rows
     assert check.episodes(check.Layout(runs, "v1").run_dir("Breakout", 1), results) == []   # not the host loop's
+
+
+def test_other_seeds_than_the_on_device_program_trained_are_a_usage_error(check, tmp_path, monkeypatch, capsys):
+    """Its run directories are laid out for its seeds (seedS/ with several, LOGDIR with one)."""
+    runs = str(tmp_path / "runs")
+    layout = check.Layout(runs, "v1", True, (0,))
+    assert layout.trained_seeds("Breakout") is None
+    root = os.path.join(layout.program_dir("Breakout"), "ondevice")
+    os.makedirs(os.path.join(root, "step-00004800"))
+    with open(os.path.join(root, "step-00004800", "state.json"), "w") as out:
+        json.dump({"seed": 3, "num_seeds": 2}, out)
+    with open(os.path.join(root, "latest"), "w") as out:
+        out.write("step-00004800\n")
+    assert layout.trained_seeds("Breakout") == (3, 4)
+    monkeypatch.setattr("sys.argv", ["check_minatar.py", "--on-device", "--games", "Breakout", "--seeds", "3",
+                                     "--runs-dir", runs, "--report-only"])
+    with pytest.raises(SystemExit) as stop:
+        check.main()
+    assert stop.value.code == 2
+    assert "holds the on-device run of seeds 3 4; pass those --seeds" in capsys.readouterr().err
