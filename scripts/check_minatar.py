@@ -188,9 +188,14 @@ def train(game, seed, steps, runs_dir, threads, results, layout=None):
             file.write(git_commit() + "\n")
         command = ["--env", layout.env_id(game), "--seed", str(seed), "--steps", str(steps),
                    "--eval-interval", "100000", "--checkpoint-interval", "50000", "--logdir", directory]
-    with open(directory + ".log", "a") as log:
+    return directory, rawdqn_train(command, directory + ".log", env)
+
+
+def rawdqn_train(command, log_path, env=None):
+    """`rawdqn train COMMAND` with its output appended to log_path; 'trained' or why not."""
+    with open(log_path, "a") as log:
         done = subprocess.run([sys.executable, "-m", "rawdqn", "train", *command], stdout=log, stderr=log, env=env)
-    return directory, "trained" if done.returncode == 0 else f"failed (exit {done.returncode}, see {directory}.log)"
+    return "trained" if done.returncode == 0 else f"failed (exit {done.returncode}, see {log_path})"
 
 
 def train_on_device(game, steps, layout, results):
@@ -210,9 +215,7 @@ def train_on_device(game, steps, layout, results):
         command = ["--on-device", "--env", layout.env_id(game), "--seed", str(layout.seeds[0]),
                    "--seeds", str(len(layout.seeds)), "--steps", str(steps), "--checkpoint-interval", "50000",
                    "--logdir", logdir]
-    with open(logdir + ".log", "a") as log:
-        done = subprocess.run([sys.executable, "-m", "rawdqn", "train", *command], stdout=log, stderr=log)
-    return logdir, "trained" if done.returncode == 0 else f"failed (exit {done.returncode}, see {logdir}.log)"
+    return logdir, rawdqn_train(command, logdir + ".log")
 
 
 def finished(directory, steps):
@@ -225,8 +228,8 @@ def finished(directory, steps):
     return bool(rows) and "eval_mean" in rows[-1] and rows[-1]["step"] >= steps
 
 
-def report(games, seeds, steps, runs_dir, plot, results, layout=None):
-    layout = layout or Layout(runs_dir, seeds=tuple(seeds))
+def report(games, steps, layout, plot, results):
+    seeds = layout.seeds
     marks = [m for m in (0.1, 0.25, 0.5, 1.0, 2.0, 5.0) if m * 1e6 <= steps]
     all_pass = True
     for game in games:
@@ -255,12 +258,11 @@ def report(games, seeds, steps, runs_dir, plot, results, layout=None):
               f"({'within' if within else 'outside'} ±{TOLERANCE:.0%})"
               + ("" if mark == target else f"; the runs have not reached {target}M frames yet"))
     if plot:
-        draw(games, seeds, runs_dir, plot, results, layout)
+        draw(games, layout, plot, results)
     return all_pass
 
 
-def draw(games, seeds, runs_dir, path, results, layout=None):
-    layout = layout or Layout(runs_dir, seeds=tuple(seeds))
+def draw(games, layout, path, results):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -270,7 +272,7 @@ def draw(games, seeds, runs_dir, path, results, layout=None):
         return
     figure, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.6), squeeze=False)
     for axis, game in zip(axes[0], games):
-        for seed in seeds:
+        for seed in layout.seeds:
             rows = episodes(layout.run_dir(game, seed), results, layout.name(game, seed))
             if rows:
                 steps = list(range(20_000, rows[-1][0] + 1, 20_000))
@@ -333,7 +335,7 @@ def main():
             if finished(layout.run_dir(game, seed), args.steps):
                 path = save_results(layout.run_dir(game, seed), args.results, layout.name(game, seed))
                 print(f"{game} seed {seed}: episodes in {path}")
-    return 0 if report(args.games, seeds, args.steps, args.runs_dir, args.plot, args.results, layout) else 1
+    return 0 if report(args.games, args.steps, layout, args.plot, args.results) else 1
 
 
 if __name__ == "__main__":
