@@ -8,7 +8,7 @@ packed input three ways, in interleaved blocks (medians of --repeats blocks of -
 
   public     concrete_function(packed): TensorFlow's ConcreteFunction.__call__
   flat       concrete_function._call_flat(...): rawdqn's dispatch before 2 December 2026
-  direct     rawdqn.kernel.Kernel: one TFE_Py_Execute of the function (rawdqn/kernel.py)
+  direct     rawdqn.engine.kernel.Kernel: one TFE_Py_Execute of the function (rawdqn/engine/kernel.py)
 
 The difference between two rows is Python time per call; the program itself is the same.
 GPU: not measured (no GPU here); the Python saved per call is the same on any device, so a

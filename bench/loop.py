@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from rawdqn.agent import DQN  # noqa: E402
 from rawdqn.config import DQNConfig  # noqa: E402
-from rawdqn.kernel import Kernel  # noqa: E402
+from rawdqn.engine.kernel import Kernel  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from rawdqn.train import Trainer  # noqa: E402
 

@@ -9,20 +9,18 @@
 Each kernel has a `*_fn` version with no host-side checks, for composing inside
 a larger compiled program (several updates per call, or a whole on-device loop).
 """
-import collections
-
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import bellman, device as devices, losses, optim, schedule
+from rawdqn import device as devices, optim, schedule
+from rawdqn.algorithms import dqn
+from rawdqn.algorithms.dqn import LearnInfo
 from rawdqn.config import DQNConfig
-from rawdqn.kernel import compile_kernel, xla_part
+from rawdqn.engine.kernel import compile_kernel, xla_part
 from rawdqn.network import QNetwork, dense_layer_shapes
 from rawdqn.replay import ReplayBuffer, Transition
 from rawdqn.sum_tree import SumTree
 
-LearnInfo = collections.namedtuple(
-    "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
 
 
 class StepInputs:
@@ -142,13 +140,13 @@ class DQN(StepInputs, tf.Module):
         except tf.errors.ResourceExhaustedError:
             raise devices.allocation_failed(memory, device, advice) from None
         mode = self.config.mode
-        # In mode 'hybrid' θ is cut into layers outside the networks' calls and the gradient is
-        # taken with respect to those layers (an XLA cluster cannot hand a graph a custom gradient).
-        self.gradient_by_layer = mode == "hybrid"
-        # The pieces of an update that run as XLA clusters in mode 'hybrid' (kernel.xla_part).
+        if mode == "hybrid":
+            # A graph cuts θ with tf.split (an XLA cluster cannot hand a graph a custom gradient),
+            # and the replay's sample and the optimizer's step run as XLA clusters (kernel.xla_part).
+            for network in (self.online, self.target):
+                network.theta_split = "autodiff"
+            self.optimizer.update = xla_part(self.optimizer.update, mode)
         self.sample_part = xla_part(self.replay.sample_fn, mode)
-        self.cut_part = xla_part(self.cut_fn, mode)
-        self.apply_part = xla_part(self.apply_gradients_fn, mode)
         self._act = compile_kernel(self.act_fn, mode)
         self._learn = compile_kernel(self.learn_fn, mode)
         self._train = compile_kernel(self.train_fn, mode)
@@ -249,17 +247,12 @@ class DQN(StepInputs, tf.Module):
             return self._act(obs, epsilon, tf.convert_to_tensor(legal_mask, tf.bool))
 
     def act_fn(self, obs, epsilon, legal_mask=None):
-        """a = random legal action if u < ε else argmax_{a legal} Q(s, a); u ~ U[0, 1)."""
-        q_values = self.online(self.features(obs), noise=self.noise_fn(self.online))
-        greedy = bellman.masked_argmax(q_values, legal_mask)
-        batch = tf.shape(q_values)[0]
-        seed = tf.stack([tf.constant(self.seed, tf.int32), self.act_draws])
+        """dqn.act with θ, the noise of a noisy network, and the key (seed, act_draws)."""
+        noise = self.noise_fn(self.online)
+        key = tf.stack([tf.constant(self.seed, tf.int32), self.act_draws])
         self.act_draws.assign_add(1)
-        uniforms = tf.random.stateless_uniform([batch, self.num_actions + 1], seed=seed,
-                                               dtype=self.dtype)
-        # argmax of i.i.d. uniforms over the legal actions is a uniform legal action.
-        random_action = bellman.masked_argmax(uniforms[:, 1:], legal_mask)
-        return tf.where(uniforms[:, 0] < epsilon, random_action, greedy)
+        return dqn.act(self.online, self.online.theta.read_value(), self.features(obs), epsilon, key, legal_mask,
+                       noise)
 
     def noise_fn(self, network):
         """Fresh noise for one forward pass of a noisy network; None (μ alone) otherwise."""
@@ -288,92 +281,22 @@ class DQN(StepInputs, tf.Module):
             return self._learn(tensors)
 
     def learn_fn(self, batch):
-        """Bellman target → TD error → loss → gradient → global-norm clip → optimizer step."""
-        config = self.config
-        online, target_network = self.cut_part()   # each network's layers, or None: cut inside the call
-        next_features = self.features(batch.next_obs)
-        legal = batch.next_legal_mask if self.legal_actions else None
-        # γ, or γ^m per sample from an n-step replay (bellman.n_step_window).
-        discount = config.discount if batch.discount is None else batch.discount
-        if config.distributional:
-            return self.distributional_learn_fn(batch, online, target_network, next_features, legal, discount)
-        next_q_target = self.target(next_features, parameters=target_network, noise=self.noise_fn(self.target))
-        if config.double_q:
-            target = bellman.double_q_learning_target(
-                batch.reward, batch.terminated, discount,
-                self.online(next_features, parameters=online, noise=self.noise_fn(self.online)), next_q_target, legal)
-        else:
-            target = bellman.q_learning_target(
-                batch.reward, batch.terminated, discount, next_q_target, legal)
-        # The gradient with respect to θ, or to its layers (apply_gradients_fn joins them into θ's).
-        watched = self.online.in_order(online) if self.gradient_by_layer else self.online.variables_in_order
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(watched)
-            q_values = self.online(self.features(batch.obs), parameters=online, noise=self.noise_fn(self.online))
-            td_error = losses.td_error(q_values, batch.action, target)
-            if config.loss == "huber":
-                loss = losses.huber_loss(td_error, weights=batch.weight)
-            else:
-                loss = losses.squared_loss(td_error, weights=batch.weight)
-        grad_norm = self.apply_part(tape.gradient(loss, watched))
-        if batch.index is not None:   # drawn from a prioritized replay: p_i from |δ_i|
-            self.replay.priorities.update_from_errors_fn(batch.index, td_error)
-        return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
-                         tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
-
-    def distributional_learn_fn(self, batch, online, target_network, next_features, legal, discount):
-        """C51's update (Bellemare et al. 2017), with learn_fn's gradient, clip and step:
-
-            a* = argmax_a' Σ_i z_i p_i(s', a'; θ⁻)         (θ for the argmax with double Q)
-            m = Φ(r + γ(1 − terminated) z, p(s', a*; θ⁻))    bellman.categorical_projection
-            L = mean_b −Σ_i m_i log p_i(s, a; θ)            losses.categorical_cross_entropy
-
-        The logged TD error is Σ_i z_i m_i − Q(s, a): the target's mean minus the prediction's."""
-        support = self.online.support
-        next_logits = self.target.logits(next_features, parameters=target_network, noise=self.noise_fn(self.target))
-        next_q = bellman.categorical_q_values(support, next_logits)
-        chooser = (bellman.categorical_q_values(support, self.online.logits(
-            next_features, parameters=online, noise=self.noise_fn(self.online))) if self.config.double_q else next_q)
-        best = bellman.masked_argmax(chooser, legal)
-        next_probs = tf.nn.softmax(tf.gather(next_logits, best, axis=1, batch_dims=1), axis=-1)
-        target_probs = bellman.categorical_projection(support, next_probs, batch.reward, batch.terminated, discount)
-        watched = self.online.in_order(online) if self.gradient_by_layer else self.online.variables_in_order
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(watched)
-            logits = self.online.logits(self.features(batch.obs), parameters=online, noise=self.noise_fn(self.online))
-            cross_entropy = losses.categorical_cross_entropy(target_probs, logits, batch.action)
-            loss = losses.weighted_mean(cross_entropy, batch.weight)
-        grad_norm = self.apply_part(tape.gradient(loss, watched))
-        if batch.index is not None:   # drawn from a prioritized replay: p_i from the cross-entropy (Hessel et al. 2018)
-            self.replay.priorities.update_from_errors_fn(batch.index, cross_entropy)
-        q_values = bellman.categorical_q_values(support, logits)
-        td_error = losses.td_error(q_values, batch.action, tf.reduce_sum(target_probs * support, axis=-1))
-        return LearnInfo(loss, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
-                         tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
-
-    def cut_fn(self):
-        """(online, target) layers cut from θ without a custom gradient, with gradient_by_layer;
-        (None, None) otherwise, where each network cuts its θ inside the call."""
-        if not self.gradient_by_layer:
-            return None, None
-        return (self.online.unpack(self.online.theta.read_value(), differentiable=False),
-                self.target.unpack(self.target.theta.read_value(), differentiable=False))
-
-    def apply_gradients_fn(self, grads):
-        """θ's gradient → global-norm clip → optimizer step; returns ‖g‖ before the clip.
-
-        `grads` is [θ's gradient], or with gradient_by_layer the layers' gradients W_0, b_0,
-        W_1, …, joined into θ's here (a concatenation: writing them into a zero θ was 1.2×
-        slower under XLA here). ‖g‖ is summed layer by layer in that order either way."""
-        variables = self.online.variables_in_order
-        if self.gradient_by_layer:
-            layer_grads, grads = grads, [tf.concat([tf.reshape(g, [-1]) for g in grads], 0)]
-        else:
-            layer_grads = [view.of(grads[0]) for view in self.online.layers_in_order]
-        grads, grad_norm = optim.clip_by_global_norm(grads, self.config.max_grad_norm,
-                                                     optim.global_norm(layer_grads))
-        self.optimizer.apply(grads, variables)
-        return grad_norm
+        """dqn.update on a batch: θ, θ⁻ and the optimizer's state read from their variables,
+        θ' and the new state written back; a prioritized replay's drawn priorities updated."""
+        batch = batch._replace(obs=self.features(batch.obs), next_obs=self.features(batch.next_obs),
+                               next_legal_mask=batch.next_legal_mask if self.legal_actions else None)
+        noisy = self.config.noisy
+        # Drawn in this order, each network's noise counter counting its forward passes.
+        noise = dqn.Noise(target_next=self.noise_fn(self.target),
+                          online_next=self.noise_fn(self.online) if noisy and self.config.double_q else None,
+                          online=self.noise_fn(self.online))
+        result = dqn.update(self.config, self.online, self.optimizer, self.online.theta.read_value(),
+                            self.target.theta.read_value(), self.optimizer.read_state(), batch, noise)
+        self.online.theta.assign(result.params)
+        self.optimizer.write_state(result.optimizer_state)
+        if batch.index is not None:   # drawn from a prioritized replay: p_i from the errors
+            self.replay.priorities.update_from_errors_fn(batch.index, result.errors)
+        return result.info
 
     def train(self, num_updates=1):
         """`num_updates` × (sample a batch from the replay, learn) in one compiled call."""
@@ -505,6 +428,4 @@ class DQN(StepInputs, tf.Module):
             self._sync(tf.constant(tau, self.dtype))
 
     def sync_fn(self, tau):
-        for online, target in zip(self.online.variables_in_order, self.target.variables_in_order):
-            # tau == 1 must be a bit-exact copy, not 1·θ + 0·θ⁻ (which is NaN if θ⁻ is inf).
-            target.assign(tf.where(tau >= 1.0, online, tau * online + (1.0 - tau) * target))
+        self.target.theta.assign(dqn.sync(self.online.theta.read_value(), self.target.theta.read_value(), tau))

@@ -5,7 +5,7 @@ from typing import Optional, Tuple
 
 from rawdqn.errors import UsageError
 
-# How kernels run (rawdqn/kernel.py): eagerly, as graphs, XLA-compiled, or graphs with XLA parts.
+# How kernels run (rawdqn/engine/kernel.py): eagerly, as graphs, XLA-compiled, or graphs with XLA parts.
 MODES = ("eager", "function", "xla", "hybrid")
 
 

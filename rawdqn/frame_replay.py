@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from rawdqn import bellman
-from rawdqn.kernel import compile_kernel
+from rawdqn.engine.kernel import compile_kernel
 from rawdqn.sum_tree import Priorities
 
 PADDINGS = ("zeros", "repeat")

@@ -22,7 +22,7 @@ from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
 from rawdqn.gym_env import (FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, env_kwargs_for, evaluate, make_envs,
                              time_limit)
-from rawdqn.kernel import compile_seconds
+from rawdqn.engine.kernel import compile_seconds
 from rawdqn.rundir import RunDirectory, config_record, prepare_run_dir
 
 VALIDATION_SIZE = 512       # fixed observations for the average max Q (the tutorials' avg_max_q_value)

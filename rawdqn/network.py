@@ -212,6 +212,24 @@ class ThetaNetwork(tf.Module):
             start += fan_in + fan_out
         return noise
 
+    # How θ is cut into layers when a gradient flows through it: by split_theta ("custom": the
+    # fast form under XLA) or by tf.split, whose gradient is a concatenation ("autodiff": what a
+    # TensorFlow graph runs well, mode 'hybrid'). The values and the gradient are the same.
+    theta_split = "custom"
+
+    def apply(self, theta, obs, noise=None):
+        """Q(s, ·; θ) [batch, num_actions] for an explicit θ (a tensor of θ's layout)."""
+        return self(obs, parameters=self.unpack(theta, differentiable=self.theta_split == "custom"), noise=noise)
+
+    def apply_logits(self, theta, obs, noise=None):
+        """A distributional head's logits [batch, num_actions, atoms] for an explicit θ."""
+        return self.logits(obs, parameters=self.unpack(theta, differentiable=self.theta_split == "custom"),
+                           noise=noise)
+
+    def layer_values(self, theta):
+        """A θ-shaped tensor (θ itself, its gradient) cut into layers W_0, b_0, W_1, …, σ's."""
+        return [view.of(theta) for view in self.layers_in_order]
+
     def unpack(self, theta, differentiable=True):
         """θ as (kernels, biases), each layer's tensors, cut by split_theta (or, where the
         gradient is taken with respect to the layers themselves, by a plain split); a noisy

@@ -1,10 +1,17 @@
-"""Gradient clipping and optimizers, written out. Slots are tf.Variables.
+"""Gradient clipping and optimizers, written out.
 
-Each optimizer is a tf.Module: `build(variables)` creates its slots (eagerly,
-once), `apply(grads, variables)` performs one update and can run inside a
-compiled function.
+Each optimizer's step is a pure function, `update(grads, params, state) → (params, state)`,
+over lists of tensors; `state` is an OptimizerState (the step count t and each slot's
+tensors). The optimizer is also a tf.Module holding that state in variables: `build(variables)`
+creates them (eagerly, once), `apply(grads, variables)` reads them, runs `update` and writes
+the results back, inside a compiled function or not.
 """
+import collections
+
 import tensorflow as tf
+
+# t: updates made so far (int64); slots: per slot name, one tensor per parameter.
+OptimizerState = collections.namedtuple("OptimizerState", ["step", "slots"])
 
 
 def global_norm(tensors):
@@ -28,7 +35,7 @@ def clip_by_global_norm(grads, max_norm, norm=None):
 
 
 class Optimizer(tf.Module):
-    """Shared bookkeeping: slots per variable, created once by `build`."""
+    """The pure `update` over lists of tensors, and the variables that hold its state."""
 
     slot_names = ()
 
@@ -51,19 +58,47 @@ class Optimizer(tf.Module):
                 for i, v in enumerate(variables)]
         self._built = True
 
+    def update(self, grads, params, state):
+        """One step: (params, state) → (params', state'), t' = t + 1; pure (reads and writes no variable)."""
+        step = state.step + 1
+        new_params, new_slots = [], [[] for _ in self.slot_names]
+        for i, (grad, param) in enumerate(zip(grads, params)):
+            param, slots = self.update_one(tf.cast(grad, param.dtype), param,
+                                           [slot[i] for slot in state.slots], step)
+            new_params.append(param)
+            for kept, slot in zip(new_slots, slots):
+                kept.append(slot)
+        return new_params, OptimizerState(step, tuple(new_slots))
+
+    def update_one(self, grad, param, slots, step):
+        """(param', slots') for one parameter tensor; each optimizer writes its equation here."""
+        raise NotImplementedError
+
+    def read_state(self):
+        """The state held in this optimizer's variables (build must have run)."""
+        return OptimizerState(self.step.read_value(),
+                              tuple([slot.read_value() for slot in self.slots[name]] for name in self.slot_names))
+
+    def write_state(self, state):
+        self.step.assign(state.step)
+        for name, values in zip(self.slot_names, state.slots):
+            for slot, value in zip(self.slots[name], values):
+                slot.assign(value)
+
     def apply(self, grads, variables):
-        """One update of `variables` by `grads` (same order as at `build`)."""
+        """One update of `variables` by `grads` (same order as at `build`), in place."""
         if not self._built:
             if not tf.executing_eagerly():
                 raise RuntimeError("call optimizer.build(variables) eagerly before "
                                    "using apply inside a tf.function")
             self.build(variables)
-        self.step.assign_add(1)
-        for i, (grad, variable) in enumerate(zip(grads, variables)):
-            self._update(i, tf.cast(grad, variable.dtype), variable)
+        params, state = self.update(grads, [variable.read_value() for variable in variables], self.read_state())
+        for variable, value in zip(variables, params):
+            variable.assign(value)
+        self.write_state(state)
 
-    def _lr(self, variable):
-        return tf.constant(self.learning_rate, variable.dtype)
+    def _lr(self, dtype):
+        return tf.constant(self.learning_rate, dtype)
 
 
 class SGD(Optimizer):
@@ -76,12 +111,11 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.slot_names = ("velocity",) if self.momentum else ()
 
-    def _update(self, i, grad, variable):
+    def update_one(self, grad, param, slots, step):
         if self.momentum:
-            velocity = self.slots["velocity"][i]
-            velocity.assign(self.momentum * velocity + grad)
-            grad = velocity
-        variable.assign_sub(self._lr(variable) * grad)
+            grad = self.momentum * slots[0] + grad
+            slots = [grad]
+        return param - self._lr(param.dtype) * grad, slots
 
 
 class Adam(Optimizer):
@@ -102,16 +136,16 @@ class Adam(Optimizer):
                 raise ValueError(f"{label} must be in [0, 1); got {beta}")
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
-    def _update(self, i, grad, variable):
-        dtype = variable.dtype
-        m, v = self.slots["m"][i], self.slots["v"][i]
+    def update_one(self, grad, param, slots, step):
+        dtype = param.dtype
+        m, v = slots
         beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
-        t = tf.cast(self.step, dtype)  # already incremented for this update
-        m.assign(beta1 * m + (1.0 - beta1) * grad)
-        v.assign(beta2 * v + (1.0 - beta2) * tf.square(grad))
+        t = tf.cast(step, dtype)
+        m = beta1 * m + (1.0 - beta1) * grad
+        v = beta2 * v + (1.0 - beta2) * tf.square(grad)
         m_hat = m / (1.0 - tf.pow(beta1, t))
         v_hat = v / (1.0 - tf.pow(beta2, t))
-        variable.assign_sub(self._lr(variable) * m_hat / (tf.sqrt(v_hat) + self.epsilon))
+        return param - self._lr(dtype) * m_hat / (tf.sqrt(v_hat) + self.epsilon), [m, v]
 
 
 class RMSProp(Optimizer):
@@ -125,11 +159,10 @@ class RMSProp(Optimizer):
             raise ValueError(f"rho must be in [0, 1); got {rho}")
         self.rho, self.epsilon = float(rho), float(epsilon)
 
-    def _update(self, i, grad, variable):
-        mean_square = self.slots["mean_square"][i]
-        rho = tf.constant(self.rho, variable.dtype)
-        mean_square.assign(rho * mean_square + (1.0 - rho) * tf.square(grad))
-        variable.assign_sub(self._lr(variable) * grad / (tf.sqrt(mean_square) + self.epsilon))
+    def update_one(self, grad, param, slots, step):
+        rho = tf.constant(self.rho, param.dtype)
+        mean_square = rho * slots[0] + (1.0 - rho) * tf.square(grad)
+        return param - self._lr(param.dtype) * grad / (tf.sqrt(mean_square) + self.epsilon), [mean_square]
 
 
 class CenteredRMSProp(Optimizer):
@@ -145,6 +178,7 @@ class CenteredRMSProp(Optimizer):
     """
 
     slot_names = ("mean_grad", "mean_square")
+    epsilon_inside_root = True
 
     def __init__(self, learning_rate=2.5e-4, rho=0.95, epsilon=0.01, name=None):
         super().__init__(learning_rate, name=name)
@@ -154,13 +188,16 @@ class CenteredRMSProp(Optimizer):
             raise ValueError(f"epsilon must be > 0 (it keeps the root of the variance positive); got {epsilon}")
         self.rho, self.epsilon = float(rho), float(epsilon)
 
-    def _update(self, i, grad, variable):
-        mean_grad, mean_square = self.slots["mean_grad"][i], self.slots["mean_square"][i]
-        rho = tf.constant(self.rho, variable.dtype)
-        mean_grad.assign(rho * mean_grad + (1.0 - rho) * grad)
-        mean_square.assign(rho * mean_square + (1.0 - rho) * tf.square(grad))
+    def update_one(self, grad, param, slots, step):
+        rho = tf.constant(self.rho, param.dtype)
+        mean_grad = rho * slots[0] + (1.0 - rho) * grad
+        mean_square = rho * slots[1] + (1.0 - rho) * tf.square(grad)
         variance = mean_square - tf.square(mean_grad)
-        variable.assign_sub(self._lr(variable) * grad / tf.sqrt(variance + self.epsilon))
+        if self.epsilon_inside_root:
+            denominator = tf.sqrt(variance + self.epsilon)
+        else:   # the max only guards against rounding: s ≥ ḡ² in exact arithmetic
+            denominator = tf.sqrt(tf.maximum(variance, 0.0)) + self.epsilon
+        return param - self._lr(param.dtype) * grad / denominator, [mean_grad, mean_square]
 
 
 class TorchCenteredRMSProp(CenteredRMSProp):
@@ -168,19 +205,12 @@ class TorchCenteredRMSProp(CenteredRMSProp):
 
         θ ← θ − α g / (√max(s − ḡ², 0) + ε)
 
-    (the max only guards against rounding: s ≥ ḡ² in exact arithmetic). The MinAtar
-    paper's code (Young & Tian 2019, examples/dqn.py) ran this form with α 2.5e-4, ρ 0.95,
-    ε 0.01; as ε bounds the denominator at ε rather than √ε, its steps on a
+    The MinAtar paper's code (Young & Tian 2019, examples/dqn.py) ran this form with α 2.5e-4,
+    ρ 0.95, ε 0.01; as ε bounds the denominator at ε rather than √ε, its steps on a
     low-variance gradient are up to 1/√ε = 10× DeepMind's.
     """
 
-    def _update(self, i, grad, variable):
-        mean_grad, mean_square = self.slots["mean_grad"][i], self.slots["mean_square"][i]
-        rho = tf.constant(self.rho, variable.dtype)
-        mean_grad.assign(rho * mean_grad + (1.0 - rho) * grad)
-        mean_square.assign(rho * mean_square + (1.0 - rho) * tf.square(grad))
-        variance = tf.maximum(mean_square - tf.square(mean_grad), 0.0)
-        variable.assign_sub(self._lr(variable) * grad / (tf.sqrt(variance) + self.epsilon))
+    epsilon_inside_root = False
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSProp, "rmsprop_centered": CenteredRMSProp,

@@ -11,7 +11,7 @@ import os
 import tensorflow as tf
 
 from rawdqn import checkpoint
-from rawdqn.kernel import compile_kernel
+from rawdqn.engine.kernel import compile_kernel
 from rawdqn.network import ConvQNetwork, QNetwork
 from rawdqn.pixel_agent import conv_q_network
 

@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from rawdqn import losses, optim, policy_gradient, schedule
 from rawdqn.agent import StepInputs
-from rawdqn.kernel import compile_kernel
+from rawdqn.engine.kernel import compile_kernel
 from rawdqn.network import QNetwork
 
 # What an update learns from, time-major [T, N] (step t of column n), as the buffer holds it:

@@ -10,7 +10,7 @@ import math
 import tensorflow as tf
 
 from rawdqn import bellman
-from rawdqn.kernel import compile_kernel
+from rawdqn.engine.kernel import compile_kernel
 from rawdqn.sum_tree import Priorities
 
 # `discount`: the γ^m each sampled target bootstraps with, from an n-step replay (None: γ);

@@ -142,7 +142,8 @@ def test_output_paths_are_checked_before_the_work(tmp_path, capsys, monkeypatch)
 
 def test_compilation_is_kept_out_of_steps_per_second(monkeypatch):
     """A fake clock: every first call of a kernel (a compile) takes 100 s, every other reading 1 ms."""
-    from rawdqn import kernel, train
+    from rawdqn import train
+    from rawdqn.engine import kernel
     now = [0.0]
 
     def clock():

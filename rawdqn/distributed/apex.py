@@ -88,7 +88,7 @@ class ApexActor:
         import rawdqn  # noqa: F401  (TensorFlow, quietly)
         import tensorflow as tf
         from rawdqn.gym_env import env_kwargs_for, make_envs
-        from rawdqn.kernel import compile_kernel
+        from rawdqn.engine.kernel import compile_kernel
         from rawdqn.network import QNetwork
         self.config, self.index = config, int(index)
         actor_seed = seed + 1 + self.index * ACTOR_SEED_STRIDE

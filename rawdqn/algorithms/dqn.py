@@ -1,0 +1,115 @@
+"""DQN as pure functions of explicit tensors: the file to read to learn the algorithm.
+
+Deep Q-learning (Mnih et al. 2015), with the parts of Rainbow (Hessel et al. 2018) that change
+its target or its loss written once each, as a branch here:
+
+    act     a = a uniform legal action if u < ε, else argmax_{a legal} Q(s, a; θ)
+    target  y = r + γ^m (1 − terminated) Q(s', a*; θ⁻),   a* = argmax_{a' legal} Q(s', a'; θ⁻)
+            double Q (van Hasselt et al. 2016): a* = argmax_{a' legal} Q(s', a'; θ)
+            distributional (Bellemare et al. 2017): m = Φ(r + γ^m (1 − terminated) z, p(s', a*; θ⁻))
+    loss    δ = y − Q(s, a; θ),   L(θ) = (1/B) Σ_b w_b ℓ(δ_b),   ℓ = ½δ² or Huber
+            distributional: L(θ) = (1/B) Σ_b w_b (−Σ_i m_i log p_i(s, a; θ))
+    update  g = ∇_θ L,   g ← g · c / max(‖g‖, c),   (θ, optimizer state) ← optimizer(θ, g, state)
+    sync    θ⁻ ← τθ + (1 − τ)θ⁻
+
+Nothing here reads or writes a variable: every function takes θ, θ⁻, the optimizer's state
+and the batch as tensors and returns new tensors. `network` is a Q-network of
+rawdqn/network.py used as a function of its parameters, `network.apply(θ, obs, noise)`;
+`batch` is a replay.Transition of network inputs (m-step windows carry their γ^m in
+`discount`, a prioritized replay's draws their importance weights in `weight`); `config` a
+DQNConfig. rawdqn/agent.py keeps θ, θ⁻ and the optimizer's state in variables and calls
+these functions; rawdqn/train.py is the loop. examples/dqn_cartpole.py trains CartPole with
+nothing but this module.
+"""
+import collections
+
+import tensorflow as tf
+
+from rawdqn import bellman, losses, optim
+
+LearnInfo = collections.namedtuple(
+    "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
+
+# A noisy network's noise for each forward pass of an update (network.sample_noise()); None: μ alone.
+Noise = collections.namedtuple("Noise", ["target_next", "online_next", "online"], defaults=[None] * 3)
+
+# update's result: new θ and optimizer state, what to log, and each sample's error for its priority.
+Update = collections.namedtuple("Update", ["params", "optimizer_state", "info", "errors"])
+
+
+def act(network, params, obs, epsilon, key, legal_mask=None, noise=None):
+    """ε-greedy actions [B] (int32): a = uniform legal action if u < ε, else argmax_{a legal} Q(s, a; θ).
+
+    u and the random action come from stateless uniforms keyed by `key` ([2] int32: a seed
+    and a counter), so the same key gives the same actions. `epsilon`: a scalar or [B]."""
+    q_values = network.apply(params, obs, noise)
+    greedy = bellman.masked_argmax(q_values, legal_mask)
+    uniforms = tf.random.stateless_uniform([tf.shape(q_values)[0], network.num_actions + 1], seed=key,
+                                           dtype=q_values.dtype)
+    # argmax of i.i.d. uniforms over the legal actions is a uniform legal action.
+    random_action = bellman.masked_argmax(uniforms[:, 1:], legal_mask)
+    return tf.where(uniforms[:, 0] < epsilon, random_action, greedy)
+
+
+def target(config, network, params, target_params, batch, noise=Noise()):
+    """The Bellman target (no gradient flows into it): y [B], or for a distributional head
+    the projected target distribution m [B, K] over network.support."""
+    discount = config.discount if batch.discount is None else batch.discount   # γ, or γ^m per window
+    legal = batch.next_legal_mask
+    if config.distributional:
+        support = network.support
+        next_logits = network.apply_logits(target_params, batch.next_obs, noise.target_next)
+        next_q = bellman.categorical_q_values(support, next_logits)
+        if config.double_q:
+            next_q_online = network.apply_logits(params, batch.next_obs, noise.online_next)
+            best = bellman.masked_argmax(bellman.categorical_q_values(support, next_q_online), legal)
+        else:
+            best = bellman.masked_argmax(next_q, legal)
+        next_probs = tf.nn.softmax(tf.gather(next_logits, best, axis=1, batch_dims=1), axis=-1)
+        return bellman.categorical_projection(support, next_probs, batch.reward, batch.terminated, discount)
+    next_q = network.apply(target_params, batch.next_obs, noise.target_next)
+    if config.double_q:
+        next_q_online = network.apply(params, batch.next_obs, noise.online_next)
+        return bellman.double_q_learning_target(batch.reward, batch.terminated, discount, next_q_online, next_q,
+                                                legal)
+    return bellman.q_learning_target(batch.reward, batch.terminated, discount, next_q, legal)
+
+
+def loss(config, network, params, batch, y, noise=None):
+    """(L(θ), δ [B], Q(s, ·; θ) [B, A], the errors a prioritized replay ranks by [B]).
+
+    δ = y − Q(s, a; θ); a distributional head's δ is the target's mean Σ_i z_i m_i minus
+    Q(s, a), and its priorities are the cross-entropies (Hessel et al. 2018)."""
+    if config.distributional:
+        logits = network.apply_logits(params, batch.obs, noise)
+        cross_entropy = losses.categorical_cross_entropy(y, logits, batch.action)
+        q_values = bellman.categorical_q_values(network.support, logits)
+        td_error = losses.td_error(q_values, batch.action, tf.reduce_sum(y * network.support, axis=-1))
+        return losses.weighted_mean(cross_entropy, batch.weight), td_error, q_values, cross_entropy
+    q_values = network.apply(params, batch.obs, noise)
+    td_error = losses.td_error(q_values, batch.action, y)
+    per_sample = losses.huber_loss if config.loss == "huber" else losses.squared_loss
+    return per_sample(td_error, weights=batch.weight), td_error, q_values, td_error
+
+
+def update(config, network, optimizer, params, target_params, optimizer_state, batch, noise=Noise()):
+    """One gradient step on a batch: target → loss → ∇_θ L → global-norm clip → optimizer.
+    Returns Update(θ', optimizer state', LearnInfo, errors for the priorities)."""
+    y = target(config, network, params, target_params, batch, noise)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(params)
+        loss_value, td_error, q_values, errors = loss(config, network, params, batch, y, noise.online)
+    grad = tape.gradient(loss_value, params)
+    # ‖g‖ summed layer by layer, in θ's order.
+    (grad,), grad_norm = optim.clip_by_global_norm([grad], config.max_grad_norm,
+                                                   optim.global_norm(network.layer_values(grad)))
+    (params,), optimizer_state = optimizer.update([grad], [params], optimizer_state)
+    info = LearnInfo(loss_value, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
+                     tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
+    return Update(params, optimizer_state, info, errors)
+
+
+def sync(params, target_params, tau):
+    """θ⁻ ← τθ + (1 − τ)θ⁻; τ = 1 is an exact copy."""
+    # τ = 1 must copy bit for bit, not compute 1·θ + 0·θ⁻ (NaN where θ⁻ is inf).
+    return tf.where(tau >= 1.0, params, tau * params + (1.0 - tau) * target_params)

@@ -1,0 +1,85 @@
+"""Hashes of every variable a fixed set of short training runs ends with: a refactor that
+changes nothing gives the same hashes before and after.
+
+    python scripts/theta_hashes.py [--only NAME,...] [--source DIR] [--out FILE]
+
+Each run is `python -m rawdqn train … --logdir TMP/NAME` in a fresh process (with --source,
+the rawdqn package of another checkout, e.g. a `git worktree` of the commit before); its
+newest checkpoint's tensors are hashed, sorted by name, and θ of the online network alone.
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+RUNS = {
+    "cartpole": "--env CartPole-v1 --steps 3000",
+    "cartpole-4envs": "--env CartPole-v1 --num-envs 4 --steps 4000",
+    "cartpole-float64": "--env CartPole-v1 --steps 3000 --dtype float64",
+    "cartpole-hybrid": "--env CartPole-v1 --steps 3000 --mode hybrid",
+    "acrobot": "--env Acrobot-v1 --steps 3000",
+    "rainbow": "--env CartPole-v1 --preset rainbow --steps 3000",
+    "rainbow-six": "--env CartPole-v1 --preset rainbow --noisy --distributional --prioritized --atoms 51 "
+                   "--v-min 0 --v-max 200 --steps 3000",
+    "acrobot-centered-rmsprop": "--env Acrobot-v1 --steps 3000 --optimizer rmsprop_centered",
+    "minatar-rainbow": "--env MinAtar/Breakout-v1 --steps 2500 --learning-starts 1000 --replay-capacity 5000 "
+                       "--noisy --distributional --prioritized --dueling --double-q --n-step 3",
+    "minatar": "--env MinAtar/Breakout-v1 --steps 2500 --learning-starts 1000 --replay-capacity 5000",
+    "reinforce": "--env CartPole-v1 --algo reinforce --steps 3000",
+    "a2c": "--env CartPole-v1 --algo a2c --steps 3000",
+    "ondevice-dqn": "--env CartPole-v1 --on-device --steps 4000",
+    "ondevice-a2c": "--env CartPole-v1 --on-device --algo a2c --steps 4000",
+}
+
+
+def checkpoint_hashes(run_dir):
+    import tensorflow as tf
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    with open(os.path.join(checkpoints, "latest")) as file:
+        latest = os.path.join(checkpoints, file.read().strip(), "variables")
+    reader = tf.train.load_checkpoint(latest)
+    everything, theta = hashlib.sha256(), None
+    for name in sorted(reader.get_variable_to_shape_map()):
+        if name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
+            continue
+        value = reader.get_tensor(name)
+        data = value.tobytes() if hasattr(value, "tobytes") else bytes(str(value), "utf-8")
+        everything.update(name.encode() + data)
+        if "online" in name and "theta" in name and theta is None:
+            theta = hashlib.sha256(data).hexdigest()[:16]
+    return {"all": everything.hexdigest()[:16], "theta": theta}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
+    parser.add_argument("--source", default=None, help="a checkout whose rawdqn package runs")
+    parser.add_argument("--out", default=None, help="write the hashes as JSON here")
+    args = parser.parse_args()
+    names = [name for name in args.only.split(",") if name] or list(RUNS)
+    env = dict(os.environ)
+    if args.source:
+        env["PYTHONPATH"] = os.path.abspath(args.source)
+    hashes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            run_dir = os.path.join(tmp, name)
+            command = [sys.executable, "-m", "rawdqn", "train", *RUNS[name].split(), "--seed", "3",
+                       "--logdir", run_dir]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp)
+            if done.returncode:
+                hashes[name] = {"error": done.stderr.strip().splitlines()[-1:]}
+            else:
+                hashes[name] = checkpoint_hashes(run_dir)
+                hashes[name]["last line"] = done.stdout.strip().splitlines()[-1]
+            print(name, json.dumps(hashes[name]), flush=True)
+    if args.out:
+        with open(args.out, "w") as file:
+            json.dump(hashes, file, indent=1)
+
+
+if __name__ == "__main__":
+    main()
