@@ -373,10 +373,8 @@ class DQN(StepInputs, tf.Module):
         if self.steps_seen is None:
             self.steps_seen = int(self.schedule.step.numpy())
         before, self.steps_seen = self.steps_seen, self.steps_seen + self.num_envs
-        config = self.config
-        nothing_due = (schedule.updates_owed(config, self.steps_seen) == schedule.updates_owed(config, before)
-                       and schedule.syncs_owed(config, self.steps_seen) == schedule.syncs_owed(config, before))
-        return self._call_on_device(self._collect if nothing_due else self._step, *inputs)
+        idle = schedule.nothing_due(self.config, before, self.steps_seen)
+        return self._call_on_device(self._collect if idle else self._step, *inputs)
 
     def step_fn(self, packed):
         """`observe_fn` of `pack`'s rows: the body of one host-stepped environment step."""

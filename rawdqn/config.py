@@ -309,12 +309,6 @@ class DQNConfig:
             return float(self.exploration_steps)
         return self.exploration_fraction * self.total_steps
 
-    def epsilon_at(self, step):
-        """ε(t) = start + (end − start) · min(1, t / decay_steps); see exploration_decay_steps."""
-        decay_steps = self.exploration_decay_steps
-        progress = 1.0 if decay_steps <= 0 else min(1.0, step / decay_steps)
-        return self.epsilon_start + (self.epsilon_end - self.epsilon_start) * progress
-
     def describe_exploration(self):
         """One line: where ε starts, where it ends, and the step at which it gets there."""
         if self.algo != "dqn":

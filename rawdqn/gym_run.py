@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from rawdqn import checkpoint, summary
+from rawdqn import checkpoint, schedule, summary
 from rawdqn.agent import DQN
 from rawdqn.policy_agent import PolicyGradientAgent
 from rawdqn.pixel_agent import PixelDQN
@@ -111,7 +111,7 @@ class GymnasiumRun:
                         self.seed + FRESH_EVAL_SEED, self.spec, self.envs.env_kwargs, self.config)
 
     def log_progress(self, steps_per_second):
-        epsilon = self.config.epsilon_at(self.step - 1)
+        epsilon = schedule.epsilon(self.config, self.step - 1)
         recent = self.episode_returns[-RECENT_EPISODES:]
         learned = {}
         updates = int(self.agent.schedule.updates_done.numpy())

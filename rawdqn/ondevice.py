@@ -39,7 +39,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import checkpoint, envs, summary
+from rawdqn import checkpoint, envs, schedule, summary
 from rawdqn.config import ON_DEVICE, DQNConfig, check_seed
 from rawdqn.config import preset as config_preset
 from rawdqn.errors import UsageError
@@ -476,7 +476,7 @@ class OnDeviceRun:
         returns = " ".join(f"{r:7.1f}" if r == r else f"{'-':>7}" for r in row["mean_return"])
         losses = " ".join(f"{l:.4f}" for l in row["loss"])
         self.log(f"step {self.step:>8,}/{self.total_steps:,} | {steps_per_second:9,.0f} steps/s | "
-                 f"return {returns} | loss {losses}" + (f" | eps {config.epsilon_at(self.step):.3f}"
+                 f"return {returns} | loss {losses}" + (f" | eps {schedule.epsilon(config, self.step):.3f}"
                                                         if config.algo == "dqn" else ""))
         row["steps_per_second"] = steps_per_second   # the call's row, not a selection row after it
 
@@ -625,7 +625,7 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, episodes=
                          "eval_episodes": SELECTION_EPISODES, "eval_env": "tf"})
         else:
             rows.append({"step": row["step"], "recent_return": row["mean_return"][i], "loss": row["loss"][i],
-                         "epsilon": config.epsilon_at(row["step"] - 1), "episodes": row["episodes"][i],
+                         "epsilon": schedule.epsilon(config, row["step"] - 1), "episodes": row["episodes"][i],
                          **({"steps_per_second": row["steps_per_second"]} if "steps_per_second" in row else {})})
     step = int(trainer.step.numpy())
     if final_evaluation:

@@ -25,11 +25,17 @@ def ceil_div(a, b):
 
 
 def epsilon(config, steps, dtype=tf.float64):
-    """ε(t) for a step or a tensor of steps; see DQNConfig.exploration_decay_steps."""
+    """ε(t) = ε_start + (ε_end − ε_start) · min(1, t / decay_steps) (DQNConfig.exploration_decay_steps):
+    a float for a Python step (the host's logs), a tensor of `dtype` for a tensor or list of steps."""
     decay_steps = config.exploration_decay_steps
-    steps = tf.cast(steps, tf.float64)
-    progress = tf.ones_like(steps) if decay_steps <= 0 else tf.minimum(steps / decay_steps, 1.0)
-    return tf.cast(config.epsilon_start + (config.epsilon_end - config.epsilon_start) * progress, dtype)
+    on_host = isinstance(steps, numbers.Real)
+    if on_host:
+        progress = 1.0 if decay_steps <= 0 else min(1.0, steps / decay_steps)
+    else:
+        steps = tf.cast(steps, tf.float64)
+        progress = tf.ones_like(steps) if decay_steps <= 0 else tf.minimum(steps / decay_steps, 1.0)
+    value = config.epsilon_start + (config.epsilon_end - config.epsilon_start) * progress
+    return value if on_host else tf.cast(value, dtype)
 
 
 def importance_exponent(config, steps):
@@ -73,6 +79,32 @@ def syncs_owed(config, step):
     return ceil_div(step, config.target_update_interval)
 
 
+Due = collections.namedtuple("Due", "updates syncs tau")
+
+
+def due(config, step, updates_done, syncs_done):
+    """What is owed once `step` steps are done, `updates_done` updates and `syncs_done` syncs made:
+
+        updates = updates(t) − updates_done,    syncs = syncs(t) − syncs_done
+        τ' = 1 − (1 − τ)^syncs                  the syncs owed as one θ⁻ ← τ'θ + (1 − τ')θ⁻
+
+    k Polyak syncs with no update between them are one with τ' (τ itself for one, bit for bit;
+    1 for copies). The device's Schedule, the host's choice of program and Ape-X's learner all
+    ask this: Python ints give ints and a float, tensors give tensors."""
+    updates = updates_owed(config, step) - updates_done
+    syncs = syncs_owed(config, step) - syncs_done
+    if isinstance(syncs, numbers.Integral):
+        return Due(updates, syncs, config.tau if syncs == 1 else 1.0 - (1.0 - config.tau) ** syncs)
+    tau = tf.constant(config.tau, tf.float64)
+    return Due(updates, syncs, tf.where(syncs == 1, tau, 1.0 - tf.pow(1.0 - tau, tf.cast(syncs, tf.float64))))
+
+
+def nothing_due(config, steps_before, steps_after):
+    """Whether going from steps_before to steps_after steps owes no update and no sync."""
+    owed = due(config, steps_after, updates_owed(config, steps_before), syncs_owed(config, steps_before))
+    return owed.updates == 0 and owed.syncs == 0
+
+
 class Schedule(tf.Module):
     """The loop's counters on the device: steps done, updates done, syncs done."""
 
@@ -88,25 +120,19 @@ class Schedule(tf.Module):
         return epsilon(self.config, self.step + tf.range(num_envs, dtype=tf.int64), dtype)
 
     def advance_fn(self, num_steps, learn_fn, sync_fn, info):
-        """Count `num_steps` more steps, then run the updates and syncs now due.
-
-        learn_fn() → info (one update); sync_fn(τ'). k syncs due at once are one sync with
-        τ' = 1 − (1 − τ)^k (k Polyak steps in a row with no update between; τ = 1: a copy).
-        Returns (info of the last update, or `info` if none was due; updates made).
-        """
+        """Count `num_steps` more steps, then run the updates and the sync now due (`due`):
+        learn_fn() → info, once per update; sync_fn(τ') once if any sync is owed.
+        Returns (info of the last update, or `info` if none was due; updates made)."""
         step = self.step + tf.cast(num_steps, tf.int64)
         self.step.assign(step)
-        due = updates_owed(self.config, step) - self.updates_done
-        _, info = tf.while_loop(lambda i, _: i < due, lambda i, _: (i + 1, learn_fn()),
+        owed = due(self.config, step, self.updates_done, self.syncs_done)
+        _, info = tf.while_loop(lambda i, _: i < owed.updates, lambda i, _: (i + 1, learn_fn()),
                                 (tf.constant(0, tf.int64), info))
-        self.updates_done.assign_add(due)
-        syncs = syncs_owed(self.config, step) - self.syncs_done
+        self.updates_done.assign_add(owed.updates)
 
         def sync():
-            tau = tf.constant(self.config.tau, tf.float64)
-            keep = tf.pow(1.0 - tau, tf.cast(syncs, tf.float64))
-            sync_fn(tf.where(syncs == 1, tau, 1.0 - keep))   # one sync: τ itself, bit for bit
+            sync_fn(owed.tau)
             return tf.constant(0)
-        tf.cond(syncs > 0, sync, lambda: tf.constant(0))
-        self.syncs_done.assign_add(syncs)
-        return info, due
+        tf.cond(owed.syncs > 0, sync, lambda: tf.constant(0))
+        self.syncs_done.assign_add(owed.syncs)
+        return info, owed.updates

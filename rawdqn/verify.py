@@ -12,12 +12,13 @@ Time-limit truncations bootstrap (terminated = 0), so every learner estimates th
 infinite-horizon Q* that value iteration computes from P.
 """
 import dataclasses
+import functools
 import time
 
 import gymnasium as gym
 import numpy as np
 
-from rawdqn import tabular
+from rawdqn import schedule, tabular
 from rawdqn.config import check_seed, preset
 from rawdqn.errors import UsageError
 
@@ -234,7 +235,7 @@ def verify(env_id, steps=None, seed=0, discount=None, log=print):
     steps = DEFAULT_STEPS.get(env_id, 50_000) if steps is None else int(steps)
     if steps < 1:
         raise VerifyError(f"--steps must be >= 1; got {steps}")
-    epsilon_at = dqn_config(problem, steps, "linear").epsilon_at  # one ε schedule for all
+    epsilon_at = functools.partial(schedule.epsilon, dqn_config(problem, steps, "linear"))  # one ε schedule for all
     log(f"rawdqn verify: {env_id}, γ = {problem.discount}, {steps:,} steps per learner, "
         f"seed {seed}; Q* by value iteration ({problem.num_states} states × "
         f"{problem.num_actions} actions, {problem.decision_states.size} decision states)")

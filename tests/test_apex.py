@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from rawdqn import reference
-from rawdqn.distributed.apex import NStepWindows, actor_epsilon, stack_rows
+from rawdqn.distributed.apex import NStepWindows, actor_epsilon
 from rawdqn.replay import ReplayBuffer
 from test_prioritized import assert_frequencies_match
 
@@ -32,7 +32,6 @@ def test_windows_are_the_n_step_windows_of_each_episode(seed):
     num_envs, n, discount, steps = 3, int(rng.integers(1, 5)), 0.9, 60
     windows = NStepWindows(num_envs, n, discount)
     history = [[] for _ in range(num_envs)]   # per env: (obs, reward, terminated, ended, next_obs)
-    emitted = []
     for t in range(steps):
         obs = np.stack([np.array([env, t, 0.0]) for env in range(num_envs)])
         next_obs = obs + np.array([0.0, 0.5, 1.0])
@@ -40,10 +39,11 @@ def test_windows_are_the_n_step_windows_of_each_episode(seed):
         ended = terminated | (rng.random(num_envs) < 0.1)
         for env in range(num_envs):
             history[env].append((reward[env], terminated[env], ended[env], next_obs[env]))
-        emitted += windows.add(obs, np.arange(num_envs), reward, next_obs, terminated, ended)
-    batch = stack_rows(emitted, (3,))
+        windows.add(obs, np.arange(num_envs), reward, next_obs, terminated, ended)
+    batch = windows.take((3,))
     starts = {(int(o[0]), int(o[1])) for o in batch["obs"]}
-    assert len(starts) == len(emitted)
+    assert len(starts) == len(batch["obs"])
+    assert len(windows.take((3,))["obs"]) == 0   # taken once
     for obs, reward, next_obs, terminated, window_discount in zip(batch["obs"], batch["reward"], batch["next_obs"],
                                                                   batch["terminated"], batch["discount"]):
         env, t = int(obs[0]), int(obs[1])

@@ -62,7 +62,9 @@ def test_epsilon_is_linear_then_flat():
     np.testing.assert_allclose(schedule.epsilon(config, [0, 50, 200, 900]).numpy(), [1.0, 0.775, 0.1, 0.1])
     in_steps = config.replace(exploration_steps=10)
     np.testing.assert_allclose(schedule.epsilon(in_steps, [5, 10]).numpy(), [0.55, 0.1])
-    assert [config.epsilon_at(t) for t in (0, 50, 200)] == list(schedule.epsilon(config, [0, 50, 200]).numpy())
+    # The host's Python floats and the device's tensors are one formula.
+    assert [schedule.epsilon(config, t) for t in (0, 50, 200)] == list(schedule.epsilon(config, [0, 50, 200]).numpy())
+    assert isinstance(schedule.epsilon(config, 50), float)
 
 
 CONFIG = DQNConfig(hidden=(8,), batch_size=4, replay_capacity=64, learning_starts=5, train_frequency=3,
@@ -91,7 +93,7 @@ def test_one_call_per_step_equals_the_kernels_called_one_by_one(mode, tau):
     fused, unfused = DQN(3, 2, config, seed=4), DQN(3, 2, config, seed=4)
     start = np.zeros(3, np.float32)
     fused_actions = [int(fused.begin(start[None]).numpy()[0])]
-    unfused_actions = [int(unfused.act(start[None], config.epsilon_at(0)).numpy()[0])]
+    unfused_actions = [int(unfused.act(start[None], schedule.epsilon(config, 0)).numpy()[0])]
     obs = start
     for step, (next_obs, reward, terminated, reset_obs) in enumerate(transitions(30, 3)):
         acting = reset_obs if terminated else next_obs
@@ -101,7 +103,7 @@ def test_one_call_per_step_equals_the_kernels_called_one_by_one(mode, tau):
             unfused.train(config.gradient_steps)
         if step % config.target_update_interval == 0:
             unfused.sync_target(config.tau)
-        unfused_actions.append(int(unfused.act(acting[None], config.epsilon_at(step + 1)).numpy()[0]))
+        unfused_actions.append(int(unfused.act(acting[None], schedule.epsilon(config, step + 1)).numpy()[0]))
         obs = acting
     assert fused_actions == unfused_actions
     assert fused._step.calls and fused._collect.calls   # steps with work due and steps without
@@ -158,3 +160,43 @@ def test_hooks_fall_where_a_step_by_step_loop_puts_them_and_the_end_has_only_its
     assert fired["evaluate"] == [s for s in first_at_or_past(10) if s < 100]
     assert fired["checkpoint"] == [s for s in first_at_or_past(30) if s < 100]
     assert fired["log"] == sorted(set([s for s in first_at_or_past(25) if s < 100] + [end]))
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.3, 0.005])
+def test_k_syncs_owed_are_one_polyak_step(tau):
+    # θ⁻ after k Polyak steps θ⁻ ← τθ + (1 − τ)θ⁻ with θ fixed, in float64, against one step with
+    # τ' = due(…).tau, on the host (ints) and the device (tensors) alike.
+    config = DQNConfig(target_update_interval=1, tau=tau)
+    theta, theta_minus = np.array([2.0, -1.0, 0.5]), np.array([0.0, 3.0, -4.0])
+    for k in (1, 2, 5):
+        stepped = theta_minus.copy()
+        for _ in range(k):
+            stepped = tau * theta + (1.0 - tau) * stepped
+        for owed in (schedule.due(config, 10 + k, 0, 10),
+                     schedule.due(config, tf.constant(10 + k, tf.int64), tf.constant(0, tf.int64),
+                                  tf.constant(10, tf.int64))):
+            assert int(owed.syncs) == k
+            one = float(owed.tau) * theta + (1.0 - float(owed.tau)) * theta_minus
+            np.testing.assert_allclose(one, stepped, rtol=1e-12)
+        if k == 1:   # one sync: τ itself, bit for bit
+            assert schedule.due(config, 11, 0, 10).tau == tau
+
+
+def test_the_host_and_the_device_agree_on_what_is_due():
+    """The host picks the program without learning and syncing (collect) exactly where the
+    device's counters, advanced by the same `due`, make no update and no sync."""
+    config = CONFIG.replace(mode="function")
+    agent = DQN(3, 2, config, num_envs=2, seed=1)
+    agent.begin(np.zeros((2, 3), np.float32))
+    collected, stepped = agent._collect, agent._step
+    chosen = []
+    agent._collect = lambda *args: (chosen.append("collect"), collected(*args))[1]
+    agent._step = lambda *args: (chosen.append("step"), stepped(*args))[1]
+    counters = lambda: (int(agent.schedule.updates_done.numpy()), int(agent.schedule.syncs_done.numpy()))
+    for iteration, (next_obs, reward, terminated, _) in enumerate(transitions(25, 3, seed=2)):
+        before = counters()
+        agent.step(np.stack([next_obs, -next_obs]), [reward, reward], [terminated, 0.0], np.stack([next_obs, -next_obs]))
+        assert (counters() == before) == (chosen[-1] == "collect"), chosen
+        steps = 2 * (iteration + 1)   # never behind: everything owed after each step was made in it
+        assert counters() == (schedule.updates_owed(config, steps), schedule.syncs_owed(config, steps))
+    assert "collect" in chosen and "step" in chosen

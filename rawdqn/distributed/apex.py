@@ -2,9 +2,10 @@
 
     actor i of N (a Ray actor: its own gymnasium vector env and copy of the online network)
         ε_i = ε^(1 + α · i / (N − 1))                         (ε 0.4, α 7; actor_epsilon)
-        act ε_i-greedily; build n-step windows as bellman.n_step_window does (NStepWindows)
-        their initial priorities from its own copy of the network:
-            δ = R + γ^m (1 − terminated) max_a' Q(s_m, a') − Q(s, a)
+        act ε_i-greedily; cut n-step windows with bellman.n_step_window (NStepWindows)
+        their initial priorities from its own copy of the network, θ for θ⁻ too: the errors
+        the learner's update ranks by (algorithms/dqn.py), e.g. |δ| with
+            δ = R + γ^m (1 − terminated) max_a' Q(s_m, a'; θ) − Q(s, a; θ)
         every actor_steps steps of its envs: ship (windows, δ, finished episodes); the next
         collect is already queued, so it goes on at once
         take the newest weights the learner has published, without waiting for them
@@ -23,7 +24,7 @@ import time
 
 import numpy as np
 
-from rawdqn import schedule
+from rawdqn import bellman, schedule
 from rawdqn.errors import UsageError
 from rawdqn.train import Trainer
 
@@ -41,44 +42,50 @@ def actor_epsilon(index, num_actors, base=0.4, alpha=7.0):
 
 
 class NStepWindows:
-    """n-step windows of N envs' steps, built as they come (NumPy, on the actor's host).
+    """n-step windows of N envs' steps, gathered as they come on the actor's host and cut by
+    bellman.n_step_window, the function an n-step replay samples with.
 
     A window starting at step t of an env: R = Σ_{k<m} γ^k r_{t+k}, the observation after its
     last step, that step's `terminated`, and γ^m; m = n, or fewer where the episode ended inside
-    it (terminated: no bootstrap; truncated: bootstrap from the true final observation), as
-    bellman.n_step_window cuts them. A window is emitted once it is whole or its episode ended.
+    it (terminated: no bootstrap; truncated: bootstrap from the true final observation). A
+    window is complete once it is whole or its episode ended; `take` hands over the complete ones.
     """
 
     def __init__(self, num_envs, n_step, discount):
         self.n_step, self.discount = int(n_step), float(discount)
         self.pending = [[] for _ in range(num_envs)]   # per env: (obs, action, reward) of open windows' starts
+        self.complete = []   # (obs, action, rewards to the window's end, next_obs, terminated, ended)
 
     def add(self, obs, action, reward, next_obs, terminated, ended):
-        """One step of the N envs ([N, …] each); returns the windows it completed as a dict of arrays."""
-        rows = []
+        """One step of the N envs ([N, …] each)."""
         for env, pending in enumerate(self.pending):
             pending.append((obs[env], action[env], float(reward[env])))
             finished = bool(ended[env])
             if finished or len(pending) == self.n_step:
                 starts = range(len(pending)) if finished else range(1)
                 for start in starts:
-                    rewards = [step[2] for step in pending[start:]]
-                    window_return = sum(self.discount ** k * r for k, r in enumerate(rewards))
-                    rows.append((pending[start][0], pending[start][1], window_return, next_obs[env],
-                                 float(terminated[env]) if finished else 0.0, self.discount ** len(rewards)))
+                    self.complete.append((pending[start][0], pending[start][1], [step[2] for step in pending[start:]],
+                                          next_obs[env], bool(terminated[env]) and finished, finished))
                 del pending[:len(starts)]
-        return rows
 
-
-def stack_rows(rows, obs_shape):
-    """Window tuples → {"obs", "action", "reward", "next_obs", "terminated", "discount"} arrays."""
-    if not rows:
-        empty = np.zeros((0, *obs_shape))
-        return {"obs": empty, "action": np.zeros(0, np.int32), "reward": np.zeros(0), "next_obs": empty,
-                "terminated": np.zeros(0), "discount": np.zeros(0)}
-    obs, action, reward, next_obs, terminated, discount = zip(*rows)
-    return {"obs": np.stack(obs), "action": np.array(action, np.int32), "reward": np.array(reward),
-            "next_obs": np.stack(next_obs), "terminated": np.array(terminated), "discount": np.array(discount)}
+    def take(self, obs_shape):
+        """The complete windows as {"obs", "action", "reward" (R), "next_obs", "terminated",
+        "discount" (γ^m)} arrays, and forget them."""
+        windows, self.complete = self.complete, []
+        if not windows:
+            empty = np.zeros((0, *obs_shape))
+            return {"obs": empty, "action": np.zeros(0, np.int32), "reward": np.zeros(0), "next_obs": empty,
+                    "terminated": np.zeros(0), "discount": np.zeros(0)}
+        obs, action, rewards, next_obs, terminated, ended = zip(*windows)
+        # [W, n] rows: a window's rewards, `ended` at its last step if its episode ended there, then zeros.
+        padded, ends = np.zeros((len(windows), self.n_step)), np.zeros((len(windows), self.n_step))
+        for row, window_rewards in enumerate(rewards):
+            padded[row, :len(window_rewards)] = window_rewards
+            ends[row, len(window_rewards) - 1] = ended[row]
+        terminated = np.array(terminated, np.float64)
+        window_return, discount, _ = bellman.n_step_window(padded, ends * terminated[:, None], ends, self.discount)
+        return {"obs": np.stack(obs), "action": np.array(action, np.int32), "reward": window_return.numpy(),
+                "next_obs": np.stack(next_obs), "terminated": terminated, "discount": discount.numpy()}
 
 
 class ApexActor:
@@ -89,6 +96,7 @@ class ApexActor:
         import tensorflow as tf
         from rawdqn.gym_env import env_kwargs_for, make_envs
         from rawdqn.engine.kernel import compile_kernel
+        from rawdqn.algorithms import dqn
         from rawdqn.network import QNetwork
         self.config, self.index = config, int(index)
         actor_seed = seed + 1 + self.index * ACTOR_SEED_STRIDE
@@ -99,6 +107,11 @@ class ApexActor:
                                 **config.head_options(), obs_bounds=obs_bounds, name="online")
         forward = compile_kernel(lambda obs: self.network(obs), config.mode)
         self.q_values = lambda obs: forward(tf.convert_to_tensor(obs, tf.float32))
+
+        def errors(batch):
+            theta = self.network.theta.read_value()
+            return dqn.loss(config, self.network, theta, batch, dqn.target(config, self.network, theta, theta, batch))[3]
+        self.errors = compile_kernel(errors, config.mode)
         self.epsilon = actor_epsilon(self.index, num_actors, config.actor_epsilon_base, config.actor_epsilon_alpha)
         self.rng = np.random.default_rng([seed, self.index])
         self.windows = NStepWindows(config.num_envs, config.n_step, config.discount)
@@ -111,31 +124,33 @@ class ApexActor:
         if version > self.version:
             self.network.theta.assign(weights)
             self.version = version
-        rows, episodes = [], []
+        episodes = []
         for _ in range(int(steps)):
             greedy = np.argmax(self.q_values(self.obs).numpy(), axis=1)
             explore = self.rng.random(len(greedy)) < self.epsilon
             actions = np.where(explore, self.rng.integers(0, self.spec.num_actions, len(greedy)), greedy)
             step = self.envs.step(actions)
-            rows += self.windows.add(self.obs, actions, step.reward, step.next_obs, step.no_bootstrap, step.ended)
+            self.windows.add(self.obs, actions, step.reward, step.next_obs, step.no_bootstrap, step.ended)
             self.episode_return += step.reward
             episodes += [float(r) for r in self.episode_return[step.ended]]
             self.episode_return[step.ended] = 0.0
             self.obs = step.obs
-        batch = stack_rows(rows, (self.spec.obs_dim,))
+        batch = self.windows.take((self.spec.obs_dim,))
         batch["errors"] = self.td_errors(batch)
         batch.update(episodes=episodes, steps=int(steps) * self.config.num_envs, version=self.version,
                      actor=self.index, pid=os.getpid())
         return batch
 
     def td_errors(self, batch):
-        """δ = R + γ^m (1 − terminated) max_a' Q(s_m, a') − Q(s, a) under this actor's network."""
+        """The errors dqn.loss ranks priorities by (δ, or a distributional head's cross-entropy),
+        under this actor's network, with θ for θ⁻ too."""
+        import tensorflow as tf
+        from rawdqn.replay import Transition
         if len(batch["action"]) == 0:
             return np.zeros(0)
-        q_values = self.q_values(batch["obs"]).numpy()
-        next_q = self.q_values(batch["next_obs"]).numpy().max(axis=1)
-        target = batch["reward"] + batch["discount"] * (1.0 - batch["terminated"]) * next_q
-        return target - q_values[np.arange(len(batch["action"])), batch["action"]]
+        tensors = {field: tf.convert_to_tensor(batch[field], tf.int32 if field == "action" else tf.float32)
+                   for field in ("obs", "action", "reward", "next_obs", "terminated", "discount")}
+        return self.errors(Transition(**tensors)).numpy()
 
     def weights(self):
         """(θ, version) this actor acts with now."""
@@ -272,18 +287,17 @@ class ApexRun(Trainer):
         """The updates and target syncs the env steps received so far are owed, as the single-process loop makes them."""
         agent, config, counters = self.agent, self.config, self.agent.schedule
         counters.step.assign(self.step)   # β(t) of the prioritized replay's weights
-        owed = schedule.updates_owed(config, self.step) - int(counters.updates_done.numpy())
-        if owed > 0 and agent.replay.size >= config.batch_size:
-            agent.train(owed)   # keeps its last LearnInfo and notes a divergence, as the loop's updates do
+        owed = schedule.due(config, self.step, int(counters.updates_done.numpy()), int(counters.syncs_done.numpy()))
+        if owed.updates > 0 and agent.replay.size >= config.batch_size:
+            agent.train(owed.updates)   # keeps its last LearnInfo and notes a divergence, as the loop's updates do
             self.check_finite()
             before = int(counters.updates_done.numpy())
-            counters.updates_done.assign_add(owed)
-            if (before + owed) // config.weights_interval > before // config.weights_interval:
+            counters.updates_done.assign_add(owed.updates)
+            if (before + owed.updates) // config.weights_interval > before // config.weights_interval:
                 self.publish()
-        syncs = schedule.syncs_owed(config, self.step) - int(counters.syncs_done.numpy())
-        if syncs > 0:
-            agent.sync_target(1.0 - (1.0 - config.tau) ** syncs)
-            counters.syncs_done.assign_add(syncs)
+        if owed.syncs > 0:
+            agent.sync_target(owed.tau)
+            counters.syncs_done.assign_add(owed.syncs)
 
     explores_by_schedule = False   # each actor has its own fixed ε_i
 
