@@ -104,7 +104,7 @@ def rawdqn_update(net, mode, data_format, conv_gradients, device, fill=FILL):
     for step in range(fill):
         frames = tf.constant(rng.integers(0, 256, (2, 1, *frame_shape), dtype=np.uint8))
         scalars = tf.constant([[rng.normal(), 0.0, float(step % 200 == 199)]], tf.float32)
-        agent.dispatch(frames, scalars)
+        agent.run_step_program(frames, scalars)
     return lambda: agent.train(1).loss.numpy()
 
 

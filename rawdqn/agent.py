@@ -9,103 +9,20 @@
 Each kernel has a `*_fn` version with no host-side checks, for composing inside
 a larger compiled program (several updates per call, or a whole on-device loop).
 """
-import numpy as np
 import tensorflow as tf
 
 from rawdqn import device as devices, optim, schedule
 from rawdqn.algorithms import dqn
 from rawdqn.algorithms.dqn import LearnInfo
 from rawdqn.config import DQNConfig
+from rawdqn.engine.shell import AgentShell
 from rawdqn.engine.kernel import compile_kernel, xla_part
 from rawdqn.network import QNetwork, dense_layer_shapes
-from rawdqn.replay import ReplayBuffer, Transition
+from rawdqn.replay import ReplayBuffer, Transition, transition_layout
 from rawdqn.sum_tree import SumTree
 
 
-
-class StepInputs:
-    """What an agent stepped by the host shares: one environment step's inputs packed into one
-    tensor for its compiled `step_fn`, observations turned into network input, and the last
-    update's info kept with the first step whose update was not finite. Needs obs_dim,
-    num_actions, num_envs, discrete_obs, legal_actions, dtype, device, `packs_ended` (whether the
-    step's `ended` flags go in), schedule, last_info, diverged_at, diverged_info and
-    `watched_values(info)` (the values `watched_labels` names)."""
-
-    def keep_info_fn(self, info, updated):
-        """last_info ← info; if `updated` (an update was made) and a watched value is not finite,
-        and none was before: diverged_at ← this step, diverged_info ← the watched values (the
-        loop reads them and stops: rawdqn/train.py's check_finite)."""
-        for variable, value in zip(self.last_info, info):
-            variable.assign(value)
-        watched = self.watched_values(info)
-        newly = (self.diverged_at < 0) & updated & tf.logical_not(tf.reduce_all(tf.math.is_finite(watched)))
-        self.diverged_at.assign(tf.where(newly, self.schedule.step, self.diverged_at))
-        self.diverged_info.assign(tf.where(newly, watched, self.diverged_info))
-
-    def acting_obs_fn(self, previous, obs, ended):
-        """What the agent acts on after observing `obs`: obs itself (a pixel agent: its stack of frames)."""
-        return obs
-
-    # --- features -----------------------------------------------------------
-    def features(self, obs):
-        """Network input: the observation, or one_hot(state) for discrete observations."""
-        if self.discrete_obs:
-            return tf.one_hot(tf.cast(obs, tf.int32), self.obs_dim, dtype=self.dtype)
-        return tf.cast(obs, self.dtype)
-
-    def _obs_tensor(self, obs):
-        if self.discrete_obs:
-            return tf.convert_to_tensor(obs, tf.int32)
-        return tf.convert_to_tensor(obs, self.dtype)
-
-    def observe(self, env_step):
-        """`step` for a gym_env.EnvStep: the loop's one compiled call per environment step."""
-        return self.step(env_step.next_obs, env_step.reward, env_step.no_bootstrap, env_step.obs,
-                         env_step.next_legal, env_step.legal, env_step.ended)
-
-    def pack(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
-        """One row per environment, in the agent's dtype: [s' | r | terminated | s | legal' | legal | ended].
-
-        A discrete state is its index (exact: obs_dim ≤ 2²⁴); masks are 0/1; the masks'
-        columns exist only for an agent with legal_actions, `ended` only where packs_ended.
-        """
-        width = 1 if self.discrete_obs else self.obs_dim
-        mask_width = self.num_actions if self.legal_actions else 0
-        with_ended = self.packs_ended
-        rows = np.empty((self.num_envs, 2 * width + 2 + 2 * mask_width + with_ended), self.dtype.as_numpy_dtype)
-        rows[:, :width] = np.reshape(next_obs, (self.num_envs, width))
-        rows[:, width] = reward
-        rows[:, width + 1] = terminated
-        rows[:, width + 2:2 * width + 2] = np.reshape(obs, (self.num_envs, width))
-        if mask_width:
-            rows[:, 2 * width + 2:2 * width + 2 + mask_width] = next_legal_mask
-            rows[:, 2 * width + 2 + mask_width:2 * width + 2 + 2 * mask_width] = legal_mask
-        if with_ended:
-            rows[:, -1] = terminated if ended is None else ended
-        return rows
-
-    def unpack_fn(self, packed):
-        """`pack`'s columns back as (next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended)."""
-        width = 1 if self.discrete_obs else self.obs_dim
-        next_obs, obs = packed[:, :width], packed[:, width + 2:2 * width + 2]
-        if self.discrete_obs:
-            next_obs, obs = tf.cast(next_obs[:, 0], tf.int32), tf.cast(obs[:, 0], tf.int32)
-        masks = (None, None)
-        if self.legal_actions:
-            start, count = 2 * width + 2, self.num_actions
-            masks = (packed[:, start:start + count] > 0, packed[:, start + count:start + 2 * count] > 0)
-        ended = packed[:, -1] if self.packs_ended else None
-        return (next_obs, packed[:, width], packed[:, width + 1], obs, *masks, ended)
-
-    def _mask_tensor(self, legal_mask):
-        return None if legal_mask is None else tf.convert_to_tensor(legal_mask, tf.bool)
-
-    def _call_on_device(self, kernel, *args):
-        with tf.device(self.device):
-            return kernel(*args)
-
-
-class DQN(StepInputs, tf.Module):
+class DQN(AgentShell, tf.Module):
     """Online and target Q-networks, optimizer and replay, with compiled kernels.
 
     `discrete_obs=True` means observations are state indices in [0, obs_dim),
@@ -155,15 +72,14 @@ class DQN(StepInputs, tf.Module):
         self._begin = compile_kernel(self.begin_fn, mode)
         self._step = compile_kernel(self.step_fn, mode)
         self._collect = compile_kernel(self.collect_fn, mode)
-        self.steps_seen = None   # the host's copy of schedule.step (None: read it from the device)
 
     @property
-    def packs_ended(self):
+    def inputs_carry_ended(self):
         """An n-step replay's windows stop where an episode ended: `step` passes `ended` in."""
         return self.config.n_step > 1
 
     @property
-    def kept_networks(self):
+    def networks_restored_by_keep_best(self):
         """What keep_best puts the best weights back into: the target starts from them too."""
         return (self.online, self.target)
 
@@ -185,8 +101,8 @@ class DQN(StepInputs, tf.Module):
         """
         config, width = self.config, self.dtype.size
         obs_width = 1 if self.discrete_obs else self.obs_dim
-        row = (2 * obs_width + 3 + (self.num_actions if self.legal_actions else 0)
-               + (config.n_step > 1 or self.prebuilt_windows)) * width
+        row = transition_layout(obs_width, self.num_actions if self.legal_actions else None,
+                                1 if self.prebuilt_windows else config.n_step, self.prebuilt_windows).width * width
         head = config.head_options()
         parameters = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
                          dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, head["dueling"], head["atoms"]))
@@ -362,33 +278,23 @@ class DQN(StepInputs, tf.Module):
         The inputs cross into the program as one tensor (`pack`): each tensor made on the
         host and passed to a call costs far more than the bytes it holds.
         """
-        return self.dispatch(tf.constant(self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask,
-                                                   ended)))
+        return self.run_step_program(tf.constant(self.pack(next_obs, reward, terminated, obs, next_legal_mask,
+                                                           legal_mask, ended)))
 
-    def dispatch(self, *inputs):
-        """Call step_fn(*inputs), or collect_fn where the schedule has nothing due at this step
-        (known on the host from the same closed forms): the same program without the
-        learning and sync branches, which touches a fraction of the variables, so it
-        dispatches faster."""
-        if self.steps_seen is None:
-            self.steps_seen = int(self.schedule.step.numpy())
-        before, self.steps_seen = self.steps_seen, self.steps_seen + self.num_envs
-        idle = schedule.nothing_due(self.config, before, self.steps_seen)
-        return self._call_on_device(self._collect if idle else self._step, *inputs)
-
-    def step_fn(self, packed):
-        """`observe_fn` of `pack`'s rows: the body of one host-stepped environment step."""
-        return self.observe_fn(*self.unpack_fn(packed))
-
-    def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
+    def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None,
+                   learn=True):
         """One environment step's work after env.step, wherever the env runs (host or device):
 
             replay ← (s, a, r, s', terminated[, ended])   s, a: what begin_fn remembered
-            step += N; the updates and syncs now due (rawdqn/schedule.py)
+            step += N; the updates and syncs now due (rawdqn/schedule.py), unless `learn` is
+                       off (the host knows none is due)
             a' = ε-greedy(Q(obs), ε(step …))        remembered for the next step; returned
         """
         self.store_fn(next_obs, reward, terminated, next_legal_mask, ended)
-        self.learn_and_sync_fn()
+        if learn:
+            self.learn_and_sync_fn()
+        else:
+            self.schedule.step.assign_add(self.num_envs)
         return self.act_on_fn(obs, legal_mask)
 
     def learn_and_sync_fn(self):
@@ -399,13 +305,6 @@ class DQN(StepInputs, tf.Module):
             lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
             LearnInfo(*(variable.read_value() for variable in self.last_info)))
         self.keep_info_fn(info, updates > 0)   # the first update not finite: the loop stops there
-
-    def collect_fn(self, packed):
-        """step_fn where no update or sync is due: replay ← (s, a, r, s', terminated); act on `obs`."""
-        next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended = self.unpack_fn(packed)
-        self.store_fn(next_obs, reward, terminated, next_legal_mask, ended)
-        self.schedule.step.assign_add(self.num_envs)
-        return self.act_on_fn(obs, legal_mask)
 
     def store_fn(self, next_obs, reward, terminated, next_legal_mask=None, ended=None):
         """replay ← (s, a, clip(r), s', terminated[, ended]) with s and a the ones begin_fn remembered."""

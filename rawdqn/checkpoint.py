@@ -314,7 +314,7 @@ def restore_agent(checkpoint, agent):
     prefix = os.path.join(checkpoint, "variables")
     try:
         read_variables(prefix, partial=True, agent=agent)
-        agent.steps_seen = None   # the restored schedule.step is the truth now
+        agent.host_step = None   # the restored schedule.step is the truth now
     except READ_ERRORS as error:
         message = one_line(error)
         if "shape" in message.lower():

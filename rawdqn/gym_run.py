@@ -100,7 +100,7 @@ class GymnasiumRun:
         kept policy on fresh episodes (the selection episodes would flatter it)."""
         best = self.best
         if best is not None and best["eval_mean"] > final_mean:
-            for weights in self.agent.kept_networks:
+            for weights in self.agent.networks_restored_by_keep_best:
                 for variable, value in zip(weights.variables_in_order, self.best_weights):
                     variable.assign(value)
             self.log(f"final weights: eval return {final_mean:.2f}; keeping the weights of step "

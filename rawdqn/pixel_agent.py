@@ -125,16 +125,14 @@ class PixelDQN(DQN):
         f_{t+1} and the frame to act on — and [N, 3] of (r_t, terminated, ended)."""
         frames = np.stack([env_step.next_obs, env_step.obs]).astype(np.uint8, copy=False)
         scalars = np.stack([env_step.reward, env_step.no_bootstrap, env_step.ended], axis=1)
-        return self.dispatch(tf.constant(frames), tf.constant(scalars.astype(self.dtype.as_numpy_dtype)))
+        return self.run_step_program(tf.constant(frames), tf.constant(scalars.astype(self.dtype.as_numpy_dtype)))
 
     def step(self, *args, **kwargs):
         raise TypeError("PixelDQN takes its environment steps through observe(env_step)")
 
-    def step_fn(self, frames, scalars):
-        return self.observe_fn(frames[0], scalars[:, 0], scalars[:, 1], frames[1], ended=scalars[:, 2])
-
-    def collect_fn(self, frames, scalars):
-        return self.observe_fn(frames[0], scalars[:, 0], scalars[:, 1], frames[1], ended=scalars[:, 2], learn=False)
+    def unpack_fn(self, frames, scalars):
+        """observe's two tensors as observe_fn's inputs."""
+        return frames[0], scalars[:, 0], scalars[:, 1], frames[1], None, None, scalars[:, 2]
 
     def observe_fn(self, next_frame, reward, terminated, frame, next_legal_mask=None, legal_mask=None, ended=None,
                    learn=True):

@@ -34,7 +34,7 @@ import collections
 import tensorflow as tf
 
 from rawdqn import losses, optim, policy_gradient, schedule
-from rawdqn.agent import StepInputs
+from rawdqn.engine.shell import AgentShell
 from rawdqn.engine.kernel import compile_kernel
 from rawdqn.network import QNetwork
 
@@ -54,7 +54,7 @@ def time_major(rows):
     return tf.transpose(rows, [1, 0] + list(range(2, rows.shape.rank)))
 
 
-class PolicyGradientAgent(StepInputs, tf.Module):
+class PolicyGradientAgent(AgentShell, tf.Module):
     """The policy network (and V), its optimizer, the rollout buffer and compiled kernels:
     REINFORCE or A2C as config.algo says.
 
@@ -122,7 +122,7 @@ class PolicyGradientAgent(StepInputs, tf.Module):
         self._logits = compile_kernel(self.logits_fn, mode)
 
     @property
-    def packs_ended(self):
+    def inputs_carry_ended(self):
         return True   # an episode's end, terminated or truncated, is where its return stops
 
     @property
@@ -131,7 +131,7 @@ class PolicyGradientAgent(StepInputs, tf.Module):
         return [self.policy.theta] + ([self.critic.theta] if self.critic is not None else [])
 
     @property
-    def kept_networks(self):
+    def networks_restored_by_keep_best(self):
         """What keep_best puts the best weights back into."""
         return (self.policy,)
 
@@ -198,13 +198,9 @@ class PolicyGradientAgent(StepInputs, tf.Module):
         packed = self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended)
         return self._call_on_device(self._step, tf.constant(packed))
 
-    def step_fn(self, packed):
-        next_obs, reward, terminated, obs, _, legal_mask, ended = self.unpack_fn(packed)
-        return self.observe_fn(next_obs, reward, terminated, obs, legal_mask, ended)
-
-    def observe_fn(self, next_obs, reward, terminated, obs, legal_mask=None, ended=None):
+    def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
         """buffer ← (s, a, r, terminated, ended, s'); step += N; the update if E episodes are
-        waiting; a' ~ π(·|obs)."""
+        waiting; a' ~ π(·|obs). (DQN.observe_fn's inputs; next_legal_mask is not needed.)"""
         ended = terminated if ended is None else ended
         slot = tf.stack([tf.range(self.num_envs), self.length], axis=1)
         writes = {"obs": self.current_obs.read_value(), "action": self.last_action.read_value(),

@@ -20,6 +20,47 @@ Transition = collections.namedtuple(
                    "weight", "index"], defaults=[None] * 4)
 
 
+class RowLayout:
+    """Named fields side by side in one row: field i holds columns [start_i, start_i + width_i).
+
+    The one declaration of a row's columns, read by whatever writes, reads or sizes such rows
+    (the replay's transitions, the inputs of a host-stepped agent's step)."""
+
+    def __init__(self, fields):
+        """fields: (name, width) pairs in column order; a field of width 0 is left out."""
+        self.fields, self.slices, start = [], {}, 0
+        for name, width in fields:
+            if width:
+                self.fields.append((name, int(width)))
+                self.slices[name] = slice(start, start + int(width))
+                start += int(width)
+        self.width = start
+
+    def __contains__(self, name):
+        return name in self.slices
+
+    def join(self, values, dtype):
+        """[N, width] rows from {name: [N] or [N, …] tensor}, each field cast to `dtype`."""
+        return tf.concat([tf.reshape(tf.cast(values[name], dtype), [-1, width]) for name, width in self.fields], 1)
+
+    def columns(self, rows, name):
+        """Field `name` of [..., width] rows: [..., width_i]."""
+        return rows[..., self.slices[name]]
+
+    def column(self, rows, name):
+        """Field `name` of [..., width] rows: [...] for a one-column field, else [..., width_i]."""
+        where = self.slices[name]
+        return rows[..., where.start] if where.stop - where.start == 1 else rows[..., where]
+
+
+def transition_layout(obs_width, num_actions=None, n_step=1, row_discounts=False):
+    """A transition's row: [obs | next_obs | action | reward | terminated | next legal mask (0/1,
+    with num_actions) | ended (n-step replays) | γ^m (rows that are windows already)]."""
+    return RowLayout([("obs", obs_width), ("next_obs", obs_width), ("action", 1), ("reward", 1), ("terminated", 1),
+                      ("next_legal_mask", num_actions or 0), ("ended", int(n_step > 1)),
+                      ("discount", int(row_discounts))])
+
+
 class ReplayBuffer(tf.Module):
     """Fixed-capacity ring: write position i ↦ (cursor + i) mod capacity.
 
@@ -79,12 +120,13 @@ class ReplayBuffer(tf.Module):
         self.row_discounts = bool(row_discounts)
         if self.row_discounts and self.n_step > 1:
             raise ValueError("rows with their own discounts are windows already: use n_step=1")
-        self.width = 2 * self.obs_width + 3 + (self.num_actions or 0) + (self.n_step > 1) + self.row_discounts
+        self.layout = transition_layout(self.obs_width, self.num_actions, self.n_step, self.row_discounts)
+        self.width = self.layout.width
         rows = tf.zeros([capacity, self.width], self.reward_dtype)
         if self.num_actions is not None:   # empty slots: every action legal
-            start = 2 * self.obs_width + 3
-            rows = tf.concat([rows[:, :start], tf.ones([capacity, self.num_actions], self.reward_dtype),
-                              rows[:, start + self.num_actions:]], 1)
+            legal = self.layout.slices["next_legal_mask"]
+            rows = tf.concat([rows[:, :legal.start], tf.ones([capacity, self.num_actions], self.reward_dtype),
+                              rows[:, legal.stop:]], 1)
         self.rows = tf.Variable(rows, name="rows")
         self.prioritized = bool(prioritized)
         if self.prioritized:
@@ -98,35 +140,23 @@ class ReplayBuffer(tf.Module):
 
     # --- the row layout ---------------------------------------------------------
     def to_rows(self, obs, action, reward, next_obs, terminated, next_legal_mask=None, ended=None, discount=None):
-        """[N, width] rows from a batch of N transitions (`ended`: n-step replays only; `discount`:
-        with row_discounts)."""
-        n = tf.shape(action)[0]
-        dtype = self.reward_dtype
-        columns = [tf.reshape(tf.cast(obs, dtype), [n, self.obs_width]),
-                   tf.reshape(tf.cast(next_obs, dtype), [n, self.obs_width]),
-                   tf.cast(action, dtype)[:, None], tf.cast(reward, dtype)[:, None],
-                   tf.cast(terminated, dtype)[:, None]]
-        if self.num_actions is not None:
-            columns.append(tf.cast(next_legal_mask, dtype))
-        if self.n_step > 1:
-            columns.append(tf.cast(terminated if ended is None else ended, dtype)[:, None])
-        if self.row_discounts:
-            columns.append(tf.cast(discount, dtype)[:, None])
-        return tf.concat(columns, axis=1)
+        """[N, width] rows from a batch of N transitions (`ended`: n-step replays only, default
+        `terminated`; `discount`: with row_discounts)."""
+        return self.layout.join(dict(obs=obs, next_obs=next_obs, action=action, reward=reward, terminated=terminated,
+                                     next_legal_mask=next_legal_mask, discount=discount,
+                                     ended=terminated if ended is None else ended), self.reward_dtype)
 
     def from_rows(self, rows):
         """A Transition of the fields of [N, width] rows, each in its own dtype and shape."""
-        width = self.obs_width
+        layout = self.layout
         shape = tf.concat([tf.shape(rows)[:1], tf.constant(self.obs_shape, tf.int32)], 0)
 
-        def observations(columns):
-            return tf.reshape(tf.cast(columns, self.obs_dtype), shape)
-        mask = None
-        if self.num_actions is not None:
-            mask = rows[:, 2 * width + 3:2 * width + 3 + self.num_actions] > 0
-        return Transition(observations(rows[:, :width]), tf.cast(rows[:, 2 * width], tf.int32),
-                          rows[:, 2 * width + 1], observations(rows[:, width:2 * width]),
-                          rows[:, 2 * width + 2], mask, rows[:, -1] if self.row_discounts else None)
+        def observations(name):
+            return tf.reshape(tf.cast(layout.column(rows, name), self.obs_dtype), shape)
+        mask = layout.column(rows, "next_legal_mask") > 0 if "next_legal_mask" in layout else None
+        return Transition(observations("obs"), tf.cast(layout.column(rows, "action"), tf.int32),
+                          layout.column(rows, "reward"), observations("next_obs"), layout.column(rows, "terminated"),
+                          mask, layout.column(rows, "discount") if self.row_discounts else None)
 
     def contents(self):
         """Every slot as a Transition [capacity, …] (filled or not; `size` says how many are)."""
@@ -273,9 +303,10 @@ class ReplayBuffer(tf.Module):
             return self.from_rows(tf.gather(self.rows, first))   # with row_discounts, their γ^m too
         slots = tf.math.floormod(first[:, None] + self.stride * tf.range(self.n_step)[None, :], self.capacity)
         window = tf.gather(self.rows, slots)   # [batch, n, width]
-        reward_column, terminated_column = 2 * self.obs_width + 1, 2 * self.obs_width + 2
+        layout = self.layout
         window_return, bootstrap_discount, last = bellman.n_step_window(
-            window[:, :, reward_column], window[:, :, terminated_column], window[:, :, -1], self.discount)
+            layout.column(window, "reward"), layout.column(window, "terminated"), layout.column(window, "ended"),
+            self.discount)
         start, end = self.from_rows(window[:, 0]), self.from_rows(tf.gather(window, last, axis=1, batch_dims=1))
         return Transition(start.obs, start.action, window_return, end.next_obs, end.terminated,
                           end.next_legal_mask, bootstrap_discount)

@@ -229,7 +229,7 @@ def test_hybrid_mode_takes_the_updates_graph_mode_takes():
         agent = PixelDQN((7, 6), 3, config, seed=3)
         agent.begin(steps[0][0][1])
         for frames, scalars in steps:
-            agent.dispatch(tf.constant(frames), tf.constant(scalars, tf.float64))
+            agent.run_step_program(tf.constant(frames), tf.constant(scalars, tf.float64))
         norms[mode] = [float(agent.train(2).grad_norm) for _ in range(3)]
         thetas[mode] = agent.online.theta.numpy()
     assert min(norms["function"]) > 0.05   # the clip is active
