@@ -56,7 +56,7 @@ def train(steps=50_000, seed=0, dtype="float32", log=print):
     returns, episode_return = [], 0.0
     for t in range(steps):
         # ε-greedy on Q(s; θ), ε(t) decaying linearly; the exploration draws keyed by (seed, t).
-        epsilon = schedule.epsilon(config, t, float_type)
+        epsilon = tf.constant(schedule.epsilon(config, t), float_type)
         key = tf.constant([seed, t], tf.int32)
         action = int(act(params, tf.constant(obs[None], float_type), epsilon, key)[0])
 

@@ -1,13 +1,10 @@
-"""The DQN agent: which variables exist, and the compiled act / learn / sync kernels.
+"""The DQN agent: the variables that hold θ, θ⁻, the optimizer's state, the replay and the
+loop's counters, and compiled kernels that read them, call the pure functions of
+rawdqn/algorithms/dqn.py (act, update, sync; the equations are there) and write the results
+back.
 
-    act:    a = argmax_a Q(s, a; θ) with probability 1 − ε, else uniform over legal actions
-    learn:  y = r + γ(1 − terminated) max_a' Q(s', a'; θ⁻)          (stop-gradient)
-            δ = y − Q(s, a; θ),  L = mean ½δ² (or Huber)
-            g = ∇_θ L,  g ← g · c / max(‖g‖, c),  θ ← optimizer(θ, g)
-    sync:   θ⁻ ← τθ + (1 − τ)θ⁻
-
-Each kernel has a `*_fn` version with no host-side checks, for composing inside
-a larger compiled program (several updates per call, or a whole on-device loop).
+Each kernel has a `*_fn` version with no host-side checks, for composing inside a larger
+compiled program (several updates per call, one environment step, a whole on-device loop).
 """
 import tensorflow as tf
 

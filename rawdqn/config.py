@@ -468,7 +468,7 @@ NAMED_PRESETS = {"nature": NATURE, "dopamine": DOPAMINE, "minatar": MINATAR, "ra
 # preset for CartPole-v1 and Acrobot-v1 keeps them): n_steps 5, γ 0.99, λ 1, lr 7e-4, max_grad_norm
 # 0.5, vf_coef 0.5 on the mean of (G − V)², i.e. 1.0 on ½(G − V)² here, no entropy term, advantages not
 # normalised; with Adam in place of its RMSProp, 16 envs, MLPs of 64 × 64 ReLU, and the best of the
-# evaluations every 20,000 steps kept. Measured 4 December 2026, evening (scripts/check_a2c.py, 5 seeds).
+# evaluations every 20,000 steps kept (scripts/check_a2c.py checks it over 5 seeds).
 A2C_CLASSIC = DQNConfig(
     algo="a2c", num_envs=16, total_steps=300_000, hidden=(64, 64), optimizer="adam", learning_rate=7e-4,
     discount=0.99, rollout_steps=5, gae_lambda=1.0, max_grad_norm=0.5, value_coef=1.0, entropy_coef=0.0,
@@ -479,14 +479,14 @@ ALGO_PRESETS = {("CartPole-v1", "reinforce"): REINFORCE_TUTORIAL.replace(
                     total_updates=None, total_steps=50_000, eval_interval=5_000, keep_best=True, log_interval=5_000),
                 ("CartPole-v1", "a2c"): A2C_CLASSIC, ("Acrobot-v1", "a2c"): A2C_CLASSIC}
 # `--preset rainbow` on a classic-control task: its gymnasium preset with the parts of Rainbow that
-# reach the issue's targets there (scripts/check_rainbow.py; measured 4 December 2026, 5 seeds):
-# CartPole ≥ 475 within 30,000 steps, Acrobot ≥ −100 within 50,000, MountainCar ≥ −110 within 100,000.
+# reach these targets there over 5 seeds (scripts/check_rainbow.py): CartPole ≥ 475 within 30,000
+# steps, Acrobot ≥ −100 within 50,000, MountainCar ≥ −110 within 100,000.
 CLASSIC_RAINBOW = {
     "CartPole-v1": PRESETS[("CartPole-v1", GYMNASIUM)].replace(total_steps=30_000, n_step=3, dueling=True, double_q=True),
     "Acrobot-v1": PRESETS[("Acrobot-v1", GYMNASIUM)].replace(total_steps=50_000, learning_starts=1_000, n_step=3,
                                                             dueling=True, double_q=True),
     # Observations mapped to [−1, 1] (scale_observations) is what let every seed find the flag;
-    # with them, 3-step returns carry its reward back (4 December 2026, evening; dueling + double Q hurt here).
+    # with them, 3-step returns carry its reward back (dueling and double Q hurt here).
     "MountainCar-v0": PRESETS[("MountainCar-v0", GYMNASIUM)].replace(total_steps=100_000, n_step=3,
                                                                     scale_observations=True, eval_interval=5_000,
                                                                     keep_best=True),

@@ -59,9 +59,8 @@ class EnvSpec:
 
     @classmethod
     def from_record(cls, record):
-        """The spec as state.json holds it (lists for tuples; no frame_shape before pixel envs, no
-        frame_max before 3 December 2026: those runs scaled every frame by 1/255; no bounds before
-        4 December 2026, evening)."""
+        """The spec as state.json holds it: lists for tuples; older records may lack frame_shape,
+        frame_max (such runs scaled every frame by 1/255) and the bounds."""
         tuples = {name: None if record.get(name) is None else tuple(record[name])
                   for name in ("frame_shape", "obs_low", "obs_high")}
         return cls(**{**record, **tuples})

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from rawdqn import checkpoint, schedule, summary
+from rawdqn import checkpoint, keep_best, schedule, summary
 from rawdqn.agent import DQN
 from rawdqn.policy_agent import PolicyGradientAgent
 from rawdqn.pixel_agent import PixelDQN
@@ -88,8 +88,7 @@ class GymnasiumRun:
         self.history.append({"step": self.step, "eval_mean": eval_mean, "eval_std": eval_std})
         if not final:
             self.log(f"step {self.step:>8,} | eval return {eval_mean:8.2f} ± {eval_std:.2f}")
-            if self.config.keep_best and (self.best is None or eval_mean >= self.best["eval_mean"]):
-                # Ties go to the later, longer-trained weights.
+            if self.config.keep_best and keep_best.is_best(eval_mean, self.best and self.best["eval_mean"]):
                 self.best = {"step": self.step, "eval_mean": eval_mean}
                 self.best_weights = [v.numpy() for v in self.agent.online.variables_in_order]
         self.directory.write_summary(self.step, {"eval/return_mean": eval_mean, "eval/return_std": eval_std})
@@ -99,10 +98,8 @@ class GymnasiumRun:
         """Swap in the best-evaluated weights if they beat the final ones, then evaluate the
         kept policy on fresh episodes (the selection episodes would flatter it)."""
         best = self.best
-        if best is not None and best["eval_mean"] > final_mean:
-            for weights in self.agent.networks_restored_by_keep_best:
-                for variable, value in zip(weights.variables_in_order, self.best_weights):
-                    variable.assign(value)
+        if not keep_best.is_best(final_mean, best and best["eval_mean"]):
+            keep_best.put_back(self.best_weights, self.agent)
             self.log(f"final weights: eval return {final_mean:.2f}; keeping the weights of step "
                      f"{best['step']:,} (eval return {best['eval_mean']:.2f})")
         else:

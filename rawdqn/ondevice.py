@@ -39,7 +39,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import checkpoint, envs, schedule, summary
+from rawdqn import checkpoint, envs, keep_best, schedule, summary
 from rawdqn.config import ON_DEVICE, DQNConfig, check_seed
 from rawdqn.config import preset as config_preset
 from rawdqn.errors import UsageError
@@ -138,17 +138,16 @@ class AgentEnvs(tf.Module):
         return done, episode_return
 
     def keep_if_best(self, score, step):
-        """Copy the online weights to `best` if `score` is at least the best so far."""
-        if score >= self.best_score.numpy():
+        """Copy the online weights to `best` if they are the best so far (keep_best.is_best)."""
+        if keep_best.is_best(score, float(self.best_score.numpy())):   # −∞ until one is kept
             for best, online in zip(self.best.variables_in_order, self.agent.online.variables_in_order):
                 best.assign(online)
             self.best_score.assign(score)
             self.best_step.assign(step)
 
     def use_best(self):
-        """Put the kept weights in the online network (for evaluating them)."""
-        for best, online in zip(self.best.variables_in_order, self.agent.online.variables_in_order):
-            online.assign(best)
+        """Put the kept weights back in the agent (for evaluating and writing them)."""
+        keep_best.put_back([variable.read_value() for variable in self.best.variables_in_order], self.agent)
 
 
 @dataclasses.dataclass

@@ -1,20 +1,8 @@
 """Policy-gradient agents: REINFORCE (Williams 1992) and A2C (Mnih et al. 2016, synchronous).
 
-A softmax policy π(a|s; θ) = softmax(logits(s; θ)) over the legal actions, and a state value
-V(s; φ) (A2C's critic; REINFORCE's optional baseline), each an MLP of raw variables:
-
-    act:    a ~ π(·|s; θ)
-    REINFORCE, every E finished episodes (E = episodes_per_update), on each of them:
-            G_t = Σ_{k≥t} γ^{k−t} r_k                 policy_gradient.discounted_returns
-            Â_t = G_t − V(s_t; φ)  (baseline), else G_t
-            L_π = −(1/E) Σ_episodes Σ_t [γ^t] log π(a_t|s_t; θ) Â_t    losses.policy_gradient_loss
-    A2C, every n steps of the N envs (n = rollout_steps), on those n·N steps:
-            Â_t = GAE(λ) of δ_t = r_t + γ V(s_{t+1}; φ) − V(s_t; φ)   policy_gradient.generalized_advantages
-            G_t = Â_t + V(s_t; φ)   (λ = 1: the n-step return bootstrapped from V at the rollout's end)
-            L_π = −mean_t log π(a_t|s_t; θ) Â_t
-    both:   L = L_π + c_V mean_t ½(G_t − V(s_t; φ))² − c_H mean_t H(π(·|s_t; θ))
-            (Â standardised first with normalize_advantages; no gradient through Â or G)
-            g = ∇_{θ,φ} L,  g ← g · c / max(‖g‖, c),  (θ, φ) ← optimizer((θ, φ), g)
+The policy network π(·|s; θ) and the state value V(s; φ) (A2C's critic, REINFORCE's optional
+baseline) in variables, the rollout buffer on the device, and compiled kernels that call the
+pure functions of rawdqn/algorithms/policy_gradient.py (act, update; the equations are there).
 
 Each environment writes its steps into its own row of a buffer on the device: REINFORCE's
 holds (E + 1) × max_episode_steps slots, the E finished episodes an update needs and the one
@@ -33,7 +21,9 @@ import collections
 
 import tensorflow as tf
 
-from rawdqn import losses, optim, policy_gradient, schedule
+from rawdqn import optim, schedule
+from rawdqn.algorithms import policy_gradient
+from rawdqn.algorithms.policy_gradient import PolicyInfo
 from rawdqn.engine.shell import AgentShell
 from rawdqn.engine.kernel import compile_kernel
 from rawdqn.network import QNetwork
@@ -45,7 +35,6 @@ from rawdqn.network import QNetwork
 Episodes = collections.namedtuple(
     "Episodes", "obs action reward terminated ended next_obs legal_mask valid step episodes")
 
-PolicyInfo = collections.namedtuple("PolicyInfo", ["loss", "policy_loss", "value_loss", "entropy", "grad_norm"])
 
 
 def time_major(rows):
@@ -154,11 +143,9 @@ class PolicyGradientAgent(AgentShell, tf.Module):
 
     def act_fn(self, obs, legal_mask=None):
         """a ~ π(·|s) by Gumbel-max on uniforms from a stateless RNG keyed by (seed, draws so far)."""
-        logits = self.policy(self.features(obs))
-        seed = tf.stack([tf.constant(self.seed + 104_729, tf.int32), self.act_draws])
+        key = tf.stack([tf.constant(self.seed + 104_729, tf.int32), self.act_draws])
         self.act_draws.assign_add(1)
-        uniforms = tf.random.stateless_uniform(tf.shape(logits), seed=seed, dtype=self.dtype)
-        return policy_gradient.sample_actions(logits, uniforms, legal_mask)
+        return policy_gradient.act(self.policy, self.policy.theta.read_value(), self.features(obs), key, legal_mask)
 
     def q_values(self, obs):
         """The policy's logits for a batch of observations: greedy evaluation takes their argmax,
@@ -248,11 +235,21 @@ class PolicyGradientAgent(AgentShell, tf.Module):
         return tf.constant(True)
 
     def learn_fn(self, batch):
-        """L's gradient → global-norm clip → optimizer step (module docstring); returns PolicyInfo."""
-        info, grads = self.gradients_fn(batch)
-        grads, grad_norm = optim.clip_by_global_norm(grads, self.config.max_grad_norm)
-        self.optimizer.apply(grads, self.trained_variables)
-        return info._replace(grad_norm=grad_norm)
+        """policy_gradient.update on a batch: (θ, φ) and the optimizer's state read from their
+        variables, the new ones written back; returns PolicyInfo."""
+        params, state, info = policy_gradient.update(
+            self.config, self.policy, self.critic, self.optimizer, self.read_params(), self.optimizer.read_state(),
+            self.network_inputs(batch), self.a2c)
+        for variable, value in zip(self.trained_variables, params):
+            variable.assign(value)
+        self.optimizer.write_state(state)
+        return info
+
+    def read_params(self):
+        return [variable.read_value() for variable in self.trained_variables]
+
+    def network_inputs(self, batch):
+        return batch._replace(obs=self.features(batch.obs), next_obs=self.features(batch.next_obs))
 
     def gradients(self, batch):
         """(PolicyInfo, [∇_θ L, ∇_φ L]) for an explicit Episodes batch, with no step taken."""
@@ -260,52 +257,5 @@ class PolicyGradientAgent(AgentShell, tf.Module):
         return self._call_on_device(self._gradients, batch)
 
     def gradients_fn(self, batch):
-        config = self.config
-        valid = tf.cast(batch.valid, tf.bool)
-        weight = tf.cast(valid, self.dtype)
-        count = tf.maximum(tf.reduce_sum(weight), 1.0)
-        shape = tf.shape(batch.action)
-
-        def flat(x):   # [T, N, ...] → [T·N, ...]
-            return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(self.trained_variables)
-            logits = self.policy(self.features(flat(batch.obs)))
-            legal = None if batch.legal_mask is None else flat(batch.legal_mask)
-            log_probs = tf.reshape(policy_gradient.log_probability(logits, flat(batch.action), legal), shape)
-            entropy = tf.reshape(policy_gradient.entropy(logits, legal), shape)
-            if self.critic is not None:
-                values = tf.reshape(self.critic(self.features(flat(batch.obs)))[:, 0], shape)
-                next_values = tf.stop_gradient(tf.reshape(self.critic(self.features(flat(batch.next_obs)))[:, 0], shape))
-            else:
-                values = next_values = tf.zeros(shape, self.dtype)
-            reward = tf.cast(batch.reward, self.dtype)
-            if self.a2c:
-                advantages = policy_gradient.generalized_advantages(
-                    reward, batch.terminated, batch.ended, tf.stop_gradient(values), next_values, config.discount,
-                    config.gae_lambda)
-                returns = advantages + tf.stop_gradient(values)
-            else:
-                returns = policy_gradient.discounted_returns(reward, batch.terminated, batch.ended, config.discount,
-                                                             next_values)
-                advantages = returns - tf.stop_gradient(values)
-            if config.normalize_advantages:
-                mean = tf.reduce_sum(advantages * weight) / count
-                std = tf.sqrt(tf.reduce_sum(tf.square(advantages - mean) * weight) / count)
-                advantages = (advantages - mean) / (std + 1e-8)
-            if config.score_discounting:
-                advantages *= tf.pow(tf.cast(config.discount, self.dtype), tf.cast(batch.step, self.dtype))
-            zeros = tf.zeros_like(log_probs)
-            # REINFORCE: the sum over each episode, the mean over episodes; A2C: the mean over steps.
-            normalizer = count if self.a2c else tf.maximum(tf.cast(batch.episodes, self.dtype), 1.0)
-            policy_loss = losses.policy_gradient_loss(tf.where(valid, log_probs, zeros), tf.where(valid, advantages, zeros),
-                                                      normalizer=normalizer)
-            value_loss = tf.reduce_sum(0.5 * tf.square(returns - values) * weight) / count
-            mean_entropy = tf.reduce_sum(tf.where(valid, entropy, zeros)) / count
-            loss = policy_loss - config.entropy_coef * mean_entropy
-            if self.critic is not None:
-                loss += config.value_coef * value_loss
-        grads = tape.gradient(loss, self.trained_variables)
-        info = PolicyInfo(loss, policy_loss, value_loss, mean_entropy, optim.global_norm(grads))
-        return info, grads
-
+        return policy_gradient.gradients(self.config, self.policy, self.critic, self.read_params(),
+                                         self.network_inputs(batch), self.a2c)

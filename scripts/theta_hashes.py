@@ -30,6 +30,8 @@ RUNS = {
     "minatar": "--env MinAtar/Breakout-v1 --steps 2500 --learning-starts 1000 --replay-capacity 5000",
     "reinforce": "--env CartPole-v1 --algo reinforce --steps 3000",
     "a2c": "--env CartPole-v1 --algo a2c --steps 3000",
+    "reinforce-baseline": "--env CartPole-v1 --algo reinforce --baseline --score-discounting --steps 3000",
+    "a2c-acrobot-entropy": "--env Acrobot-v1 --algo a2c --entropy-coef 0.01 --normalize-advantages --steps 3000",
     "ondevice-dqn": "--env CartPole-v1 --on-device --steps 4000",
     "ondevice-a2c": "--env CartPole-v1 --on-device --algo a2c --steps 4000",
 }
