@@ -503,9 +503,9 @@ def play_greedy(agent, env, episodes, seed, spec=None, step_limit=None, after_st
 
 
 def greedy_action(agent, obs, info, spec):
-    """argmax over the legal actions of Q(s, ·; θ), as the environment numbers its actions."""
-    q_values = agent.q_values(encode_obs(obs, spec)[None]).numpy()[0]
+    """argmax over the legal actions of Q(s, ·; θ), as the environment numbers its actions:
+    the GreedyPolicy of the agent's online network (rawdqn/policy.py), which `eval` also plays."""
+    from rawdqn.policy import GreedyPolicy
+    policy = agent if isinstance(agent, GreedyPolicy) else GreedyPolicy.of(agent, spec.action_start)
     mask = legal_mask_of(info, spec)
-    if mask is not None:
-        q_values = np.where(mask, q_values, -np.inf)
-    return int(np.argmax(q_values)) + spec.action_start
+    return int(policy.actions(encode_obs(obs, spec)[None], None if mask is None else mask[None]).numpy()[0])

@@ -39,7 +39,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import checkpoint, envs, keep_best, schedule, summary
+from rawdqn import bellman, checkpoint, envs, keep_best, schedule, summary
 from rawdqn.config import ON_DEVICE, DQNConfig, check_seed
 from rawdqn.config import preset as config_preset
 from rawdqn.errors import UsageError
@@ -309,7 +309,7 @@ class OnDeviceTrainer(tf.Module):
             done = tf.zeros([num_episodes], tf.bool)
 
             def body(t, state, acting, total, done, agent=agent, lane_seed=lane_seed):
-                action = tf.argmax(agent.q_values_fn(acting), axis=-1, output_type=tf.int32)
+                action = bellman.masked_argmax(agent.q_values_fn(acting))   # the greedy policy
                 step_seed = tf.random.experimental.stateless_fold_in(lane_seed, t + 1,
                                                                       alg=envs.core.RNG_ALGORITHM)
                 result = self.env.step(state, action, step_seed)

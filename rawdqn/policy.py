@@ -7,13 +7,19 @@ the replay and saves as a SavedModel that runs with plain `tf.saved_model.load`.
 """
 import json
 import os
+import weakref
 
 import tensorflow as tf
 
-from rawdqn import checkpoint
+from rawdqn import bellman, checkpoint
 from rawdqn.engine.kernel import compile_kernel
 from rawdqn.network import ConvQNetwork, QNetwork
 from rawdqn.pixel_agent import conv_q_network
+
+
+# GreedyPolicy.of's policies, kept beside their agents rather than on them: an attribute of a
+# tf.Module would become part of the agent's checkpoint.
+AGENTS_POLICIES = weakref.WeakKeyDictionary()
 
 
 class GreedyPolicy(tf.Module):
@@ -36,6 +42,17 @@ class GreedyPolicy(tf.Module):
         self.legal_actions = bool(legal_actions)
         # Compiled as the run's own kernels were, so `rawdqn eval` computes training's numbers bit for bit.
         self._q_values = compile_kernel(self.q_values_fn, mode)
+        self._actions = compile_kernel(self.actions_fn, mode)
+
+    @classmethod
+    def of(cls, agent, action_start=0):
+        """The greedy policy of a training agent's online network (its policy's, for the policy-gradient
+        agents: the most probable action), made once per agent and kept on it."""
+        policy = AGENTS_POLICIES.get(agent)
+        if policy is None or policy.action_start != action_start:
+            policy = AGENTS_POLICIES[agent] = cls(agent.online, agent.discrete_obs, action_start, agent.legal_actions,
+                                                  mode=agent.config.mode, config=agent.config)
+        return policy
 
     def features(self, observation):
         if self.discrete_obs:
@@ -44,19 +61,29 @@ class GreedyPolicy(tf.Module):
 
     def q_values(self, observation):
         """Q(s, ·; θ) `[batch, num_actions]`, through the run's kernel mode (eager, function, xla)."""
-        dtype = tf.int32 if self.discrete_obs else tf.uint8 if self.pixels else self.network.dtype
-        return self._q_values(tf.convert_to_tensor(observation, dtype))
+        return self._q_values(tf.convert_to_tensor(observation, self.observation_dtype))
 
     def q_values_fn(self, observation):
         return self.network(self.features(observation))
+
+    def actions(self, observation, legal_mask=None):
+        """The greedy actions int32 [batch], as the environment numbers them."""
+        return self._actions(tf.convert_to_tensor(observation, self.observation_dtype),
+                             None if legal_mask is None else tf.convert_to_tensor(legal_mask, tf.bool))
+
+    def actions_fn(self, observation, legal_mask=None):
+        """a = argmax_{a legal} Q(s, a; θ) + action_start (bellman.masked_argmax: the first maximum on ties)."""
+        return bellman.masked_argmax(self.q_values_fn(observation), legal_mask) + self.action_start
+
+    @property
+    def observation_dtype(self):
+        return tf.int32 if self.discrete_obs else tf.uint8 if self.pixels else self.network.dtype
 
     @tf.function
     def __call__(self, observation, legal_mask=None):
         """{"action": int32 [batch], "q_values": [batch, num_actions]}; illegal actions are never chosen."""
         q_values = self.q_values_fn(observation)
-        scores = q_values if legal_mask is None else tf.where(legal_mask, q_values, q_values.dtype.min)
-        action = tf.argmax(scores, axis=-1, output_type=tf.int32) + self.action_start
-        return {"action": action, "q_values": q_values}
+        return {"action": bellman.masked_argmax(q_values, legal_mask) + self.action_start, "q_values": q_values}
 
     def input_signature(self):
         """The TensorSpecs `__call__` is exported with (a batch dimension of any size)."""

@@ -12,11 +12,14 @@ from test_reinforce import play_and_record
 
 
 class FixedPolicyA2C(PolicyGradientAgent):
-    """A2C whose update steps the critic alone: π stays at the θ it is given."""
+    """A2C whose updates leave π at the θ it is given: with plain SGD and no clipping the
+    critic's step does not depend on the policy's, so this is the critic's update alone."""
 
-    @property
-    def trained_variables(self):
-        return [self.critic.theta]
+    def learn_fn(self, batch):
+        theta = self.policy.theta.read_value()
+        info = super().learn_fn(batch)
+        self.policy.theta.assign(theta)
+        return info
 
 
 def critic_after_training(seed, num_envs=16, steps=6_000, discount=0.9):
