@@ -13,27 +13,27 @@ A run directory holds
                                       counters and episode bookkeeping (see Trainer)
         arrays.npz                    the current observation and legal mask, and the fixed
                                       validation observations for avg max Q
-        env.json                      the gymnasium environment's state (see env_state)
+        env.json                      the gymnasium environment's state (rawdqn/env_state.py)
 
 A checkpoint is written into a temporary directory, fsynced, renamed into place, and
 only then named in `latest` (itself replaced atomically), so a run killed at any
 moment leaves the previous checkpoint usable. The two newest are kept.
 """
-import base64
 import dataclasses
 import json
 import os
 import shutil
 
-import gymnasium
 import numpy as np
 import tensorflow as tf
 
+from rawdqn import compat
+from rawdqn.env_state import env_state, set_env_state  # noqa: F401 (importable from here)
 from rawdqn.config import DQNConfig
 from rawdqn.errors import UsageError
 
 FORMAT = "rawdqn-checkpoint-3"  # 3: one θ per network and per optimizer slot, one row per transition
-READABLE_FORMATS = ("rawdqn-checkpoint-2", FORMAT)  # 2: a variable per layer and per replay field (read_layout_2)
+READABLE_FORMATS = ("rawdqn-checkpoint-2", FORMAT)  # 2: a variable per layer and per replay field (rawdqn/compat.py)
 # What tf.train.Checkpoint.read raises on a truncated or garbled file (IndexError: short read).
 READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, OSError)
 LATEST = "latest"
@@ -231,11 +231,11 @@ def load_state(checkpoint):
 def read_variables(prefix, partial=False, **roots):
     """tf.train.Checkpoint(**roots).read(prefix): every variable of `roots` must be in the file
     (and, unless `partial`, every value in the file must have a variable). A layout-2 file is
-    converted on the way in (read_layout_2)."""
+    converted on the way in (compat.read_layout_2)."""
     reader = tf.train.load_checkpoint(prefix)
     keys = reader.get_variable_to_shape_map()
-    if any(name.endswith(LAYOUT_2_MARK) for name in keys):
-        read_layout_2(reader, keys, partial, **roots)
+    if compat.is_layout_2(keys):
+        compat.read_layout_2(reader, keys, partial, **roots)
         return
     status = tf.train.Checkpoint(**roots).read(prefix)
     status.assert_existing_objects_matched()
@@ -243,70 +243,6 @@ def read_variables(prefix, partial=False, **roots):
         status.expect_partial()   # else TensorFlow warns of every value left unread
     else:
         status.assert_consumed()
-
-
-LAYOUT_2_MARK = "/kernels/0/.ATTRIBUTES/VARIABLE_VALUE"
-REPLAY_FIELDS_2 = ("obs", "next_obs", "action", "reward", "terminated", "next_legal_mask")
-
-
-def read_layout_2(reader, keys, partial, **roots):
-    """Assign the values of a rawdqn-checkpoint-2 file to today's variables.
-
-    Format 2 had a variable per layer (X/kernels/i, X/biases/i), per optimizer slot and
-    layer (X/slots/NAME/i) and per replay field (X/obs, X/action, …); today a network is
-    θ = [W_0 | b_0 | W_1 | …], a slot is one vector in θ's layout, and the replay is one
-    row per transition. Every other value keeps its name and goes to the attribute it names.
-    """
-    from rawdqn.network import QNetwork
-    from rawdqn.optim import Optimizer
-    from rawdqn.replay import ReplayBuffer
-
-    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    names = sorted(name[:-len(suffix)] for name in keys if name.endswith(suffix))
-
-    def resolve(parts):
-        obj = roots
-        try:
-            for part in parts:
-                obj = obj[int(part)] if isinstance(obj, (list, tuple)) else (
-                    obj[part] if isinstance(obj, dict) else getattr(obj, part))
-        except (AttributeError, KeyError, IndexError, ValueError):
-            return None
-        return obj
-
-    def value(*parts):
-        return reader.get_tensor("/".join(parts) + suffix)
-
-    networks, slots, replays = set(), set(), set()
-    for name in names:
-        parts = tuple(name.split("/"))
-        if len(parts) > 2 and parts[-2] in ("kernels", "biases") and isinstance(resolve(parts[:-2]), QNetwork):
-            networks.add(parts[:-2])
-        elif len(parts) > 3 and parts[-3] == "slots" and isinstance(resolve(parts[:-3]), Optimizer):
-            slots.add(parts[:-1])
-        elif parts[-1] in REPLAY_FIELDS_2 and isinstance(resolve(parts[:-1]), ReplayBuffer):
-            replays.add(parts[:-1])
-        elif (variable := resolve(parts)) is not None:
-            variable.assign(value(*parts))
-        elif not partial:
-            raise ValueError(f"the checkpoint holds {name}, which this program does not have")
-    for path in networks:   # θ = [W_0 | b_0 | W_1 | b_1 | …]
-        network = resolve(path)
-        pieces = []
-        for layer in range(len(network.kernels)):
-            pieces.append(value(*path, "kernels", str(layer)).reshape(-1))
-            if network.use_bias:
-                pieces.append(value(*path, "biases", str(layer)).reshape(-1))
-        network.theta.assign(np.concatenate(pieces))
-    for path in slots:      # one slot per former variable, in the same order as θ's pieces
-        count = sum(1 for name in names if name.startswith("/".join(path) + "/"))
-        resolve(path[:-2]).slots[path[-1]][0].assign(
-            np.concatenate([value(*path, str(i)).reshape(-1) for i in range(count)]))
-    for path in replays:
-        replay = resolve(path)
-        fields = {field: value(*path, field) for field in REPLAY_FIELDS_2
-                  if "/".join((*path, field)) + suffix in keys}
-        replay.rows.assign(replay.to_rows(**fields))
 
 
 def restore_agent(checkpoint, agent):
@@ -361,123 +297,5 @@ def one_line(error):
 
 
 # --- the environment's state ----------------------------------------------------
-def env_state(env):
-    """The environment's state as JSON: what gymnasium lets us read without pickling.
-
-    Covered: every plain-data attribute of the unwrapped environment (numbers, strings,
-    numeric arrays, lists and dicts of them — CartPole's `state`, FrozenLake's `s`, …),
-    its `np_random` bit-generator state, each wrapper's plain attributes (TimeLimit's
-    elapsed steps, OrderEnforcing's has-reset flag), and objects of PLAIN_DATA_PACKAGES
-    all the way down (MinAtar's game, with its RandomState), and the ALE emulator (its own
-    serialised state, RNG included). Not covered: state held in other objects (Box2D
-    worlds, MuJoCo simulations), listed under "not_saved".
-    """
-    layers = []
-    wrapper = env
-    while isinstance(wrapper, gymnasium.Wrapper):
-        layers.append(plain_attributes(wrapper, skip=("env",)))
-        wrapper = wrapper.env
-    unwrapped = plain_attributes(wrapper, skip=())
-    generator = getattr(wrapper, "_np_random", None)
-    return {"wrappers": layers, "unwrapped": unwrapped,
-            "np_random": None if generator is None else generator.bit_generator.state,
-            "not_saved": sorted(name for name, value in vars(wrapper).items()
-                                if not name.startswith("_") and value is not None
-                                and encode(value) is None and name not in UNSAVED_BY_DESIGN)}
 
 
-# Attributes rebuilt identically by gym.make (spaces, spec, transition tables, renderer).
-UNSAVED_BY_DESIGN = {"action_space", "observation_space", "spec", "P", "locs", "locs_colors",
-                     "reward_range", "window_size", "cell_size", "shape", "metadata",
-                     "render_mode", "desc"}
-
-
-# Packages whose objects hold only plain data and RandomStates: saved attribute by attribute.
-PLAIN_DATA_PACKAGES = ("minatar",)
-
-
-def set_env_state(env, saved):
-    """Write back what env_state read; `env` must come from gym.make of the same id."""
-    wrapper = env
-    for layer in saved["wrappers"]:
-        if not isinstance(wrapper, gymnasium.Wrapper):
-            raise CheckpointError("the environment's wrappers differ from the checkpoint's")
-        for name, value in layer.items():
-            setattr(wrapper, name, decode(value, getattr(wrapper, name, None)))
-        wrapper = wrapper.env
-    for name, value in saved["unwrapped"].items():
-        setattr(wrapper, name, decode(value, getattr(wrapper, name, None)))
-    if saved.get("np_random") is not None:
-        wrapper.np_random.bit_generator.state = saved["np_random"]
-
-
-def plain_attributes(obj, skip):
-    attributes = {}
-    for name, value in vars(obj).items():
-        encoded = None if name in skip else encode(value)
-        if encoded is not None:
-            attributes[name] = encoded
-    return attributes
-
-
-def encode(value):
-    """A JSON form that decode() turns back into the same value, or None if there is none."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return {"python": value}
-    if isinstance(value, (np.bool_, np.integer, np.floating)):
-        return {"numpy": value.dtype.str, "value": value.item()}
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        return {"array": value.dtype.str, "shape": list(value.shape), "value": value.ravel().tolist()}
-    if isinstance(value, tuple) and all(isinstance(v, (bool, int, float)) for v in value):
-        return {"tuple": list(value)}
-    if isinstance(value, list):
-        items = [encode(item) for item in value]
-        return None if any(item is None for item in items) else {"list": items}
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        items = {key: encode(item) for key, item in value.items()}
-        return None if any(item is None for item in items.values()) else {"dict": items}
-    if isinstance(value, np.random.RandomState):
-        name, keys, position, has_gauss, cached_gaussian = value.get_state()
-        return {"random_state": [name, keys.tolist(), int(position), int(has_gauss), float(cached_gaussian)]}
-    if type(value).__module__.split(".")[0] in PLAIN_DATA_PACKAGES:
-        attributes = {name: encode(item) for name, item in vars(value).items()}
-        return None if any(item is None for item in attributes.values()) else {"object": attributes}
-    if type(value).__name__ == "ALEInterface" and type(value).__module__.startswith("ale_py"):
-        # The emulator's own serialisation: RAM, CPU, frame counters and the RNG sticky actions draw from.
-        return {"ale_state": base64.b64encode(value.cloneState(include_rng=True).serialize()).decode("ascii")}
-    return None
-
-
-def decode(encoded, current=None):
-    """The value encode() saw. RandomStates and PLAIN_DATA_PACKAGES objects are restored
-    into `current`, the live one in the same place: objects that share one (MinAtar's game
-    and its env share a RandomState) go on sharing it."""
-    if "python" in encoded:
-        return encoded["python"]
-    if "numpy" in encoded:
-        return np.dtype(encoded["numpy"]).type(encoded["value"])
-    if "array" in encoded:
-        return np.asarray(encoded["value"], np.dtype(encoded["array"])).reshape(encoded["shape"])
-    if "list" in encoded:
-        return [decode(item) for item in encoded["list"]]
-    if "dict" in encoded:
-        return {key: decode(item) for key, item in encoded["dict"].items()}
-    if "random_state" in encoded:
-        name, keys, position, has_gauss, cached_gaussian = encoded["random_state"]
-        if not isinstance(current, np.random.RandomState):
-            current = np.random.RandomState()
-        current.set_state((name, np.asarray(keys, np.uint32), position, has_gauss, cached_gaussian))
-        return current
-    if "ale_state" in encoded:
-        import ale_py
-        if current is None:
-            raise CheckpointError("the checkpoint holds an Atari emulator's state but this environment has none")
-        current.restoreState(ale_py.ALEState(base64.b64decode(encoded["ale_state"])))
-        return current
-    if "object" in encoded:
-        if current is None:
-            raise CheckpointError("the environment's objects differ from the checkpoint's")
-        for name, value in encoded["object"].items():
-            setattr(current, name, decode(value, getattr(current, name, None)))
-        return current
-    return tuple(encoded["tuple"])

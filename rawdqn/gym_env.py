@@ -1,4 +1,4 @@
-"""Gymnasium adaptation, in one place: make, spaces, observation encoding, batches, evaluation.
+"""Gymnasium adaptation, in one place: make, spaces, observation encoding, batches (evaluation: rawdqn/evaluation.py).
 
 The training loop sees every gymnasium source as a batch of N environments:
 
@@ -13,8 +13,8 @@ is gymnasium's SyncVectorEnv in SAME_STEP autoreset mode, where the step that en
 episode already returns the reset observation and keeps the final one in
 info["final_obs"]. Both give the same transitions for the same seed.
 
-`EnvpoolEnvs` is the same batch over envpool (C++ environments stepped in threads, where
-the `envpool` package installs). envpool resets an ended env on its *next* step, which
+`EnvpoolEnvs` (rawdqn/envpool_envs.py) is the same batch over envpool (C++ environments
+stepped in threads, where the `envpool` package installs). envpool resets an ended env on its *next* step, which
 would return the reset observation as if it were a transition; EnvpoolEnvs resets the
 ended envs itself in the step that ends them, so envpool too gives the loop SAME_STEP
 batches and no step is ever a reset. `make_envs(source, ...)` builds either.
@@ -28,14 +28,10 @@ import numpy as np
 
 from rawdqn.errors import UsageError
 
-EVAL_STEP_LIMIT = 1_000        # per evaluation episode, for envs without a time limit (CliffWalking)
-PIXEL_EVAL_STEP_LIMIT = 27_000  # the same for pixel envs (MinAtar): the ALE's 108,000 frames at frame skip 4
 # Atari as the Nature DQN saw it (gymnasium's AtariPreprocessing): up to 30 no-op steps after
 # reset, each step 4 frames with the last two max-pooled, 84×84 grayscale (ALE ids only).
 ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True,
                            terminal_on_life_loss=False, scale_obs=False)
-SELECTION_EVAL_SEED = 10_000   # evaluation seeds: the run's seed + this, during training
-FRESH_EVAL_SEED = 20_000       # and for the kept weights' final evaluation (keep_best)
 
 
 class EnvError(UsageError):
@@ -336,19 +332,18 @@ class GymnasiumEnvs:
         (self.vector if self.vectorized else self.envs[0]).close()
 
     def saved_state(self):
-        """Each environment's state (rawdqn/checkpoint.py), for a checkpoint."""
-        from rawdqn import checkpoint   # TensorFlow: only once a run saves
-        return [checkpoint.env_state(env) for env in self.envs]
+        """Each environment's state (rawdqn/env_state.py), for a checkpoint."""
+        from rawdqn import env_state
+        return [env_state.env_state(env) for env in self.envs]
 
     def restore_state(self, saved):
-        """Put back what saved_state returned (a dict alone: a checkpoint from before vector
-        envs); True: the episodes in progress continue."""
-        from rawdqn import checkpoint
-        saved = saved if isinstance(saved, list) else [saved]
+        """Put back what saved_state returned; True: the episodes in progress continue."""
+        from rawdqn import compat, env_state
+        saved = compat.per_env(saved)
         if len(saved) != len(self.envs):
             raise ValueError(f"{len(saved)} environment states for {len(self.envs)} environments")
-        for env, env_state in zip(self.envs, saved):
-            checkpoint.set_env_state(env, env_state)
+        for env, saved_env in zip(self.envs, saved):
+            env_state.set_env_state(env, saved_env)
         self.lives = self.lives_now()
         return True
 
@@ -362,150 +357,20 @@ def make_envs(source, env_id, num_envs, seed, vectorize=None, env_kwargs=None, a
     if source == "envpool":
         if terminal_on_life_loss:
             raise UsageError("--terminal-on-life-loss runs on gymnasium's envs; drop --env-source envpool")
+        from rawdqn.envpool_envs import EnvpoolEnvs
         return EnvpoolEnvs(env_id, num_envs, seed, env_kwargs)
     if source != "gymnasium":
         raise UsageError(f"--env-source must be one of {', '.join(ENV_SOURCES)}; got {source!r}")
     return GymnasiumEnvs(env_id, num_envs, seed, vectorize, env_kwargs, action_masks, terminal_on_life_loss)
 
 
-class EnvpoolEnvs:
-    """N envpool environments as one batch with GymnasiumEnvs's reset/step (module docstring).
-
-    envpool's state lives in C++ and cannot be read out, so a checkpoint holds none
-    (saved_state() is None) and a resumed run starts new episodes (restore_state → False).
-    Evaluation plays gymnasium's environment of the same id, the reference one.
-    """
-
-    def __init__(self, env_id, num_envs, seed, env_kwargs=None):
-        try:
-            import envpool
-        except ImportError:
-            raise EnvError("--env-source envpool needs the envpool package: pip install envpool "
-                           "(Linux and macOS wheels)") from None
-        self.env_id, self.num_envs, self.seed = env_id, int(num_envs), int(seed)
-        self.env_kwargs = dict(env_kwargs or {})
-        if env_id not in envpool.list_all_envs():
-            raise EnvError(f"envpool has no environment {env_id!r}; envpool.list_all_envs() lists its ids")
-        if env_id not in gym.registry:
-            raise EnvError(f"{env_id} is an envpool id that gymnasium does not register; rawdqn evaluates "
-                           "on gymnasium's environment of the same id")
-        with warnings.catch_warnings():   # gymnasium's note that envpool's float64 bounds became float32
-            warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
-            self.vector = envpool.make_gymnasium(env_id, num_envs=self.num_envs, batch_size=self.num_envs,
-                                                 seed=self.seed, **self.env_kwargs)
-            self.vector.observation_space, self.vector.action_space   # made on first use
-        if not isinstance(self.vector.action_space, gym.spaces.Discrete):
-            self.vector.close()
-            raise EnvError(f"{env_id} has a {type(self.vector.action_space).__name__} action space; "
-                           "DQN needs a Discrete action space")
-        if not isinstance(self.vector.observation_space, gym.spaces.Box):
-            self.vector.close()
-            raise EnvError(f"{env_id} has a {type(self.vector.observation_space).__name__} observation "
-                           "space in envpool; rawdqn's envpool source takes Box observations")
-        self.envs = []
-        self.spec = None
-
-    def reset(self):
-        obs, _ = self.vector.reset()
-        self.spec = env_spec(self.vector, {})
-        return self.checked(obs, "at reset"), None
-
-    def step(self, actions):
-        """Step every environment; those that ended are reset here, so `obs` is what to act on."""
-        obs, reward, terminated, truncated, _ = self.vector.step(np.asarray(actions) + self.spec.action_start)
-        stored = self.checked(obs, "after a step")
-        acting = stored.copy()
-        ended = np.flatnonzero(np.logical_or(terminated, truncated))
-        if ended.size:
-            reset_obs, info = self.vector.reset(ended.astype(np.int32))
-            acting[info["env_id"]] = self.checked(reset_obs, "at reset")
-        return EnvStep(stored, np.asarray(reward, np.float64), np.asarray(terminated, bool),
-                       np.asarray(truncated, bool), acting, None, None)
-
-    def checked(self, obs, when):
-        if not np.all(np.isfinite(obs)):
-            raise EnvError(f"{self.env_id} (envpool) returned a non-finite observation {when}")
-        return encode_batch(obs, self.spec)
-
-    def close(self):
-        self.vector.close()
-
-    def saved_state(self):
-        return None
-
-    def restore_state(self, saved):
-        return False
-
-
-def make_eval_env(env_id, history=1, pad="zeros", render_mode=None, env_kwargs=None, config=None):
-    """The env an evaluation plays: make_env (with env_options(config) under env_kwargs), with
-    `history` > 1 gymnasium's FrameStackObservation (zeros or the reset frame repeated before
-    the first frame), whose stacks encode_obs lays out as the training stacks (checked in
-    tests/test_pixels.py)."""
-    env = make_env(env_id, render_mode=render_mode, **env_kwargs_for(env_id, config, env_kwargs))
-    if history > 1:
-        env = gym.wrappers.FrameStackObservation(env, history, padding_type="zero" if pad == "zeros" else "reset")
-    return env
-
-
-def evaluate(agent, env_id, episodes, seed, spec=None, env_kwargs=None, config=None):
-    """Mean and std of the evaluation policy's undiscounted return over `episodes` episodes.
-
-    The policy is ε-greedy with ε = config.eval_epsilon (0, greedy, without a config), over
-    stacks of config.history frames on pixel envs. An episode ends at termination, at the
-    env's time limit, or — where the env has none — after EVAL_STEP_LIMIT steps
-    (PIXEL_EVAL_STEP_LIMIT for pixels): a greedy policy can loop forever.
-    """
-    history, pad, epsilon = (config.history, config.frame_pad, config.eval_epsilon) if config else (1, "zeros", 0.0)
-    env = make_eval_env(env_id, history, pad, env_kwargs=env_kwargs, config=config)
-    try:
-        step_limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else None
-        if step_limit is None:
-            pixels = (spec or env_spec(env, {})).frame_shape is not None
-            step_limit = PIXEL_EVAL_STEP_LIMIT if pixels else EVAL_STEP_LIMIT
-        returns = play_greedy(agent, env, episodes, seed, spec, step_limit, epsilon=epsilon)
-    finally:
-        env.close()
-    return float(np.mean(returns)), float(np.std(returns))
-
-
-def play_greedy(agent, env, episodes, seed, spec=None, step_limit=None, after_step=None, epsilon=0.0):
-    """The returns of up to `episodes` episodes, the first from env.reset(seed=seed).
-
-    a = argmax over legal a of Q(s, a; θ) (`agent` has `q_values`: a DQN or a GreedyPolicy);
-    with `epsilon` > 0, a uniform legal action instead with probability ε (the draws from
-    a generator seeded with `seed`). `after_step()` runs after the first reset and after
-    every step; when it returns False, play stops there (the episode in progress counts
-    with its return so far).
-    """
-    obs, info = env.reset(seed=seed)
-    spec = spec or env_spec(env, info)
-    rng = np.random.default_rng(seed)
-    returns, playing = [], after_step() if after_step else True
-    for _ in range(episodes):
-        total, done, steps = 0.0, False, 0
-        while playing and not done and (step_limit is None or steps < step_limit):
-            steps += 1
-            action = greedy_action(agent, obs, info, spec)
-            if epsilon > 0 and rng.random() < epsilon:
-                mask = legal_mask_of(info, spec)
-                action = int(rng.choice(np.flatnonzero(mask) if mask is not None else spec.num_actions)) \
-                    + spec.action_start
-            obs, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-            playing = after_step() if after_step else True
-        returns.append(total)
-        if not playing:
-            break
-        obs, info = env.reset()
-    return returns
-
-
-def greedy_action(agent, obs, info, spec):
-    """argmax over the legal actions of Q(s, ·; θ), as the environment numbers its actions:
-    the GreedyPolicy of the agent's online network (rawdqn/policy.py), which `eval` also plays."""
-    from rawdqn.policy import GreedyPolicy
-    policy = agent if isinstance(agent, GreedyPolicy) else GreedyPolicy.of(agent, spec.action_start)
-    mask = legal_mask_of(info, spec)
-    return int(policy.actions(encode_obs(obs, spec)[None], None if mask is None else mask[None]).numpy()[0])
+def __getattr__(name):
+    """The evaluation functions (rawdqn/evaluation.py: evaluate, play_greedy, make_eval_env), importable from here too."""
+    if name == "EnvpoolEnvs":
+        from rawdqn.envpool_envs import EnvpoolEnvs
+        return EnvpoolEnvs
+    if name in ("make_eval_env", "evaluate", "play_greedy", "greedy_action", "EVAL_STEP_LIMIT", "PIXEL_EVAL_STEP_LIMIT",
+                "SELECTION_EVAL_SEED", "FRESH_EVAL_SEED"):
+        from rawdqn import evaluation
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'rawdqn.gym_env' has no attribute {name!r}")

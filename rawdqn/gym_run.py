@@ -13,15 +13,15 @@ import time
 
 import numpy as np
 
-from rawdqn import checkpoint, keep_best, schedule, summary
+from rawdqn import checkpoint, compat, keep_best, schedule, summary
 from rawdqn.agent import DQN
 from rawdqn.policy_agent import PolicyGradientAgent
 from rawdqn.pixel_agent import PixelDQN
 from rawdqn.config import check_seed
 from rawdqn.device import resolve_device
 from rawdqn.errors import UsageError
-from rawdqn.gym_env import (FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvSpec, env_kwargs_for, evaluate, make_envs,
-                             time_limit)
+from rawdqn.evaluation import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, evaluate
+from rawdqn.gym_env import EnvSpec, env_kwargs_for, make_envs, time_limit
 from rawdqn.engine.kernel import compile_seconds
 from rawdqn.rundir import RunDirectory, config_record, prepare_run_dir
 
@@ -188,9 +188,8 @@ class GymnasiumRun:
     def restore_loop_state(self, state, arrays):
         loop = state["loop"]
         self.step = int(state["step"])
-        # Checkpoints from before vector envs hold one episode in progress, not a list.
-        self.episode_return = list(np.atleast_1d(loop["episode_return"]).tolist())
-        self.episode_length = list(np.atleast_1d(loop["episode_length"]).tolist())
+        self.episode_return = compat.per_env(loop["episode_return"])
+        self.episode_length = compat.per_env(loop["episode_length"])
         self.episode_returns, self.episode_lengths = loop["episode_returns"], loop["episode_lengths"]
         self.episode_end_steps, self.history = loop["episode_end_steps"], loop["history"]
         self.best = loop.get("best")

@@ -25,9 +25,10 @@ import numpy as np
 
 from rawdqn import gym_run
 from rawdqn.agent import DQN
-from rawdqn.config import preset
+from rawdqn.presets import preset
 from rawdqn.errors import UsageError
-from rawdqn.gym_env import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, EnvError
+from rawdqn.evaluation import FRESH_EVAL_SEED, SELECTION_EVAL_SEED
+from rawdqn.gym_env import EnvError
 from rawdqn.gym_run import GymnasiumRun
 from rawdqn.rundir import TrainingInterrupted  # noqa: F401 (re-exported)
 from rawdqn.schedule import crosses, hooks_due

@@ -34,7 +34,49 @@ RUNS = {
     "a2c-acrobot-entropy": "--env Acrobot-v1 --algo a2c --entropy-coef 0.01 --normalize-advantages --steps 3000",
     "ondevice-dqn": "--env CartPole-v1 --on-device --steps 4000",
     "ondevice-a2c": "--env CartPole-v1 --on-device --algo a2c --steps 4000",
+    # Ape-X's learner fed a fixed stream of shipments (no Ray, no actors): τ = 1 and a Polyak τ.
+    "apex-learner": "apex-learner 1.0",
+    "apex-learner-polyak": "apex-learner 0.3",
 }
+
+
+class Stub:
+    """What ApexRun.store and learn_owed touch of a run directory: nothing is written."""
+
+    def write_summary(self, *args, **kwargs):
+        pass
+
+
+def apex_learner(tau):
+    """Variables' hashes of an Ape-X learner (ApexRun's store and learn_owed, the learner's own
+    code) after 40 shipments of seeded random n-step windows with errors."""
+    import hashlib
+    import numpy as np
+    from rawdqn.agent import DQN
+    from rawdqn.config import DQNConfig
+    from rawdqn.distributed.apex import ApexRun
+    config = DQNConfig(hidden=(32, 32), prioritized=True, n_step=3, batch_size=32, replay_capacity=4_000,
+                       learning_starts=200, train_frequency=4, gradient_steps=1, target_update_interval=40,
+                       weights_interval=50, tau=tau, total_steps=10_000)
+    run = object.__new__(ApexRun)
+    run.agent, run.config, run.step, run.directory, run.weights_version = (
+        DQN(4, 2, config, seed=7, prebuilt_windows=True), config, 0, Stub(), 0)
+    run.episode_returns, run.episode_lengths, run.episode_end_steps = [], [], []
+    run.check_finite, run.publish = (lambda: None), (lambda: None)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        n = 60
+        run.store({"obs": rng.normal(size=(n, 4)), "action": rng.integers(0, 2, n).astype(np.int32),
+                   "reward": rng.normal(size=n), "next_obs": rng.normal(size=(n, 4)),
+                   "terminated": (rng.random(n) < 0.1).astype(float), "discount": 0.99 ** rng.integers(1, 4, n),
+                   "errors": rng.normal(size=n), "episodes": [], "steps": n, "version": 0, "actor": 0})
+        run.learn_owed()
+    everything = hashlib.sha256()
+    for variable in sorted(run.agent.variables, key=lambda v: v.name):
+        everything.update(variable.name.encode() + variable.numpy().tobytes())
+    theta = hashlib.sha256(run.agent.online.theta.numpy().tobytes()).hexdigest()[:16]
+    print(json.dumps({"all": everything.hexdigest()[:16], "theta": theta,
+                      "last line": f"updates {int(run.agent.schedule.updates_done.numpy())}"}))
 
 
 def checkpoint_hashes(run_dir):
@@ -60,7 +102,10 @@ def main():
     parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
     parser.add_argument("--source", default=None, help="a checkout whose rawdqn package runs")
     parser.add_argument("--out", default=None, help="write the hashes as JSON here")
+    parser.add_argument("--apex-learner", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.apex_learner is not None:
+        return apex_learner(args.apex_learner)
     names = [name for name in args.only.split(",") if name] or list(RUNS)
     env = dict(os.environ)
     if args.source:
@@ -69,11 +114,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             run_dir = os.path.join(tmp, name)
-            command = [sys.executable, "-m", "rawdqn", "train", *RUNS[name].split(), "--seed", "3",
-                       "--logdir", run_dir]
+            learner = RUNS[name].startswith("apex-learner")
+            command = ([sys.executable, os.path.abspath(__file__), "--apex-learner", RUNS[name].split()[1]] if learner
+                       else [sys.executable, "-m", "rawdqn", "train", *RUNS[name].split(), "--seed", "3",
+                             "--logdir", run_dir])
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp)
             if done.returncode:
                 hashes[name] = {"error": done.stderr.strip().splitlines()[-1:]}
+            elif learner:
+                hashes[name] = json.loads(done.stdout.strip().splitlines()[-1])
             else:
                 hashes[name] = checkpoint_hashes(run_dir)
                 hashes[name]["last line"] = done.stdout.strip().splitlines()[-1]

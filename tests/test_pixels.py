@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from rawdqn import gym_env, train as training
 from rawdqn.config import DQNConfig
-from rawdqn.gym_env import EnvSpec, encode_obs, make_eval_env
+from rawdqn.evaluation import make_eval_env
+from rawdqn.gym_env import EnvSpec, encode_obs
 from rawdqn.pixel_agent import PixelDQN, conv_parameter_count
 from rawdqn.network import ConvQNetwork
 from cli_helpers import cli

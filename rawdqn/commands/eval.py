@@ -21,7 +21,8 @@ def run(args):
     from rawdqn import policy
     from rawdqn.config import check_seed
     from rawdqn.errors import UsageError
-    from rawdqn.gym_env import SELECTION_EVAL_SEED, EnvSpec, evaluate
+    from rawdqn.evaluation import SELECTION_EVAL_SEED, evaluate
+    from rawdqn.gym_env import EnvSpec
     if args.episodes is not None and args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1; got {args.episodes}")
     greedy, state = policy.load(args.path)

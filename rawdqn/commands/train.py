@@ -13,7 +13,8 @@ import sys
 import typing
 import warnings
 
-from rawdqn.config import NAMED_PRESETS, DQNConfig, preset
+from rawdqn.config import DQNConfig
+from rawdqn.presets import NAMED_PRESETS, preset
 
 
 def parse_hidden(text):

@@ -42,5 +42,6 @@ def run(args):
                                       log=lambda line: print(line, flush=True))
     print(verify.format_table(problem, learners))
     if args.plot:
-        print(f"wrote {verify.plot(problem, learners, args.plot)}")
+        from rawdqn.verify_plot import plot
+        print(f"wrote {plot(problem, learners, args.plot)}")
     return 0

@@ -29,7 +29,8 @@ def run(args):
     from rawdqn.config import check_seed
     from rawdqn.errors import UsageError
     from rawdqn.outputs import check_output_file
-    from rawdqn.gym_env import SELECTION_EVAL_SEED, EnvSpec, make_eval_env, play_greedy
+    from rawdqn.evaluation import SELECTION_EVAL_SEED, make_eval_env, play_greedy
+    from rawdqn.gym_env import EnvSpec
     check_output_file(args.out, "--out", {".gif", ".mp4"})  # before any frame is rendered
     kind = os.path.splitext(args.out)[1].lower()
     for name in ("episodes", "max_steps", "fps"):
