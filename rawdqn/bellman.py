@@ -147,3 +147,64 @@ def categorical_projection(support, next_probs, reward, terminated, discount):
 def categorical_q_values(support, logits):
     """Q(s, a) = Σ_i z_i · softmax(logits(s, a))_i: logits [batch, actions, K] → [batch, actions]."""
     return tf.reduce_sum(tf.nn.softmax(logits, axis=-1) * support, axis=-1)
+
+
+# --- more one-step targets (TRFL's and rlax's), in q_learning_target's argument order -------------
+def sarsa_target(reward, terminated, discount, next_q, next_action):
+    """y = r + γ · (1 − terminated) · Q(s', a')   (Rummery & Niranjan 1994): a' is the action
+    taken next, so the target follows the behaviour policy.
+
+    Worked example: r = 1, γ = 0.9, Q(s', ·) = [2, 5], a' = 0 → y = 1 + 0.9 · 2 = 2.8."""
+    reward, terminated, discount, (next_q,) = _inputs(reward, terminated, discount, next_q)
+    bootstrap = tf.gather(next_q, tf.cast(next_action, tf.int32), axis=1, batch_dims=1)
+    return tf.stop_gradient(reward + discount * (1.0 - terminated) * bootstrap)
+
+
+def expected_sarsa_target(reward, terminated, discount, next_q, next_probs):
+    """y = r + γ · (1 − terminated) · Σ_a' π(a'|s') Q(s', a')   (van Seijen et al. 2009).
+
+    Worked example: r = 1, γ = 0.9, Q(s', ·) = [2, 5], π(·|s') = [0.25, 0.75]
+    → y = 1 + 0.9 · (0.5 + 3.75) = 4.825."""
+    reward, terminated, discount, (next_q, next_probs) = _inputs(reward, terminated, discount, next_q, next_probs)
+    bootstrap = tf.reduce_sum(next_probs * next_q, axis=-1)
+    return tf.stop_gradient(reward + discount * (1.0 - terminated) * bootstrap)
+
+
+def persistent_q_learning_target(reward, terminated, discount, next_q, action, action_gap_scale):
+    """y = r + γ · (1 − terminated) · [(1 − α) max_a' Q(s', a') + α Q(s', a)]   (Bellemare et al. 2016,
+    persistent advantage learning; a is the action taken at s, α = action_gap_scale).
+
+    Repeating a keeps its value: the action gap grows, which makes greedy choices sturdier to
+    estimation error. Worked example: r = 0, γ = 1, Q(s', ·) = [2, 5], a = 0, α = 0.5 → y = 3.5."""
+    reward, terminated, discount, (next_q,) = _inputs(reward, terminated, discount, next_q)
+    alpha = cast(action_gap_scale, reward.dtype)
+    kept = tf.gather(next_q, tf.cast(action, tf.int32), axis=1, batch_dims=1)
+    bootstrap = (1.0 - alpha) * tf.reduce_max(next_q, axis=-1) + alpha * kept
+    return tf.stop_gradient(reward + discount * (1.0 - terminated) * bootstrap)
+
+
+def munchausen_target(reward, terminated, discount, q_target, action, next_q_target, temperature, alpha, log_clip):
+    """Munchausen DQN's target (Vieillard et al. 2020, eq. 2 with the clipped bonus):
+
+        y = r + α · clip(τ log π(a|s), l₀, 0)
+              + γ (1 − terminated) Σ_a' π(a'|s') [Q⁻(s', a') − τ log π(a'|s')]
+
+    π = softmax(Q⁻/τ) of the target network, τ = temperature, l₀ = log_clip (−1 in the paper),
+    and τ log π(a|s) = Q⁻(s, a) − τ logsumexp(Q⁻(s, ·)/τ), computed by log-sum-exp so a small
+    τ does not overflow. q_target = Q⁻(s, ·), next_q_target = Q⁻(s', ·), both [B, A].
+
+    Worked example: Q⁻(s, ·) = Q⁻(s', ·) = [0, 0], τ = 1, α = 0.9, l₀ = −1, r = 1, γ = 0.5, a = 0:
+    π = [½, ½], τ log π = −ln 2 ≈ −0.693 (inside [−1, 0]), so
+    y = 1 + 0.9 · (−0.693) + 0.5 · (0 + 0.693) ≈ 0.723."""
+    reward, terminated, discount, (q_target, next_q_target) = _inputs(
+        reward, terminated, discount, q_target, next_q_target)
+    tau = cast(temperature, reward.dtype)
+
+    def scaled_log_policy(q):   # τ log softmax(q/τ)
+        return q - tau * tf.reduce_logsumexp(q / tau, axis=-1, keepdims=True)
+    taken = tf.gather(scaled_log_policy(q_target), tf.cast(action, tf.int32), axis=1, batch_dims=1)
+    bonus = cast(alpha, reward.dtype) * tf.clip_by_value(taken, cast(log_clip, reward.dtype), 0.0)
+    next_log = scaled_log_policy(next_q_target)
+    next_probs = tf.nn.softmax(next_q_target / tau, axis=-1)
+    bootstrap = tf.reduce_sum(next_probs * (next_q_target - next_log), axis=-1)
+    return tf.stop_gradient(reward + bonus + discount * (1.0 - terminated) * bootstrap)

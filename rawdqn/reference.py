@@ -26,6 +26,14 @@ __all__ = [
     "rmsprop_step",
     "polyak_update",
     "mlp_q_values",
+    "sarsa_target",
+    "expected_sarsa_target",
+    "persistent_q_learning_target",
+    "munchausen_target",
+    "lambda_returns",
+    "n_step_return_mixture",
+    "retrace_returns",
+    "vtrace",
 ]
 
 
@@ -840,3 +848,130 @@ class TabularMDP:
                 break
             state = following
         return np.array(states), np.array(actions), np.array(rewards)
+
+
+# ------------------------------------------------- more one-step targets, and multi-step returns
+# Loops over the batch and over time, in float64: the obvious form of bellman.py's other targets
+# and multistep.py's returns.
+
+
+def sarsa_target(reward, terminated, discount, next_q, next_action):
+    """y_b = r_b + γ (1 − terminated_b) Q(s'_b, a'_b)."""
+    reward, terminated, next_q = (np.asarray(x, np.float64) for x in (reward, terminated, next_q))
+    return np.array([reward[b] + discount * (1.0 - terminated[b]) * next_q[b, int(next_action[b])]
+                     for b in range(len(reward))])
+
+
+def expected_sarsa_target(reward, terminated, discount, next_q, next_probs):
+    """y_b = r_b + γ (1 − terminated_b) Σ_a π(a|s'_b) Q(s'_b, a)."""
+    reward, terminated, next_q, next_probs = (np.asarray(x, np.float64)
+                                              for x in (reward, terminated, next_q, next_probs))
+    return np.array([reward[b] + discount * (1.0 - terminated[b]) * sum(
+        next_probs[b, a] * next_q[b, a] for a in range(next_q.shape[1])) for b in range(len(reward))])
+
+
+def persistent_q_learning_target(reward, terminated, discount, next_q, action, action_gap_scale):
+    """y_b = r_b + γ (1 − terminated_b) [(1 − α) max_a Q(s'_b, a) + α Q(s'_b, a_b)]."""
+    reward, terminated, next_q = (np.asarray(x, np.float64) for x in (reward, terminated, next_q))
+    alpha = float(action_gap_scale)
+    return np.array([reward[b] + discount * (1.0 - terminated[b]) * (
+        (1.0 - alpha) * max(next_q[b]) + alpha * next_q[b, int(action[b])]) for b in range(len(reward))])
+
+
+def softmax_policy(q, temperature):
+    """(π = softmax(q/τ), log π) for one row, the maximum subtracted first."""
+    z = (np.asarray(q, np.float64) - max(q)) / temperature
+    log_pi = z - np.log(np.sum(np.exp(z)))
+    return np.exp(log_pi), log_pi
+
+
+def munchausen_target(reward, terminated, discount, q_target, action, next_q_target, temperature, alpha, log_clip):
+    """y_b = r_b + α clip(τ log π(a_b|s_b), l₀, 0) + γ (1 − terminated_b) Σ_a π(a|s'_b)(Q⁻(s'_b, a) − τ log π(a|s'_b))."""
+    reward, terminated = np.asarray(reward, np.float64), np.asarray(terminated, np.float64)
+    targets = []
+    for b in range(len(reward)):
+        _, log_pi = softmax_policy(q_target[b], temperature)
+        bonus = alpha * min(max(temperature * log_pi[int(action[b])], log_clip), 0.0)
+        next_pi, next_log_pi = softmax_policy(next_q_target[b], temperature)
+        soft_value = sum(next_pi[a] * (float(next_q_target[b][a]) - temperature * next_log_pi[a])
+                         for a in range(len(next_pi)))
+        targets.append(reward[b] + bonus + discount * (1.0 - terminated[b]) * soft_value)
+    return np.array(targets)
+
+
+def lambda_returns(rewards, discounts, next_values, lambda_):
+    """G_t = r_t + d_t[(1 − λ_t) v_t + λ_t G_{t+1}], G_{T−1} = r + d v, by a loop from the end."""
+    rewards, discounts, next_values = (np.asarray(x, np.float64) for x in (rewards, discounts, next_values))
+    lambdas = np.broadcast_to(np.asarray(lambda_, np.float64), rewards.shape)
+    steps, batch = rewards.shape
+    returns = np.zeros((steps, batch))
+    for b in range(batch):
+        for t in reversed(range(steps)):
+            if t == steps - 1:
+                returns[t, b] = rewards[t, b] + discounts[t, b] * next_values[t, b]
+            else:
+                returns[t, b] = rewards[t, b] + discounts[t, b] * (
+                    (1.0 - lambdas[t, b]) * next_values[t, b] + lambdas[t, b] * returns[t + 1, b])
+    return returns
+
+
+def n_step_return_mixture(rewards, discounts, next_values, lambda_):
+    """The λ-return by its definition, G_t = (1 − λ) Σ_{n=1}^{T−t−1} λ^{n−1} G_t^(n) + λ^{T−t−1} G_t^(T−t),
+    with G_t^(n) = Σ_{k<n} (Π_{j<k} d_{t+j}) r_{t+k} + (Π_{j<n} d_{t+j}) v_{t+n−1} (a scalar λ)."""
+    rewards, discounts, next_values = (np.asarray(x, np.float64) for x in (rewards, discounts, next_values))
+    steps, batch = rewards.shape
+    returns = np.zeros((steps, batch))
+    for b in range(batch):
+        for t in range(steps):
+            def n_step(n):
+                total, scale = 0.0, 1.0
+                for k in range(n):
+                    total += scale * rewards[t + k, b]
+                    scale *= discounts[t + k, b]
+                return total + scale * next_values[t + n - 1, b]
+            horizon = steps - t
+            returns[t, b] = (1.0 - lambda_) * sum(lambda_ ** (n - 1) * n_step(n) for n in range(1, horizon)) \
+                + lambda_ ** (horizon - 1) * n_step(horizon)
+    return returns
+
+
+def retrace_returns(rewards, discounts, next_q, next_actions, next_target_probs, next_behaviour_probs, lambda_):
+    """G_t = r_t + d_t[Σ_a π Q(s_{t+1}, a) + c_t (G_{t+1} − Q(s_{t+1}, a_{t+1}))], c_t = λ min(1, π/μ), c_{T−1} = 0."""
+    rewards, discounts = np.asarray(rewards, np.float64), np.asarray(discounts, np.float64)
+    next_q, pi, mu = (np.asarray(x, np.float64) for x in (next_q, next_target_probs, next_behaviour_probs))
+    steps, batch = rewards.shape
+    returns = np.zeros((steps, batch))
+    for b in range(batch):
+        for t in reversed(range(steps)):
+            a = int(next_actions[t, b])
+            expected = float(np.dot(pi[t, b], next_q[t, b]))
+            correction = 0.0 if t == steps - 1 else \
+                lambda_ * min(1.0, pi[t, b, a] / mu[t, b, a]) * (returns[t + 1, b] - next_q[t, b, a])
+            returns[t, b] = rewards[t, b] + discounts[t, b] * (expected + correction)
+    return returns
+
+
+def vtrace(values, bootstrap_value, rewards, discounts, log_rhos, clip_rho=1.0, clip_c=1.0, clip_pg_rho=1.0,
+           lambda_=1.0):
+    """(vs, pg_advantages) by Espeholt et al.'s sum, v_t = V(x_t) + Σ_{s≥t} (Π_{i<s} d_i c_i) δ_s (i from t)."""
+    values, rewards, discounts, log_rhos = (np.asarray(x, np.float64) for x in (values, rewards, discounts, log_rhos))
+    bootstrap_value = np.asarray(bootstrap_value, np.float64)
+    steps, batch = rewards.shape
+    rhos = np.exp(log_rhos)
+
+    def clip(bound, x):
+        return x if bound is None else min(bound, x)
+    vs, advantages = np.zeros((steps, batch)), np.zeros((steps, batch))
+    for b in range(batch):
+        following = [values[t + 1, b] if t + 1 < steps else bootstrap_value[b] for t in range(steps)]
+        for t in range(steps):
+            total, scale = values[t, b], 1.0
+            for s in range(t, steps):
+                delta = clip(clip_rho, rhos[s, b]) * (rewards[s, b] + discounts[s, b] * following[s] - values[s, b])
+                total += scale * delta
+                scale *= discounts[s, b] * lambda_ * clip(clip_c, rhos[s, b])
+            vs[t, b] = total
+        for t in range(steps):
+            next_vs = vs[t + 1, b] if t + 1 < steps else bootstrap_value[b]
+            advantages[t, b] = clip(clip_pg_rho, rhos[t, b]) * (rewards[t, b] + discounts[t, b] * next_vs - values[t, b])
+    return vs, advantages
