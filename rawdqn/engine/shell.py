@@ -12,6 +12,8 @@ Needs of the agent: obs_dim, num_actions, num_envs, discrete_obs, legal_actions,
 inputs_carry_ended, schedule, observe_fn, _step and _collect (compiled step_fn and collect_fn),
 last_info, diverged_at, diverged_info and watched_values(info).
 """
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -49,7 +51,7 @@ class AgentShell:
             return kernel(*args)
 
     # --- one host step: packed inputs, and the program that runs them ------------
-    @property
+    @functools.cached_property
     def step_layout(self):
         """A step's inputs per env, in the agent's dtype: [s' | r | terminated | s | legal' | legal | ended].
         A discrete state is its index (exact: obs_dim ≤ 2²⁴); masks are 0/1 and there only for an
