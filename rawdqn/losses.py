@@ -74,3 +74,33 @@ def policy_gradient_loss(log_probs, advantages, normalizer=None):
     total = tf.reduce_sum(log_probs * advantages)
     count = tf.cast(tf.size(log_probs), log_probs.dtype) if normalizer is None else cast(normalizer, log_probs.dtype)
     return -total / count
+
+
+def quantile_huber_loss(quantiles, taus, target_samples, kappa=1.0):
+    """The quantile regression loss of QR-DQN and IQN (Dabney et al. 2018a, eq. 10; Dopamine's form):
+
+        u_ij = T_j − θ_i,   ρ_τ^κ(u) = |τ − 1[u < 0]| · H_κ(u) / κ
+        L_b = Σ_i (1/N') Σ_j ρ_{τ_i}^κ(u_ij)
+
+    H_κ(u) = ½u² for |u| ≤ κ, else κ(|u| − ½κ); κ = 0 is the plain quantile loss |τ − 1[u < 0]|·|u|.
+    quantiles θ [B, N] at fractions taus [N] or [B, N]; target_samples T [B, N'] (no gradient
+    flows into them). Returns [B].
+
+    Worked example: θ = [0], τ = [0.25], T = [2, −2], κ = 1: u = [2, −2], H = [1.5, 1.5],
+    weights |τ − 1[u<0]| = [0.25, 0.75] → L = (0.375 + 1.125) / 2 = 0.75."""
+    quantiles = tf.convert_to_tensor(quantiles)
+    dtype = quantiles.dtype if quantiles.dtype.is_floating else tf.float32
+    quantiles = tf.cast(quantiles, dtype)
+    target_samples = tf.stop_gradient(cast(target_samples, dtype))
+    check_rank(quantiles, 2, "quantiles")
+    check_rank(target_samples, 2, "target_samples")
+    taus = cast(taus, dtype)
+    taus = taus[None, :, None] if taus.shape.rank == 1 else taus[:, :, None]   # [B or 1, N, 1]
+    errors = target_samples[:, None, :] - quantiles[:, :, None]                 # u_ij [B, N, N']
+    weight = tf.abs(taus - tf.cast(errors < 0, dtype))
+    if kappa == 0:
+        return tf.reduce_sum(tf.reduce_mean(weight * tf.abs(errors), axis=2), axis=1)
+    kappa = cast(kappa, dtype)
+    magnitude = tf.abs(errors)
+    huber = tf.where(magnitude <= kappa, 0.5 * tf.square(errors), kappa * (magnitude - 0.5 * kappa))
+    return tf.reduce_sum(tf.reduce_mean(weight * huber / kappa, axis=2), axis=1)

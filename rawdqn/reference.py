@@ -34,6 +34,7 @@ __all__ = [
     "n_step_return_mixture",
     "retrace_returns",
     "vtrace",
+    "quantile_huber_loss",
 ]
 
 
@@ -975,3 +976,23 @@ def vtrace(values, bootstrap_value, rewards, discounts, log_rhos, clip_rho=1.0, 
             next_vs = vs[t + 1, b] if t + 1 < steps else bootstrap_value[b]
             advantages[t, b] = clip(clip_pg_rho, rhos[t, b]) * (rewards[t, b] + discounts[t, b] * next_vs - values[t, b])
     return vs, advantages
+
+
+def quantile_huber_loss(quantiles, taus, target_samples, kappa=1.0):
+    """L_b = Σ_i (1/N') Σ_j |τ_i − 1[u_ij < 0]| H_κ(u_ij)/κ, u_ij = T_bj − θ_bi (κ = 0: |τ − 1[u<0]|·|u|)."""
+    quantiles, target_samples = np.asarray(quantiles, np.float64), np.asarray(target_samples, np.float64)
+    taus = np.broadcast_to(np.asarray(taus, np.float64), quantiles.shape)
+    losses = []
+    for b in range(quantiles.shape[0]):
+        total = 0.0
+        for i in range(quantiles.shape[1]):
+            for j in range(target_samples.shape[1]):
+                u = target_samples[b, j] - quantiles[b, i]
+                weight = abs(taus[b, i] - (1.0 if u < 0 else 0.0))
+                if kappa == 0:
+                    total += weight * abs(u) / target_samples.shape[1]
+                else:
+                    huber = 0.5 * u * u if abs(u) <= kappa else kappa * (abs(u) - 0.5 * kappa)
+                    total += weight * huber / kappa / target_samples.shape[1]
+        losses.append(total)
+    return np.array(losses)

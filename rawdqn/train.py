@@ -20,17 +20,19 @@ exactly. A loss or Q-value that is not finite stops the run (TrainingDiverged).
 """
 import dataclasses
 import time
+import typing
 
 import numpy as np
 
 from rawdqn import gym_run
 from rawdqn.agent import DQN
+from rawdqn.config import DQNConfig
 from rawdqn.presets import preset
 from rawdqn.errors import UsageError
 from rawdqn.evaluation import FRESH_EVAL_SEED, SELECTION_EVAL_SEED
 from rawdqn.gym_env import EnvError
 from rawdqn.gym_run import GymnasiumRun
-from rawdqn.rundir import TrainingInterrupted  # noqa: F401 (re-exported)
+from rawdqn.rundir import RunDirectory, TrainingInterrupted  # noqa: F401 (TrainingInterrupted: re-exported)
 from rawdqn.schedule import crosses, hooks_due
 
 @dataclasses.dataclass
@@ -50,7 +52,52 @@ class TrainingDiverged(UsageError):
 DIVERGENCE_CHECK_INTERVAL = 1_000   # steps between reads of the agent's divergence flag (besides the hooks)
 
 
-def drive(run):
+@typing.runtime_checkable
+class Source(typing.Protocol):
+    """What `drive` needs of an environment source: gymnasium's and envpool's (Trainer), the TF
+    envs on the device (rawdqn/ondevice.py's OnDeviceRun), Ape-X's learner (ApexRun)."""
+
+    config: DQNConfig        # hooks_due reads its intervals
+    directory: RunDirectory  # its checkpoint interval and the SIGINT/SIGTERM stop
+    step: int                # environment steps done
+
+    @property
+    def progress(self) -> int:
+        """drive's clock: the steps done, or the updates made for a run of total_updates."""
+
+    @property
+    def goal(self) -> int:
+        """Where progress stops."""
+
+    def opened(self):
+        """A context manager around the run: the run directory open, its logs kept on failure."""
+
+    def begin(self):
+        """Ready to advance: the first actions, or those a checkpoint left."""
+
+    def advance(self):
+        """Some environment steps and the compiled work after them; moves `step` on."""
+
+    def check_finite(self):
+        """Raise TrainingDiverged if an update's loss or values were not finite."""
+
+    def evaluate_now(self):
+        """A greedy evaluation (and keep-best's choice)."""
+
+    def seconds_aside(self) -> float:
+        """Seconds not spent training (compilation, evaluations), left out of steps/s."""
+
+    def log_progress(self, steps_per_second):
+        """The progress line."""
+
+    def save_checkpoint(self):
+        """A checkpoint of everything the run needs to continue exactly."""
+
+    def finish(self):
+        """The final evaluation and checkpoint; returns the run's result."""
+
+
+def drive(run: Source):
     """The loop's host side, for every environment source: advance until total_steps, and
     after each advance the hooks that fall due — divergence check, evaluation, progress
     line, checkpoint, stop on a signal — then finish.

@@ -42,3 +42,28 @@ def test_the_import_check_catches_an_engine_import(tmp_path):
 def test_the_dqn_update_fits_one_screen():
     lines = inspect.getsource(dqn.update).splitlines()
     assert len(lines) <= 40, f"dqn.update is {len(lines)} lines"
+
+
+def test_every_source_the_loop_drives_is_a_source():
+    from rawdqn.distributed.apex import ApexRun
+    from rawdqn.ondevice import OnDeviceRun
+    from rawdqn.train import Source, Trainer
+    from rawdqn.config import DQNConfig
+    members = [name for name in vars(Source) if not name.startswith("_")]
+    assert {"advance", "progress", "goal", "finish", "save_checkpoint"} <= set(members)
+    for source in (Trainer, OnDeviceRun, ApexRun):
+        missing = [name for name in members if not hasattr(source, name)]
+        assert not missing, f"{source.__name__} lacks {missing}"
+    trainer = Trainer("CartPole-v1", DQNConfig(hidden=(8,), total_steps=100, batch_size=8, learning_starts=50))
+    assert isinstance(trainer, Source)   # and the instance attributes: config, directory, step
+
+
+def test_the_source_check_catches_a_missing_member():
+    from rawdqn.train import Source
+
+    class Partial:
+        config = directory = step = None
+
+        def advance(self):
+            pass
+    assert not isinstance(Partial(), Source)

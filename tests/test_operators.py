@@ -8,7 +8,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawdqn import bellman, multistep, policy_gradient, reference
+from rawdqn import bellman, losses, multistep, policy_gradient, reference
 
 PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MODES = ("eager", "xla")
@@ -221,3 +221,24 @@ def test_bad_ranks_are_one_line_errors():
         multistep.lambda_returns([1.0, 2.0], [[0.9]], [[1.0]], 0.5)
     with pytest.raises(ValueError, match="reward must have rank 1"):
         bellman.sarsa_target([[1.0]], [0.0], 0.9, [[1.0]], [0])
+
+
+def test_quantile_huber_loss_by_hand():
+    loss = losses.quantile_huber_loss([[0.0]], [0.25], [[2.0, -2.0]], kappa=1.0).numpy()
+    assert loss == pytest.approx([0.75], abs=1e-15)
+    # κ = 0, the plain quantile loss: (0.25 · 2 + 0.75 · 2) / 2 = 1.
+    assert losses.quantile_huber_loss([[0.0]], [0.25], [[2.0, -2.0]], kappa=0.0).numpy() == pytest.approx([1.0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@PROPERTY
+@given(data=st.data())
+def test_quantile_huber_loss_equals_its_reference(mode, data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 31)))
+    batch, n, n_target = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    quantiles, targets = rng.normal(scale=3, size=(batch, n)), rng.normal(scale=3, size=(batch, n_target))
+    taus = (2 * np.arange(n) + 1) / (2 * n) if data.draw(st.booleans()) else rng.random((batch, n))
+    kappa = data.draw(st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+    close(run(losses.quantile_huber_loss, mode, quantiles, taus, targets, kappa=kappa) if kappa else
+          losses.quantile_huber_loss(quantiles, taus, targets, kappa=0.0).numpy(),
+          reference.quantile_huber_loss(quantiles, taus, targets, kappa))
