@@ -180,6 +180,6 @@ def test_usage_errors_name_the_option(capsys):
     code, _, err = cli(capsys, "train", "--algo", "reinforce", "--dueling", "--steps", 100)
     assert code == 2 and "--dueling is a DQN option" in err and "Traceback" not in err
     code, _, err = cli(capsys, "train", "--total-updates", 5, "--steps", 100)
-    assert code == 2 and "total_updates counts REINFORCE's updates" in err
+    assert code == 2 and "--total-updates is a REINFORCE option; --algo dqn has no use for it" in err
     code, _, err = cli(capsys, "train", "--algo", "reinforce", "--env", "CliffWalking-v1", "--steps", 100)
     assert code == 2 and "--max-episode-steps" in err, err

@@ -13,7 +13,7 @@ import sys
 import typing
 import warnings
 
-from rawdqn.config import DQNConfig
+from rawdqn.config import DQNConfig, check_agent_options
 from rawdqn.presets import NAMED_PRESETS, preset
 
 
@@ -207,6 +207,9 @@ def run(args):
         for flag in ("iterations_per_call", "seeds"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} needs --on-device")
+    if not args.resume:   # the agent the flags configure: --algo's, or its named preset's
+        named = NAMED_PRESETS.get(args.preset)
+        check_agent_options(args.algo or (named.algo if named else "dqn"), config_changes(args), args.distributed)
     try:
         if args.resume:
             if args.logdir and os.path.abspath(args.logdir) != os.path.abspath(args.resume):

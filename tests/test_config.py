@@ -1,0 +1,54 @@
+"""The schema per agent family (config.FAMILIES): every option belongs to one family, the presets
+set only their own agent's options, and a flag for another agent is a one-line error."""
+import dataclasses
+
+import pytest
+
+from cli_helpers import assert_usage_error, cli
+from rawdqn.config import ALGOS, FAMILIES, DQNConfig, check_agent_options, family_of
+from rawdqn.presets import ALGO_DEFAULTS, ALGO_PRESETS, CLASSIC_RAINBOW, NAMED_PRESETS, PRESETS
+
+
+def test_every_option_is_in_exactly_one_family():
+    fields = [field.name for field in dataclasses.fields(DQNConfig)]
+    listed = [name for _, names in FAMILIES.values() for name in names]
+    assert sorted(listed) == sorted(fields), set(listed) ^ set(fields)
+    assert all(set(agents) <= set(ALGOS) for agents, _ in FAMILIES.values())
+
+
+def configured_outside_its_family(config):
+    """The options a preset sets away from the defaults that its agent has no use for."""
+    defaults = DQNConfig()
+    return [field.name for field in dataclasses.fields(DQNConfig)
+            if getattr(config, field.name) != getattr(defaults, field.name)
+            and config.algo not in FAMILIES[family_of(field.name)][0]]
+
+
+@pytest.mark.parametrize("name, config", [*(("/".join(key), value) for key, value in PRESETS.items()),
+                                          *NAMED_PRESETS.items(), *CLASSIC_RAINBOW.items(), *ALGO_DEFAULTS.items(),
+                                          *(("/".join(key), value) for key, value in ALGO_PRESETS.items())])
+def test_the_presets_set_only_their_agents_options(name, config):
+    assert configured_outside_its_family(config) == []
+
+
+def test_the_check_names_the_option_and_the_agent():
+    check_agent_options("a2c", ["rollout_steps", "entropy_coef", "hidden", "eval_epsilon"])
+    check_agent_options("dqn", ["dueling", "actor_steps"], distributed=True)
+    for algo, name, message in (("dqn", "rollout_steps", "--rollout-steps is an A2C option; --algo dqn"),
+                                ("a2c", "baseline", "--baseline is a REINFORCE option; --algo a2c"),
+                                ("reinforce", "replay_capacity", "--replay-capacity is a DQN option"),
+                                ("dqn", "entropy_coef", "--entropy-coef is a policy-gradient option"),
+                                ("dqn", "weights_interval", "--weights-interval is an Ape-X option: it needs --distributed")):
+        with pytest.raises(Exception, match=message):
+            check_agent_options(algo, [name])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--entropy-coef", "0.01"], "--entropy-coef is a policy-gradient option; --algo dqn has no use for it: drop it"),
+    (["--algo", "a2c", "--batch-size", "32"], "--batch-size is a DQN option; --algo a2c has no use for it: drop it"),
+    (["--algo", "reinforce", "--gae-lambda", "0.9"], "--gae-lambda is an A2C option; --algo reinforce"),
+    (["--actor-steps", "10"], "--actor-steps is an Ape-X option: it needs --distributed"),
+    (["--preset", "tf-agents-reinforce", "--learning-starts", "5"], "--learning-starts is a DQN option; --algo reinforce"),
+])
+def test_a_flag_for_another_agent_is_a_one_line_error(capsys, argv, message):
+    assert_usage_error(cli(capsys, "train", *argv, "--steps", 100), message)
