@@ -1,0 +1,91 @@
+"""A linear one-hot learner with each one-step target *is* its tabular learner, step by step.
+
+With x = onehot(s), no bias and no hidden layer, Q(s, ·) = x W = W[s]: the weights are the
+Q-table. One SGD step of rate α on L = ½δ², δ = y − W[s, a], changes W[s, a] alone, by +αδ:
+the tabular update Q[s, a] ← Q[s, a] + α (y − Q[s, a]), whatever y is. So each target of
+bellman.py, fed to the same losses and optimizer as DQN, is its tabular algorithm:
+
+    SARSA            y = r + γ (1 − terminated) Q[s', a']                  (a' the next action taken)
+    expected SARSA   y = r + γ (1 − terminated) Σ_a' π(a'|s') Q[s', a']      (π ε-greedy in Q)
+    Q(λ), λ = 0      y = r + γ (1 − terminated) max_a' Q[s', a']            (Q-learning)
+
+Each table, driven by the same ε-greedy stream on a toy-text environment, must agree with its
+NumPy tabular learner (written here, loops over dicts of floats) to 1e-12 after every step."""
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rawdqn import bellman, losses, multistep, optim
+from rawdqn.network import QNetwork
+
+ALPHA, DISCOUNT, EPSILON = 0.1, 0.99, 0.3
+
+
+def epsilon_greedy_probs(q_row):
+    """π(·|s): ε/|A| everywhere, 1 − ε more on the first greedy action."""
+    probs = np.full(len(q_row), EPSILON / len(q_row))
+    probs[int(np.argmax(q_row))] += 1.0 - EPSILON
+    return probs
+
+
+def tabular_target(kind, table, reward, terminated, next_state, next_action):
+    """The tabular algorithms' targets, written out."""
+    if terminated:
+        return reward
+    row = table[next_state]
+    if kind == "sarsa":
+        return reward + DISCOUNT * row[next_action]
+    if kind == "expected-sarsa":
+        return reward + DISCOUNT * sum(p * q for p, q in zip(epsilon_greedy_probs(row), row))
+    return reward + DISCOUNT * max(row)
+
+
+def network_target(kind, network, theta, reward, terminated, next_state, next_action, num_states):
+    """The same target from bellman.py / multistep.py on the network's Q-values."""
+    next_q = network.apply(theta, tf.one_hot([next_state], num_states, dtype=tf.float64))
+    reward, terminated = tf.constant([reward], tf.float64), tf.constant([float(terminated)], tf.float64)
+    if kind == "sarsa":
+        return bellman.sarsa_target(reward, terminated, DISCOUNT, next_q, [next_action])
+    if kind == "expected-sarsa":
+        probs = tf.constant([epsilon_greedy_probs(next_q.numpy()[0])], tf.float64)
+        return bellman.expected_sarsa_target(reward, terminated, DISCOUNT, next_q, probs)
+    # Q(λ) with λ = 0 over a one-step sequence: discounts are γ, or 0 where the step terminated.
+    discounts = DISCOUNT * (1.0 - terminated)[None]
+    return multistep.peng_q_lambda_returns(reward[None], discounts, next_q[None], 0.0)[0]
+
+
+@pytest.mark.parametrize("env_id", ["CliffWalking-v1", "Taxi-v4"])
+@pytest.mark.parametrize("kind", ["sarsa", "expected-sarsa", "q-lambda-0"])
+def test_linear_learner_equals_tabular_learner_step_by_step(kind, env_id):
+    env = gym.make(env_id)
+    num_states, num_actions = int(env.observation_space.n), int(env.action_space.n)
+    network = QNetwork(num_states, num_actions, hidden=(), dtype=tf.float64, use_bias=False, initializer="zeros")
+    optimizer = optim.SGD(ALPHA)
+    theta, state_opt = network.theta.read_value(), optim.OptimizerState(tf.constant(0, tf.int64), ())
+    table = np.zeros((num_states, num_actions))
+    rng = np.random.default_rng(3)
+
+    def act(q_row):
+        return int(rng.choice(num_actions, p=epsilon_greedy_probs(q_row)))
+    state, _ = env.reset(seed=3)
+    action = act(table[state])
+    for _ in range(600):
+        next_state, reward, terminated, truncated, _ = env.step(action)
+        next_action = act(table[next_state])   # SARSA's a': the action taken next (unless the episode ended)
+        y = tabular_target(kind, table, reward, terminated, next_state, next_action)
+        table[state, action] += ALPHA * (y - table[state, action])
+
+        target = network_target(kind, network, theta, reward, terminated, next_state, next_action, num_states)
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            q_values = network.apply(theta, tf.one_hot([state], num_states, dtype=tf.float64))
+            loss = losses.squared_loss(losses.td_error(q_values, tf.constant([action]), target))
+        (theta,), state_opt = optimizer.update([tape.gradient(loss, theta)], [theta], state_opt)
+        np.testing.assert_allclose(tf.reshape(theta, [num_states, num_actions]).numpy(), table, rtol=0, atol=1e-12)
+
+        if terminated or truncated:
+            next_state, _ = env.reset()
+            next_action = act(table[next_state])
+        state, action = next_state, next_action
+    assert np.count_nonzero(table) > 50   # rewards reached many entries: the tables are not trivially equal
