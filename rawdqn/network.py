@@ -237,6 +237,17 @@ class QNetwork(ThetaNetwork):
         return self.dense_layers(x, parameters, 0, noise)
 
 
+class PolicyNetwork(QNetwork):
+    """The same MLP read as a softmax policy's logits [batch, num_actions]: π(·|s; θ) =
+    softmax(logits) (rawdqn/policy_agent.py). Its greedy action, argmax of the logits, is the
+    most probable one."""
+
+
+class ValueNetwork(QNetwork):
+    """The same MLP read as a state value V(s; φ) [batch, 1] (num_actions = 1): A2C's critic,
+    REINFORCE's baseline."""
+
+
 # (filters, kernel size, stride) per conv layer, and the fully connected widths after them.
 NATURE_CONVS, NATURE_HIDDEN = ((32, 8, 4), (64, 4, 2), (64, 3, 1)), (512,)   # Mnih et al. 2015, 84×84×4
 MINATAR_CONVS, MINATAR_HIDDEN = ((16, 3, 1),), (128,)                        # Young & Tian 2019, 10×10×C

@@ -26,7 +26,7 @@ from rawdqn.algorithms import policy_gradient
 from rawdqn.algorithms.policy_gradient import PolicyInfo
 from rawdqn.engine.shell import AgentShell
 from rawdqn.engine.kernel import compile_kernel
-from rawdqn.network import QNetwork
+from rawdqn.network import PolicyNetwork, ValueNetwork
 
 # What an update learns from, time-major [T, N] (step t of column n), as the buffer holds it:
 # obs [T, N, ...], action, reward, terminated, ended, next_obs (the true one after step t),
@@ -70,10 +70,11 @@ class PolicyGradientAgent(AgentShell, tf.Module):
         obs_dtype = tf.int32 if self.discrete_obs else self.dtype
         rows = [self.num_envs, self.capacity]
         with tf.device(device):
-            self.policy = QNetwork(self.obs_dim, self.num_actions, config.hidden, seed=self.seed, dtype=self.dtype,
-                                   use_bias=use_bias, obs_bounds=obs_bounds, name="policy")
-            self.critic = (QNetwork(self.obs_dim, 1, config.hidden, seed=self.seed + 1, dtype=self.dtype,
-                                    use_bias=use_bias, obs_bounds=obs_bounds, name="critic") if config.baseline or self.a2c else None)
+            self.policy = PolicyNetwork(self.obs_dim, self.num_actions, config.hidden, seed=self.seed, dtype=self.dtype,
+                                        use_bias=use_bias, obs_bounds=obs_bounds, name="policy")
+            self.critic = (ValueNetwork(self.obs_dim, 1, config.hidden, seed=self.seed + 1, dtype=self.dtype,
+                                        use_bias=use_bias, obs_bounds=obs_bounds, name="critic")
+                           if config.baseline or self.a2c else None)
             epsilon = {} if config.optimizer_epsilon is None else {"epsilon": config.optimizer_epsilon}
             self.optimizer = optim.make_optimizer(config.optimizer, config.learning_rate, **epsilon)
             self.optimizer.build(self.trained_variables)
@@ -147,10 +148,13 @@ class PolicyGradientAgent(AgentShell, tf.Module):
         self.act_draws.assign_add(1)
         return policy_gradient.act(self.policy, self.policy.theta.read_value(), self.features(obs), key, legal_mask)
 
-    def q_values(self, obs):
-        """The policy's logits for a batch of observations: greedy evaluation takes their argmax,
-        the most probable action (what a DQN's Q-values are to its greedy policy)."""
+    def logits(self, obs):
+        """The policy's logits for a batch of observations."""
         return self._call_on_device(self._logits, self._obs_tensor(obs))
+
+    # The name evaluation reads, as for a DQN: the argmax of the logits, the most probable
+    # action, is the greedy policy's, as the argmax of a DQN's Q-values is.
+    q_values = logits
 
     def logits_fn(self, obs):
         return self.policy(self.features(obs))

@@ -37,7 +37,7 @@ from rawdqn.evaluation import PIXEL_EVAL_STEP_LIMIT
 from rawdqn.gym_env import EnvSpec
 from rawdqn.gym_run import make_agent
 from rawdqn.config import check_seed
-from rawdqn.network import QNetwork
+from rawdqn.network import PolicyNetwork
 from rawdqn.policy_agent import PolicyGradientAgent
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
@@ -76,7 +76,7 @@ class AgentEnvs(tf.Module):
                                              episode_steps=env.max_episode_steps, seed=self.seed, device=device,
                                              num_envs=num_envs, name="agent")
             with tf.device(device):
-                self.best = QNetwork(env.observation_size, env.num_actions, config.hidden, seed=self.seed,
+                self.best = PolicyNetwork(env.observation_size, env.num_actions, config.hidden, seed=self.seed,
                                      dtype=self.agent.dtype, **config.head_options(), name="best")
         self.agent.sync_target()
         with tf.device(device):
