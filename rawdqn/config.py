@@ -15,6 +15,9 @@ class ConfigError(UsageError):
 
 OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop", "rmsprop_centered", "rmsprop_centered_torch")   # rawdqn/optim.py
 SEED_LIMIT = 2**31 - 1  # seeds key TensorFlow's stateless RNGs as int32 words
+# The largest count (steps, updates, intervals): the loop's counters are int64 on the device, and
+# 2⁶² leaves room for the sums the schedule forms (t + N, t + f − 1) without overflowing.
+COUNT_LIMIT = 2**62
 
 
 def check_seed(seed, count=1, flag="--seed"):
@@ -254,6 +257,12 @@ class DQNConfig:
         require(not (self.scale_observations and self.convs),
                 "scale_observations is for vector observations; pixel networks scale their frames already")
         require(self.algo in ALGOS, f"algo must be one of {', '.join(ALGOS)}; got {self.algo!r}")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                flag = "--steps" if field.name == "total_steps" else "--" + field.name.replace("_", "-")
+                require(value <= COUNT_LIMIT, f"{flag} must be at most 2⁶² = {COUNT_LIMIT:,}, what the loop's int64 "
+                                              f"counters can count to; got {value:.3g}")
         if self.algo != "dqn":
             for name in DQN_ONLY:
                 require(getattr(self, name) == getattr(DQN_DEFAULTS, name),

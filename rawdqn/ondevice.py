@@ -311,8 +311,8 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, episodes=
     checkpoint of the agent with the weights it reports, which `rawdqn eval`, `export`,
     `watch` and `plot` read like any run's. Returns its path. Rewritten whole at every
     checkpoint (the current weights; final_evaluation None) and at the end (the reported
-    weights and their evaluation). TensorBoard gets the progress and evaluation rows, not
-    an event per episode.
+    weights and their evaluation). TensorBoard gets the progress and evaluation rows and an
+    event per episode, as a gymnasium run's does.
     """
     lane, config, i = trainer.lanes[lane_index], trainer.config, lane_index
     rows = []
@@ -344,6 +344,8 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, episodes=
             directory.write_summary(row["step"], {f"{'eval' if 'eval_mean' in row else 'train'}/{name}": value
                                                   for name, value in row.items()
                                                   if name != "step" and isinstance(value, (int, float))})
+        for step, episode_return, length in episodes:   # as the gymnasium loop writes them (train.end_episode)
+            directory.write_summary(step, {"episode/return": episode_return, "episode/length": length})
     return directory.save(step, lane.agent, state, {}, [], logs)
 
 

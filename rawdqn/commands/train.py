@@ -235,7 +235,10 @@ def run(args):
             args.seed = 0 if args.seed is None else args.seed
             if args.actors is not None and args.actors < 1:
                 raise UsageError(f"--actors must be >= 1; got {args.actors}")
-            apex.train(args.env, config_from_args(args), seed=args.seed, device=args.device,
+            config = config_from_args(args)
+            if "prioritized" not in config_changes(args):   # Ape-X is prioritized by definition
+                config = config.replace(prioritized=True).validate()
+            apex.train(args.env, config, seed=args.seed, device=args.device,
                        logdir=args.logdir or default_run_dir(args.env, args.seed, "apex"), log=log,
                        checkpoint_interval=args.checkpoint_interval, num_actors=args.actors or 2,
                        address=args.address)

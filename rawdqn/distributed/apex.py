@@ -205,8 +205,6 @@ class ApexRun(Trainer):
 
     def __init__(self, env_id, config, seed=0, device=None, run_dir=None, log=print, checkpoint_interval=None,
                  num_actors=2, address=None):
-        if not config.prioritized:
-            raise UsageError("Ape-X's learner samples a prioritized replay: add --prioritized")
         self.ray = start_ray(num_actors, address)
         super().__init__(env_id, config, seed, device, run_dir, log, checkpoint_interval,
                          agent_options={"prebuilt_windows": True})
@@ -272,7 +270,7 @@ class ApexRun(Trainer):
     def store(self, batch):
         if len(batch["action"]):
             self.agent.replay.add(batch["obs"], batch["action"], batch["reward"], batch["next_obs"], batch["terminated"],
-                                  discount=batch["discount"], errors=batch["errors"])
+                                  discount=batch["discount"], errors=batch["errors"] if self.config.prioritized else None)
         self.step += batch["steps"]
         for episode_return in batch["episodes"]:
             self.episode_returns.append(episode_return)
@@ -344,4 +342,6 @@ def train(env_id, config, seed=0, device=None, logdir=None, log=print, checkpoin
     gym_run.start(run)
     log(f"rawdqn: Ape-X with {num_actors} actors (ε_i from {actor_epsilon(0, num_actors):.3g} to "
         f"{actor_epsilon(num_actors - 1, num_actors):.3g}), weights published every {config.weights_interval} updates")
+    log("rawdqn: Ape-X replay: prioritized by the actors' TD errors (Horgan et al. 2018)" if config.prioritized else
+        "rawdqn: Ape-X replay: uniform (--no-prioritized), an ablation of Horgan et al.'s prioritized replay")
     return run.run()
