@@ -255,17 +255,21 @@ def train(env_id="CartPole-v1", config=None, seed=0, device=None, logdir=None, l
     return trainer.run()
 
 
-def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, seed=None, **changes):
+def resume(path, device=None, log=print, checkpoint_interval=None, env_id=None, seed=None, num_actors=None,
+           address=None, **changes):
     """Continue the run whose checkpoint is at `path` (a run directory or one checkpoint).
 
     The run keeps every setting it was started with (its checkpoint interval too) except
     the `changes` given here, which take effect at the resumed step and are recorded in
     config.json and history.jsonl. `env_id`, `seed` and gym_run.FIXED_FIELDS cannot change.
+    An Ape-X run may resume onto another number of actors (`num_actors`), on a cluster (`address`).
     """
     saved = gym_run.read_resumable(path, checkpoint_interval, env_id, seed, changes)
     if saved.state.get("distributed"):   # an Ape-X run: its learner resumes, with new actors
         from rawdqn.distributed import apex
-        return apex.resume(saved, device, log)
+        return apex.resume(saved, device, log, num_actors, address)
+    if num_actors is not None or address is not None:
+        raise UsageError(f"--actors and --address resume an Ape-X run; {path} is a single-process run")
     trainer = Trainer(device=device, log=log, **saved.trainer_args)
     gym_run.restore(trainer, saved)
     return trainer.run()

@@ -167,7 +167,7 @@ def test_too_many_actors_and_an_unreachable_cluster_are_one_line_errors(capsys):
 
 def test_a_stopped_learner_resumes_from_its_checkpoint_with_new_actors(tmp_path, capsys):
     # SIGINT stops the run with a checkpoint (weights, optimizer, replay, counters); `resume`
-    # continues it from there with 2 new actors, to the end.
+    # continues it from there with new actors, here 1 where there were 2, to the end.
     from rawdqn import checkpoint
     from rawdqn.config import preset
     from rawdqn.distributed import apex
@@ -183,8 +183,13 @@ def test_a_stopped_learner_resumes_from_its_checkpoint_with_new_actors(tmp_path,
     state, arrays, _ = checkpoint.load_state(stopped.value.checkpoint_path)
     assert state["distributed"]["actors"] == 2
     lines = []
-    result = resume(run_dir, log=lines.append)
+    result = resume(run_dir, log=lines.append, num_actors=1)
     assert any("resuming DQN on CartPole-v1 at step 1,000" in line for line in lines), lines
+    assert "rawdqn: from step 1,000: actors 2 → 1" in lines, lines
+    final, _, _ = checkpoint.load_state(checkpoint.find(run_dir)[1])
+    assert final["distributed"]["actors"] == 1
+    assert {"step": 1_000, "field": "actors", "from": 2, "to": 1} in final["changes"]
+    assert {"step": 1_000, "config_change": {"actors": [2, 1]}} in result.history
     assert result.agent.schedule.step.numpy() >= 2_000 and result.agent.replay.size > 0
     steps_before = [row["step"] for row in result.history if "steps_per_second" in row]
     assert steps_before[0] == 500 and steps_before[-1] >= 2_000   # one run's history, before and after the stop

@@ -33,3 +33,12 @@ def test_an_on_device_run_writes_an_event_per_episode_as_a_gymnasium_run_does(ca
     scalars = summary.read_scalars(str(run_dir))
     assert sorted(scalars["episode/return"]) == sorted((row["step"], row["return"]) for row in episodes)
     assert sorted(scalars["episode/length"]) == sorted((row["step"], row["length"]) for row in episodes)
+
+
+def test_actors_resume_an_ape_x_run_only(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    assert cli(capsys, "train", "--steps", 300, "--hidden", 8, "--learning-starts", 100, "--eval-interval", 0,
+               "--no-keep-best", "--logdir", run_dir)[0] == 0
+    assert_usage_error(cli(capsys, "train", "--resume", run_dir, "--steps", 600, "--actors", 3),
+                       "--actors and --address resume an Ape-X run")
+    assert_usage_error(cli(capsys, "train", "--actors", 3, "--steps", 100), "--actors needs --distributed")

@@ -198,8 +198,8 @@ def run(args):
         raise UsageError(f"--env-source {'and --on-device exclude each other' if args.on_device else 'is kept by the run --resume continues'}")
     if not args.distributed:
         for flag in ("actors", "address"):
-            if getattr(args, flag) is not None:
-                raise UsageError(f"--{flag} needs --distributed")
+            if getattr(args, flag) is not None and not args.resume:
+                raise UsageError(f"--{flag} needs --distributed (or --resume of an Ape-X run)")
     elif args.on_device or args.resume or args.env_source == "envpool":
         raise UsageError("--distributed runs gymnasium envs in Ray actors, as a new run: drop "
                          + ("--on-device" if args.on_device else "--resume" if args.resume else "--env-source envpool"))
@@ -217,8 +217,9 @@ def run(args):
             if os.path.isdir(args.resume) and ondevice.is_on_device_run(args.resume):
                 changes = config_changes(args)
                 steps = changes.pop("total_steps", None)
-                other = [flag for flag, value in (("--env", args.env), ("--seed", args.seed),
-                                                  ("--seeds", args.seeds)) if value is not None]
+                other = [flag for flag, value in (("--env", args.env), ("--seed", args.seed), ("--seeds", args.seeds),
+                                                  ("--actors", args.actors), ("--address", args.address))
+                         if value is not None]
                 other += ["--" + name.replace("_", "-") for name in changes]
                 if other:
                     raise UsageError(f"an on-device run resumes with the settings compiled into its program; "
@@ -227,7 +228,8 @@ def run(args):
                                 checkpoint_interval=args.checkpoint_interval, total_steps=steps)
             else:
                 resume(args.resume, device=args.device, log=log, checkpoint_interval=args.checkpoint_interval,
-                       env_id=args.env, seed=args.seed, **config_changes(args))
+                       env_id=args.env, seed=args.seed, num_actors=args.actors, address=args.address,
+                       **config_changes(args))
         elif args.distributed:
             from rawdqn.distributed import apex
             args.env = args.env or "CartPole-v1"

@@ -321,14 +321,25 @@ class ApexRun(Trainer):
             self.ray.shutdown()
 
 
-def resume(saved, device=None, log=print):
+def resume(saved, device=None, log=print, num_actors=None, address=None):
     """Continue the Ape-X run of `saved` (gym_run.read_resumable): the learner — weights, optimizer,
-    replay, counters — from its checkpoint, with new actors on new episodes (as many as before)."""
+    replay, counters — from its checkpoint, with new actors on new episodes: as many as before, or
+    `num_actors` (with the ε_i of that many), recorded as a change like any other."""
     from rawdqn import gym_run
     arguments = {key: value for key, value in saved.trainer_args.items() if key not in ("env_source", "env_seed")}
-    run = ApexRun(device=device, log=log, num_actors=saved.state["distributed"]["actors"], **arguments)
+    before = saved.state["distributed"]["actors"]
+    num_actors = before if num_actors is None else int(num_actors)
+    if num_actors < 1:
+        raise UsageError(f"--actors must be >= 1; got {num_actors}")
+    run = ApexRun(device=device, log=log, num_actors=num_actors, address=address, **arguments)
     gym_run.restore(run, saved)
-    log(f"rawdqn: Ape-X resumed with {len(run.actors)} new actors; their episodes start anew")
+    if num_actors != before:
+        run.changes.append({"step": run.step, "field": "actors", "from": before, "to": num_actors})
+        run.history.append({"step": run.step, "config_change": {"actors": [before, num_actors]}})
+        run.write_logs()
+        log(f"rawdqn: from step {run.step:,}: actors {before} → {num_actors}")
+    log(f"rawdqn: Ape-X resumed with {len(run.actors)} new actors (ε_i from {actor_epsilon(0, num_actors):.3g} to "
+        f"{actor_epsilon(num_actors - 1, num_actors):.3g}); their episodes start anew")
     return run.run()
 
 
