@@ -46,7 +46,7 @@ FAMILIES = {
         # Rainbow's parts
         "double_q", "dueling", "n_step", "prioritized", "priority_exponent", "importance_exponent_start",
         "importance_exponent_end", "priority_epsilon", "distributional", "atoms", "v_min", "v_max", "noisy",
-        "noisy_sigma")),
+        "noisy_sigma", "munchausen", "munchausen_alpha", "munchausen_temperature", "munchausen_log_clip")),
     "Ape-X": (("dqn",), ("actor_steps", "weights_interval", "actor_epsilon_base", "actor_epsilon_alpha")),
     "REINFORCE": (("reinforce",), ("total_updates", "episodes_per_update", "baseline")),
     "A2C": (("a2c",), ("rollout_steps", "gae_lambda")),
@@ -164,6 +164,15 @@ class DQNConfig:
     """Lowest atom z_0 of the distributional head (C51 on Atari: −10)."""
     v_max: float = 10.0
     """Highest atom z_{K−1} of the distributional head (C51 on Atari: 10)."""
+    munchausen: bool = False
+    """Munchausen DQN (Vieillard et al. 2020): the target adds α·clip(τ log π(a|s), l₀, 0) and
+    bootstraps from the soft value Σ π(Q⁻ − τ log π), π = softmax(Q⁻/τ) (bellman.munchausen_target)."""
+    munchausen_alpha: float = 0.9
+    """α, the weight of the Munchausen bonus (the paper's 0.9)."""
+    munchausen_temperature: float = 0.03
+    """τ, the temperature of π = softmax(Q⁻/τ) (the paper's 0.03)."""
+    munchausen_log_clip: float = -1.0
+    """l₀, the lower clip of τ log π(a|s) (the paper's −1)."""
     total_updates: Optional[int] = None
     """REINFORCE: train for this many updates instead of total_steps (an iteration of TF-Agents'
     tutorial is one update); eval_interval, log_interval and checkpoints then count updates too."""
@@ -312,6 +321,12 @@ class DQNConfig:
             require(0.0 <= finite(name) <= 1.0, f"{name} must be in [0, 1]; got {getattr(self, name)}")
         require(finite("priority_epsilon") > 0, f"priority_epsilon must be > 0; got {self.priority_epsilon}")
         require(finite("v_min") < finite("v_max"), f"v_min ({self.v_min}) must be below v_max ({self.v_max})")
+        require(not (self.munchausen and (self.distributional or self.double_q)),
+                "--munchausen has its own target: it does not combine with --distributional or --double-q")
+        require(finite("munchausen_temperature") > 0 and finite("munchausen_alpha") >= 0
+                and finite("munchausen_log_clip") <= 0,
+                f"munchausen_temperature must be > 0, munchausen_alpha >= 0 and munchausen_log_clip <= 0; got "
+                f"{self.munchausen_temperature}, {self.munchausen_alpha}, {self.munchausen_log_clip}")
         require(self.n_step * self.num_envs <= self.replay_capacity,
                 f"replay_capacity ({self.replay_capacity}) must hold n_step · num_envs = {self.n_step * self.num_envs} "
                 f"transitions, one window per env; raise --replay-capacity")

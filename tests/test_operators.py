@@ -242,3 +242,28 @@ def test_quantile_huber_loss_equals_its_reference(mode, data):
     close(run(losses.quantile_huber_loss, mode, quantiles, taus, targets, kappa=kappa) if kappa else
           losses.quantile_huber_loss(quantiles, taus, targets, kappa=0.0).numpy(),
           reference.quantile_huber_loss(quantiles, taus, targets, kappa))
+
+
+def test_munchausen_dqn_target_is_the_operator_on_the_target_network(capsys):
+    from cli_helpers import assert_usage_error, cli
+    from rawdqn.algorithms import dqn
+    from rawdqn.config import DQNConfig
+    from rawdqn.network import QNetwork
+    from rawdqn.replay import Transition
+    config = DQNConfig(munchausen=True, munchausen_temperature=0.5, discount=0.9)
+    network = QNetwork(3, 2, (4,), seed=1, dtype=tf.float64)
+    online, target_params = network.theta.read_value(), network.theta.read_value() * 0.5
+    rng = np.random.default_rng(0)
+    batch = Transition(tf.constant(rng.normal(size=(5, 3))), tf.constant([0, 1, 1, 0, 1]), tf.constant(rng.normal(size=5)),
+                       tf.constant(rng.normal(size=(5, 3))), tf.constant([0.0, 1.0, 0.0, 0.0, 1.0]))
+    y = dqn.target(config, network, online, target_params, batch).numpy()
+    expected = reference.munchausen_target(
+        batch.reward.numpy(), batch.terminated.numpy(), 0.9, network.apply(target_params, batch.obs).numpy(),
+        batch.action.numpy(), network.apply(target_params, batch.next_obs).numpy(), 0.5, 0.9, -1.0)
+    close(y, expected)
+    assert cli(capsys, "train", "--munchausen", "--steps", 400, "--learning-starts", 100, "--hidden", 8,
+               "--eval-interval", 0, "--no-keep-best", "--eval-episodes", 1)[0] == 0
+    assert_usage_error(cli(capsys, "train", "--munchausen", "--double-q", "--steps", 100),
+                       "--munchausen has its own target")
+    assert_usage_error(cli(capsys, "train", "--algo", "a2c", "--munchausen", "--steps", 100),
+                       "--munchausen is a DQN option")

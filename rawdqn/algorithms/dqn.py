@@ -7,6 +7,8 @@ its target or its loss written once each, as a branch here:
     target  y = r + γ^m (1 − terminated) Q(s', a*; θ⁻),   a* = argmax_{a' legal} Q(s', a'; θ⁻)
             double Q (van Hasselt et al. 2016): a* = argmax_{a' legal} Q(s', a'; θ)
             distributional (Bellemare et al. 2017): m = Φ(r + γ^m (1 − terminated) z, p(s', a*; θ⁻))
+            Munchausen (Vieillard et al. 2020): y = r + α clip(τ log π(a|s), l₀, 0)
+                + γ^m (1 − terminated) Σ_a' π(a'|s') [Q(s', a'; θ⁻) − τ log π(a'|s')],  π = softmax(Q(·; θ⁻)/τ)
     loss    δ = y − Q(s, a; θ),   L(θ) = (1/B) Σ_b w_b ℓ(δ_b),   ℓ = ½δ² or Huber
             distributional: L(θ) = (1/B) Σ_b w_b (−Σ_i m_i log p_i(s, a; θ))
     update  g = ∇_θ L,   g ← g · c / max(‖g‖, c),   (θ, optimizer state) ← optimizer(θ, g, state)
@@ -68,6 +70,11 @@ def target(config, network, params, target_params, batch, noise=Noise()):
         next_probs = tf.nn.softmax(tf.gather(next_logits, best, axis=1, batch_dims=1), axis=-1)
         return bellman.categorical_projection(support, next_probs, batch.reward, batch.terminated, discount)
     next_q = network.apply(target_params, batch.next_obs, noise.target_next)
+    if config.munchausen:
+        q_target = network.apply(target_params, batch.obs, noise.target_next)
+        return bellman.munchausen_target(batch.reward, batch.terminated, discount, q_target, batch.action, next_q,
+                                         config.munchausen_temperature, config.munchausen_alpha,
+                                         config.munchausen_log_clip)
     if config.double_q:
         next_q_online = network.apply(params, batch.next_obs, noise.online_next)
         return bellman.double_q_learning_target(batch.reward, batch.terminated, discount, next_q_online, next_q,
