@@ -89,3 +89,36 @@ def test_linear_learner_equals_tabular_learner_step_by_step(kind, env_id):
             next_action = act(table[next_state])
         state, action = next_state, next_action
     assert np.count_nonzero(table) > 50   # rewards reached many entries: the tables are not trivially equal
+
+
+@pytest.mark.parametrize("env_id", ["FrozenLake-v1", "CliffWalking-v1"])
+def test_expected_sarsa_under_a_fixed_policy_converges_to_q_pi_from_the_linear_solve(env_id):
+    """Expected SARSA's target, averaged over the environment's model (its expected update over
+    every (s, a) at once), iterated from Q = 0, converges to Q^π, which the Bellman equation
+    for π gives exactly as a linear system: (I − γ P Π) q = r̄, with P[(s, a), s'] the model's
+    transitions (0 after a terminal one), Π[s', (s', a')] = π(a'|s') and r̄ the expected reward."""
+    env = gym.make(env_id).unwrapped
+    num_states, num_actions, gamma = env.observation_space.n, env.action_space.n, 0.9
+    rng = np.random.default_rng(1)
+    pi = rng.random((num_states, num_actions)) + 0.1
+    pi /= pi.sum(1, keepdims=True)                                # a fixed stochastic policy
+    rows = [(s, a, p, s2, r, float(done)) for s in range(num_states) for a in range(num_actions)
+            for p, s2, r, done in env.P[s][a]]
+    pairs, probs, next_states, rewards, terminated = (np.array(column, np.float64) for column in zip(
+        *[(s * num_actions + a, p, s2, r, done) for s, a, p, s2, r, done in rows]))
+    pairs, next_states = pairs.astype(int), next_states.astype(int)
+    P, r_bar = np.zeros((num_states * num_actions, num_states)), np.zeros(num_states * num_actions)
+    np.add.at(P, (pairs, next_states), probs * (1.0 - terminated))
+    np.add.at(r_bar, pairs, probs * rewards)
+    Pi = np.zeros((num_states, num_states * num_actions))
+    for s in range(num_states):
+        Pi[s, s * num_actions:(s + 1) * num_actions] = pi[s]
+    q_pi = np.linalg.solve(np.eye(num_states * num_actions) - gamma * P @ Pi, r_bar)
+
+    q = np.zeros(num_states * num_actions)
+    for _ in range(400):   # γ^400 < 1e-18: the iterates have converged to the fixed point
+        targets = bellman.expected_sarsa_target(rewards, terminated, gamma, q.reshape(num_states, -1)[next_states],
+                                                pi[next_states]).numpy()
+        q = np.bincount(pairs, weights=probs * targets, minlength=num_states * num_actions)
+    np.testing.assert_allclose(q, q_pi, rtol=0, atol=1e-10)
+    assert np.max(np.abs(q_pi)) > 0.01   # nonzero values: the comparison is not 0 = 0
