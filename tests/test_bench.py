@@ -183,3 +183,13 @@ def test_the_conv_learner_benchmark_has_a_row_for_every_variant(capsys):
     rows, not_run = conv_bench_rows(capsys, "eager", "function", "xla", "hybrid")
     # eager 2, function 3, XLA 1, hybrid 2, and the networks alone
     assert len(rows) + len(not_run) == 9 and sum("NHWC" in line for line in rows) == 5
+
+
+def test_the_operator_benchmark_compiles_every_operator():
+    from bench.operators import operators
+    calls = operators(batch=8, actions=3, steps=4)
+    assert "q_learning_target" in calls and len(calls) == 12
+    for name, call in calls.items():
+        result = call()
+        first = result[0] if isinstance(result, tuple) else result
+        assert first.shape[0] in (8, 4), name   # [B], or [T, B / T] for the multi-step returns
