@@ -149,6 +149,14 @@ def categorical_q_values(support, logits):
     return tf.reduce_sum(tf.nn.softmax(logits, axis=-1) * support, axis=-1)
 
 
+def quantile_target(reward, terminated, discount, next_quantiles):
+    """T_j = r + γ (1 − terminated) θ_j(s', a*),  j = 1 … N   (QR-DQN, Dabney et al. 2018a, Algorithm 1):
+    the target distribution's samples, next_quantiles [B, N] the quantiles of the action a* chosen
+    at s'. Returns [B, N]."""
+    reward, terminated, discount, (next_quantiles,) = _inputs(reward, terminated, discount, next_quantiles)
+    return tf.stop_gradient(reward[:, None] + (discount * (1.0 - terminated))[..., None] * next_quantiles)
+
+
 # --- more one-step targets (TRFL's and rlax's), in q_learning_target's argument order -------------
 def sarsa_target(reward, terminated, discount, next_q, next_action):
     """y = r + γ · (1 − terminated) · Q(s', a')   (Rummery & Niranjan 1994): a' is the action

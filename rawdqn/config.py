@@ -46,7 +46,7 @@ FAMILIES = {
         # Rainbow's parts
         "double_q", "dueling", "n_step", "prioritized", "priority_exponent", "importance_exponent_start",
         "importance_exponent_end", "priority_epsilon", "distributional", "atoms", "v_min", "v_max", "noisy",
-        "noisy_sigma", "munchausen", "munchausen_alpha", "munchausen_temperature", "munchausen_log_clip")),
+        "noisy_sigma", "quantile_regression", "quantile_kappa", "munchausen", "munchausen_alpha", "munchausen_temperature", "munchausen_log_clip")),
     "Ape-X": (("dqn",), ("actor_steps", "weights_interval", "actor_epsilon_base", "actor_epsilon_alpha")),
     "REINFORCE": (("reinforce",), ("total_updates", "episodes_per_update", "baseline")),
     "A2C": (("a2c",), ("rollout_steps", "gae_lambda")),
@@ -164,6 +164,11 @@ class DQNConfig:
     """Lowest atom z_0 of the distributional head (C51 on Atari: −10)."""
     v_max: float = 10.0
     """Highest atom z_{K−1} of the distributional head (C51 on Atari: 10)."""
+    quantile_regression: bool = False
+    """QR-DQN (Dabney et al. 2018a): the head puts out `atoms` quantiles of the return per action at
+    τ_i = (2i + 1)/2N, trained by the quantile Huber loss (losses.quantile_huber_loss); Q is their mean."""
+    quantile_kappa: float = 1.0
+    """κ of the quantile Huber loss (the paper's 1; 0: the plain quantile loss)."""
     munchausen: bool = False
     """Munchausen DQN (Vieillard et al. 2020): the target adds α·clip(τ log π(a|s), l₀, 0) and
     bootstraps from the soft value Σ π(Q⁻ − τ log π), π = softmax(Q⁻/τ) (bellman.munchausen_target)."""
@@ -321,6 +326,9 @@ class DQNConfig:
             require(0.0 <= finite(name) <= 1.0, f"{name} must be in [0, 1]; got {getattr(self, name)}")
         require(finite("priority_epsilon") > 0, f"priority_epsilon must be > 0; got {self.priority_epsilon}")
         require(finite("v_min") < finite("v_max"), f"v_min ({self.v_min}) must be below v_max ({self.v_max})")
+        require(not (self.quantile_regression and (self.distributional or self.munchausen)),
+                "--quantile-regression is a head of its own: it does not combine with --distributional or --munchausen")
+        require(finite("quantile_kappa") >= 0, f"quantile_kappa must be >= 0; got {self.quantile_kappa}")
         require(not (self.munchausen and (self.distributional or self.double_q)),
                 "--munchausen has its own target: it does not combine with --distributional or --double-q")
         require(finite("munchausen_temperature") > 0 and finite("munchausen_alpha") >= 0
@@ -365,8 +373,9 @@ class DQNConfig:
     def head_options(self):
         """The Q-network's head, as QNetwork and ConvQNetwork take it: dueling, and the atoms and
         support of a distributional one (1 atom: Q-values)."""
-        return dict(dueling=self.dueling, atoms=self.atoms if self.distributional else 1,
-                    v_min=self.v_min, v_max=self.v_max, noisy=self.noisy, noisy_sigma=self.noisy_sigma)
+        return dict(dueling=self.dueling, atoms=self.atoms if self.distributional or self.quantile_regression else 1,
+                    v_min=self.v_min, v_max=self.v_max, noisy=self.noisy, noisy_sigma=self.noisy_sigma,
+                    quantile=self.quantile_regression)
 
     @property
     def exploration_decay_steps(self):

@@ -140,9 +140,15 @@ class ThetaNetwork(ThetaLayout, tf.Module):
             x = x[:1]
         return x
 
-    def set_head(self, atoms, v_min, v_max):
-        """One output per action, or K = atoms logits per action over the support z."""
-        self.atoms = int(atoms)
+    def set_head(self, atoms, v_min, v_max, quantile=False):
+        """One output per action; K = atoms logits per action over the support z; or with
+        `quantile`, K quantiles of the return per action (QR-DQN, Dabney et al. 2018a)."""
+        self.atoms, self.quantile = int(atoms), bool(quantile)
+        if self.quantile:
+            if self.atoms < 1:
+                raise ValueError(f"a quantile head needs at least one quantile; got {atoms}")
+            self.support = None
+            return
         if self.atoms < 1 or (self.atoms > 1 and not v_min < v_max):
             raise ValueError(f"a distributional head needs atoms >= 2 and v_min < v_max; got {atoms}, {v_min}, {v_max}")
         self.support = tf.linspace(tf.constant(v_min, self.dtype), tf.constant(v_max, self.dtype), self.atoms) \
@@ -152,16 +158,19 @@ class ThetaNetwork(ThetaLayout, tf.Module):
         """Q(s, ·) [batch, num_actions]; with `action_mask`, Q(s, ·) ⊙ mask (the tutorials'
         filtered output); `parameters`: unpack(θ) made elsewhere, else θ is read and cut here;
         `noise`: a noisy network's sample_noise() (None: its μ alone).
-        A distributional head's Q(s, a) = Σ_i z_i softmax(logits(s, a))_i."""
+        A distributional head's Q(s, a) = Σ_i z_i softmax(logits(s, a))_i; a quantile head's
+        the mean of its quantiles, (1/K) Σ_i θ_i(s, a)."""
         outputs = self.outputs(obs, parameters, noise)
-        if self.atoms > 1:
+        if self.quantile:
+            outputs = tf.reduce_mean(self.as_logits(outputs), axis=-1)
+        elif self.atoms > 1:
             outputs = tf.reduce_sum(tf.nn.softmax(self.as_logits(outputs), axis=-1) * self.support, axis=-1)
         if action_mask is not None:
             outputs = outputs * tf.cast(action_mask, self.dtype)
         return outputs
 
     def logits(self, obs, parameters=None, noise=None):
-        """A distributional head's logits [batch, num_actions, atoms]."""
+        """A distributional head's logits, or a quantile head's quantiles, [batch, num_actions, atoms]."""
         return self.as_logits(self.outputs(obs, parameters, noise))
 
     def as_logits(self, outputs):
@@ -201,6 +210,7 @@ class QNetwork(ThetaNetwork):
     def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
                  dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
                  dueling=False, atoms=1, v_min=-10.0, v_max=10.0, noisy=False, noisy_sigma=0.5, obs_bounds=None,
+                 quantile=False,
                  name=None):
         super().__init__(name=name)
         if int(obs_dim) < 1 or int(num_actions) < 1:
@@ -214,7 +224,7 @@ class QNetwork(ThetaNetwork):
         self.dtype = tf.as_dtype(dtype)
         self.use_bias = bool(use_bias)
         self.dueling = bool(dueling)
-        self.set_head(atoms, v_min, v_max)
+        self.set_head(atoms, v_min, v_max, quantile)
         self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling, self.atoms),
                          seed, initializer, noisy_from=0 if noisy else None, noisy_sigma=noisy_sigma)
         self.obs_bounds = None
@@ -267,7 +277,7 @@ class ConvQNetwork(ThetaNetwork):
 
     def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
                  dtype=tf.float32, scale=1 / 255, data_format="NHWC", use_bias=True,
-                 initializer="glorot_uniform", conv_gradients="tf", dueling=False, atoms=1, v_min=-10.0,
+                 initializer="glorot_uniform", conv_gradients="tf", dueling=False, atoms=1, v_min=-10.0, quantile=False,
                  v_max=10.0, noisy=False, noisy_sigma=0.5, name=None):
         super().__init__(name=name)
         height, width, channels = (int(size) for size in frame_shape)
@@ -281,7 +291,7 @@ class ConvQNetwork(ThetaNetwork):
         self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
         self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
         self.use_bias, self.dueling = bool(use_bias), bool(dueling)
-        self.set_head(atoms, v_min, v_max)
+        self.set_head(atoms, v_min, v_max, quantile)
         layers, self.flat_size = self.layer_shapes(frame_shape, self.num_actions, self.convs, self.hidden,
                                                    self.dueling, self.atoms)
         self.build_theta(layers, seed, initializer, noisy_from=len(self.convs) if noisy else None,

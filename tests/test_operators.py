@@ -267,3 +267,38 @@ def test_munchausen_dqn_target_is_the_operator_on_the_target_network(capsys):
                        "--munchausen has its own target")
     assert_usage_error(cli(capsys, "train", "--algo", "a2c", "--munchausen", "--steps", 100),
                        "--munchausen is a DQN option")
+
+
+def test_qr_dqn_target_and_loss_against_the_references(capsys):
+    """QR-DQN's update: T_j = r + γ(1 − terminated) θ_j(s', a*) with a* the greedy action of the
+    quantiles' mean under θ⁻, and the quantile Huber loss of θ(s, a) at τ_i = (2i + 1)/2N."""
+    from cli_helpers import assert_usage_error, cli
+    from rawdqn.algorithms import dqn
+    from rawdqn.config import DQNConfig
+    from rawdqn.network import QNetwork
+    from rawdqn.replay import Transition
+    # By hand: r = 1, γ = 0.5, θ(s', a*) = [2, 4] → T = [2, 3]; terminated → T = [1, 1].
+    np.testing.assert_allclose(bellman.quantile_target([1.0, 1.0], [0.0, 1.0], 0.5, [[2.0, 4.0], [2.0, 4.0]]).numpy(),
+                               [[2.0, 3.0], [1.0, 1.0]])
+    config = DQNConfig(quantile_regression=True, atoms=4, discount=0.9)
+    network = QNetwork(3, 2, (6,), seed=2, dtype=tf.float64, atoms=4, quantile=True)
+    online, target_params = network.theta.read_value(), network.theta.read_value() * 0.7
+    rng = np.random.default_rng(1)
+    batch = Transition(tf.constant(rng.normal(size=(5, 3))), tf.constant([0, 1, 1, 0, 1]), tf.constant(rng.normal(size=5)),
+                       tf.constant(rng.normal(size=(5, 3))), tf.constant([0.0, 1.0, 0.0, 0.0, 0.0], tf.float64))
+    y = dqn.target(config, network, online, target_params, batch)
+    next_quantiles = network.apply_logits(target_params, batch.next_obs).numpy()
+    best = next_quantiles.mean(-1).argmax(-1)
+    expected = batch.reward.numpy()[:, None] + 0.9 * (1 - batch.terminated.numpy())[:, None] * \
+        next_quantiles[np.arange(5), best]
+    close(y.numpy(), expected)
+    loss, _, _, per_sample = dqn.loss(config, network, online, batch, y)
+    quantiles = network.apply_logits(online, batch.obs).numpy()[np.arange(5), batch.action.numpy()]
+    reference_loss = reference.quantile_huber_loss(quantiles, (2 * np.arange(4) + 1) / 8, expected, 1.0)
+    close(per_sample.numpy(), reference_loss)
+    close(loss.numpy(), reference_loss.mean())
+    assert cli(capsys, "train", "--quantile-regression", "--atoms", 8, "--dueling", "--double-q", "--n-step", 3,
+               "--prioritized", "--steps", 400, "--learning-starts", 100, "--hidden", 8, "--eval-interval", 0,
+               "--no-keep-best", "--eval-episodes", 1)[0] == 0
+    assert_usage_error(cli(capsys, "train", "--quantile-regression", "--distributional", "--steps", 100),
+                       "--quantile-regression is a head of its own")

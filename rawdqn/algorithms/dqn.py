@@ -7,10 +7,12 @@ its target or its loss written once each, as a branch here:
     target  y = r + γ^m (1 − terminated) Q(s', a*; θ⁻),   a* = argmax_{a' legal} Q(s', a'; θ⁻)
             double Q (van Hasselt et al. 2016): a* = argmax_{a' legal} Q(s', a'; θ)
             distributional (Bellemare et al. 2017): m = Φ(r + γ^m (1 − terminated) z, p(s', a*; θ⁻))
+            quantile regression (Dabney et al. 2018a): T_j = r + γ^m (1 − terminated) θ_j(s', a*; θ⁻)
             Munchausen (Vieillard et al. 2020): y = r + α clip(τ log π(a|s), l₀, 0)
                 + γ^m (1 − terminated) Σ_a' π(a'|s') [Q(s', a'; θ⁻) − τ log π(a'|s')],  π = softmax(Q(·; θ⁻)/τ)
     loss    δ = y − Q(s, a; θ),   L(θ) = (1/B) Σ_b w_b ℓ(δ_b),   ℓ = ½δ² or Huber
             distributional: L(θ) = (1/B) Σ_b w_b (−Σ_i m_i log p_i(s, a; θ))
+            quantile regression: L(θ) = (1/B) Σ_b w_b Σ_i (1/N) Σ_j ρ^κ_{τ_i}(T_j − θ_i(s, a; θ))
     update  g = ∇_θ L,   g ← g · c / max(‖g‖, c),   (θ, optimizer state) ← optimizer(θ, g, state)
     sync    θ⁻ ← τθ + (1 − τ)θ⁻
 
@@ -69,6 +71,13 @@ def target(config, network, params, target_params, batch, noise=Noise()):
             best = bellman.masked_argmax(next_q, legal)
         next_probs = tf.nn.softmax(tf.gather(next_logits, best, axis=1, batch_dims=1), axis=-1)
         return bellman.categorical_projection(support, next_probs, batch.reward, batch.terminated, discount)
+    if config.quantile_regression:
+        next_quantiles = network.apply_logits(target_params, batch.next_obs, noise.target_next)   # [B, A, N]
+        chooser = (network.apply(params, batch.next_obs, noise.online_next) if config.double_q
+                   else tf.reduce_mean(next_quantiles, axis=-1))
+        best = bellman.masked_argmax(chooser, legal)
+        chosen = tf.gather(next_quantiles, best, axis=1, batch_dims=1)
+        return bellman.quantile_target(batch.reward, batch.terminated, discount, chosen)
     next_q = network.apply(target_params, batch.next_obs, noise.target_next)
     if config.munchausen:
         q_target = network.apply(target_params, batch.obs, noise.target_next)
@@ -93,6 +102,14 @@ def loss(config, network, params, batch, y, noise=None):
         q_values = bellman.categorical_q_values(network.support, logits)
         td_error = losses.td_error(q_values, batch.action, tf.reduce_sum(y * network.support, axis=-1))
         return losses.weighted_mean(cross_entropy, batch.weight), td_error, q_values, cross_entropy
+    if config.quantile_regression:   # y: the target's samples [B, N]; θ_i at τ_i = (2i + 1)/2N
+        all_quantiles = network.apply_logits(params, batch.obs, noise)
+        quantiles = tf.gather(all_quantiles, batch.action, axis=1, batch_dims=1)
+        taus = (2.0 * tf.range(network.atoms, dtype=quantiles.dtype) + 1.0) / (2.0 * network.atoms)
+        per_sample = losses.quantile_huber_loss(quantiles, taus, y, config.quantile_kappa)
+        q_values = tf.reduce_mean(all_quantiles, axis=-1)
+        td_error = losses.td_error(q_values, batch.action, tf.reduce_mean(y, axis=-1))
+        return losses.weighted_mean(per_sample, batch.weight), td_error, q_values, per_sample
     q_values = network.apply(params, batch.obs, noise)
     td_error = losses.td_error(q_values, batch.action, y)
     per_sample = losses.huber_loss if config.loss == "huber" else losses.squared_loss
