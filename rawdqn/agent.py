@@ -198,10 +198,9 @@ class DQN(AgentShell, tf.Module):
         θ' and the new state written back; a prioritized replay's drawn priorities updated."""
         batch = batch._replace(obs=self.features(batch.obs), next_obs=self.features(batch.next_obs),
                                next_legal_mask=batch.next_legal_mask if self.legal_actions else None)
-        noisy = self.config.noisy
-        # Drawn in this order, each network's noise counter counting its forward passes.
+        # Drawn in this order, each network's noise counter counting its forward passes (None: not noisy).
         noise = dqn.Noise(target_next=self.noise_fn(self.target),
-                          online_next=self.noise_fn(self.online) if noisy and self.config.double_q else None,
+                          online_next=self.noise_fn(self.online) if self.config.double_q else None,
                           online=self.noise_fn(self.online))
         result = dqn.update(self.config, self.online, self.optimizer, self.online.theta.read_value(),
                             self.target.theta.read_value(), self.optimizer.read_state(), batch, noise)

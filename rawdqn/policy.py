@@ -47,7 +47,7 @@ class GreedyPolicy(tf.Module):
     @classmethod
     def of(cls, agent, action_start=0):
         """The greedy policy of a training agent's online network (its policy's, for the policy-gradient
-        agents: the most probable action), made once per agent and kept on it."""
+        agents: the most probable action), made once per agent and kept beside it."""
         policy = AGENTS_POLICIES.get(agent)
         if policy is None or policy.action_start != action_start:
             policy = AGENTS_POLICIES[agent] = cls(agent.online, agent.discrete_obs, action_start, agent.legal_actions,

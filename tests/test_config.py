@@ -1,11 +1,12 @@
-"""The schema per agent family (config.FAMILIES): every option belongs to one family, the presets
+"""The schema per agent family (rawdqn/families.py): every option belongs to one family, the presets
 set only their own agent's options, and a flag for another agent is a one-line error."""
 import dataclasses
 
 import pytest
 
 from cli_helpers import assert_usage_error, cli
-from rawdqn.config import ALGOS, FAMILIES, DQNConfig, check_agent_options, family_of
+from rawdqn.config import ALGOS, DQNConfig
+from rawdqn.families import FAMILIES, check_agent_options, family_of
 from rawdqn.presets import ALGO_DEFAULTS, ALGO_PRESETS, CLASSIC_RAINBOW, NAMED_PRESETS, PRESETS
 
 

@@ -42,3 +42,7 @@ def test_actors_resume_an_ape_x_run_only(capsys, tmp_path):
     assert_usage_error(cli(capsys, "train", "--resume", run_dir, "--steps", 600, "--actors", 3),
                        "--actors and --address resume an Ape-X run")
     assert_usage_error(cli(capsys, "train", "--actors", 3, "--steps", 100), "--actors needs --distributed")
+
+
+def test_no_actors_is_a_one_line_error_before_ray_is_needed(capsys):
+    assert_usage_error(cli(capsys, "train", "--distributed", "--actors", 0, "--steps", 100), "--actors must be >= 1")

@@ -13,7 +13,8 @@ import sys
 import typing
 import warnings
 
-from rawdqn.config import DQNConfig, check_agent_options
+from rawdqn.config import DQNConfig
+from rawdqn.families import check_agent_options
 from rawdqn.presets import NAMED_PRESETS, preset
 
 
@@ -235,14 +236,12 @@ def run(args):
             args.env = args.env or "CartPole-v1"
             check_family_options(args.env, config_changes(args))
             args.seed = 0 if args.seed is None else args.seed
-            if args.actors is not None and args.actors < 1:
-                raise UsageError(f"--actors must be >= 1; got {args.actors}")
             config = config_from_args(args)
             if "prioritized" not in config_changes(args):   # Ape-X is prioritized by definition
                 config = config.replace(prioritized=True).validate()
             apex.train(args.env, config, seed=args.seed, device=args.device,
                        logdir=args.logdir or default_run_dir(args.env, args.seed, "apex"), log=log,
-                       checkpoint_interval=args.checkpoint_interval, num_actors=args.actors or 2,
+                       checkpoint_interval=args.checkpoint_interval, num_actors=2 if args.actors is None else args.actors,
                        address=args.address)
         elif args.on_device:
             changes = config_changes(args)

@@ -41,6 +41,11 @@ def actor_epsilon(index, num_actors, base=0.4, alpha=7.0):
     return base ** (1.0 + alpha * index / (num_actors - 1))
 
 
+def epsilon_range(num_actors):
+    """The actors' ε_i, as a run's first lines give them."""
+    return f"ε_i from {actor_epsilon(0, num_actors):.3g} to {actor_epsilon(num_actors - 1, num_actors):.3g}"
+
+
 class NStepWindows:
     """n-step windows of N envs' steps, gathered as they come on the actor's host and cut by
     bellman.n_step_window, the function an n-step replay samples with.
@@ -176,6 +181,8 @@ def start_ray(num_actors, address=None):
     """ray.init on this machine (address None) or joining a cluster; one-line UsageErrors for no
     Ray, an unreachable address, or more actors than the cluster has CPUs (one each; the learner
     is this driver process, outside Ray's count)."""
+    if num_actors < 1:
+        raise UsageError(f"--actors must be >= 1; got {num_actors}")
     try:
         import ray
     except ImportError:
@@ -329,8 +336,6 @@ def resume(saved, device=None, log=print, num_actors=None, address=None):
     arguments = {key: value for key, value in saved.trainer_args.items() if key not in ("env_source", "env_seed")}
     before = saved.state["distributed"]["actors"]
     num_actors = before if num_actors is None else int(num_actors)
-    if num_actors < 1:
-        raise UsageError(f"--actors must be >= 1; got {num_actors}")
     run = ApexRun(device=device, log=log, num_actors=num_actors, address=address, **arguments)
     gym_run.restore(run, saved)
     if num_actors != before:
@@ -338,8 +343,8 @@ def resume(saved, device=None, log=print, num_actors=None, address=None):
         run.history.append({"step": run.step, "config_change": {"actors": [before, num_actors]}})
         run.write_logs()
         log(f"rawdqn: from step {run.step:,}: actors {before} → {num_actors}")
-    log(f"rawdqn: Ape-X resumed with {len(run.actors)} new actors (ε_i from {actor_epsilon(0, num_actors):.3g} to "
-        f"{actor_epsilon(num_actors - 1, num_actors):.3g}); their episodes start anew")
+    log(f"rawdqn: Ape-X resumed with {len(run.actors)} new actors ({epsilon_range(num_actors)}); "
+        "their episodes start anew")
     return run.run()
 
 
@@ -351,8 +356,8 @@ def train(env_id, config, seed=0, device=None, logdir=None, log=print, checkpoin
     gym_run.check_new_run_dir(logdir)
     run = ApexRun(env_id, config, seed, device, logdir, log, checkpoint_interval, num_actors, address)
     gym_run.start(run)
-    log(f"rawdqn: Ape-X with {num_actors} actors (ε_i from {actor_epsilon(0, num_actors):.3g} to "
-        f"{actor_epsilon(num_actors - 1, num_actors):.3g}), weights published every {config.weights_interval} updates")
+    log(f"rawdqn: Ape-X with {num_actors} actors ({epsilon_range(num_actors)}), weights published every "
+        f"{config.weights_interval} updates")
     log("rawdqn: Ape-X replay: prioritized by the actors' TD errors (Horgan et al. 2018)" if config.prioritized else
         "rawdqn: Ape-X replay: uniform (--no-prioritized), an ablation of Horgan et al.'s prioritized replay")
     return run.run()
