@@ -233,15 +233,17 @@ class DQN(AgentShell, tf.Module):
         """Up to `count` of the first observations stored (the run's fixed validation set)."""
         return self.replay.obs[:min(self.replay.size, count)].numpy()
 
-    def sample_fn(self):
+    def sample_fn(self, step=None):
         """A batch of `batch_size` transitions drawn uniformly from the replay (a Transition);
-        from a prioritized one, in proportion to priority, weighted with β(step)."""
-        return self.sample_part(*self.sample_inputs_fn())
+        from a prioritized one, in proportion to priority, weighted with β(step) (default: the
+        steps counted so far)."""
+        return self.sample_part(*self.sample_inputs_fn(step))
 
-    def sample_inputs_fn(self):
+    def sample_inputs_fn(self, step=None):
         """What the replay's sample_fn takes: (batch_size,), and a prioritized one's β(step)."""
         if self.config.prioritized:
-            return self.config.batch_size, schedule.importance_exponent(self.config, self.schedule.step)
+            step = self.schedule.step if step is None else step
+            return self.config.batch_size, schedule.importance_exponent(self.config, step)
         return (self.config.batch_size,)
 
     # --- one environment step ------------------------------------------------
@@ -252,11 +254,11 @@ class DQN(AgentShell, tf.Module):
     def begin_fn(self, obs, legal_mask=None):
         return self.act_on_fn(obs, legal_mask)
 
-    def act_on_fn(self, obs, legal_mask=None):
-        """a = ε-greedy(Q(s), ε(t)) for t = step … step + N − 1; remembers s and a for `step_fn`."""
-        epsilon = self.schedule.epsilon_fn(self.num_envs, self.dtype)
-        if self.config.noisy:   # noisy nets explore through their weights (Fortunato et al. 2018)
-            epsilon = tf.zeros_like(epsilon)
+    def act_on_fn(self, obs, legal_mask=None, epsilon=None):
+        """a = ε-greedy(Q(s), ε) (default ε(t), …, ε(t + N − 1) at this step); remembers s and a
+        for the next store."""
+        if epsilon is None:
+            epsilon = dqn.exploration(self.config, self.schedule.step, self.num_envs, self.dtype)
         action = self.act_fn(obs, epsilon, legal_mask)
         self.current_obs.assign(obs)
         self.last_action.assign(action)
@@ -280,27 +282,24 @@ class DQN(AgentShell, tf.Module):
     def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None,
                    learn=True):
         """One environment step's work after env.step, wherever the env runs (host or device):
+        dqn.step with this agent's replay, networks and counters. `learn` off: the host knows
+        no update or sync is due."""
+        return self.advance_fn(lambda: self.store_fn(next_obs, reward, terminated, next_legal_mask, ended),
+                               obs, legal_mask, learn)
 
-            replay ← (s, a, r, s', terminated[, ended])   s, a: what begin_fn remembered
-            step += N; the updates and syncs now due (rawdqn/schedule.py), unless `learn` is
-                       off (the host knows none is due)
-            a' = ε-greedy(Q(obs), ε(step …))        remembered for the next step; returned
-        """
-        self.store_fn(next_obs, reward, terminated, next_legal_mask, ended)
+    def advance_fn(self, store, obs, legal_mask=None, learn=True):
+        """dqn.step: store(), then the updates and the sync now due, then act on `obs`; the
+        counters written back, the last update's LearnInfo kept and watched (keep_info_fn)."""
+        counters, info, updates, action = dqn.step(
+            self.config, dqn.Counters(*self.schedule.read()), self.num_envs, store,
+            learn=lambda step: self.learn_fn(self.sample_fn(step)),
+            sync=lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
+            act=lambda epsilon: self.act_on_fn(obs, legal_mask, epsilon),
+            last_info=LearnInfo(*(variable.read_value() for variable in self.last_info)), learning=learn)
+        self.schedule.write(counters)
         if learn:
-            self.learn_and_sync_fn()
-        else:
-            self.schedule.step.assign_add(self.num_envs)
-        return self.act_on_fn(obs, legal_mask)
-
-    def learn_and_sync_fn(self):
-        """step += N, then the updates and target syncs now due (rawdqn/schedule.py); the last
-        update's LearnInfo is kept, and the first step whose update was not finite."""
-        info, updates = self.schedule.advance_fn(
-            self.num_envs, lambda: self.learn_fn(self.sample_fn()),
-            lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
-            LearnInfo(*(variable.read_value() for variable in self.last_info)))
-        self.keep_info_fn(info, updates > 0)   # the first update not finite: the loop stops there
+            self.keep_info_fn(info, updates > 0)   # the first update not finite: the loop stops there
+        return action
 
     def store_fn(self, next_obs, reward, terminated, next_legal_mask=None, ended=None):
         """replay ← (s, a, clip(r), s', terminated[, ended]) with s and a the ones begin_fn remembered."""

@@ -79,3 +79,14 @@ def read_layout_2(reader, keys, partial, **roots):
         fields = {field: value(*path, field) for field in REPLAY_FIELDS_2
                   if "/".join((*path, field)) + suffix in keys}
         replay.rows.assign(replay.to_rows(**fields))
+
+
+def ondevice_roots(prefix, trainer):
+    """The roots to read an on-device checkpoint into: older files keep the per-seed runs under
+    trainer/lanes/i, where today's keep them under trainer/seed_runs/i."""
+    import tensorflow as tf
+    if not any(name.startswith("trainer/lanes/") for name, _ in tf.train.list_variables(prefix)):
+        return {"trainer": trainer}
+    renamed = tf.Module()
+    renamed.lanes = trainer.seed_runs
+    return {"trainer": renamed}

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from rawdqn import checkpoint, schedule, summary
+from rawdqn import checkpoint, compat, schedule, summary
 from rawdqn.config import DQNConfig
 from rawdqn.presets import ON_DEVICE
 from rawdqn.presets import preset as config_preset
@@ -100,10 +100,10 @@ class OnDeviceRun:
                 "history": self.history, "train_seconds": self.train_seconds,
                 "episodes": self.episodes, "open_lengths": self.open_lengths}
 
-    def run_dir(self, lane_index):
-        """Agent lane_index's run directory: LOGDIR with one seed, LOGDIR/seedS with several."""
-        lane = self.trainer.lanes[lane_index]
-        return os.path.join(self.directory.path, f"seed{lane.seed}") if self.trainer.num_seeds > 1 \
+    def run_dir(self, seed_index):
+        """Agent seed_index's run directory: LOGDIR with one seed, LOGDIR/seedS with several."""
+        seed_run = self.trainer.seed_runs[seed_index]
+        return os.path.join(self.directory.path, f"seed{seed_run.seed}") if self.trainer.num_seeds > 1 \
             else self.directory.path
 
     def save_checkpoint(self, runs=True):
@@ -155,8 +155,8 @@ class OnDeviceRun:
             open_lengths[:] = [iterations - start for start in started]
 
     def check_finite(self):
-        for lane in self.trainer.lanes:
-            check_finite(lane.agent, self.directory, f"seed {lane.seed}: " if self.trainer.num_seeds > 1 else "")
+        for seed_run in self.trainer.seed_runs:
+            check_finite(seed_run.agent, self.directory, f"seed {seed_run.seed}: " if self.trainer.num_seeds > 1 else "")
 
     def evaluate_now(self):
         """Choosing weights is part of training: its time counts in train_seconds and steps/s."""
@@ -185,8 +185,8 @@ class OnDeviceRun:
         """Each agent's greedy return on SELECTION_EPISODES TF episodes; keep its weights if best so far."""
         episode_returns = self.trainer.greedy_returns(step, self.selection_episodes)
         returns = episode_returns.mean(axis=1)
-        for lane, score in zip(self.trainer.lanes, returns):
-            lane.keep_if_best(float(score), step)
+        for seed_run, score in zip(self.trainer.seed_runs, returns):
+            seed_run.keep_if_best(float(score), step)
         self.history.append({"step": step, "greedy_return": returns.tolist(),
                              "greedy_std": episode_returns.std(axis=1).tolist()})
 
@@ -204,20 +204,20 @@ class OnDeviceRun:
         eval_means, eval_stds, final_means, final_evaluations = [], [], [], []
         multi = trainer.num_seeds > 1
         spec, env_kwargs, policy = env_spec(trainer.env), env_kwargs_for(self.env_id, config), config.describe_evaluation()
-        for lane in trainer.lanes:
-            prefix = f"seed {lane.seed}: " if multi else ""
-            eval_seed = lane.seed + SELECTION_EVAL_SEED
-            mean, std = evaluate(lane.agent, self.env_id, config.eval_episodes, eval_seed, spec, env_kwargs, config)
+        for seed_run in trainer.seed_runs:
+            prefix = f"seed {seed_run.seed}: " if multi else ""
+            eval_seed = seed_run.seed + SELECTION_EVAL_SEED
+            mean, std = evaluate(seed_run.agent, self.env_id, config.eval_episodes, eval_seed, spec, env_kwargs, config)
             final_means.append(mean)
             if config.eval_interval:
                 self.log(f"{prefix}final weights: mean return {mean:.2f} ± {std:.2f} over {config.eval_episodes} "
                          f"{policy} episodes")
                 # Fresh episodes: other seeds than the selection's TF episodes and the line above.
-                lane.use_best()
-                eval_seed = lane.seed + FRESH_EVAL_SEED
-                mean, std = evaluate(lane.agent, self.env_id, config.eval_episodes, eval_seed, spec, env_kwargs, config)
-                prefix += (f"kept weights (step {int(lane.best_step.numpy()):,}, greedy "
-                           f"{lane.best_score.numpy():.1f} on {self.selection_episodes} TF episodes): ")
+                seed_run.use_best()
+                eval_seed = seed_run.seed + FRESH_EVAL_SEED
+                mean, std = evaluate(seed_run.agent, self.env_id, config.eval_episodes, eval_seed, spec, env_kwargs, config)
+                prefix += (f"kept weights (step {int(seed_run.best_step.numpy()):,}, greedy "
+                           f"{seed_run.best_score.numpy():.1f} on {self.selection_episodes} TF episodes): ")
             eval_means.append(mean)
             eval_stds.append(std)
             final_evaluations.append({"seed": eval_seed, "episodes": config.eval_episodes, "mean": mean, "std": std})
@@ -228,12 +228,12 @@ class OnDeviceRun:
                      f"(min {np.min(eval_means):.2f}, max {np.max(eval_means):.2f}); "
                      f"{steps * trainer.num_seeds / self.train_seconds:,.0f} env steps/s in all")
         if logdir:
-            for i, lane in enumerate(trainer.lanes):
+            for i, seed_run in enumerate(trainer.seed_runs):
                 path = write_run(self.run_dir(i), trainer, i, self.history, final_evaluations[i], self.episodes[i])
-                self.log(f"rawdqn: {'seed ' + str(lane.seed) + ': ' if multi else ''}run directory "
+                self.log(f"rawdqn: {'seed ' + str(seed_run.seed) + ': ' if multi else ''}run directory "
                          f"{self.run_dir(i)} (checkpoint {path}); rawdqn eval/export/watch/plot read it")
             self.log(f"rawdqn: saved the trainer's variables to {saved}")
-        return OnDeviceResult(trainer, [lane.seed for lane in trainer.lanes], eval_means, eval_stds, final_means,
+        return OnDeviceResult(trainer, [seed_run.seed for seed_run in trainer.seed_runs], eval_means, eval_stds, final_means,
                               steps, self.train_seconds, self.compile_seconds, self.history)
 
 
@@ -249,7 +249,7 @@ def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_seeds=1, devi
     if logdir:
         prepare_run_dir(logdir)  # after the agents are known to fit: no empty run dirs
     trainer = run.trainer
-    seeds = [lane.seed for lane in trainer.lanes]
+    seeds = [seed_run.seed for seed_run in trainer.seed_runs]
     log(f"rawdqn: training {config.algo_name} on-device on {env_id} for {run.total_steps:,} steps "
         f"(seed{'s' if num_seeds > 1 else ''} {', '.join(map(str, seeds))}; "
         f"{trainer.num_envs} envs, {config.iterations_per_call} iterations per call, "
@@ -290,7 +290,8 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
     run = OnDeviceRun(state["env_id"], config, state["seed"], state["num_seeds"], device, log, logdir,
                       checkpoint_interval or state["checkpoint_interval"])
     try:
-        checkpoint.read_variables(os.path.join(saved, "variables"), trainer=run.trainer)
+        prefix = os.path.join(saved, "variables")
+        checkpoint.read_variables(prefix, **compat.ondevice_roots(prefix, run.trainer))
     except checkpoint.READ_ERRORS as error:
         raise checkpoint.CheckpointError(f"checkpoint {saved} does not fit this program "
                                          f"({type(error).__name__}: {checkpoint.one_line(error)})") from None
@@ -304,8 +305,8 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
     return run.run()
 
 
-def write_run(run_dir, trainer, lane_index, history, final_evaluation, episodes=()):
-    """Agent `lane_index` as an ordinary run directory (rawdqn/rundir.py): config.json,
+def write_run(run_dir, trainer, seed_index, history, final_evaluation, episodes=()):
+    """Agent `seed_index` as an ordinary run directory (rawdqn/rundir.py): config.json,
     history.jsonl (progress rows, and the greedy TF-env evaluations as eval rows),
     episodes.jsonl (`episodes`: [end step, return, length] rows), TensorBoard, and a
     checkpoint of the agent with the weights it reports, which `rawdqn eval`, `export`,
@@ -314,7 +315,7 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, episodes=
     weights and their evaluation). TensorBoard gets the progress and evaluation rows and an
     event per episode, as a gymnasium run's does.
     """
-    lane, config, i = trainer.lanes[lane_index], trainer.config, lane_index
+    seed_run, config, i = trainer.seed_runs[seed_index], trainer.config, seed_index
     rows = []
     for row in history:
         if "greedy_return" in row:
@@ -330,9 +331,9 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, episodes=
     spec = env_spec(trainer.env)
     settings = dataclasses.asdict(config)
     on_device = {"num_envs": trainer.num_envs, "iterations_per_call": config.iterations_per_call}
-    state = {"env_id": trainer.env_id, "seed": lane.seed, "config": settings, "spec": dataclasses.asdict(spec),
+    state = {"env_id": trainer.env_id, "seed": seed_run.seed, "config": settings, "spec": dataclasses.asdict(spec),
              "step": step, "changes": [], "final_evaluation": final_evaluation, "on_device": on_device}
-    logs = {"config": config_record(trainer.env_id, lane.seed, config, [], on_device=on_device),
+    logs = {"config": config_record(trainer.env_id, seed_run.seed, config, [], on_device=on_device),
             "history": rows, "episodes": [{"step": step, "return": ret, "length": length}
                                           for step, ret, length in episodes]}
     prepare_run_dir(run_dir)
@@ -346,7 +347,7 @@ def write_run(run_dir, trainer, lane_index, history, final_evaluation, episodes=
                                                   if name != "step" and isinstance(value, (int, float))})
         for step, episode_return, length in episodes:   # as the gymnasium loop writes them (train.end_episode)
             directory.write_summary(step, {"episode/return": episode_return, "episode/length": length})
-    return directory.save(step, lane.agent, state, {}, [], logs)
+    return directory.save(step, seed_run.agent, state, {}, [], logs)
 
 
 def run_command(args, changes, log=print):

@@ -139,17 +139,13 @@ class PixelDQN(DQN):
         """DQN.observe_fn on frames: replay ← the step; s ← the next stack; the updates and syncs
         due; a' = ε-greedy(Q(s)). `ended` (nonzero: the episode is over) defaults to `terminated`."""
         ended = tf.cast(terminated if ended is None else ended, tf.bool)
-        self.replay.add_fn(self.last_action.read_value(), self.clip_reward_fn(reward), terminated > 0,
-                           next_frame, ended, frame)
         stack = self.stack_fn(self.current_obs.read_value(), frame, ended)
-        if learn:
-            self.learn_and_sync_fn()
-        else:
-            self.schedule.step.assign_add(self.num_envs)
-        return self.act_on_fn(stack)
+        return self.advance_fn(lambda: self.replay.add_fn(self.last_action.read_value(), self.clip_reward_fn(reward),
+                                                          terminated > 0, next_frame, ended, frame),
+                               stack, learn=learn)
 
-    def sample_fn(self):
-        sample = self.sample_part(*self.sample_inputs_fn())
+    def sample_fn(self, step=None):
+        sample = self.sample_part(*self.sample_inputs_fn(step))
 
         def cast(value):
             return None if value is None else tf.cast(value, self.dtype)

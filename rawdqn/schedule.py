@@ -101,8 +101,8 @@ def due(config, step, updates_done, syncs_done):
 
 def nothing_due(config, steps_before, steps_after):
     """Whether going from steps_before to steps_after steps owes no update and no sync."""
-    owed = due(config, steps_after, updates_owed(config, steps_before), syncs_owed(config, steps_before))
-    return owed.updates == 0 and owed.syncs == 0
+    return (updates_owed(config, steps_after) == updates_owed(config, steps_before)
+            and syncs_owed(config, steps_after) == syncs_owed(config, steps_before))
 
 
 class Schedule(tf.Module):
@@ -115,24 +115,10 @@ class Schedule(tf.Module):
         self.updates_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates_done")
         self.syncs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="syncs_done")
 
-    def epsilon_fn(self, num_envs, dtype):
-        """ε for the next `num_envs` steps, [num_envs]: ε(t), ε(t + 1), …"""
-        return epsilon(self.config, self.step + tf.range(num_envs, dtype=tf.int64), dtype)
+    def read(self):
+        """(step, updates_done, syncs_done) as tensors, for algorithms.dqn.step."""
+        return self.step.read_value(), self.updates_done.read_value(), self.syncs_done.read_value()
 
-    def advance_fn(self, num_steps, learn_fn, sync_fn, info):
-        """Count `num_steps` more steps, then run the updates and the sync now due (`due`):
-        learn_fn() → info, once per update; sync_fn(τ') once if any sync is owed.
-        Returns (info of the last update, or `info` if none was due; updates made)."""
-        step = self.step + tf.cast(num_steps, tf.int64)
-        self.step.assign(step)
-        owed = due(self.config, step, self.updates_done, self.syncs_done)
-        _, info = tf.while_loop(lambda i, _: i < owed.updates, lambda i, _: (i + 1, learn_fn()),
-                                (tf.constant(0, tf.int64), info))
-        self.updates_done.assign_add(owed.updates)
-
-        def sync():
-            sync_fn(owed.tau)
-            return tf.constant(0)
-        tf.cond(owed.syncs > 0, sync, lambda: tf.constant(0))
-        self.syncs_done.assign_add(owed.syncs)
-        return info, owed.updates
+    def write(self, counters):
+        for variable, value in zip((self.step, self.updates_done, self.syncs_done), counters):
+            variable.assign(value)

@@ -3,9 +3,11 @@
 Each trainer compiles its own program (a few seconds), so the tests share a few
 small trainers and read everything they check from one short run.
 """
+import glob
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,7 +93,7 @@ def test_episodes_continue_restart_and_truncate_in_the_replay(run):
 
 def test_replay_matches_stepping_the_tf_env_with_the_same_actions(run):
     trainer, _, _ = run
-    lane = trainer.lanes[1]
+    lane = trainer.seed_runs[1]
     replay, num_envs = lane.agent.replay, trainer.num_envs
     count = replay.size
     actions = replay.action.numpy()[:count].reshape(-1, num_envs)
@@ -148,7 +150,7 @@ def test_each_call_reports_the_episodes_that_ended_in_it(run):
     replay's rows hold, with their returns; their count and mean are the call's figures."""
     trainer, _, calls = run
     offsets = [0, 1, 8]   # the calls of 1, 7 and 32 iterations
-    for lane_index, lane in enumerate(trainer.lanes):
+    for lane_index, lane in enumerate(trainer.seed_runs):
         reported = sorted((offset + at, env, ret) for offset, call in zip(offsets, calls)
                           for at, env, ret in call.episode_ends[lane_index])
         assert reported == episodes_walked_from_the_replay(lane.agent.replay, trainer.num_envs, TIME_LIMIT)
@@ -275,7 +277,7 @@ def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys, tmp_pat
     assert saved_dir == str(tmp_path / "run" / "ondevice" / "step-00000800")
     saved = [name for name, _ in tf.train.list_variables(f"{saved_dir}/variables")]
     assert [name for name in saved if "replay/rows/" in name] == [
-        f"trainer/lanes/{lane}/agent/replay/rows/.ATTRIBUTES/VARIABLE_VALUE" for lane in (0, 1)]
+        f"trainer/seed_runs/{i}/agent/replay/rows/.ATTRIBUTES/VARIABLE_VALUE" for i in (0, 1)]
 
 
 def test_an_on_device_run_is_a_run_directory_that_eval_export_and_plot_read(capsys, tmp_path):
@@ -319,7 +321,7 @@ def test_an_iteration_is_the_gymnasium_loops_step_body(run):
     host.sync_target()
     np.testing.assert_array_equal(host.begin(obs[0]).numpy(), action[0])
     for i in range(obs.shape[0]):
-        acting = obs[i + 1] if i + 1 < obs.shape[0] else trainer.lanes[0].envs.obs.numpy()
+        acting = obs[i + 1] if i + 1 < obs.shape[0] else trainer.seed_runs[0].envs.obs.numpy()
         chosen = host.step(next_obs[i], reward[i], terminated[i], acting).numpy()
         if i + 1 < obs.shape[0]:
             np.testing.assert_array_equal(chosen, action[i + 1])
@@ -381,6 +383,27 @@ def test_an_interrupted_on_device_run_resumes_bit_for_bit(tmp_path, capsys):
     # Each agent's run directory is one agent of the run: it resumes as the whole run.
     assert cli.main(["train", "--resume", str(tmp_path / "cut" / "seed8"), "--steps", "800"]) == 2
     assert f"resume the whole run: rawdqn train --resume {tmp_path / 'cut'}" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_keeps_the_seed_runs_under_their_older_name_resumes_the_same(tmp_path):
+    """compat.ondevice_roots: a file that keeps each seed's run under trainer/lanes/i resumes
+    to the same variables, bit for bit, as one that keeps it under trainer/seed_runs/i."""
+    config = SMALL.replace(total_steps=200, learning_starts=50, eval_episodes=1, num_envs=4,
+                           iterations_per_call=25)
+    first = ondevice.train_on_device("CartPole-v1", config, seed=3, num_seeds=2, logdir=str(tmp_path / "today"),
+                                     log=lambda line: None)
+    shutil.copytree(tmp_path / "today", tmp_path / "older")
+    prefix = str(tmp_path / "older" / "ondevice" / "step-00000200" / "variables")
+    older = tf.Module()
+    older.lanes = first.trainer.seed_runs   # the trainer ends as its last checkpoint saved it
+    for stale in glob.glob(prefix + ".*"):
+        os.remove(stale)
+    tf.train.Checkpoint(trainer=older).write(prefix)
+    assert any(name.startswith("trainer/lanes/1/agent/") for name, _ in tf.train.list_variables(prefix))
+    runs = [ondevice.resume(str(tmp_path / name), log=lambda line: None, total_steps=300) for name in ("today", "older")]
+    assert runs[0].steps == runs[1].steps == 300
+    for a, b in zip(runs[0].trainer.variables, runs[1].trainer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
 
 
 def test_sigterm_stops_an_on_device_run_with_a_checkpoint_that_the_cli_resumes(tmp_path, capsys):

@@ -35,7 +35,7 @@ def test_an_iteration_is_the_host_loops_step_body_on_frames(trainer):
     """The same seed's TF envs stepped from the host, their frames fed to a fresh PixelDQN
     through `observe` (the gymnasium loop's compiled call): the same actions, and the same
     frame replay, weights, optimizer state and counters bit for bit."""
-    lane = trainer.lanes[0]
+    lane = trainer.seed_runs[0]
     assert int(lane.episodes.numpy()) > 3 and int(trainer.updates_done.numpy()) > 5
     runner = envs.EnvRunner(envs.make(ENV_ID), NUM_ENVS, [lane.seed, ENV_STREAM])
     host = PixelDQN((10, 10, 4), 3, PIXELS, seed=lane.seed, num_envs=NUM_ENVS, frame_max=1.0)

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from rawdqn import schedule
+from rawdqn.algorithms import dqn
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig
 
@@ -38,23 +39,33 @@ def test_closed_forms_equal_a_step_by_step_count(learning_starts, frequency, gra
     (1, 0, 1, 1, 1), (64, 1000, 256, 128, 10), (16, 100, 10, 1, 500), (5, 3, 64, 1, 4), (3, 5, 4, 3, 7)])
 def test_advancing_n_steps_at_a_time_makes_the_updates_and_syncs_of_a_step_by_step_count(
         num_envs, learning_starts, frequency, gradient_steps, interval):
-    """Schedule.advance_fn, N steps per call as the vector and on-device loops call it: the
-    learn calls it makes and the syncs it counts are the step-by-step loop's."""
-    config = DQNConfig(learning_starts=learning_starts, train_frequency=frequency,
-                       gradient_steps=gradient_steps, target_update_interval=interval)
-    counter = schedule.Schedule(config)
-    learned = []
-    info = tf.constant(0.0)
+    """algorithms.dqn.step, N steps per call as the vector and on-device loops call it: it
+    stores first, learns as often and syncs as often as the step-by-step loop, then acts with
+    ε(t), …, ε(t + N − 1)."""
+    config = DQNConfig(learning_starts=learning_starts, train_frequency=frequency, gradient_steps=gradient_steps,
+                       target_update_interval=interval, total_steps=100 * num_envs)
+    counters = dqn.Counters(*(tf.constant(0, tf.int64),) * 3)
+    info = dqn.LearnInfo(*(tf.constant(0.0),) * 5)
+    events = []
 
-    def learn():
-        learned.append(1)
-        return tf.constant(1.0)
+    def learn(step):
+        events.append("learn")
+        return dqn.LearnInfo(*(tf.constant(1.0),) * 5)
     for iteration in range(1, 101):
-        info, _ = counter.advance_fn(num_envs, learn, lambda tau: None, info)
+        events.clear()
+        epsilons = []
+        counters, info, updates, _ = dqn.step(
+            config, counters, num_envs, lambda: events.append("store"), learn, lambda tau: events.append("sync"),
+            lambda epsilon: epsilons.append(epsilon) or events.append("act"), info)
+        assert events[0] == "store" and events[-1] == "act" and events.count("learn") == int(updates)
+        steps = iteration * num_envs
+        hand_epsilon = [config.epsilon_start + (config.epsilon_end - config.epsilon_start)
+                        * min(1.0, t / config.exploration_decay_steps) for t in range(steps, steps + num_envs)]
+        np.testing.assert_allclose(epsilons[0].numpy(), hand_epsilon, rtol=1e-6)
         if iteration in (1, 2, 3, 17, 100):
-            expected = counted_step_by_step(iteration * num_envs, config)
-            assert (len(learned), int(counter.syncs_done.numpy())) == expected
-            assert int(counter.updates_done.numpy()) == len(learned)
+            assert (int(counters.updates_done), int(counters.syncs_done)) == counted_step_by_step(steps, config)
+            assert int(counters.step) == steps
+
 
 def test_epsilon_is_linear_then_flat():
     config = DQNConfig(total_steps=1_000, epsilon_start=1.0, epsilon_end=0.1, exploration_fraction=0.2)

@@ -15,6 +15,7 @@ its target or its loss written once each, as a branch here:
             quantile regression: L(θ) = (1/B) Σ_b w_b Σ_i (1/N) Σ_j ρ^κ_{τ_i}(T_j − θ_i(s, a; θ))
     update  g = ∇_θ L,   g ← g · c / max(‖g‖, c),   (θ, optimizer state) ← optimizer(θ, g, state)
     sync    θ⁻ ← τθ + (1 − τ)θ⁻
+    step    store → t ← t + N → the updates and the sync owed at t (schedule.due) → act
 
 Nothing here reads or writes a variable: every function takes θ, θ⁻, the optimizer's state
 and the batch as tensors and returns new tensors. `network` is a Q-network of
@@ -29,7 +30,7 @@ import collections
 
 import tensorflow as tf
 
-from rawdqn import bellman, losses, optim
+from rawdqn import bellman, losses, optim, schedule
 
 LearnInfo = collections.namedtuple(
     "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
@@ -40,16 +41,24 @@ Noise = collections.namedtuple("Noise", ["target_next", "online_next", "online"]
 # update's result: new θ and optimizer state, what to log, and each sample's error for its priority.
 Update = collections.namedtuple("Update", ["params", "optimizer_state", "info", "errors"])
 
+# The loop's int64 counters: environment steps done, updates made, target syncs made.
+Counters = collections.namedtuple("Counters", ["step", "updates_done", "syncs_done"])
+
+
+def q_values(network, params, obs, noise=None):
+    """Q(s, ·; θ) [B, A]: a distributional head's Σ_i z_i p_i(s, ·), a quantile head's mean."""
+    return network.apply(params, obs, noise)
+
 
 def act(network, params, obs, epsilon, key, legal_mask=None, noise=None):
     """ε-greedy actions [B] (int32): a = uniform legal action if u < ε, else argmax_{a legal} Q(s, a; θ).
 
     u and the random action come from stateless uniforms keyed by `key` ([2] int32: a seed
     and a counter), so the same key gives the same actions. `epsilon`: a scalar or [B]."""
-    q_values = network.apply(params, obs, noise)
-    greedy = bellman.masked_argmax(q_values, legal_mask)
-    uniforms = tf.random.stateless_uniform([tf.shape(q_values)[0], network.num_actions + 1], seed=key,
-                                           dtype=q_values.dtype)
+    values = q_values(network, params, obs, noise)
+    greedy = bellman.masked_argmax(values, legal_mask)
+    uniforms = tf.random.stateless_uniform([tf.shape(values)[0], network.num_actions + 1], seed=key,
+                                           dtype=values.dtype)
     # argmax of i.i.d. uniforms over the legal actions is a uniform legal action.
     random_action = bellman.masked_argmax(uniforms[:, 1:], legal_mask)
     return tf.where(uniforms[:, 0] < epsilon, random_action, greedy)
@@ -137,3 +146,43 @@ def sync(params, target_params, tau):
     """θ⁻ ← τθ + (1 − τ)θ⁻; τ = 1 is an exact copy."""
     # τ = 1 must copy bit for bit, not compute 1·θ + 0·θ⁻ (NaN where θ⁻ is inf).
     return tf.where(tau >= 1.0, params, tau * params + (1.0 - tau) * target_params)
+
+
+def exploration(config, step, num_steps, dtype):
+    """ε for the next N steps [N]: ε(t), …, ε(t + N − 1) (schedule.epsilon); zero for noisy
+    nets, which explore through their weights (Fortunato et al. 2018)."""
+    epsilon = schedule.epsilon(config, step + tf.range(num_steps, dtype=tf.int64), dtype)
+    return tf.zeros_like(epsilon) if config.noisy else epsilon
+
+
+def step(config, counters, num_steps, store, learn, sync, act, last_info, learning=True):
+    """One environment step's work for N environments, in the order of Mnih et al. (2015),
+    Algorithm 1:
+
+        store()        replay ← (s, a, r, s', terminated)
+        t ← t + N
+        (k, syncs, τ') = schedule.due(t, updates done, syncs done)
+        k × learn(t)   θ ← update(θ, θ⁻, a batch drawn from the replay at step t)
+        sync(τ')       θ⁻ ← τ'θ + (1 − τ')θ⁻, if a sync is owed
+        act(ε)         a' = ε-greedy(Q(s'; θ)) with ε(t), …, ε(t + N − 1)
+
+    The replay, θ and θ⁻ live in variables the engine updates in place (copying a ring of 10⁵
+    rows every step would cost more than the step), so those effects come in as functions;
+    what is owed, and when, is here. `learning` off: the caller knows nothing is owed at t
+    (a smaller program). Returns (counters', the last update's LearnInfo or `last_info`,
+    the updates made, a')."""
+    store()
+    t = counters.step + tf.cast(num_steps, tf.int64)
+    epsilon = exploration(config, t, num_steps, last_info.loss.dtype)
+    if not learning:
+        return counters._replace(step=t), last_info, tf.constant(0, tf.int64), act(epsilon)
+    owed = schedule.due(config, t, counters.updates_done, counters.syncs_done)
+    _, info = tf.while_loop(lambda i, _: i < owed.updates, lambda i, _: (i + 1, learn(t)),
+                            (tf.constant(0, tf.int64), last_info))
+
+    def sync_owed():
+        sync(owed.tau)
+        return tf.constant(0)
+    tf.cond(owed.syncs > 0, sync_owed, lambda: tf.constant(0))
+    counters = Counters(t, counters.updates_done + owed.updates, counters.syncs_done + owed.syncs)
+    return counters, info, owed.updates, act(epsilon)

@@ -179,7 +179,7 @@ class OnDeviceTrainer(tf.Module):
                                  sticky_actions=self.config.sticky_actions)
         except ValueError as error:
             raise UsageError(str(error)) from None
-        self.lanes = [AgentEnvs(self.env, self.config, self.seed + i, self.num_envs, device,
+        self.seed_runs = [AgentEnvs(self.env, self.config, self.seed + i, self.num_envs, device,
                                 name=f"seed_{self.seed + i}") for i in range(self.num_seeds)]
         # autograph=False: the loop has no Python control flow on tensors, and converting
         # the agent and env code takes longer than tracing it.
@@ -190,20 +190,20 @@ class OnDeviceTrainer(tf.Module):
 
     @property
     def agents(self):
-        return [lane.agent for lane in self.lanes]
+        return [seed_run.agent for seed_run in self.seed_runs]
 
     # The agents' schedules count in step (rawdqn/schedule.py); agent 0's stands for all.
     @property
     def step(self):
-        return self.lanes[0].agent.schedule.step
+        return self.seed_runs[0].agent.schedule.step
 
     @property
     def updates_done(self):
-        return self.lanes[0].agent.schedule.updates_done
+        return self.seed_runs[0].agent.schedule.updates_done
 
     @property
     def syncs_done(self):
-        return self.lanes[0].agent.schedule.syncs_done
+        return self.seed_runs[0].agent.schedule.syncs_done
 
     # --- the compiled program ----------------------------------------------------
     def run_fn(self, iterations):
@@ -212,17 +212,17 @@ class OnDeviceTrainer(tf.Module):
         An iteration steps every agent's N envs once and runs each agent's step body
         (`AgentEnvs.step_fn`): the body of the gymnasium loop's compiled call.
         """
-        for lane in self.lanes:
-            lane.begin_call_fn()
+        for seed_run in self.seed_runs:
+            seed_run.begin_call_fn()
         # Row i of each agent's [iterations_per_call, N] buffers: which episodes ended at
         # iteration i and their returns (a static shape, so XLA updates the rows in place).
         rows = [self.config.iterations_per_call, self.num_envs]
-        buffers = [(tf.zeros(rows, tf.bool), tf.zeros(rows, self.env.dtype)) for _ in self.lanes]
+        buffers = [(tf.zeros(rows, tf.bool), tf.zeros(rows, self.env.dtype)) for _ in self.seed_runs]
 
         def body(i, buffers):
             kept = []
-            for lane, (ended, returns) in zip(self.lanes, buffers):
-                done, episode_return = lane.step_fn()
+            for seed_run, (ended, returns) in zip(self.seed_runs, buffers):
+                done, episode_return = seed_run.step_fn()
                 at = tf.reshape(i, [1, 1])
                 kept.append((tf.tensor_scatter_nd_update(ended, at, done[None]),
                              tf.tensor_scatter_nd_update(returns, at, episode_return[None])))
@@ -230,9 +230,9 @@ class OnDeviceTrainer(tf.Module):
         _, buffers = tf.while_loop(lambda i, _: i < iterations, body, (tf.constant(0, tf.int32), buffers))
         return {"step": self.step.read_value(), "updates": self.updates_done.read_value(),
                 "syncs": self.syncs_done.read_value(),
-                "episodes": tf.stack([lane.call_episodes.read_value() for lane in self.lanes]),
-                "return_sum": tf.stack([lane.call_return_sum.read_value() for lane in self.lanes]),
-                "loss": tf.stack([tf.cast(lane.agent.last_info.loss, tf.float64) for lane in self.lanes]),
+                "episodes": tf.stack([seed_run.call_episodes.read_value() for seed_run in self.seed_runs]),
+                "return_sum": tf.stack([seed_run.call_return_sum.read_value() for seed_run in self.seed_runs]),
+                "loss": tf.stack([tf.cast(seed_run.agent.last_info.loss, tf.float64) for seed_run in self.seed_runs]),
                 "ended": tf.stack([ended for ended, _ in buffers]),
                 "end_returns": tf.stack([returns for _, returns in buffers])}
 
@@ -242,7 +242,7 @@ class OnDeviceTrainer(tf.Module):
         of the episode-end buffers); returns CallStats over all of them."""
         iterations, most = int(iterations), self.config.iterations_per_call
         episodes, return_sum = np.zeros(self.num_seeds, np.int64), np.zeros(self.num_seeds)
-        episode_ends, done = [[] for _ in self.lanes], 0
+        episode_ends, done = [[] for _ in self.seed_runs], 0
         while True:
             count = min(most, iterations - done)
             with tf.device(self.device):
@@ -277,10 +277,10 @@ class OnDeviceTrainer(tf.Module):
         (PIXEL_EVAL_STEP_LIMIT): a greedy policy can loop forever."""
         step_limit = min(self.env.max_episode_steps, PIXEL_EVAL_STEP_LIMIT)
         returns = []
-        for i, lane in enumerate(self.lanes):
-            agent = lane.agent
-            lane_seed = tf.random.experimental.stateless_fold_in(seed, i, alg=envs.core.RNG_ALGORITHM)
-            state, obs = self.env.reset(lane_seed, num_episodes)
+        for i, seed_run in enumerate(self.seed_runs):
+            agent = seed_run.agent
+            run_seed = tf.random.experimental.stateless_fold_in(seed, i, alg=envs.core.RNG_ALGORITHM)
+            state, obs = self.env.reset(run_seed, num_episodes)
             # What the agent acts on (a pixel agent: the stack of its last frames).
             template = agent.current_obs
             acting = agent.acting_obs_fn(tf.zeros([num_episodes, *template.shape[1:]], template.dtype), obs,
@@ -288,9 +288,9 @@ class OnDeviceTrainer(tf.Module):
             total = tf.zeros([num_episodes], self.env.dtype)
             done = tf.zeros([num_episodes], tf.bool)
 
-            def body(t, state, acting, total, done, agent=agent, lane_seed=lane_seed):
+            def body(t, state, acting, total, done, agent=agent, run_seed=run_seed):
                 action = bellman.masked_argmax(agent.q_values_fn(acting))   # the greedy policy
-                step_seed = tf.random.experimental.stateless_fold_in(lane_seed, t + 1,
+                step_seed = tf.random.experimental.stateless_fold_in(run_seed, t + 1,
                                                                       alg=envs.core.RNG_ALGORITHM)
                 result = self.env.step(state, action, step_seed)
                 # Only the first episode of each env counts.
