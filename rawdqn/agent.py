@@ -102,7 +102,8 @@ class DQN(AgentShell, tf.Module):
                                 1 if self.prebuilt_windows else config.n_step, self.prebuilt_windows).width * width
         head = config.head_options()
         parameters = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
-                         dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, head["dueling"], head["atoms"]))
+                         dense_layer_shapes(self.obs_dim, config.hidden, self.num_actions, head["dueling"], head["atoms"],
+                                            head["embedding"]))
         parameters *= 2 if config.noisy else 1   # a σ beside every μ
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
         tree = SumTree.bytes_for(config.replay_capacity) if config.prioritized else 0
@@ -115,6 +116,8 @@ class DQN(AgentShell, tf.Module):
             self.optimizer = optim.make_optimizer(self.config.optimizer, self.config.learning_rate, **epsilon)
             self.optimizer.build(self.online.variables_in_order)
             self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
+            if self.config.implicit_quantiles:   # the levels τ drawn so far, a stateless RNG's counter
+                self.level_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="level_draws")
             # The loop's state between env steps, for `step`: what it acted on and how.
             self.schedule = schedule.Schedule(self.config, name="schedule")
             self.current_obs = tf.Variable(tf.zeros([self.num_envs, *self.acting_shape], self.acting_dtype),
@@ -164,8 +167,18 @@ class DQN(AgentShell, tf.Module):
         noise = self.noise_fn(self.online)
         key = tf.stack([tf.constant(self.seed, tf.int32), self.act_draws])
         self.act_draws.assign_add(1)
-        return dqn.act(self.online, self.online.theta.read_value(), self.features(obs), epsilon, key, legal_mask,
-                       noise)
+        obs = self.features(obs)
+        levels = self.levels_fn(tf.shape(obs)[0], (self.config.quantile_samples[2],))[0] \
+            if self.config.implicit_quantiles else None
+        return dqn.act(self.online, self.online.theta.read_value(), obs, epsilon, key, legal_mask, noise, levels)
+
+    def levels_fn(self, batch, counts):
+        """An implicit quantile network's levels τ ~ U(0, 1), [batch, count] for each count, from a
+        stateless RNG keyed by (seed, draws so far)."""
+        key = tf.stack([tf.constant(self.seed + 104_729, tf.int32), self.level_draws])
+        self.level_draws.assign_add(1)
+        levels = tf.random.stateless_uniform([batch, sum(counts)], seed=key, dtype=self.dtype)
+        return tf.split(levels, list(counts), axis=1)
 
     def noise_fn(self, network):
         """Fresh noise for one forward pass of a noisy network; None (μ alone) otherwise."""
@@ -202,8 +215,12 @@ class DQN(AgentShell, tf.Module):
         noise = dqn.Noise(target_next=self.noise_fn(self.target),
                           online_next=self.noise_fn(self.online) if self.config.double_q else None,
                           online=self.noise_fn(self.online))
+        levels = dqn.Levels()
+        if self.config.implicit_quantiles:
+            n, n_target, k = self.config.quantile_samples
+            levels = dqn.Levels(*self.levels_fn(tf.shape(batch.reward)[0], (n_target, k, n)))
         result = dqn.update(self.config, self.online, self.optimizer, self.online.theta.read_value(),
-                            self.target.theta.read_value(), self.optimizer.read_state(), batch, noise)
+                            self.target.theta.read_value(), self.optimizer.read_state(), batch, noise, levels)
         self.online.theta.assign(result.params)
         self.optimizer.write_state(result.optimizer_state)
         if batch.index is not None:   # drawn from a prioritized replay: p_i from the errors
@@ -290,15 +307,21 @@ class DQN(AgentShell, tf.Module):
     def advance_fn(self, store, obs, legal_mask=None, learn=True):
         """dqn.step: store(), then the updates and the sync now due, then act on `obs`; the
         counters written back, the last update's LearnInfo kept and watched (keep_info_fn)."""
+        # The collecting program reads and writes only the step count: each buffer costs it time.
+        counters = dqn.Counters(*self.schedule.read()) if learn else \
+            dqn.Counters(self.schedule.step.read_value(), None, None)
         counters, info, updates, action = dqn.step(
-            self.config, dqn.Counters(*self.schedule.read()), self.num_envs, store,
+            self.config, counters, self.num_envs, store,
             learn=lambda step: self.learn_fn(self.sample_fn(step)),
             sync=lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
-            act=lambda epsilon: self.act_on_fn(obs, legal_mask, epsilon),
-            last_info=LearnInfo(*(variable.read_value() for variable in self.last_info)), learning=learn)
-        self.schedule.write(counters)
+            act=lambda epsilon: self.act_on_fn(obs, legal_mask, tf.cast(epsilon, self.dtype)),
+            last_info=LearnInfo(*(variable.read_value() for variable in self.last_info)) if learn else None,
+            learning=learn)
         if learn:
+            self.schedule.write(counters)
             self.keep_info_fn(info, updates > 0)   # the first update not finite: the loop stops there
+        else:
+            self.schedule.step.assign(counters.step)
         return action
 
     def store_fn(self, next_obs, reward, terminated, next_legal_mask=None, ended=None):

@@ -127,6 +127,14 @@ class DQNConfig:
     τ_i = (2i + 1)/2N, trained by the quantile Huber loss (losses.quantile_huber_loss); Q is their mean."""
     quantile_kappa: float = 1.0
     """κ of the quantile Huber loss (the paper's 1; 0: the plain quantile loss)."""
+    implicit_quantiles: bool = False
+    """IQN (Dabney et al. 2018b): the network maps a level τ to the quantile Z_τ(s, ·) through a cosine
+    embedding (network.py), trained by the quantile Huber loss at N levels τ ~ U(0, 1) against N'
+    target levels; acting and the target's argmax average K levels."""
+    quantile_embedding: int = 64
+    """IQN: n, the cosines cos(π i τ), i < n, that embed a level τ (the paper's 64)."""
+    quantile_samples: Tuple[int, int, int] = (64, 64, 32)
+    """IQN: (N, N', K), the levels drawn for the loss, for its target, and for acting (the paper's)."""
     munchausen: bool = False
     """Munchausen DQN (Vieillard et al. 2020): the target adds α·clip(τ log π(a|s), l₀, 0) and
     bootstraps from the soft value Σ π(Q⁻ − τ log π), π = softmax(Q⁻/τ) (bellman.munchausen_target)."""
@@ -247,14 +255,6 @@ class DQNConfig:
                 f"max_episode_steps must be >= 1 (or None for the env's own limit); got {self.max_episode_steps}")
         require(int(self.actor_steps) >= 1 and int(self.weights_interval) >= 1,
                 f"actor_steps and weights_interval must be >= 1; got {self.actor_steps}, {self.weights_interval}")
-        require(0.0 <= finite("actor_epsilon_base") <= 1.0 and finite("actor_epsilon_alpha") >= 0,
-                f"actor_epsilon_base must be in [0, 1] and actor_epsilon_alpha >= 0; "
-                f"got {self.actor_epsilon_base}, {self.actor_epsilon_alpha}")
-        require(int(self.rollout_steps) >= 1, f"rollout_steps must be >= 1; got {self.rollout_steps}")
-        require(0.0 <= finite("gae_lambda") <= 1.0, f"gae_lambda must be in [0, 1]; got {self.gae_lambda}")
-        require(int(self.episodes_per_update) >= 1, f"episodes_per_update must be >= 1; got {self.episodes_per_update}")
-        for name in ("entropy_coef", "value_coef"):
-            require(finite(name) >= 0, f"{name} must be >= 0; got {getattr(self, name)}")
         for name in ("total_steps", "num_envs", "batch_size", "replay_capacity", "train_frequency",
                      "gradient_steps", "target_update_interval", "eval_episodes",
                      "log_interval", "iterations_per_call", "history", "n_step"):
@@ -284,15 +284,8 @@ class DQNConfig:
             require(0.0 <= finite(name) <= 1.0, f"{name} must be in [0, 1]; got {getattr(self, name)}")
         require(finite("priority_epsilon") > 0, f"priority_epsilon must be > 0; got {self.priority_epsilon}")
         require(finite("v_min") < finite("v_max"), f"v_min ({self.v_min}) must be below v_max ({self.v_max})")
-        require(not (self.quantile_regression and (self.distributional or self.munchausen)),
-                "--quantile-regression is a head of its own: it does not combine with --distributional or --munchausen")
-        require(finite("quantile_kappa") >= 0, f"quantile_kappa must be >= 0; got {self.quantile_kappa}")
-        require(not (self.munchausen and (self.distributional or self.double_q)),
-                "--munchausen has its own target: it does not combine with --distributional or --double-q")
-        require(finite("munchausen_temperature") > 0 and finite("munchausen_alpha") >= 0
-                and finite("munchausen_log_clip") <= 0,
-                f"munchausen_temperature must be > 0, munchausen_alpha >= 0 and munchausen_log_clip <= 0; got "
-                f"{self.munchausen_temperature}, {self.munchausen_alpha}, {self.munchausen_log_clip}")
+        from rawdqn.families import check_family_fields   # families.py imports this module
+        check_family_fields(self, require, finite)
         require(self.n_step * self.num_envs <= self.replay_capacity,
                 f"replay_capacity ({self.replay_capacity}) must hold n_step · num_envs = {self.n_step * self.num_envs} "
                 f"transitions, one window per env; raise --replay-capacity")
@@ -333,7 +326,9 @@ class DQNConfig:
         support of a distributional one (1 atom: Q-values)."""
         return dict(dueling=self.dueling, atoms=self.atoms if self.distributional or self.quantile_regression else 1,
                     v_min=self.v_min, v_max=self.v_max, noisy=self.noisy, noisy_sigma=self.noisy_sigma,
-                    quantile=self.quantile_regression)
+                    quantile=self.quantile_regression,
+                    embedding=self.quantile_embedding if self.implicit_quantiles else 0,
+                    policy_samples=self.quantile_samples[2])
 
     @property
     def exploration_decay_steps(self):
@@ -359,8 +354,11 @@ class DQNConfig:
 
     @property
     def algo_name(self):
-        """The agent as papers name it: DQN, REINFORCE."""
-        return {"dqn": "DQN", "reinforce": "REINFORCE", "a2c": "A2C"}[self.algo]
+        """The agent as papers name it: DQN, QR-DQN, IQN, Munchausen DQN, REINFORCE, A2C."""
+        if self.algo == "dqn":
+            return ("QR-DQN" if self.quantile_regression else "IQN" if self.implicit_quantiles
+                    else "Munchausen DQN" if self.munchausen else "DQN")
+        return {"reinforce": "REINFORCE", "a2c": "A2C"}[self.algo]
 
     def describe_evaluation(self):
         """'greedy', or 'ε-greedy (ε 0.05)': the evaluation policy."""

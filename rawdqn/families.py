@@ -5,6 +5,7 @@ its family is a one-line error at the command line (check_agent_options). Checke
 only, so a checkpoint loads whatever its config holds.
 """
 from rawdqn.config import ALGOS, ConfigError
+from rawdqn.presets import DQN_HEADS
 
 # family: (the agents it configures, its fields)
 FAMILIES = {
@@ -20,7 +21,8 @@ FAMILIES = {
         # Rainbow's parts
         "double_q", "dueling", "n_step", "prioritized", "priority_exponent", "importance_exponent_start",
         "importance_exponent_end", "priority_epsilon", "distributional", "atoms", "v_min", "v_max", "noisy",
-        "noisy_sigma", "quantile_regression", "quantile_kappa", "munchausen", "munchausen_alpha", "munchausen_temperature", "munchausen_log_clip")),
+        "noisy_sigma", "quantile_regression", "quantile_kappa", "implicit_quantiles", "quantile_embedding",
+        "quantile_samples", "munchausen", "munchausen_alpha", "munchausen_temperature", "munchausen_log_clip")),
     "Ape-X": (("dqn",), ("actor_steps", "weights_interval", "actor_epsilon_base", "actor_epsilon_alpha")),
     "REINFORCE": (("reinforce",), ("total_updates", "episodes_per_update", "baseline")),
     "A2C": (("a2c",), ("rollout_steps", "gae_lambda")),
@@ -37,6 +39,8 @@ def family_of(name):
 def check_agent_options(algo, names, distributed=False):
     """ConfigError unless every option in `names` (the flags a user gave) configures `algo`."""
     algo = algo or "dqn"
+    if algo not in ALGOS:
+        raise ConfigError(f"algo must be one of {', '.join(ALGOS + tuple(DQN_HEADS))}; got {algo!r}")
     for name in names:
         family = family_of(name)
         agents = FAMILIES[family][0]
@@ -46,3 +50,30 @@ def check_agent_options(algo, names, distributed=False):
             raise ConfigError(f"{flag} is {article} {family} option; --algo {algo} has no use for it: drop it")
         if family == "Ape-X" and not distributed:
             raise ConfigError(f"{flag} is an Ape-X option: it needs --distributed")
+
+
+def check_family_fields(config, require, finite):
+    """DQNConfig.validate's checks of the Ape-X, policy-gradient and DQN-head fields:
+    require(condition, message) raises ConfigError; finite(name) is the field, if finite."""
+    require(0.0 <= finite("actor_epsilon_base") <= 1.0 and finite("actor_epsilon_alpha") >= 0,
+            f"actor_epsilon_base must be in [0, 1] and actor_epsilon_alpha >= 0; "
+            f"got {config.actor_epsilon_base}, {config.actor_epsilon_alpha}")
+    require(int(config.rollout_steps) >= 1, f"rollout_steps must be >= 1; got {config.rollout_steps}")
+    require(0.0 <= finite("gae_lambda") <= 1.0, f"gae_lambda must be in [0, 1]; got {config.gae_lambda}")
+    require(int(config.episodes_per_update) >= 1, f"episodes_per_update must be >= 1; got {config.episodes_per_update}")
+    for name in ("entropy_coef", "value_coef"):
+        require(finite(name) >= 0, f"{name} must be >= 0; got {getattr(config, name)}")
+    heads = [name.replace("_", "-") for name in ("distributional", "quantile_regression", "implicit_quantiles",
+                                                 "munchausen") if getattr(config, name)]
+    require(len(heads) <= 1, f"--{' and --'.join(heads[:2])} each replace DQN's target and loss: choose one")
+    require(not (config.implicit_quantiles and config.noisy), "--implicit-quantiles does not combine with --noisy")
+    require(int(config.quantile_embedding) >= 1 and len(config.quantile_samples) == 3
+            and all(int(n) >= 1 for n in config.quantile_samples),
+            f"quantile_embedding must be >= 1 and quantile_samples three counts >= 1 (N, N', K); got "
+            f"{config.quantile_embedding}, {tuple(config.quantile_samples)}")
+    require(finite("quantile_kappa") >= 0, f"quantile_kappa must be >= 0; got {config.quantile_kappa}")
+    require(not (config.munchausen and config.double_q), "--munchausen has its own target: it does not combine with --double-q")
+    require(finite("munchausen_temperature") > 0 and finite("munchausen_alpha") >= 0
+            and finite("munchausen_log_clip") <= 0,
+            f"munchausen_temperature must be > 0, munchausen_alpha >= 0 and munchausen_log_clip <= 0; got "
+            f"{config.munchausen_temperature}, {config.munchausen_alpha}, {config.munchausen_log_clip}")

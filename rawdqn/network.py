@@ -38,6 +38,17 @@ per action over the fixed support z = linspace(v_min, v_max, K) (`logits`), and 
 it returns are Q(s, a) = Σ_i z_i softmax(logits(s, a))_i; a dueling head combines V and A
 atom by atom (Hessel et al. 2018).
 
+`embedding=n > 0` makes it an implicit quantile network (IQN, Dabney et al. 2018b, eq. 4):
+with ψ(s) the layers a dueling head would share (everything before the last hidden layer;
+a pixel network's convolutions) and τ a quantile level,
+
+    φ(τ) = relu(Σ_{i=0}^{n−1} cos(π i τ) w_i + b),   Z_τ(s, ·) = f(ψ(s) ⊙ φ(τ))
+
+f the remaining layers; θ holds φ's layer after all the others. `logits(obs, taus=τ [B, M])`
+gives Z_τ [B, num_actions, M]; its Q-values are the mean over τ, by default over the
+midpoints (2k + 1)/2K of K = policy_samples levels (a deterministic quadrature of
+Q = ∫₀¹ Z_τ dτ: evaluation and export need no random draw).
+
 `ConvQNetwork` is the pixel version (Mnih et al. 2015), θ laid out the same way:
 
     h_0 = frames / 255,   h_i = relu(conv(h_{i-1}, K_i, stride_i) + c_i)   (VALID padding)
@@ -60,18 +71,20 @@ def dueling_q_values(value, advantage):
     return value + advantage - tf.reduce_mean(advantage, axis=1, keepdims=True)
 
 
-def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False, atoms=1):
+def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False, atoms=1, embedding=0):
     """(kernel shape, fan_in, fan_out) of each fully connected layer from a `fan_in`-wide input,
     θ's order: hidden … → num_actions · atoms; dueling: the shared hidden[:-1], then the value
-    stream (hidden[-1] → atoms), then the advantage stream (hidden[-1] → num_actions · atoms)."""
+    stream (hidden[-1] → atoms), then the advantage stream (hidden[-1] → num_actions · atoms);
+    with an IQN `embedding` of n cosines, φ's layer n → width of ψ last."""
     def chain(sizes):
         return [((a, b), a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    embedding_layer = chain((embedding, (fan_in, *hidden)[max(len(hidden) - 1, 0)])) if embedding else []
     if not dueling:
-        return chain((fan_in, *hidden, num_actions * atoms))
+        return chain((fan_in, *hidden, num_actions * atoms)) + embedding_layer
     shared = (fan_in, *hidden[:-1])
     stream_in = shared[-1]
     return (chain(shared) + chain((stream_in, *hidden[-1:], atoms))
-            + chain((stream_in, *hidden[-1:], num_actions * atoms)))
+            + chain((stream_in, *hidden[-1:], num_actions * atoms)) + embedding_layer)
 
 
 def standard_normal(count, seed, dtype):
@@ -114,18 +127,23 @@ class ThetaNetwork(ThetaLayout, tf.Module):
             start += fan_in + fan_out
         return noise
 
-    def dense_layers(self, x, parameters, first, noise=None):
+    def dense_layers(self, x, parameters, first, noise=None, taus=None):
         """The fully connected layers from layer `first` on: x W_first + b_first, relu, …, the
         last layer linear; with dueling, the shared layers, then dueling_q_values(value stream,
-        advantage stream), atom by atom. `parameters` is unpack(θ). [batch, num_actions · atoms]."""
-        kernels = parameters[0]
+        advantage stream), atom by atom. `parameters` is unpack(θ). [batch, num_actions · atoms];
+        an implicit quantile network's at the levels `taus` [batch, M]: [batch, num_actions · M]."""
+        kernels, biases = parameters[:2]
         # XLA:CPU emits a one-row product by a large kernel (acting in one env, a conv
         # network's fc layer) as a loop fused with θ's slice, ~3× slower than the two-row
         # product it sends to Eigen: pad one row, drop it after (bench/README.md, Pong).
         single_row = x.shape[0] == 1 and kernels[first].shape.num_elements() >= 2 ** 16
         if single_row:
             x = tf.concat([x, tf.zeros_like(x)], axis=0)
-        last = len(kernels)
+        last = len(kernels) - (1 if self.embedding else 0)   # φ's layer is θ's last
+        if self.embedding:
+            split = last - (2 if self.dueling else 1) * self.stream_depth
+            psi = tf.nn.relu(self.chain(x, parameters, first, split, noise)) if split > first else x
+            x, first = self.embed(psi, taus, kernels[last], biases[last] if self.use_bias else None), split
         if self.dueling:
             stream = self.stream_depth
             x = tf.nn.relu(self.chain(x, parameters, first, last - 2 * stream, noise)) if last - 2 * stream > first else x
@@ -138,12 +156,36 @@ class ThetaNetwork(ThetaLayout, tf.Module):
             x = self.chain(x, parameters, first, last, noise)
         if single_row:
             x = x[:1]
+        if self.embedding:   # rows b·M + m → [batch, num_actions · M], quantile m of action a at a·M + m
+            x = tf.transpose(tf.reshape(x, [tf.shape(taus)[0], tf.shape(taus)[1], self.num_actions]), [0, 2, 1])
+            x = tf.reshape(x, [tf.shape(taus)[0], -1])
         return x
 
-    def set_head(self, atoms, v_min, v_max, quantile=False):
-        """One output per action; K = atoms logits per action over the support z; or with
-        `quantile`, K quantiles of the return per action (QR-DQN, Dabney et al. 2018a)."""
+    def embed(self, psi, taus, kernel, bias):
+        """ψ(s) ⊙ φ(τ), φ(τ) = relu(Σ_{i<n} cos(π i τ) w_i + b): [batch · M, width of ψ], row b·M + m
+        for state b at level taus[b, m]."""
+        cosines = tf.cos(math.pi * tf.range(self.embedding, dtype=self.dtype) * tf.cast(taus, self.dtype)[..., None])
+        phi = tf.matmul(tf.reshape(cosines, [-1, self.embedding]), kernel)
+        phi = tf.nn.relu(phi if bias is None else phi + bias)
+        return tf.repeat(psi, tf.shape(taus)[1], axis=0) * phi
+
+    def default_taus(self, batch):
+        """The K = policy_samples midpoints (2k + 1)/2K for every state, [batch, K]."""
+        midpoints = (2.0 * tf.range(self.policy_samples, dtype=self.dtype) + 1.0) / (2.0 * self.policy_samples)
+        return tf.tile(midpoints[None], [batch, 1])
+
+    def set_head(self, atoms, v_min, v_max, quantile=False, embedding=0, policy_samples=32):
+        """One output per action; K = atoms logits per action over the support z; with
+        `quantile`, K quantiles of the return per action (QR-DQN, Dabney et al. 2018a); with an
+        `embedding` of n cosines, the quantiles at any levels τ (IQN, Dabney et al. 2018b)."""
         self.atoms, self.quantile = int(atoms), bool(quantile)
+        self.embedding, self.policy_samples = int(embedding), int(policy_samples)
+        if self.embedding:
+            if self.embedding < 1 or self.policy_samples < 1 or self.atoms != 1 or self.quantile:
+                raise ValueError(f"an implicit quantile head needs n >= 1 cosines and K >= 1 levels, and no other "
+                                 f"head; got n={embedding}, K={policy_samples}, atoms={atoms}, quantile={quantile}")
+            self.support = None
+            return
         if self.quantile:
             if self.atoms < 1:
                 raise ValueError(f"a quantile head needs at least one quantile; got {atoms}")
@@ -154,14 +196,15 @@ class ThetaNetwork(ThetaLayout, tf.Module):
         self.support = tf.linspace(tf.constant(v_min, self.dtype), tf.constant(v_max, self.dtype), self.atoms) \
             if self.atoms > 1 else None
 
-    def __call__(self, obs, action_mask=None, parameters=None, noise=None):
+    def __call__(self, obs, action_mask=None, parameters=None, noise=None, taus=None):
         """Q(s, ·) [batch, num_actions]; with `action_mask`, Q(s, ·) ⊙ mask (the tutorials'
         filtered output); `parameters`: unpack(θ) made elsewhere, else θ is read and cut here;
         `noise`: a noisy network's sample_noise() (None: its μ alone).
         A distributional head's Q(s, a) = Σ_i z_i softmax(logits(s, a))_i; a quantile head's
-        the mean of its quantiles, (1/K) Σ_i θ_i(s, a)."""
-        outputs = self.outputs(obs, parameters, noise)
-        if self.quantile:
+        the mean of its quantiles, (1/K) Σ_i θ_i(s, a); an implicit one's the mean of Z_τ over
+        `taus` [batch, M] (default: default_taus)."""
+        outputs = self.outputs(obs, parameters, noise, taus)
+        if self.quantile or self.embedding:
             outputs = tf.reduce_mean(self.as_logits(outputs), axis=-1)
         elif self.atoms > 1:
             outputs = tf.reduce_sum(tf.nn.softmax(self.as_logits(outputs), axis=-1) * self.support, axis=-1)
@@ -169,11 +212,14 @@ class ThetaNetwork(ThetaLayout, tf.Module):
             outputs = outputs * tf.cast(action_mask, self.dtype)
         return outputs
 
-    def logits(self, obs, parameters=None, noise=None):
-        """A distributional head's logits, or a quantile head's quantiles, [batch, num_actions, atoms]."""
-        return self.as_logits(self.outputs(obs, parameters, noise))
+    def logits(self, obs, parameters=None, noise=None, taus=None):
+        """A distributional head's logits, or a quantile head's quantiles, [batch, num_actions, atoms];
+        an implicit one's Z_τ at `taus` [batch, M]: [batch, num_actions, M]."""
+        return self.as_logits(self.outputs(obs, parameters, noise, taus))
 
     def as_logits(self, outputs):
+        if self.embedding:   # M levels, as many as the call asked for
+            return tf.reshape(outputs, [tf.shape(outputs)[0], self.num_actions, -1])
         return tf.reshape(outputs, [-1, self.num_actions, self.atoms])
 
     def chain(self, x, parameters, begin, end, noise=None):
@@ -210,8 +256,7 @@ class QNetwork(ThetaNetwork):
     def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
                  dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
                  dueling=False, atoms=1, v_min=-10.0, v_max=10.0, noisy=False, noisy_sigma=0.5, obs_bounds=None,
-                 quantile=False,
-                 name=None):
+                 quantile=False, embedding=0, policy_samples=32, name=None):
         super().__init__(name=name)
         if int(obs_dim) < 1 or int(num_actions) < 1:
             raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1; "
@@ -224,8 +269,9 @@ class QNetwork(ThetaNetwork):
         self.dtype = tf.as_dtype(dtype)
         self.use_bias = bool(use_bias)
         self.dueling = bool(dueling)
-        self.set_head(atoms, v_min, v_max, quantile)
-        self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling, self.atoms),
+        self.set_head(atoms, v_min, v_max, quantile, embedding, policy_samples)
+        self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling, self.atoms,
+                                            self.embedding),
                          seed, initializer, noisy_from=0 if noisy else None, noisy_sigma=noisy_sigma)
         self.obs_bounds = None
         if obs_bounds is not None:
@@ -237,14 +283,16 @@ class QNetwork(ThetaNetwork):
             self.input_scale = tf.cast(2.0 / (high - low), self.dtype)
             self.input_shift = tf.cast(-2.0 * low / (high - low) - 1.0, self.dtype)
 
-    def outputs(self, obs, parameters=None, noise=None):
+    def outputs(self, obs, parameters=None, noise=None, taus=None):
         """The head's outputs [batch, num_actions · atoms] (ThetaNetwork.__call__ makes them Q-values)."""
         x = tf.cast(tf.convert_to_tensor(obs, dtype_hint=self.dtype), self.dtype)
+        if self.embedding and taus is None:
+            taus = self.default_taus(tf.shape(x)[0])
         if self.obs_bounds is not None:
             x = x * self.input_scale + self.input_shift
         if parameters is None:
             parameters = self.unpack(self.theta.read_value())   # read once: one buffer, one gradient
-        return self.dense_layers(x, parameters, 0, noise)
+        return self.dense_layers(x, parameters, 0, noise, taus)
 
 
 class PolicyNetwork(QNetwork):
@@ -278,7 +326,7 @@ class ConvQNetwork(ThetaNetwork):
     def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
                  dtype=tf.float32, scale=1 / 255, data_format="NHWC", use_bias=True,
                  initializer="glorot_uniform", conv_gradients="tf", dueling=False, atoms=1, v_min=-10.0, quantile=False,
-                 v_max=10.0, noisy=False, noisy_sigma=0.5, name=None):
+                 v_max=10.0, noisy=False, noisy_sigma=0.5, embedding=0, policy_samples=32, name=None):
         super().__init__(name=name)
         height, width, channels = (int(size) for size in frame_shape)
         if data_format not in ("NHWC", "NCHW"):
@@ -291,14 +339,14 @@ class ConvQNetwork(ThetaNetwork):
         self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
         self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
         self.use_bias, self.dueling = bool(use_bias), bool(dueling)
-        self.set_head(atoms, v_min, v_max, quantile)
+        self.set_head(atoms, v_min, v_max, quantile, embedding, policy_samples)
         layers, self.flat_size = self.layer_shapes(frame_shape, self.num_actions, self.convs, self.hidden,
-                                                   self.dueling, self.atoms)
+                                                   self.dueling, self.atoms, self.embedding)
         self.build_theta(layers, seed, initializer, noisy_from=len(self.convs) if noisy else None,
                          noisy_sigma=noisy_sigma)
 
     @staticmethod
-    def layer_shapes(frame_shape, num_actions, convs, hidden, dueling=False, atoms=1):
+    def layer_shapes(frame_shape, num_actions, convs, hidden, dueling=False, atoms=1, embedding=0):
         """Per layer (θ-shape, fan_in, fan_out), and the flattened conv output's size: VALID
         padding, so each conv maps H to (H − k) // s + 1."""
         height, width, channels = (int(size) for size in frame_shape)
@@ -310,10 +358,12 @@ class ConvQNetwork(ThetaNetwork):
             layers.append(((size, size, channels, filters), size * size * channels, size * size * filters))
             height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
         flat_size = height * width * channels
-        return layers + dense_layer_shapes(flat_size, tuple(hidden), num_actions, dueling, atoms), flat_size
+        return layers + dense_layer_shapes(flat_size, tuple(hidden), num_actions, dueling, atoms, embedding), flat_size
 
-    def outputs(self, frames, parameters=None, noise=None):
+    def outputs(self, frames, parameters=None, noise=None, taus=None):
         x = tf.cast(tf.convert_to_tensor(frames), self.dtype) * tf.constant(self.scale, self.dtype)
+        if self.embedding and taus is None:
+            taus = self.default_taus(tf.shape(x)[0])
         channels_first = self.data_format == "NCHW"
         if channels_first:
             x = tf.transpose(x, [0, 3, 1, 2])
@@ -333,4 +383,4 @@ class ConvQNetwork(ThetaNetwork):
         if channels_first:   # flatten in NHWC order, so θ means the same in both layouts
             x = tf.transpose(x, [0, 2, 3, 1])
         x = tf.reshape(x, [-1, self.flat_size])
-        return self.dense_layers(x, parameters, len(self.convs), noise)
+        return self.dense_layers(x, parameters, len(self.convs), noise, taus)

@@ -60,7 +60,7 @@ class PixelDQN(DQN):
         slots = self.num_envs * self.slots_per_env
         head = config.head_options()
         parameters = conv_parameter_count(self.input_shape, self.num_actions, config.convs, config.hidden,
-                                          head["dueling"], head["atoms"], config.noisy)
+                                          head["dueling"], head["atoms"], config.noisy, head["embedding"])
         copies = 4 + len(optim.OPTIMIZERS[config.optimizer].slot_names)
         tree = SumTree.bytes_for(slots) if config.prioritized else 0
         return {"replay": slots * (math.prod(self.frame_shape) + 14) + tree,
@@ -170,9 +170,9 @@ def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, device=N
                         **config.head_options(), name=name, **options)
 
 
-def conv_parameter_count(input_shape, num_actions, convs, hidden, dueling=False, atoms=1, noisy=False):
+def conv_parameter_count(input_shape, num_actions, convs, hidden, dueling=False, atoms=1, noisy=False, embedding=0):
     """Σ over layers of (fan_in + 1) · fan_out: kh·kw·C_in·C_out + C_out per conv layer, then the
     fully connected layers (counted without building the network, for the memory check)."""
-    layers, _ = ConvQNetwork.layer_shapes(input_shape, num_actions, convs, hidden, dueling, atoms)
+    layers, _ = ConvQNetwork.layer_shapes(input_shape, num_actions, convs, hidden, dueling, atoms, embedding)
     count = sum(math.prod(shape) + shape[-1] for shape, _, _ in layers)
     return count + (sum(math.prod(shape) + shape[-1] for shape, _, _ in layers[len(convs):]) if noisy else 0)

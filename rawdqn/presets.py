@@ -128,6 +128,11 @@ A2C_CLASSIC = DQNConfig(
     algo="a2c", num_envs=16, total_steps=300_000, hidden=(64, 64), optimizer="adam", learning_rate=7e-4,
     discount=0.99, rollout_steps=5, gae_lambda=1.0, max_grad_norm=0.5, value_coef=1.0, entropy_coef=0.0,
     normalize_advantages=False, eval_interval=20_000, keep_best=True, log_interval=20_000)
+# `--algo NAME` for DQN with another head: the flags it stands for, on DQN's preset for the env.
+DQN_HEADS = {
+    "qr-dqn": {"quantile_regression": True},   # Dabney et al. 2018a: --atoms quantiles, κ = 1
+    "iqn": {"implicit_quantiles": True},       # Dabney et al. 2018b: n = 64 cosines, N = N' = 64, K = 32, κ = 1
+}
 # `--algo A` without --preset: A's preset for the env, else A's defaults.
 ALGO_DEFAULTS = {"reinforce": DQNConfig(algo="reinforce"), "a2c": A2C_CLASSIC}
 ALGO_PRESETS = {("CartPole-v1", "reinforce"): REINFORCE_TUTORIAL.replace(
@@ -152,10 +157,12 @@ def preset(env_id, loop=GYMNASIUM, name=None, algo=None):
     """The tuned configuration for `env_id` in `loop`, or NAMED_PRESETS[name] (rainbow on a
     classic-control task: CLASSIC_RAINBOW's); ALE ids default to the Nature DQN's; the defaults
     for an environment without one. `algo` other than dqn, without a name: that agent's preset
-    for the env (ALGO_PRESETS), else its defaults."""
+    for the env (ALGO_PRESETS), else its defaults; a DQN_HEADS name: DQN's with that head."""
+    if algo in DQN_HEADS:
+        return preset(env_id, loop, name).replace(**DQN_HEADS[algo])
     if name is None and algo not in (None, "dqn"):
         if algo not in ALGO_DEFAULTS:
-            raise ConfigError(f"algo must be one of {', '.join(ALGOS)}; got {algo!r}")
+            raise ConfigError(f"algo must be one of {', '.join(ALGOS + tuple(DQN_HEADS))}; got {algo!r}")
         return dataclasses.replace(ALGO_PRESETS.get((env_id, algo), ALGO_DEFAULTS[algo]))
     if name == "rainbow" and env_id in CLASSIC_RAINBOW:
         return dataclasses.replace(CLASSIC_RAINBOW[env_id])

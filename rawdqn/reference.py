@@ -996,3 +996,23 @@ def quantile_huber_loss(quantiles, taus, target_samples, kappa=1.0):
                     total += weight * huber / kappa / target_samples.shape[1]
         losses.append(total)
     return np.array(losses)
+
+
+def implicit_quantiles(psi, embedding_kernel, embedding_bias, head, taus):
+    """IQN's Z_τ(s, ·) (Dabney et al. 2018b, eq. 4), one state and one level at a time:
+
+        φ_j(τ) = relu(Σ_{i<n} cos(π i τ) W_ij + b_j),   Z_τ(s, ·) = head(ψ(s) ⊙ φ(τ))
+
+    psi: ψ(s) [B, D] (the torso's output); embedding_kernel [n, D]; head: a function of
+    features [1, D] → [1, A] (mlp_q_values or dueling_mlp_q_values of the head's layers);
+    taus [B, M]. Returns [B, A, M]."""
+    psi, taus = _as_float("psi", psi, 2), _as_float("taus", taus, 2)
+    kernel, bias = _as_float("embedding_kernel", embedding_kernel, 2), _as_float("embedding_bias", embedding_bias, 1)
+    out = np.zeros((psi.shape[0], 0, taus.shape[1])).tolist()
+    for b in range(psi.shape[0]):
+        columns = []
+        for m in range(taus.shape[1]):
+            phi = np.maximum(np.cos(np.pi * np.arange(kernel.shape[0]) * taus[b, m]) @ kernel + bias, 0.0)
+            columns.append(head((psi[b] * phi)[None])[0])
+        out[b] = np.stack(columns, axis=1)
+    return np.stack(out)

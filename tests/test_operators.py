@@ -301,4 +301,4 @@ def test_qr_dqn_target_and_loss_against_the_references(capsys):
                "--prioritized", "--steps", 400, "--learning-starts", 100, "--hidden", 8, "--eval-interval", 0,
                "--no-keep-best", "--eval-episodes", 1)[0] == 0
     assert_usage_error(cli(capsys, "train", "--quantile-regression", "--distributional", "--steps", 100),
-                       "--quantile-regression is a head of its own")
+                       "--distributional and --quantile-regression each replace DQN's target and loss: choose one")

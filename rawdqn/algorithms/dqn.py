@@ -8,11 +8,14 @@ its target or its loss written once each, as a branch here:
             double Q (van Hasselt et al. 2016): a* = argmax_{a' legal} Q(s', a'; θ)
             distributional (Bellemare et al. 2017): m = Φ(r + γ^m (1 − terminated) z, p(s', a*; θ⁻))
             quantile regression (Dabney et al. 2018a): T_j = r + γ^m (1 − terminated) θ_j(s', a*; θ⁻)
+            implicit quantiles (Dabney et al. 2018b): T_j = r + γ^m (1 − terminated) Z_τ'_j(s', a*; θ⁻),
+                a* = argmax_a (1/K) Σ_k Z_τ̃_k(s', a), τ'_j, τ̃_k ~ U(0, 1)
             Munchausen (Vieillard et al. 2020): y = r + α clip(τ log π(a|s), l₀, 0)
                 + γ^m (1 − terminated) Σ_a' π(a'|s') [Q(s', a'; θ⁻) − τ log π(a'|s')],  π = softmax(Q(·; θ⁻)/τ)
     loss    δ = y − Q(s, a; θ),   L(θ) = (1/B) Σ_b w_b ℓ(δ_b),   ℓ = ½δ² or Huber
             distributional: L(θ) = (1/B) Σ_b w_b (−Σ_i m_i log p_i(s, a; θ))
-            quantile regression: L(θ) = (1/B) Σ_b w_b Σ_i (1/N) Σ_j ρ^κ_{τ_i}(T_j − θ_i(s, a; θ))
+            quantile regression: L(θ) = (1/B) Σ_b w_b Σ_i (1/N') Σ_j ρ^κ_{τ_i}(T_j − θ_i(s, a; θ)),
+                τ_i = (2i + 1)/2N, or for implicit quantiles N levels τ_i ~ U(0, 1) and θ_i = Z_τ_i
     update  g = ∇_θ L,   g ← g · c / max(‖g‖, c),   (θ, optimizer state) ← optimizer(θ, g, state)
     sync    θ⁻ ← τθ + (1 − τ)θ⁻
     step    store → t ← t + N → the updates and the sync owed at t (schedule.due) → act
@@ -41,21 +44,26 @@ Noise = collections.namedtuple("Noise", ["target_next", "online_next", "online"]
 # update's result: new θ and optimizer state, what to log, and each sample's error for its priority.
 Update = collections.namedtuple("Update", ["params", "optimizer_state", "info", "errors"])
 
+# An implicit quantile network's levels τ ~ U(0, 1) for each forward pass of an update: the
+# target's N' [B, N'], the K that choose a* [B, K], the online N of the loss [B, N]; None elsewhere.
+Levels = collections.namedtuple("Levels", ["target_next", "chooser", "online"], defaults=[None] * 3)
+
 # The loop's int64 counters: environment steps done, updates made, target syncs made.
 Counters = collections.namedtuple("Counters", ["step", "updates_done", "syncs_done"])
 
 
-def q_values(network, params, obs, noise=None):
-    """Q(s, ·; θ) [B, A]: a distributional head's Σ_i z_i p_i(s, ·), a quantile head's mean."""
-    return network.apply(params, obs, noise)
+def q_values(network, params, obs, noise=None, levels=None):
+    """Q(s, ·; θ) [B, A]: a distributional head's Σ_i z_i p_i(s, ·), a quantile head's mean, an
+    implicit one's mean of Z_τ(s, ·) over the levels [B, K]."""
+    return network.apply(params, obs, noise, levels)
 
 
-def act(network, params, obs, epsilon, key, legal_mask=None, noise=None):
+def act(network, params, obs, epsilon, key, legal_mask=None, noise=None, levels=None):
     """ε-greedy actions [B] (int32): a = uniform legal action if u < ε, else argmax_{a legal} Q(s, a; θ).
 
     u and the random action come from stateless uniforms keyed by `key` ([2] int32: a seed
     and a counter), so the same key gives the same actions. `epsilon`: a scalar or [B]."""
-    values = q_values(network, params, obs, noise)
+    values = q_values(network, params, obs, noise, levels)
     greedy = bellman.masked_argmax(values, legal_mask)
     uniforms = tf.random.stateless_uniform([tf.shape(values)[0], network.num_actions + 1], seed=key,
                                            dtype=values.dtype)
@@ -64,7 +72,7 @@ def act(network, params, obs, epsilon, key, legal_mask=None, noise=None):
     return tf.where(uniforms[:, 0] < epsilon, random_action, greedy)
 
 
-def target(config, network, params, target_params, batch, noise=Noise()):
+def target(config, network, params, target_params, batch, noise=Noise(), levels=Levels()):
     """The Bellman target (no gradient flows into it): y [B], or for a distributional head
     the projected target distribution m [B, K] over network.support."""
     discount = config.discount if batch.discount is None else batch.discount   # γ, or γ^m per window
@@ -80,10 +88,15 @@ def target(config, network, params, target_params, batch, noise=Noise()):
             best = bellman.masked_argmax(next_q, legal)
         next_probs = tf.nn.softmax(tf.gather(next_logits, best, axis=1, batch_dims=1), axis=-1)
         return bellman.categorical_projection(support, next_probs, batch.reward, batch.terminated, discount)
-    if config.quantile_regression:
-        next_quantiles = network.apply_logits(target_params, batch.next_obs, noise.target_next)   # [B, A, N]
-        chooser = (network.apply(params, batch.next_obs, noise.online_next) if config.double_q
-                   else tf.reduce_mean(next_quantiles, axis=-1))
+    if config.quantile_regression or config.implicit_quantiles:
+        next_quantiles = network.apply_logits(target_params, batch.next_obs, noise.target_next,
+                                              levels.target_next)   # [B, A, N']
+        if config.double_q:
+            chooser = network.apply(params, batch.next_obs, noise.online_next, levels.chooser)
+        elif config.implicit_quantiles:
+            chooser = network.apply(target_params, batch.next_obs, None, levels.chooser)
+        else:
+            chooser = tf.reduce_mean(next_quantiles, axis=-1)
         best = bellman.masked_argmax(chooser, legal)
         chosen = tf.gather(next_quantiles, best, axis=1, batch_dims=1)
         return bellman.quantile_target(batch.reward, batch.terminated, discount, chosen)
@@ -100,7 +113,7 @@ def target(config, network, params, target_params, batch, noise=Noise()):
     return bellman.q_learning_target(batch.reward, batch.terminated, discount, next_q, legal)
 
 
-def loss(config, network, params, batch, y, noise=None):
+def loss(config, network, params, batch, y, noise=None, levels=None):
     """(L(θ), δ [B], Q(s, ·; θ) [B, A], the errors a prioritized replay ranks by [B]).
 
     δ = y − Q(s, a; θ); a distributional head's δ is the target's mean Σ_i z_i m_i minus
@@ -111,10 +124,11 @@ def loss(config, network, params, batch, y, noise=None):
         q_values = bellman.categorical_q_values(network.support, logits)
         td_error = losses.td_error(q_values, batch.action, tf.reduce_sum(y * network.support, axis=-1))
         return losses.weighted_mean(cross_entropy, batch.weight), td_error, q_values, cross_entropy
-    if config.quantile_regression:   # y: the target's samples [B, N]; θ_i at τ_i = (2i + 1)/2N
-        all_quantiles = network.apply_logits(params, batch.obs, noise)
+    if config.quantile_regression or config.implicit_quantiles:   # y: the target's samples [B, N']
+        all_quantiles = network.apply_logits(params, batch.obs, noise, levels)   # [B, A, N]
         quantiles = tf.gather(all_quantiles, batch.action, axis=1, batch_dims=1)
-        taus = (2.0 * tf.range(network.atoms, dtype=quantiles.dtype) + 1.0) / (2.0 * network.atoms)
+        taus = levels if config.implicit_quantiles else \
+            (2.0 * tf.range(network.atoms, dtype=quantiles.dtype) + 1.0) / (2.0 * network.atoms)
         per_sample = losses.quantile_huber_loss(quantiles, taus, y, config.quantile_kappa)
         q_values = tf.reduce_mean(all_quantiles, axis=-1)
         td_error = losses.td_error(q_values, batch.action, tf.reduce_mean(y, axis=-1))
@@ -125,13 +139,13 @@ def loss(config, network, params, batch, y, noise=None):
     return per_sample(td_error, weights=batch.weight), td_error, q_values, td_error
 
 
-def update(config, network, optimizer, params, target_params, optimizer_state, batch, noise=Noise()):
+def update(config, network, optimizer, params, target_params, optimizer_state, batch, noise=Noise(), levels=Levels()):
     """One gradient step on a batch: target → loss → ∇_θ L → global-norm clip → optimizer.
     Returns Update(θ', optimizer state', LearnInfo, errors for the priorities)."""
-    y = target(config, network, params, target_params, batch, noise)
+    y = target(config, network, params, target_params, batch, noise, levels)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(params)
-        loss_value, td_error, q_values, errors = loss(config, network, params, batch, y, noise.online)
+        loss_value, td_error, q_values, errors = loss(config, network, params, batch, y, noise.online, levels.online)
     grad = tape.gradient(loss_value, params)
     # ‖g‖ summed layer by layer, in θ's order.
     (grad,), grad_norm = optim.clip_by_global_norm([grad], config.max_grad_norm,
@@ -148,9 +162,9 @@ def sync(params, target_params, tau):
     return tf.where(tau >= 1.0, params, tau * params + (1.0 - tau) * target_params)
 
 
-def exploration(config, step, num_steps, dtype):
-    """ε for the next N steps [N]: ε(t), …, ε(t + N − 1) (schedule.epsilon); zero for noisy
-    nets, which explore through their weights (Fortunato et al. 2018)."""
+def exploration(config, step, num_steps, dtype=tf.float64):
+    """ε for the next N steps [N]: ε(t), …, ε(t + N − 1) (schedule.epsilon, computed in float64);
+    zero for noisy nets, which explore through their weights (Fortunato et al. 2018)."""
     epsilon = schedule.epsilon(config, step + tf.range(num_steps, dtype=tf.int64), dtype)
     return tf.zeros_like(epsilon) if config.noisy else epsilon
 
@@ -168,12 +182,12 @@ def step(config, counters, num_steps, store, learn, sync, act, last_info, learni
 
     The replay, θ and θ⁻ live in variables the engine updates in place (copying a ring of 10⁵
     rows every step would cost more than the step), so those effects come in as functions;
-    what is owed, and when, is here. `learning` off: the caller knows nothing is owed at t
-    (a smaller program). Returns (counters', the last update's LearnInfo or `last_info`,
-    the updates made, a')."""
+    what is owed, and when, is here. `learning` off: the caller knows nothing is owed at t (a
+    smaller program, which reads only counters.step). Returns (counters', the last update's
+    LearnInfo or `last_info`, the updates made, a'); ε goes to `act` in float64."""
     store()
     t = counters.step + tf.cast(num_steps, tf.int64)
-    epsilon = exploration(config, t, num_steps, last_info.loss.dtype)
+    epsilon = exploration(config, t, num_steps)
     if not learning:
         return counters._replace(step=t), last_info, tf.constant(0, tf.int64), act(epsilon)
     owed = schedule.due(config, t, counters.updates_done, counters.syncs_done)

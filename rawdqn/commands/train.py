@@ -15,7 +15,7 @@ import warnings
 
 from rawdqn.config import DQNConfig
 from rawdqn.families import check_agent_options
-from rawdqn.presets import NAMED_PRESETS, preset
+from rawdqn.presets import DQN_HEADS, NAMED_PRESETS, preset
 
 
 def parse_hidden(text):
@@ -43,6 +43,17 @@ def parse_convs(text):
         return tuple(layers)
     except ValueError:
         raise argparse.ArgumentTypeError(f"convs must be FILTERSxSIZE/STRIDE layers like 32x8/4,64x4/2; got {text!r}")
+
+
+def parse_quantile_samples(text):
+    """N,N',K: IQN's levels for the loss, its target and acting, e.g. 64,64,32."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if len(counts) != 3 or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected three whole numbers >= 1, N,N',K like 64,64,32; got {text!r}")
+    return counts
 
 
 def parse_count(text):
@@ -104,6 +115,8 @@ def add_config_flags(parser, skip=("total_steps",)):
         kind = hints[field.name]
         if field.name == "hidden":
             kind = parse_hidden
+        elif field.name == "quantile_samples":
+            kind = parse_quantile_samples
         elif field.name == "convs":
             kind = parse_convs
         elif kind == typing.Optional[float]:
@@ -208,6 +221,10 @@ def run(args):
         for flag in ("iterations_per_call", "seeds"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} needs --on-device")
+    if args.algo in DQN_HEADS:   # --algo qr-dqn or iqn: DQN with that head
+        for name, value in DQN_HEADS[args.algo].items():
+            setattr(args, name, value)
+        args.algo = "dqn"
     if not args.resume:   # the agent the flags configure: --algo's, or its named preset's
         named = NAMED_PRESETS.get(args.preset)
         check_agent_options(args.algo or (named.algo if named else "dqn"), config_changes(args), args.distributed)

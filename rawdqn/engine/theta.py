@@ -122,14 +122,17 @@ class ThetaLayout:
     # TensorFlow graph runs well, mode 'hybrid'). The values and the gradient are the same.
     theta_split = "custom"
 
-    def apply(self, theta, obs, noise=None):
-        """Q(s, ·; θ) [batch, num_actions] for an explicit θ (a tensor of θ's layout)."""
-        return self(obs, parameters=self.unpack(theta, differentiable=self.theta_split == "custom"), noise=noise)
+    def apply(self, theta, obs, noise=None, taus=None):
+        """Q(s, ·; θ) [batch, num_actions] for an explicit θ (a tensor of θ's layout); an implicit
+        quantile network's mean over the levels `taus` [batch, M]."""
+        return self(obs, parameters=self.unpack(theta, differentiable=self.theta_split == "custom"), noise=noise,
+                    taus=taus)
 
-    def apply_logits(self, theta, obs, noise=None):
-        """A distributional head's logits [batch, num_actions, atoms] for an explicit θ."""
+    def apply_logits(self, theta, obs, noise=None, taus=None):
+        """A distributional head's logits [batch, num_actions, atoms] for an explicit θ; a quantile
+        head's quantiles; an implicit one's Z_τ at `taus` [batch, M]: [batch, num_actions, M]."""
         return self.logits(obs, parameters=self.unpack(theta, differentiable=self.theta_split == "custom"),
-                           noise=noise)
+                           noise=noise, taus=taus)
 
     def layer_values(self, theta):
         """A θ-shaped tensor (θ itself, its gradient) cut into layers W_0, b_0, W_1, …, σ's."""
