@@ -13,7 +13,7 @@ class ConfigError(UsageError):
     """An invalid hyperparameter; the message is one line naming it and the fix."""
 
 
-OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop", "rmsprop_centered", "rmsprop_centered_torch")   # rawdqn/optim.py
+OPTIMIZER_NAMES = ("adam", "radam", "sgd", "rmsprop", "rmsprop_centered", "rmsprop_centered_torch")   # rawdqn/optim.py
 SEED_LIMIT = 2**31 - 1  # seeds key TensorFlow's stateless RNGs as int32 words
 # The largest count (steps, updates, intervals): the loop's counters are int64 on the device, and
 # 2⁶² leaves room for the sums the schedule forms (t + N, t + f − 1) without overflowing.
@@ -111,6 +111,8 @@ class DQNConfig:
     """C51 (Bellemare et al. 2017): learn the return's distribution over `atoms` fixed atoms in
     [v_min, v_max], the target projected onto them (bellman.categorical_projection), the loss
     its cross-entropy; Q(s, a) = Σ_i z_i p_i(s, a) acts."""
+    layer_norm: bool = False
+    """A layer norm before each hidden fully connected layer's relu (Ba et al. 2016; PQN's network)."""
     noisy: bool = False
     """Noisy nets (Fortunato et al. 2018, factorised Gaussian): every fully connected layer
     w = μ + σ ⊙ ε with noise drawn anew for each forward pass; ε-greedy is off (evaluation uses μ)."""
@@ -328,7 +330,7 @@ class DQNConfig:
                     v_min=self.v_min, v_max=self.v_max, noisy=self.noisy, noisy_sigma=self.noisy_sigma,
                     quantile=self.quantile_regression,
                     embedding=self.quantile_embedding if self.implicit_quantiles else 0,
-                    policy_samples=self.quantile_samples[2])
+                    policy_samples=self.quantile_samples[2], layer_norm=self.layer_norm)
 
     @property
     def exploration_decay_steps(self):

@@ -21,7 +21,7 @@ FAMILIES = {
         # Rainbow's parts
         "double_q", "dueling", "n_step", "prioritized", "priority_exponent", "importance_exponent_start",
         "importance_exponent_end", "priority_epsilon", "distributional", "atoms", "v_min", "v_max", "noisy",
-        "noisy_sigma", "quantile_regression", "quantile_kappa", "implicit_quantiles", "quantile_embedding",
+        "noisy_sigma", "layer_norm", "quantile_regression", "quantile_kappa", "implicit_quantiles", "quantile_embedding",
         "quantile_samples", "munchausen", "munchausen_alpha", "munchausen_temperature", "munchausen_log_clip")),
     "Ape-X": (("dqn",), ("actor_steps", "weights_interval", "actor_epsilon_base", "actor_epsilon_alpha")),
     "REINFORCE": (("reinforce",), ("total_updates", "episodes_per_update", "baseline")),

@@ -13,8 +13,8 @@ component, h_0 = 2(s − low)/(high − low) − 1, so that a feature of tiny ra
 velocity, ±0.07) starts out weighing as much as the others; the bounds are constants of
 the network, so an exported model takes raw observations.
 
-With `hidden=()` it is linear, Q(s, ·) = s W + b; over one-hot states and with
-no bias, W is exactly a Q-table (W[s, a] = Q(s, a)).
+With `hidden=()` it is linear, Q(s, ·) = s W + b; over one-hot states and with no bias, W is
+exactly a Q-table (W[s, a] = Q(s, a)).
 
 `dueling=True` (Wang et al. 2016) splits the network after the layers it shares into a value
 stream and an advantage stream, each with its own copy of the last hidden layer (the paper's
@@ -33,21 +33,16 @@ layer and no [fan_in, fan_out] draw. μ ~ U[−1/√p, 1/√p], σ = σ₀/√p 
 θ holds the μ's where a plain network holds its weights, and the σ's after them; a network
 called with `noise=None` (evaluation, export) uses μ alone.
 
-`atoms=K > 1` makes it distributional (C51, Bellemare et al. 2017): the head puts out K logits
-per action over the fixed support z = linspace(v_min, v_max, K) (`logits`), and the Q-values
-it returns are Q(s, a) = Σ_i z_i softmax(logits(s, a))_i; a dueling head combines V and A
-atom by atom (Hessel et al. 2018).
+`atoms=K > 1` makes it distributional (C51, Bellemare et al. 2017): K logits per action over
+the support z = linspace(v_min, v_max, K) (`logits`), Q(s, a) = Σ_i z_i softmax(logits(s, a))_i;
+a dueling head combines V and A atom by atom (Hessel et al. 2018).
 
 `embedding=n > 0` makes it an implicit quantile network (IQN, Dabney et al. 2018b, eq. 4):
-with ψ(s) the layers a dueling head would share (everything before the last hidden layer;
-a pixel network's convolutions) and τ a quantile level,
+Z_τ(s, ·) = f(ψ(s) ⊙ φ(τ)), φ(τ) = relu(Σ_{i<n} cos(π i τ) w_i + b), ψ the layers a dueling
+head would share, f the rest (`embed`; its Q-values: `default_taus`).
 
-    φ(τ) = relu(Σ_{i=0}^{n−1} cos(π i τ) w_i + b),   Z_τ(s, ·) = f(ψ(s) ⊙ φ(τ))
-
-f the remaining layers; θ holds φ's layer after all the others. `logits(obs, taus=τ [B, M])`
-gives Z_τ [B, num_actions, M]; its Q-values are the mean over τ, by default over the
-midpoints (2k + 1)/2K of K = policy_samples levels (a deterministic quadrature of
-Q = ∫₀¹ Z_τ dτ: evaluation and export need no random draw).
+`layer_norm=True` puts LN(x) = γ ⊙ (x − μ)/√(σ² + ε) + β before every hidden fully connected
+layer's relu (Ba et al. 2016; PQN's network, Gallici et al. 2024); γ and β last in θ.
 
 `ConvQNetwork` is the pixel version (Mnih et al. 2015), θ laid out the same way:
 
@@ -69,6 +64,16 @@ def dueling_q_values(value, advantage):
     identifiable: the advantages of each state average to zero.
     """
     return value + advantage - tf.reduce_mean(advantage, axis=1, keepdims=True)
+
+
+LAYER_NORM_EPSILON = 1e-6   # Flax's LayerNorm, which PQN's purejaxql uses
+
+
+def layer_norm(x, scale, offset, epsilon=LAYER_NORM_EPSILON):
+    """γ ⊙ (x − μ)/√(σ² + ε) + β over the last axis (Ba et al. 2016), the variance of the centred x."""
+    centred = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+    variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
+    return centred * tf.math.rsqrt(variance + epsilon) * scale + offset
 
 
 def dense_layer_shapes(fan_in, hidden, num_actions, dueling=False, atoms=1, embedding=0):
@@ -170,7 +175,8 @@ class ThetaNetwork(ThetaLayout, tf.Module):
         return tf.repeat(psi, tf.shape(taus)[1], axis=0) * phi
 
     def default_taus(self, batch):
-        """The K = policy_samples midpoints (2k + 1)/2K for every state, [batch, K]."""
+        """The K = policy_samples midpoints (2k + 1)/2K for every state, [batch, K]: Q = ∫₀¹ Z_τ dτ
+        by the midpoint rule, so evaluation and export need no random draw."""
         midpoints = (2.0 * tf.range(self.policy_samples, dtype=self.dtype) + 1.0) / (2.0 * self.policy_samples)
         return tf.tile(midpoints[None], [batch, 1])
 
@@ -238,9 +244,16 @@ class ThetaNetwork(ThetaLayout, tf.Module):
                 x = x + biases[layer]
                 if noisy:
                     x = x + scales[1] * noise_out
+            if layer in self.normed:
+                x = layer_norm(x, *parameters[3][self.normed[layer]])
             if layer < end - 1:
                 x = tf.nn.relu(x)
         return x
+
+    def hidden_dense_layers(self, first, last):
+        """The fully connected layers first … last − 1 that a relu follows (all but the outputs)."""
+        outputs = {last - 1} | ({last - self.stream_depth - 1} if self.dueling else set())
+        return tuple(layer for layer in range(first, last) if layer not in outputs)
 
     @property
     def stream_depth(self):
@@ -256,23 +269,22 @@ class QNetwork(ThetaNetwork):
     def __init__(self, obs_dim, num_actions, hidden=(64, 64), seed=0,
                  dtype=tf.float32, use_bias=True, initializer="glorot_uniform",
                  dueling=False, atoms=1, v_min=-10.0, v_max=10.0, noisy=False, noisy_sigma=0.5, obs_bounds=None,
-                 quantile=False, embedding=0, policy_samples=32, name=None):
+                 quantile=False, embedding=0, policy_samples=32, layer_norm=False, name=None):
         super().__init__(name=name)
         if int(obs_dim) < 1 or int(num_actions) < 1:
             raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1; "
                              f"got obs_dim={obs_dim}, num_actions={num_actions}")
         if any(int(width) < 1 for width in hidden):
             raise ValueError(f"hidden layer widths must be >= 1; got {tuple(hidden)}")
-        self.obs_dim = int(obs_dim)
-        self.num_actions = int(num_actions)
-        self.hidden = tuple(int(width) for width in hidden)
-        self.dtype = tf.as_dtype(dtype)
-        self.use_bias = bool(use_bias)
-        self.dueling = bool(dueling)
+        self.obs_dim, self.num_actions = int(obs_dim), int(num_actions)
+        self.hidden, self.dtype = tuple(int(width) for width in hidden), tf.as_dtype(dtype)
+        self.use_bias, self.dueling = bool(use_bias), bool(dueling)
         self.set_head(atoms, v_min, v_max, quantile, embedding, policy_samples)
-        self.build_theta(dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling, self.atoms,
-                                            self.embedding),
-                         seed, initializer, noisy_from=0 if noisy else None, noisy_sigma=noisy_sigma)
+        layers = dense_layer_shapes(self.obs_dim, self.hidden, self.num_actions, self.dueling, self.atoms,
+                                    self.embedding)
+        dense = len(layers) - (1 if self.embedding else 0)
+        self.build_theta(layers, seed, initializer, noisy_from=0 if noisy else None, noisy_sigma=noisy_sigma,
+                         normed=self.hidden_dense_layers(0, dense) if layer_norm else ())
         self.obs_bounds = None
         if obs_bounds is not None:
             low, high = (tf.constant(bound, tf.float64) for bound in obs_bounds)
@@ -326,7 +338,7 @@ class ConvQNetwork(ThetaNetwork):
     def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
                  dtype=tf.float32, scale=1 / 255, data_format="NHWC", use_bias=True,
                  initializer="glorot_uniform", conv_gradients="tf", dueling=False, atoms=1, v_min=-10.0, quantile=False,
-                 v_max=10.0, noisy=False, noisy_sigma=0.5, embedding=0, policy_samples=32, name=None):
+                 v_max=10.0, noisy=False, noisy_sigma=0.5, embedding=0, policy_samples=32, layer_norm=False, name=None):
         super().__init__(name=name)
         height, width, channels = (int(size) for size in frame_shape)
         if data_format not in ("NHWC", "NCHW"):
@@ -342,8 +354,10 @@ class ConvQNetwork(ThetaNetwork):
         self.set_head(atoms, v_min, v_max, quantile, embedding, policy_samples)
         layers, self.flat_size = self.layer_shapes(frame_shape, self.num_actions, self.convs, self.hidden,
                                                    self.dueling, self.atoms, self.embedding)
+        dense = len(layers) - (1 if self.embedding else 0)
         self.build_theta(layers, seed, initializer, noisy_from=len(self.convs) if noisy else None,
-                         noisy_sigma=noisy_sigma)
+                         noisy_sigma=noisy_sigma,
+                         normed=self.hidden_dense_layers(len(self.convs), dense) if layer_norm else ())
 
     @staticmethod
     def layer_shapes(frame_shape, num_actions, convs, hidden, dueling=False, atoms=1, embedding=0):

@@ -148,6 +148,39 @@ class Adam(Optimizer):
         return param - self._lr(dtype) * m_hat / (tf.sqrt(v_hat) + self.epsilon), [m, v]
 
 
+class RAdam(Adam):
+    """Rectified Adam (Liu et al. 2020, Algorithm 2): Adam's moments, with the adaptive step
+    switched on only once the variance of v̂ is tractable, and rectified by r_t:
+
+        ρ_∞ = 2 / (1 − β₂) − 1,      ρ_t = ρ_∞ − 2t β₂ᵗ / (1 − β₂ᵗ)
+        ρ_t ≥ 5:  θ ← θ − α r_t m̂ / (√v̂ + ε),   r_t = √((ρ_t − 4)(ρ_t − 2) ρ_∞ / ((ρ_∞ − 4)(ρ_∞ − 2) ρ_t))
+        else:     θ ← θ − α m̂
+
+    The threshold 5 and ε outside the root are Optax's `radam` (which PQN's purejaxql runs) and
+    PyTorch's; the paper's Algorithm 2 tests ρ_t > 4.
+    """
+
+    threshold = 5.0
+
+    def update_one(self, grad, param, slots, step):
+        dtype = param.dtype
+        m, v = slots
+        beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
+        t = tf.cast(step, dtype)
+        m = beta1 * m + (1.0 - beta1) * grad
+        v = beta2 * v + (1.0 - beta2) * tf.square(grad)
+        m_hat = m / (1.0 - tf.pow(beta1, t))
+        v_hat = v / (1.0 - tf.pow(beta2, t))
+        rho_inf = 2.0 / (1.0 - beta2) - 1.0
+        rho = rho_inf - 2.0 * t * tf.pow(beta2, t) / (1.0 - tf.pow(beta2, t))
+        tractable = rho >= self.threshold
+        safe_rho = tf.where(tractable, rho, self.threshold)   # r_t is real only for ρ_t > 4
+        rectifier = tf.sqrt((safe_rho - 4.0) * (safe_rho - 2.0) * rho_inf
+                            / ((rho_inf - 4.0) * (rho_inf - 2.0) * safe_rho))
+        step_direction = tf.where(tractable, rectifier * m_hat / (tf.sqrt(v_hat) + self.epsilon), m_hat)
+        return param - self._lr(dtype) * step_direction, [m, v]
+
+
 class RMSProp(Optimizer):
     """Tieleman & Hinton (2012):  s ← ρ s + (1 − ρ) g²;  θ ← θ − α g / (√s + ε)."""
 
@@ -213,7 +246,7 @@ class TorchCenteredRMSProp(CenteredRMSProp):
     epsilon_inside_root = False
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSProp, "rmsprop_centered": CenteredRMSProp,
+OPTIMIZERS = {"adam": Adam, "radam": RAdam, "sgd": SGD, "rmsprop": RMSProp, "rmsprop_centered": CenteredRMSProp,
               "rmsprop_centered_torch": TorchCenteredRMSProp}
 
 

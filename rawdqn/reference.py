@@ -341,6 +341,38 @@ def adam_step(params, grads, state, learning_rate, beta1=0.9, beta2=0.999, epsil
     return new_params, {"step": step, "m": m, "v": v}
 
 
+def radam_step(params, grads, state, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8, threshold=5.0):
+    """RAdam (Liu et al. 2020, Algorithm 2; threshold and epsilon as Optax's radam):
+
+        t <- t + 1;  m, v, m_hat, v_hat as adam_step
+        rho_inf = 2 / (1 - beta2) - 1;   rho_t = rho_inf - 2 t beta2**t / (1 - beta2**t)
+        rho_t >= threshold:  r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+                             theta <- theta - learning_rate * r_t * m_hat / (sqrt(v_hat) + epsilon)
+        otherwise:           theta <- theta - learning_rate * m_hat
+
+    state: as adam_step's. Returns (new_params, new_state).
+    """
+    params, grads = _check_step_inputs(params, grads, learning_rate)
+    _check_unit_interval("beta1", beta1)
+    _check_unit_interval("beta2", beta2)
+    moments = _start_state(state, ["m", "v"], params)
+    step = 1 if state is None else int(state["step"]) + 1
+    m = [beta1 * m_k + (1 - beta1) * g for m_k, g in zip(moments["m"], grads)]
+    v = [beta2 * v_k + (1 - beta2) * g**2 for v_k, g in zip(moments["v"], grads)]
+    rho_inf = 2 / (1 - beta2) - 1
+    rho = rho_inf - 2 * step * beta2**step / (1 - beta2**step)
+    new_params = []
+    for p, m_k, v_k in zip(params, m, v):
+        m_hat = m_k / (1 - beta1**step)
+        if rho >= threshold:
+            v_hat = v_k / (1 - beta2**step)
+            r = np.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+            new_params.append(p - learning_rate * r * m_hat / (np.sqrt(v_hat) + epsilon))
+        else:
+            new_params.append(p - learning_rate * m_hat)
+    return new_params, {"step": step, "m": m, "v": v}
+
+
 def rmsprop_step(params, grads, state, learning_rate, rho=0.9, epsilon=1e-7):
     """RMSProp (Tieleman & Hinton 2012), no momentum, not centred:
 
@@ -1016,3 +1048,25 @@ def implicit_quantiles(psi, embedding_kernel, embedding_bias, head, taus):
             columns.append(head((psi[b] * phi)[None])[0])
         out[b] = np.stack(columns, axis=1)
     return np.stack(out)
+
+
+def layer_norm(x, scale, offset, epsilon=1e-6):
+    """LN(x) = γ (x − μ)/√(σ² + ε) + β per row (Ba et al. 2016), μ and σ² over the last axis."""
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return np.asarray(scale) * (x - mean) / np.sqrt(variance + epsilon) + np.asarray(offset)
+
+
+def layer_norm_grad(x, scale, upstream, epsilon=1e-6):
+    """(∂L/∂x, ∂L/∂γ, ∂L/∂β) given g = ∂L/∂LN(x), with x̂ = (x − μ)/s, s = √(σ² + ε) and F features:
+
+        ∂L/∂x = (1/s)(gγ − mean(gγ) − x̂ mean(gγ x̂)),   ∂L/∂γ = Σ_rows g x̂,   ∂L/∂β = Σ_rows g
+    """
+    x, g = np.asarray(x, np.float64), np.asarray(upstream, np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    s = np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + epsilon)
+    x_hat = (x - mean) / s
+    g_scaled = g * np.asarray(scale)
+    dx = (g_scaled - g_scaled.mean(axis=-1, keepdims=True) - x_hat * (g_scaled * x_hat).mean(axis=-1, keepdims=True)) / s
+    return dx, (g * x_hat).reshape(-1, x.shape[-1]).sum(axis=0), g.reshape(-1, x.shape[-1]).sum(axis=0)

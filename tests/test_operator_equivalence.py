@@ -122,3 +122,79 @@ def test_expected_sarsa_under_a_fixed_policy_converges_to_q_pi_from_the_linear_s
         q = np.bincount(pairs, weights=probs * targets, minlength=num_states * num_actions)
     np.testing.assert_allclose(q, q_pi, rtol=0, atol=1e-10)
     assert np.max(np.abs(q_pi)) > 0.01   # nonzero values: the comparison is not 0 = 0
+
+
+def sample_steps(env, policy, steps, columns, rng):
+    """`columns` runs of `policy` [S, A] on the model env.P, `steps` steps each, every episode
+    followed by the next from the start state: (states, actions, rewards, terminated,
+    next_states), each [steps, columns], time-major as multistep.py takes them."""
+    num_states, num_actions = policy.shape
+    outcomes = max(len(env.P[s][a]) for s in range(num_states) for a in range(num_actions))
+    table = np.zeros((4, num_states, num_actions, outcomes))   # p, s', r, terminated per outcome
+    for s in range(num_states):
+        for a in range(num_actions):
+            for k, outcome in enumerate(env.P[s][a]):
+                table[:, s, a, k] = outcome
+    cumulative = table[0].cumsum(-1)
+    records = np.zeros((5, steps, columns))
+    state = np.zeros(columns, int)
+    for t in range(steps):
+        action = (rng.random((columns, 1)) > policy[state].cumsum(-1)).sum(-1)
+        k = (rng.random((columns, 1)) > cumulative[state, action]).sum(-1)
+        next_state, reward, done = (table[i, state, action, k] for i in (1, 2, 3))
+        records[:, t] = state, action, reward, done, next_state
+        state = np.where(done > 0, 0, next_state).astype(int)
+    states, actions, rewards, terminated, next_states = records
+    return states.astype(int), actions.astype(int), rewards, terminated, next_states.astype(int)
+
+
+@pytest.mark.parametrize("env_id", ["FrozenLake-v1"])
+def test_lambda_returns_and_retrace_average_to_the_exact_values_along_sampled_episodes(env_id):
+    """Bootstrapped from the exact values, a λ-return is an unbiased sample of them (a run cut
+    at its last step bootstraps there, unbiased too): along episodes of π, E[G^λ_t | s_t, a_t] = Q^π(s_t, a_t) with v_t = V^π(s_{t+1}); along episodes
+    of another policy μ, Retrace's G_t from Q^π has the same mean (each correction
+    c_t(G_{t+1} − Q^π(s_{t+1}, a_{t+1})) has mean 0 given a_{t+1}). Q^π and V^π from the linear
+    solve; every (s, a) seen 300 times or more must be within 5 standard errors."""
+    env = gym.make(env_id).unwrapped
+    num_states, num_actions, gamma, lambda_ = env.observation_space.n, env.action_space.n, 0.9, 0.7
+    rng = np.random.default_rng(3)
+    pi, mu = (rng.random((num_states, num_actions)) + 0.2 for _ in range(2))
+    pi, mu = pi / pi.sum(1, keepdims=True), mu / mu.sum(1, keepdims=True)
+    q_pi = exact_q(env, pi, gamma)
+    v_pi = (pi * q_pi).sum(1)
+    checked = 0
+    for behaviour, operator in ((pi, "lambda"), (mu, "retrace")):
+        states, actions, rewards, terminated, next_states = sample_steps(env, behaviour, 100, 2_000, rng)
+        # a_{t+1}: the next row's action (after a terminal step, d_t = 0 hides it; the last row's
+        # is never used: Retrace's last trace is 0)
+        next_actions = np.concatenate([actions[1:], actions[-1:]])
+        discounts = gamma * (1.0 - terminated)
+        if operator == "lambda":
+            returns = multistep.lambda_returns(rewards, discounts, v_pi[next_states], lambda_)
+        else:
+            returns = multistep.retrace_returns(rewards, discounts, q_pi[next_states], next_actions, pi[next_states],
+                                                mu[next_states], lambda_)
+        returns = returns.numpy()
+        for s in range(num_states):
+            for a in range(num_actions):
+                sample = returns[(states == s) & (actions == a)]
+                if sample.size >= 300:
+                    error = abs(sample.mean() - q_pi[s, a])
+                    assert error <= 5 * sample.std() / np.sqrt(sample.size) + 1e-12, (operator, s, a, error)
+                    checked += 1
+    assert checked >= 40 and np.max(q_pi) > 0.1
+
+
+def exact_q(env, pi, gamma):
+    """Q^π [S, A] from the model: (I − γ P Π) q = r̄ (as the expected SARSA test above solves it)."""
+    num_states, num_actions = env.observation_space.n, env.action_space.n
+    P, r_bar = np.zeros((num_states * num_actions, num_states)), np.zeros(num_states * num_actions)
+    for s in range(num_states):
+        for a in range(num_actions):
+            for p, s2, r, done in env.P[s][a]:
+                P[s * num_actions + a, s2] += p * (1.0 - float(done))
+                r_bar[s * num_actions + a] += p * r
+    Pi = np.zeros((num_states, num_states * num_actions))
+    for s in range(num_states):
+        Pi[s, s * num_actions:(s + 1) * num_actions] = pi[s]
+    return np.linalg.solve(np.eye(num_states * num_actions) - gamma * P @ Pi, r_bar).reshape(num_states, num_actions)

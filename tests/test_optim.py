@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rawdqn import optim
+from rawdqn import optim, reference
 
 
 def test_clip_by_global_norm_3_4_5():
@@ -113,3 +113,36 @@ def test_torch_centered_rmsprop_steps_alpha_g_over_epsilon_on_a_constant_gradien
         before = theta.numpy()[0]
         optimizer.apply([tf.constant([2.0], tf.float64)], [theta])
     np.testing.assert_allclose(before - theta.numpy()[0], 1e-3 * 2.0 / 1e-4, rtol=1e-9)
+
+
+def test_radam_steps_like_momentum_until_the_variance_is_tractable_then_rectifies():
+    """Liu et al. (2020), Algorithm 2: with β₂ = 0.999, ρ_∞ = 1999 and ρ_t = ρ_∞ − 2tβ₂ᵗ/(1 − β₂ᵗ)
+    is 1, 1.999, … below 5 for t ≤ 5 (θ ← θ − α m̂) and ≈ 5.99 at t = 6, where the step is
+    α r_6 m̂/(√v̂ + ε). Then 12 steps against reference.radam_step, eager and XLA."""
+    theta = tf.Variable([1.0], dtype=tf.float64)
+    radam = optim.RAdam(0.1)
+    radam.apply([tf.constant([0.5], tf.float64)], [theta])   # m̂ = g at t = 1
+    np.testing.assert_allclose(theta.numpy(), [1.0 - 0.1 * 0.5], rtol=1e-15)
+    rho = [1999 - 2 * t * 0.999 ** t / (1 - 0.999 ** t) for t in range(1, 7)]
+    assert max(rho[:5]) < 5 <= rho[5]
+    for t in range(2, 6):
+        radam.apply([tf.constant([0.5], tf.float64)], [theta])
+    # A constant g: m̂ = g, v̂ = g², so step 6 moves θ by α r_6 g/(|g| + ε).
+    r = np.sqrt((rho[5] - 4) * (rho[5] - 2) * 1999 / (1995 * 1997 * rho[5]))
+    expected = theta.numpy() - 0.1 * r * 0.5 / (0.5 + 1e-8)
+    radam.apply([tf.constant([0.5], tf.float64)], [theta])
+    np.testing.assert_allclose(theta.numpy(), expected, rtol=1e-13)
+    rng = np.random.default_rng(0)
+    for compile_ in (False, True):
+        for beta2 in (0.999, 0.7):   # 0.7: ρ_∞ ≈ 5.67, tractable from t = 10
+            variables = [tf.Variable(rng.normal(size=(3, 2))), tf.Variable(rng.normal(size=2))]
+            radam = optim.RAdam(0.05, beta2=beta2)
+            radam.build(variables)
+            step = tf.function(radam.apply, jit_compile=True) if compile_ else radam.apply
+            expected, state = [variable.numpy() for variable in variables], None
+            for _ in range(12):
+                grads = [rng.normal(size=(3, 2)), rng.normal(size=2)]
+                step([tf.constant(g) for g in grads], variables)
+                expected, state = reference.radam_step(expected, grads, state, 0.05, beta2=beta2)
+            for variable, value in zip(variables, expected):
+                np.testing.assert_allclose(variable.numpy(), value, rtol=1e-12, atol=1e-12)

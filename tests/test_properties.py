@@ -346,16 +346,17 @@ def test_zero_gradients_are_not_clipped_into_nan(dtype, mode):
 OPTIMIZER_SETTINGS = {
     "sgd": (dict(learning_rate=0.1), dict(learning_rate=0.05, momentum=0.9)),
     "adam": (dict(learning_rate=1e-3), dict(learning_rate=0.1, beta1=0.5, beta2=0.9, epsilon=1e-6)),
+    "radam": (dict(learning_rate=1e-3), dict(learning_rate=0.1, beta1=0.5, beta2=0.9, epsilon=1e-6)),
     "rmsprop": (dict(learning_rate=1e-2), dict(learning_rate=0.1, rho=0.5, epsilon=1e-5)),
     "rmsprop_centered": (dict(learning_rate=2.5e-4), dict(learning_rate=0.1, rho=0.5, epsilon=1e-5)),
     "rmsprop_centered_torch": (dict(learning_rate=2.5e-4, rho=0.95, epsilon=0.01),
                                dict(learning_rate=0.1, rho=0.5, epsilon=1e-5)),
 }
-REFERENCE_STEP = {"sgd": reference.sgd_step, "adam": reference.adam_step,
+REFERENCE_STEP = {"sgd": reference.sgd_step, "adam": reference.adam_step, "radam": reference.radam_step,
                   "rmsprop": reference.rmsprop_step, "rmsprop_centered": reference.rmsprop_centered_step,
                   "rmsprop_centered_torch": reference.rmsprop_centered_torch_step}
 # Each optimizer's slots under the reference's names (SGD without momentum has none).
-SLOT_NAMES = {"sgd": ("velocity",), "adam": ("m", "v"), "rmsprop": ("mean_square",),
+SLOT_NAMES = {"sgd": ("velocity",), "adam": ("m", "v"), "radam": ("m", "v"), "rmsprop": ("mean_square",),
               "rmsprop_centered": ("mean_grad", "mean_square"),
               "rmsprop_centered_torch": ("mean_grad", "mean_square")}
 PARAM_SHAPES = ((3, 2), (2,))  # a kernel and a bias
@@ -389,7 +390,7 @@ def optimizer_runs(draw):
 
 
 @dtype_and_mode
-@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "rmsprop_centered", "rmsprop_centered_torch"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "radam", "rmsprop", "rmsprop_centered", "rmsprop_centered_torch"])
 @PROPERTY
 @given(run_=optimizer_runs())
 def test_optimizer_steps_match_reference(dtype, mode, name, run_):

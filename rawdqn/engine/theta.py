@@ -68,9 +68,10 @@ class ThetaLayout:
     used TensorFlow's random state. Biases start at 0.
     """
 
-    def build_theta(self, layers, seed, initializer, noisy_from=None, noisy_sigma=0.5):
+    def build_theta(self, layers, seed, initializer, noisy_from=None, noisy_sigma=0.5, normed=()):
         """layers: (kernel shape, fan_in, fan_out) per layer; sets theta, kernels, biases (and, for
-        the noisy layers noisy_from …, their σ's in `noise_scales`, after every μ in θ)."""
+        the noisy layers noisy_from …, their σ's in `noise_scales`, after every μ in θ; for the
+        layers in `normed`, a layer norm's scale γ = 1 and offset β = 0 in `norms`, last)."""
         if initializer not in INITIALIZERS:
             raise ValueError(f"initializer must be one of {INITIALIZERS}; got {initializer!r}")
         self.noisy_from = noisy_from
@@ -100,6 +101,9 @@ class ThetaLayout:
                 scales.append([(kernel_shape, noisy_sigma / math.sqrt(fan_in))]
                               + ([(bias_shape, noisy_sigma / math.sqrt(fan_in))] if bias_shape else []))
         initial += [tf.fill([math.prod(shape)], tf.constant(value, self.dtype)) for layer in scales for shape, value in layer]
+        self.normed = {layer: index for index, layer in enumerate(normed)}   # layer → its norm
+        norm_widths = [layers[layer][2] for layer in normed]
+        initial += [tf.constant(value, self.dtype, [width]) for width in norm_widths for value in (1.0, 0.0)]
         self.theta = tf.Variable(tf.concat(initial, axis=0), name="theta")
         self.kernels, self.biases, self.noise_scales, start = [], [], [], 0
         for kernel_shape, bias_shape in shapes:
@@ -114,6 +118,10 @@ class ThetaLayout:
                 views.append(ParameterView(self.theta, start, shape))
                 start += views[-1].size
             self.noise_scales.append(views)
+        self.norms = []
+        for width in norm_widths:   # (γ, β) per normed layer
+            self.norms.append([ParameterView(self.theta, start, (width,)), ParameterView(self.theta, start + width, (width,))])
+            start += 2 * width
         if noisy_from is not None:
             self.noise_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="noise_draws")
 
@@ -141,21 +149,25 @@ class ThetaLayout:
     def unpack(self, theta, differentiable=True):
         """θ as (kernels, biases), each layer's tensors, cut by split_theta (or, where the
         gradient is taken with respect to the layers themselves, by a plain split); a noisy
-        network's as (kernels, biases, scales), scales its [σ_W, σ_b] per noisy layer."""
+        network's as (kernels, biases, scales), scales its [σ_W, σ_b] per noisy layer; with
+        layer norms, (kernels, biases, scales or [], norms), norms [γ, β] per normed layer."""
         views = self.layers_in_order
         sizes = [view.size for view in views]
         pieces = split_theta(theta, sizes) if differentiable else tf.split(theta, sizes)
         tensors = [tf.reshape(piece, view.shape) for piece, view in zip(pieces, views)]
         per_layer = 2 if self.use_bias else 1
         count = len(self.kernels) * per_layer
-        tensors, scale_tensors = tensors[:count], tensors[count:]
+        norm_count = 2 * len(self.norms)
+        norm_tensors = tensors[len(tensors) - norm_count:]
+        tensors, scale_tensors = tensors[:count], tensors[count:len(tensors) - norm_count]
         if not self.use_bias:
             kernels, biases = tensors, [None] * len(tensors)
         else:
             kernels, biases = tensors[0::2], tensors[1::2]
-        if not self.noisy:
-            return kernels, biases
-        return kernels, biases, [scale_tensors[i:i + per_layer] for i in range(0, len(scale_tensors), per_layer)]
+        scales = [scale_tensors[i:i + per_layer] for i in range(0, len(scale_tensors), per_layer)]
+        if self.norms:
+            return kernels, biases, scales, [norm_tensors[i:i + 2] for i in range(0, norm_count, 2)]
+        return (kernels, biases, scales) if self.noisy else (kernels, biases)
 
     @property
     def layers_in_order(self):
@@ -166,14 +178,16 @@ class ThetaLayout:
             ordered.append(kernel)
             if self.use_bias:
                 ordered.append(self.biases[layer])
-        return ordered + [view for layer in getattr(self, "noise_scales", []) for view in layer]
+        return (ordered + [view for layer in getattr(self, "noise_scales", []) for view in layer]
+                + [view for norm in self.norms for view in norm])
 
     @staticmethod
     def in_order(parameters):
-        """unpack's (kernels, biases[, scales]) as W_0, b_0, W_1, b_1, …, σ's (layers_in_order's order)."""
+        """unpack's (kernels, biases[, scales[, norms]]) as W_0, b_0, W_1, b_1, …, σ's, γ's and β's
+        (layers_in_order's order)."""
         kernels, biases = parameters[:2]
         ordered = [tensor for pair in zip(kernels, biases) for tensor in pair if tensor is not None]
-        return ordered + ([tensor for layer in parameters[2] for tensor in layer] if len(parameters) > 2 else [])
+        return ordered + [tensor for group in parameters[2:] for layer in group for tensor in layer]
 
     @property
     def variables_in_order(self):
