@@ -58,20 +58,23 @@ class Optimizer(tf.Module):
                 for i, v in enumerate(variables)]
         self._built = True
 
-    def update(self, grads, params, state):
-        """One step: (params, state) → (params', state'), t' = t + 1; pure (reads and writes no variable)."""
+    def update(self, grads, params, state, learning_rate=None):
+        """One step: (params, state) → (params', state'), t' = t + 1; pure (reads and writes no variable).
+        `learning_rate`: α for this step (a number or a scalar tensor: a schedule's), else the optimizer's."""
         step = state.step + 1
         new_params, new_slots = [], [[] for _ in self.slot_names]
         for i, (grad, param) in enumerate(zip(grads, params)):
             param, slots = self.update_one(tf.cast(grad, param.dtype), param,
-                                           [slot[i] for slot in state.slots], step)
+                                           [slot[i] for slot in state.slots], step,
+                                           self.rate(learning_rate, param.dtype))
             new_params.append(param)
             for kept, slot in zip(new_slots, slots):
                 kept.append(slot)
         return new_params, OptimizerState(step, tuple(new_slots))
 
-    def update_one(self, grad, param, slots, step):
-        """(param', slots') for one parameter tensor; each optimizer writes its equation here."""
+    def update_one(self, grad, param, slots, step, rate):
+        """(param', slots') for one parameter tensor at step size `rate`; each optimizer writes its
+        equation here."""
         raise NotImplementedError
 
     def read_state(self):
@@ -97,8 +100,11 @@ class Optimizer(tf.Module):
             variable.assign(value)
         self.write_state(state)
 
-    def _lr(self, dtype):
-        return tf.constant(self.learning_rate, dtype)
+    def rate(self, learning_rate, dtype):
+        """α as a tensor of `dtype`: a Python number becomes a constant of that dtype directly
+        (through float32 it would lose float64's digits)."""
+        learning_rate = self.learning_rate if learning_rate is None else learning_rate
+        return tf.cast(learning_rate, dtype) if tf.is_tensor(learning_rate) else tf.constant(learning_rate, dtype)
 
 
 class SGD(Optimizer):
@@ -111,11 +117,11 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.slot_names = ("velocity",) if self.momentum else ()
 
-    def update_one(self, grad, param, slots, step):
+    def update_one(self, grad, param, slots, step, rate):
         if self.momentum:
             grad = self.momentum * slots[0] + grad
             slots = [grad]
-        return param - self._lr(param.dtype) * grad, slots
+        return param - rate * grad, slots
 
 
 class Adam(Optimizer):
@@ -136,7 +142,7 @@ class Adam(Optimizer):
                 raise ValueError(f"{label} must be in [0, 1); got {beta}")
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
-    def update_one(self, grad, param, slots, step):
+    def update_one(self, grad, param, slots, step, rate):
         dtype = param.dtype
         m, v = slots
         beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
@@ -145,7 +151,7 @@ class Adam(Optimizer):
         v = beta2 * v + (1.0 - beta2) * tf.square(grad)
         m_hat = m / (1.0 - tf.pow(beta1, t))
         v_hat = v / (1.0 - tf.pow(beta2, t))
-        return param - self._lr(dtype) * m_hat / (tf.sqrt(v_hat) + self.epsilon), [m, v]
+        return param - rate * m_hat / (tf.sqrt(v_hat) + self.epsilon), [m, v]
 
 
 class RAdam(Adam):
@@ -162,7 +168,7 @@ class RAdam(Adam):
 
     threshold = 5.0
 
-    def update_one(self, grad, param, slots, step):
+    def update_one(self, grad, param, slots, step, rate):
         dtype = param.dtype
         m, v = slots
         beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
@@ -178,7 +184,7 @@ class RAdam(Adam):
         rectifier = tf.sqrt((safe_rho - 4.0) * (safe_rho - 2.0) * rho_inf
                             / ((rho_inf - 4.0) * (rho_inf - 2.0) * safe_rho))
         step_direction = tf.where(tractable, rectifier * m_hat / (tf.sqrt(v_hat) + self.epsilon), m_hat)
-        return param - self._lr(dtype) * step_direction, [m, v]
+        return param - rate * step_direction, [m, v]
 
 
 class RMSProp(Optimizer):
@@ -192,10 +198,10 @@ class RMSProp(Optimizer):
             raise ValueError(f"rho must be in [0, 1); got {rho}")
         self.rho, self.epsilon = float(rho), float(epsilon)
 
-    def update_one(self, grad, param, slots, step):
+    def update_one(self, grad, param, slots, step, rate):
         rho = tf.constant(self.rho, param.dtype)
         mean_square = rho * slots[0] + (1.0 - rho) * tf.square(grad)
-        return param - self._lr(param.dtype) * grad / (tf.sqrt(mean_square) + self.epsilon), [mean_square]
+        return param - rate * grad / (tf.sqrt(mean_square) + self.epsilon), [mean_square]
 
 
 class CenteredRMSProp(Optimizer):
@@ -221,7 +227,7 @@ class CenteredRMSProp(Optimizer):
             raise ValueError(f"epsilon must be > 0 (it keeps the root of the variance positive); got {epsilon}")
         self.rho, self.epsilon = float(rho), float(epsilon)
 
-    def update_one(self, grad, param, slots, step):
+    def update_one(self, grad, param, slots, step, rate):
         rho = tf.constant(self.rho, param.dtype)
         mean_grad = rho * slots[0] + (1.0 - rho) * grad
         mean_square = rho * slots[1] + (1.0 - rho) * tf.square(grad)
@@ -230,7 +236,7 @@ class CenteredRMSProp(Optimizer):
             denominator = tf.sqrt(variance + self.epsilon)
         else:   # the max only guards against rounding: s ≥ ḡ² in exact arithmetic
             denominator = tf.sqrt(tf.maximum(variance, 0.0)) + self.epsilon
-        return param - self._lr(param.dtype) * grad / denominator, [mean_grad, mean_square]
+        return param - rate * grad / denominator, [mean_grad, mean_square]
 
 
 class TorchCenteredRMSProp(CenteredRMSProp):
