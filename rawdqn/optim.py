@@ -142,15 +142,17 @@ class Adam(Optimizer):
                 raise ValueError(f"{label} must be in [0, 1); got {beta}")
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
-    def update_one(self, grad, param, slots, step, rate):
-        dtype = param.dtype
+    def moments(self, grad, slots, step, dtype):
+        """(m, v, m̂, v̂, β₂, t) after this step's gradient, β₂ and t as tensors of `dtype`."""
         m, v = slots
         beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
         t = tf.cast(step, dtype)
         m = beta1 * m + (1.0 - beta1) * grad
         v = beta2 * v + (1.0 - beta2) * tf.square(grad)
-        m_hat = m / (1.0 - tf.pow(beta1, t))
-        v_hat = v / (1.0 - tf.pow(beta2, t))
+        return m, v, m / (1.0 - tf.pow(beta1, t)), v / (1.0 - tf.pow(beta2, t)), beta2, t
+
+    def update_one(self, grad, param, slots, step, rate):
+        m, v, m_hat, v_hat, _, _ = self.moments(grad, slots, step, param.dtype)
         return param - rate * m_hat / (tf.sqrt(v_hat) + self.epsilon), [m, v]
 
 
@@ -169,14 +171,7 @@ class RAdam(Adam):
     threshold = 5.0
 
     def update_one(self, grad, param, slots, step, rate):
-        dtype = param.dtype
-        m, v = slots
-        beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
-        t = tf.cast(step, dtype)
-        m = beta1 * m + (1.0 - beta1) * grad
-        v = beta2 * v + (1.0 - beta2) * tf.square(grad)
-        m_hat = m / (1.0 - tf.pow(beta1, t))
-        v_hat = v / (1.0 - tf.pow(beta2, t))
+        m, v, m_hat, v_hat, beta2, t = self.moments(grad, slots, step, param.dtype)
         rho_inf = 2.0 / (1.0 - beta2) - 1.0
         rho = rho_inf - 2.0 * t * tf.pow(beta2, t) / (1.0 - tf.pow(beta2, t))
         tractable = rho >= self.threshold
