@@ -67,3 +67,11 @@ def test_the_source_check_catches_a_missing_member():
         def advance(self):
             pass
     assert not isinstance(Partial(), Source)
+
+
+def test_the_reader_finds_each_step_of_dqn_as_a_function_of_explicit_tensors():
+    """q_values, act, target, loss, update, sync and step, each with its equation in the docstring."""
+    for name in ("q_values", "act", "target", "loss", "update", "sync", "step"):
+        function = getattr(dqn, name)
+        doc = function.__doc__ or ""
+        assert "=" in doc or "←" in doc, f"dqn.{name}'s docstring gives no equation"

@@ -53,8 +53,8 @@ Counters = collections.namedtuple("Counters", ["step", "updates_done", "syncs_do
 
 
 def q_values(network, params, obs, noise=None, levels=None):
-    """Q(s, ·; θ) [B, A]: a distributional head's Σ_i z_i p_i(s, ·), a quantile head's mean, an
-    implicit one's mean of Z_τ(s, ·) over the levels [B, K]."""
+    """Q(s, ·; θ) [B, A]; a distributional head's Q(s, a) = Σ_i z_i p_i(s, a), a quantile head's
+    the mean of its quantiles, an implicit one's Q(s, a) = (1/K) Σ_k Z_τ_k(s, a) over the levels [B, K]."""
     return network.apply(params, obs, noise, levels)
 
 
@@ -73,8 +73,9 @@ def act(network, params, obs, epsilon, key, legal_mask=None, noise=None, levels=
 
 
 def target(config, network, params, target_params, batch, noise=Noise(), levels=Levels()):
-    """The Bellman target (no gradient flows into it): y [B], or for a distributional head
-    the projected target distribution m [B, K] over network.support."""
+    """The Bellman target (no gradient flows into it): y = r + γ^m (1 − terminated) Q(s', a*; θ⁻)
+    [B], or a branch of the module docstring's: a distributional head's projected distribution
+    m [B, K] over network.support, a quantile head's samples T [B, N']."""
     discount = config.discount if batch.discount is None else batch.discount   # γ, or γ^m per window
     legal = batch.next_legal_mask
     if config.distributional:
@@ -140,8 +141,8 @@ def loss(config, network, params, batch, y, noise=None, levels=None):
 
 
 def update(config, network, optimizer, params, target_params, optimizer_state, batch, noise=Noise(), levels=Levels()):
-    """One gradient step on a batch: target → loss → ∇_θ L → global-norm clip → optimizer.
-    Returns Update(θ', optimizer state', LearnInfo, errors for the priorities)."""
+    """One gradient step on a batch: y = target(θ, θ⁻), g = ∇_θ L(θ; y), g ← g · c / max(‖g‖, c),
+    (θ', state') = optimizer(θ, g, state). Returns Update(θ', state', LearnInfo, errors for the priorities)."""
     y = target(config, network, params, target_params, batch, noise, levels)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(params)
