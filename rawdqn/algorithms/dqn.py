@@ -103,6 +103,7 @@ def target(config, network, params, target_params, batch, noise=Noise(), levels=
         return bellman.quantile_target(batch.reward, batch.terminated, discount, chosen)
     next_q = network.apply(target_params, batch.next_obs, noise.target_next)
     if config.munchausen:
+        # The same noise sample as s': one draw of the noisy θ⁻, evaluated at both states.
         q_target = network.apply(target_params, batch.obs, noise.target_next)
         return bellman.munchausen_target(batch.reward, batch.terminated, discount, q_target, batch.action, next_q,
                                          config.munchausen_temperature, config.munchausen_alpha,
