@@ -1,4 +1,5 @@
-"""What each of Rainbow's parts costs: one update with it on, and the sum-tree against capacity.
+"""What each of Rainbow's parts and each other head costs: one update with it on, and the sum-tree
+against capacity.
 
     python bench/rainbow.py [--part updates|tree|both] [--rounds 5] [--calls 20] [--device cpu|gpu]
                             [--capacities 10000 100000 1000000]
@@ -46,6 +47,9 @@ VARIANTS = {
     "+ noisy": dict(noisy=True),
     "all six (Rainbow)": dict(double_q=True, dueling=True, n_step=3, prioritized=True, distributional=True,
                               noisy=True),
+    "QR-DQN (51 quantiles)": dict(quantile_regression=True),
+    "IQN (N = N' = 64, K = 32)": dict(implicit_quantiles=True),
+    "Munchausen DQN": dict(munchausen=True),
 }
 
 
