@@ -39,7 +39,8 @@ class DQNConfig:
     algo: str = "dqn"
     """The agent: 'dqn' (with its Rainbow parts), 'reinforce' (Williams 1992: a softmax policy trained
     on whole episodes) or 'a2c' (Mnih et al. 2016, synchronous: policy and value trained on
-    rollouts of N envs); rawdqn/policy_agent.py."""
+    rollouts of N envs); rawdqn/policy_agent.py. On the command line 'qr-dqn' and 'iqn' are DQN
+    with that head (presets.DQN_HEADS)."""
     total_steps: int = 50_000
     """Environment steps to train for (summed over all environments)."""
     num_envs: int = 1
