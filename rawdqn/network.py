@@ -138,10 +138,10 @@ class ThetaNetwork(ThetaLayout, tf.Module):
         advantage stream), atom by atom. `parameters` is unpack(θ). [batch, num_actions · atoms];
         an implicit quantile network's at the levels `taus` [batch, M]: [batch, num_actions · M]."""
         kernels, biases = parameters[:2]
-        # XLA:CPU emits a one-row product by a large kernel (acting in one env, a conv
-        # network's fc layer) as a loop fused with θ's slice, ~3× slower than the two-row
-        # product it sends to Eigen: pad one row, drop it after (bench/README.md, Pong).
-        single_row = x.shape[0] == 1 and kernels[first].shape.num_elements() >= 2 ** 16
+        # XLA:CPU emits a one-row product by a large kernel (acting in one env, a conv network's fc
+        # layer) as a loop fused with θ's slice, ~3× slower than the two-row product it sends to Eigen:
+        # pad one row, drop it after (bench/README.md, Pong); not an implicit network (M rows a state).
+        single_row = not self.embedding and x.shape[0] == 1 and kernels[first].shape.num_elements() >= 2 ** 16
         if single_row:
             x = tf.concat([x, tf.zeros_like(x)], axis=0)
         last = len(kernels) - (1 if self.embedding else 0)   # φ's layer is θ's last

@@ -124,3 +124,23 @@ def test_iqn_trains_exports_and_evaluates_from_the_command_line(capsys, tmp_path
 ])
 def test_bad_iqn_flags_are_one_line_errors(capsys, args, message):
     assert_usage_error(cli(capsys, "train", *args, "--steps", 100), message)
+
+
+def test_one_frame_through_a_large_fc_layer_acts(capsys, tmp_path):
+    """Acting in one env: a single row, where a plain network pads a second row for XLA's sake
+    (network.dense_layers); an implicit network's M rows per state need no pad. MinAtar's shape,
+    its fc kernel 1,024 × 64 (2¹⁶ elements)."""
+    network = ConvQNetwork((10, 10, 4), 3, convs=((16, 3, 1),), hidden=(64,), seed=3, dtype=tf.float64,
+                           scale=1.0, embedding=8, policy_samples=4)
+    params = layers(network)
+    frame = np.random.default_rng(4).uniform(size=(1, 10, 10, 4))
+    q = tf.function(lambda f: network(f), jit_compile=True)(tf.constant(frame)).numpy()
+    psi = reference.conv_features(params[:1], [1], frame, scale=1.0)
+    midpoints = ((2 * np.arange(4) + 1) / 8)[None]
+    expected = reference.implicit_quantiles(psi, *params[-1], lambda x: reference.mlp_q_values(params[1:3], x),
+                                            midpoints).mean(-1)
+    np.testing.assert_allclose(q, expected, rtol=1e-12, atol=1e-12)
+    code, out, err = cli(capsys, "train", "--env", "MinAtar/Breakout-v1", "--algo", "iqn", "--steps", 300,
+                         "--learning-starts", 200, "--replay-capacity", 1000, "--quantile-samples", "4,4,2",
+                         "--eval-episodes", 1, "--logdir", tmp_path / "run")
+    assert code == 0 and "training IQN on MinAtar/Breakout-v1" in out, err
