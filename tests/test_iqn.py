@@ -126,7 +126,7 @@ def test_bad_iqn_flags_are_one_line_errors(capsys, args, message):
     assert_usage_error(cli(capsys, "train", *args, "--steps", 100), message)
 
 
-def test_one_frame_through_a_large_fc_layer_acts(capsys, tmp_path):
+def test_one_frame_through_a_large_fc_layer_acts():
     """Acting in one env: a single row, where a plain network pads a second row for XLA's sake
     (network.dense_layers); an implicit network's M rows per state need no pad. MinAtar's shape,
     its fc kernel 1,024 × 64 (2¹⁶ elements)."""
@@ -140,6 +140,10 @@ def test_one_frame_through_a_large_fc_layer_acts(capsys, tmp_path):
     expected = reference.implicit_quantiles(psi, *params[-1], lambda x: reference.mlp_q_values(params[1:3], x),
                                             midpoints).mean(-1)
     np.testing.assert_allclose(q, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_iqn_trains_on_minatar_from_the_command_line(capsys, tmp_path):
+    pytest.importorskip("minatar", reason="MinAtar IQN needs the minatar extra: pip install \"rawdqn[minatar]\"")
     code, out, err = cli(capsys, "train", "--env", "MinAtar/Breakout-v1", "--algo", "iqn", "--steps", 300,
                          "--learning-starts", 200, "--replay-capacity", 1000, "--quantile-samples", "4,4,2",
                          "--eval-episodes", 1, "--logdir", tmp_path / "run")
