@@ -148,14 +148,20 @@ def update(config, network, optimizer, params, target_params, optimizer_state, b
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(params)
         loss_value, td_error, q_values, errors = loss(config, network, params, batch, y, noise.online, levels.online)
-    grad = tape.gradient(loss_value, params)
-    # ‖g‖ summed layer by layer, in θ's order.
-    (grad,), grad_norm = optim.clip_by_global_norm([grad], config.max_grad_norm,
-                                                   optim.global_norm(network.layer_values(grad)))
-    (params,), optimizer_state = optimizer.update([grad], [params], optimizer_state)
+    params, optimizer_state, grad_norm = apply_gradient(network, optimizer, params, optimizer_state,
+                                                        tape.gradient(loss_value, params), config.max_grad_norm)
     info = LearnInfo(loss_value, tf.reduce_mean(td_error), tf.reduce_mean(tf.abs(td_error)),
                      tf.reduce_mean(tf.reduce_max(q_values, axis=-1)), grad_norm)
     return Update(params, optimizer_state, info, errors)
+
+
+def apply_gradient(network, optimizer, params, optimizer_state, grad, max_grad_norm, learning_rate=None):
+    """g ← g · c / max(‖g‖, c), then (θ', state') = optimizer(θ, g, state) at `learning_rate`
+    (default: the optimizer's). Returns (θ', state', ‖g‖ before clipping)."""
+    # ‖g‖ summed layer by layer, in θ's order.
+    (grad,), grad_norm = optim.clip_by_global_norm([grad], max_grad_norm, optim.global_norm(network.layer_values(grad)))
+    (params,), optimizer_state = optimizer.update([grad], [params], optimizer_state, learning_rate)
+    return params, optimizer_state, grad_norm
 
 
 def sync(params, target_params, tau):

@@ -22,7 +22,8 @@ import collections
 
 import tensorflow as tf
 
-from rawdqn import losses, multistep, optim
+from rawdqn import losses, multistep
+from rawdqn.algorithms import dqn
 
 # One rollout of N envs over T steps, [T, N, ...]: s_t, a_t, r_t, s_{t+1} (the true last observation
 # where an episode was truncated), terminated_t (no bootstrap), ended_t (terminated or truncated).
@@ -53,10 +54,9 @@ def update(network, optimizer, params, optimizer_state, obs, action, target, max
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(params)
         loss_value, q_values = loss(network, params, obs, action, target)
-    grad = tape.gradient(loss_value, params)
-    (grad,), grad_norm = optim.clip_by_global_norm([grad], max_grad_norm,
-                                                   optim.global_norm(network.layer_values(grad)))
-    (params,), optimizer_state = optimizer.update([grad], [params], optimizer_state, learning_rate)
+    params, optimizer_state, grad_norm = dqn.apply_gradient(network, optimizer, params, optimizer_state,
+                                                            tape.gradient(loss_value, params), max_grad_norm,
+                                                            learning_rate)
     return params, optimizer_state, Info(loss_value, tf.reduce_mean(q_values), grad_norm)
 
 
