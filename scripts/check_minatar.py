@@ -3,6 +3,7 @@
     python scripts/check_minatar.py [--games Breakout SpaceInvaders] [--seeds 0 1 2] [--steps 1000000]
                                     [--runs-dir runs/minatar] [--jobs 2] [--plot minatar.png] [--report-only]
                                     [--results results/minatar] [--version v0|v1] [--on-device]
+                                    [--agent dqn|qr-dqn|iqn|munchausen]
 
 Each (game, seed) is `rawdqn train --env MinAtar/GAME-v0 --seed S --steps N` with the game's
 preset (the paper's DQN; -v0: the paper's 6 actions, --version v1 the minimal action sets)
@@ -12,6 +13,10 @@ CPU thread (TF_NUM_INTRAOP_THREADS=1): on MinAtar's small network that is faster
 than two threads (bench/README.md). With --on-device the seeds (consecutive) train together
 in one `rawdqn train --on-device --env MinAtar/GAME-v1 --seeds K` program, on the TF env
 (Breakout), into RUNS_DIR/GAME-v1-ondevice, each seed's run in its seedS/.
+
+--agent trains another DQN variant with the same preset (AGENTS: the flags it adds), into
+runs named GAME-VERSION-AGENT-seedS, and reports each frame count beside the DQN runs of the
+same game and version (recorded in RESULTS).
 
 The measure is the paper's: the moving average of the training episodes' returns over 100
 episodes (ε-greedy, as trained), against frames (env steps). PAPER holds the DQN curve read
@@ -44,6 +49,8 @@ PAPER = {
     "Seaquest": {0.5: 0.8, 1.0: 1.0, 2.0: 3.5, 3.0: 11.0, 5.0: 20.0},
 }
 WINDOW, TOLERANCE = 100, 0.25
+# --agent → the `rawdqn train` flags it adds to the game's DQN preset (rawdqn/presets.py).
+AGENTS = {"dqn": (), "qr-dqn": ("--algo", "qr-dqn"), "iqn": ("--algo", "iqn"), "munchausen": ("--munchausen",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,17 +60,24 @@ class Layout:
     version: str = "v0"
     on_device: bool = False
     seeds: tuple = (0,)      # an on-device run trains them all in one program
+    agent: str = "dqn"
 
     def env_id(self, game):
         return f"MinAtar/{game}-{self.version}"
 
     def name(self, game, seed):
         """The run's name: its results file's, and its directory's on the gymnasium loop."""
-        return f"{game}-{self.version}{'-ondevice' if self.on_device else ''}-seed{seed}"
+        agent = "" if self.agent == "dqn" else f"-{self.agent}"
+        return f"{game}-{self.version}{'-ondevice' if self.on_device else ''}{agent}-seed{seed}"
+
+    def baseline(self):
+        """The DQN runs this agent's are reported beside (None for DQN itself)."""
+        return None if self.agent == "dqn" else dataclasses.replace(self, agent="dqn")
 
     def program_dir(self, game):
         """The on-device run's --logdir (all seeds)."""
-        return os.path.join(self.runs_dir, f"{game}-{self.version}-ondevice")
+        agent = "" if self.agent == "dqn" else f"-{self.agent}"
+        return os.path.join(self.runs_dir, f"{game}-{self.version}-ondevice{agent}")
 
     def trained_seeds(self, game):
         """The seeds the on-device program in program_dir has trained (its latest checkpoint's
@@ -187,7 +201,8 @@ def train(game, seed, steps, runs_dir, threads, results, layout=None):
         with open(directory + ".commit", "w") as file:
             file.write(git_commit() + "\n")
         command = ["--env", layout.env_id(game), "--seed", str(seed), "--steps", str(steps),
-                   "--eval-interval", "100000", "--checkpoint-interval", "50000", "--logdir", directory]
+                   "--eval-interval", "100000", "--checkpoint-interval", "50000", "--logdir", directory,
+                   *AGENTS[layout.agent]]
     return directory, rawdqn_train(command, directory + ".log", env)
 
 
@@ -214,7 +229,7 @@ def train_on_device(game, steps, layout, results):
                 file.write(git_commit() + "\n")
         command = ["--on-device", "--env", layout.env_id(game), "--seed", str(layout.seeds[0]),
                    "--seeds", str(len(layout.seeds)), "--steps", str(steps), "--checkpoint-interval", "50000",
-                   "--logdir", logdir]
+                   "--logdir", logdir, *AGENTS[layout.agent]]
     return logdir, rawdqn_train(command, logdir + ".log")
 
 
@@ -228,34 +243,51 @@ def finished(directory, steps):
     return bool(rows) and "eval_mean" in rows[-1] and rows[-1]["step"] >= steps
 
 
+def seed_values(layout, game, mark, results):
+    """The moving average at `mark` million frames of each of layout's seeds that reached it."""
+    rows = (episodes(layout.run_dir(game, seed), results, layout.name(game, seed)) for seed in layout.seeds)
+    return [moving_average_at(r, mark * 1e6) for r in rows if r and r[-1][0] >= mark * 1e6 - 5_000]
+
+
 def report(games, steps, layout, plot, results):
-    seeds = layout.seeds
+    """Each game's seed mean against the paper's curve; for an --agent, also against the range of
+    the recorded DQN seeds at each frame count (the agent passes where its mean is not below it)."""
     marks = [m for m in (0.1, 0.25, 0.5, 1.0, 2.0, 5.0) if m * 1e6 <= steps]
+    baseline = layout.baseline()
     all_pass = True
     for game in games:
-        rows = {seed: episodes(layout.run_dir(game, seed), results, layout.name(game, seed)) for seed in seeds}
-        print(f"\n{game} ({layout.env_id(game)}{', on the device' if layout.on_device else ''}): "
-              f"moving average of {WINDOW} training episodes' returns")
-        print(f"{'frames':>8} | {'paper DQN':>9} | {'seed mean':>9} | seeds")
+        print(f"\n{game} ({layout.env_id(game)}{', on the device' if layout.on_device else ''}"
+              f"{'' if baseline is None else ', ' + layout.agent}): moving average of {WINDOW} training episodes' returns")
+        print(f"{'frames':>8} | {'paper DQN':>9} | {'seed mean':>9} | seeds"
+              + ("" if baseline is None else " | rawdqn DQN seeds"))
         last = None
         for mark in marks:
-            values = [moving_average_at(r, mark * 1e6) for r in rows.values() if r and r[-1][0] >= mark * 1e6 - 5_000]
+            values = seed_values(layout, game, mark, results)
+            dqn = [] if baseline is None else seed_values(baseline, game, mark, results)
             mean = sum(values) / len(values) if values else None
             paper = PAPER.get(game, {}).get(mark)
             print(f"{mark:7.2f}M | {paper if paper is not None else '-':>9} | "
-                  f"{'-' if mean is None else f'{mean:9.2f}':>9} | {', '.join(f'{v:.2f}' for v in values)}")
-            if mean is not None and paper is not None:
-                last = (mark, mean, paper)
+                  f"{'-' if mean is None else f'{mean:9.2f}':>9} | {', '.join(f'{v:.2f}' for v in values)}"
+                  + ("" if baseline is None else f" | {', '.join(f'{v:.2f}' for v in dqn) or '-'}"))
+            if mean is not None and (paper is not None if baseline is None else bool(dqn)):
+                last = (mark, mean, paper, dqn)
         if last is None:
-            print("  no run has reached a frame count the paper's curve gives")
+            print("  no run has reached a frame count " + ("the paper's curve gives" if baseline is None
+                                                          else "the recorded DQN runs reached"))
             all_pass = False
             continue
-        mark, mean, paper = last
-        within = abs(mean - paper) <= TOLERANCE * paper
-        target = max(m for m in marks if m in PAPER.get(game, {}))
+        mark, mean, paper, dqn = last
+        if baseline is None:
+            within = abs(mean - paper) <= TOLERANCE * paper
+            target = max(m for m in marks if m in PAPER.get(game, {}))
+            verdict = f"{mean:.2f} against the paper's {paper} ({'within' if within else 'outside'} ±{TOLERANCE:.0%})"
+        else:
+            within = mean >= min(dqn)
+            target = max(marks)
+            place = "below" if mean < min(dqn) else "above" if mean > max(dqn) else "within"
+            verdict = f"{mean:.2f}, {place} the DQN seeds' range {min(dqn):.2f} … {max(dqn):.2f}"
         all_pass &= within and mark == target
-        print(f"  at {mark}M frames: {mean:.2f} against the paper's {paper} "
-              f"({'within' if within else 'outside'} ±{TOLERANCE:.0%})"
+        print(f"  at {mark}M frames: {verdict}"
               + ("" if mark == target else f"; the runs have not reached {target}M frames yet"))
     if plot:
         draw(games, layout, plot, results)
@@ -272,15 +304,17 @@ def draw(games, layout, path, results):
         return
     figure, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.6), squeeze=False)
     for axis, game in zip(axes[0], games):
-        for seed in layout.seeds:
-            rows = episodes(layout.run_dir(game, seed), results, layout.name(game, seed))
-            if rows:
-                steps = list(range(20_000, rows[-1][0] + 1, 20_000))
-                axis.plot([s / 1e6 for s in steps], [moving_average_at(rows, s) for s in steps], lw=1,
-                          label=f"rawdqn seed {seed}")
+        for shown, style in ((layout, {}), (layout.baseline(), {"color": "0.6", "ls": ":"})):
+            for seed in shown.seeds if shown else ():
+                rows = episodes(shown.run_dir(game, seed), results, shown.name(game, seed))
+                if rows:
+                    steps = list(range(20_000, rows[-1][0] + 1, 20_000))
+                    axis.plot([s / 1e6 for s in steps], [moving_average_at(rows, s) for s in steps], lw=1,
+                              label=f"rawdqn {shown.agent} seed {seed}", **style)
         paper = sorted(PAPER.get(game, {}).items())
         axis.plot([m for m, _ in paper], [v for _, v in paper], "k--o", ms=3, label="paper's DQN (30 runs, read off)")
-        axis.set(title=f"{layout.env_id(game)}{' on the device' if layout.on_device else ''}", xlabel="frames (millions)", ylabel=f"mean return, last {WINDOW} episodes")
+        axis.set(title=f"{layout.env_id(game)}{' on the device' if layout.on_device else ''}"
+                        f"{'' if layout.agent == 'dqn' else ', ' + layout.agent}", xlabel="frames (millions)", ylabel=f"mean return, last {WINDOW} episodes")
         axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -303,6 +337,8 @@ def main():
                         help="v0: the paper's 6 actions (default); v1: the minimal action sets (--on-device's)")
     parser.add_argument("--on-device", action="store_true",
                         help="train the seeds in one on-device program on the TF env (Breakout-v1)")
+    parser.add_argument("--agent", choices=sorted(AGENTS), default="dqn",
+                        help="the DQN variant to train on the game's preset (default: dqn), reported beside DQN's runs")
     args = parser.parse_args()
     version = args.version or ("v1" if args.on_device else "v0")
     seeds = tuple(args.seeds)
@@ -312,7 +348,7 @@ def main():
                          "pass --games Breakout and no --version v0")
         if list(seeds) != list(range(seeds[0], seeds[0] + len(seeds))):
             parser.error(f"--on-device trains consecutive seeds in one program; got {' '.join(map(str, seeds))}")
-    layout = Layout(args.runs_dir, version, args.on_device, seeds)
+    layout = Layout(args.runs_dir, version, args.on_device, seeds, args.agent)
     for game in args.games if args.on_device else ():
         trained = layout.trained_seeds(game)
         if trained is not None and trained != seeds:   # its run directories are laid out for those seeds
