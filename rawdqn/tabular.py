@@ -1,4 +1,4 @@
-"""Tabular reference: Q-learning and value iteration in NumPy.
+"""Tabular reference: Q-learning, SARSA, expected SARSA, Watkins' Q(λ) and value iteration in NumPy.
 
 The exact answers the deep agent is measured against on small discrete tasks
 (FrozenLake, CliffWalking). NumPy only: importing this module must never import
@@ -14,6 +14,9 @@ from gymnasium import spaces
 
 __all__ = [
     "q_learning_update",
+    "sarsa_update",
+    "expected_sarsa_update",
+    "watkins_q_lambda_update",
     "q_learning",
     "value_iteration",
     "greedy_policy",
@@ -60,6 +63,21 @@ def _discrete_sizes(env, caller):
 # ---------------------------------------------------------------- Q-learning
 
 
+def _one_step_update(q_table, state, action, reward, next_state, terminated, alpha, discount, next_value):
+    """Q[s, a] += α (r + γ (1 − terminated) next_value(Q[s']) − Q[s, a]) on a copy of the table."""
+    q_table = _check_q_table(q_table)
+    _check_alpha(alpha)
+    _check_discount(discount)
+    num_states, num_actions = q_table.shape
+    _check_index("state", state, num_states)
+    _check_index("next_state", next_state, num_states)
+    _check_index("action", action, num_actions)
+    target = reward + discount * (1.0 - float(terminated)) * next_value(q_table[next_state])
+    new_table = q_table.copy()
+    new_table[state, action] += alpha * (target - q_table[state, action])
+    return new_table
+
+
 def q_learning_update(q_table, state, action, reward, next_state, terminated, alpha, discount):
     """One Q-learning update (Watkins 1989), returned as a new table:
 
@@ -68,20 +86,71 @@ def q_learning_update(q_table, state, action, reward, next_state, terminated, al
     Pure: q_table is not modified. A truncated (time-limit) step is passed with
     terminated = 0, so it still bootstraps from next_state.
     """
+    return _one_step_update(q_table, state, action, reward, next_state, terminated, alpha, discount, np.max)
+
+
+def sarsa_update(q_table, state, action, reward, next_state, next_action, terminated, alpha, discount):
+    """One SARSA update (Rummery & Niranjan 1994; Sutton & Barto 2018, §6.4), a new table:
+
+        Q[s, a] <- Q[s, a] + alpha * (r + discount * (1 - terminated) * Q[s', a'] - Q[s, a])
+
+    a' is the action the behaviour policy takes in s' (drawn, not taken, when the episode was
+    truncated there)."""
+    _check_index("next_action", next_action, np.shape(q_table)[-1])
+    return _one_step_update(q_table, state, action, reward, next_state, terminated, alpha, discount,
+                            lambda row: row[next_action])
+
+
+def epsilon_greedy_value(q_row, epsilon):
+    """E_π Q(s, ·) for π ε-greedy in Q: (1 − ε) max_a Q(s, a) + ε mean_a Q(s, a) (however ties
+    among the maxima are broken, the greedy mass lands on the max)."""
+    return (1.0 - epsilon) * np.max(q_row, axis=-1) + epsilon * np.mean(q_row, axis=-1)
+
+
+def expected_sarsa_update(q_table, state, action, reward, next_state, terminated, alpha, discount, epsilon):
+    """One expected SARSA update (van Seijen et al. 2009) with π ε-greedy in Q, a new table:
+
+        Q[s, a] <- Q[s, a] + alpha * (r + discount * (1 - terminated) * E_π Q[s', ·] - Q[s, a]),
+        E_π Q[s', ·] = (1 - ε) max_a' Q[s', a'] + ε mean_a' Q[s', a']"""
+    if not 0 <= epsilon <= 1:
+        raise ValueError(f"epsilon must be in [0, 1]; got {epsilon}")
+    return _one_step_update(q_table, state, action, reward, next_state, terminated, alpha, discount,
+                            lambda row: epsilon_greedy_value(row, epsilon))
+
+
+def watkins_q_lambda_update(q_table, states, actions, rewards, terminated, next_states, next_actions,
+                            alpha, discount, lambda_):
+    """Watkins' Q(λ) over one sequence (forward view, Sutton & Barto 2018, §12.10), a new table.
+
+    The λ-returns come from the table as it is, backwards from the sequence's end, where the
+    last one bootstraps (terminated = 0 there means cut by the sequence, not the episode):
+
+        G_t = r_t + γ (1 − terminated_t) [max_a Q[s_{t+1}, a] + λ_t (G_{t+1} − max_a Q[s_{t+1}, a])],
+        λ_t = λ · 1[a_{t+1} = argmax_a Q[s_{t+1}, a]]   (the first max; 0 at the last step)
+
+    then each (s_t, a_t) in order: Q[s_t, a_t] += α (G_t − Q[s_t, a_t]). λ = 0 is Q-learning's
+    target; the trace is cut after an exploratory action, so the returns estimate Q*."""
     q_table = _check_q_table(q_table)
     _check_alpha(alpha)
     _check_discount(discount)
-    num_states, num_actions = q_table.shape
-    _check_index("state", state, num_states)
-    _check_index("next_state", next_state, num_states)
-    _check_index("action", action, num_actions)
-    target = reward + discount * (1.0 - float(terminated)) * q_table[next_state].max()
+    if not 0 <= lambda_ <= 1:
+        raise ValueError(f"lambda_ must be in [0, 1]; got {lambda_}")
+    returns = np.zeros(len(rewards))
+    following = 0.0
+    for t in reversed(range(len(rewards))):
+        next_row = q_table[next_states[t]]
+        greedy = t + 1 < len(rewards) and next_actions[t] == int(np.argmax(next_row))
+        trace = lambda_ if greedy else 0.0
+        best = float(np.max(next_row))
+        following = rewards[t] + discount * (1.0 - float(terminated[t])) * (best + trace * (following - best))
+        returns[t] = following
     new_table = q_table.copy()
-    new_table[state, action] += alpha * (target - q_table[state, action])
+    for state, action, target in zip(states, actions, returns):
+        new_table[state, action] += alpha * (target - new_table[state, action])
     return new_table
 
 
-def _epsilon_greedy(q_row, epsilon, rng):
+def epsilon_greedy(q_row, epsilon, rng):
     """Uniform random action with probability epsilon, else a greedy one (random among ties)."""
     if rng.random() < epsilon:
         return int(rng.integers(q_row.shape[0]))
@@ -117,7 +186,7 @@ def q_learning(env, episodes, alpha, discount, epsilon, seed, max_episode_steps=
         state, _ = env.reset(seed=seed if episode == 0 else None)
         steps, done = 0, False
         while not done:
-            action = _epsilon_greedy(q_table[state], epsilon, rng)
+            action = epsilon_greedy(q_table[state], epsilon, rng)
             next_state, reward, terminated, truncated, _ = env.step(action)
             q_table = q_learning_update(
                 q_table, state, action, reward, next_state, terminated, alpha, discount
@@ -160,7 +229,7 @@ def _dense_model(transitions, num_states, num_actions):
     return expected_reward, continue_prob
 
 
-def value_iteration(transitions, num_states, num_actions, discount, tol=1e-10, max_iterations=100_000):
+def value_iteration(transitions, num_states, num_actions, discount, tol=1e-10, max_iterations=100_000, epsilon=0.0):
     """Optimal action values Q* by value iteration (Bellman 1957) on a known model.
 
     Iterates the Bellman optimality operator from Q = 0,
@@ -171,7 +240,14 @@ def value_iteration(transitions, num_states, num_actions, discount, tol=1e-10, m
     With discount = 1 it converges when the task is proper (every optimal policy
     terminates, e.g. CliffWalking, FrozenLake); otherwise it raises RuntimeError
     after max_iterations. Returns Q* [num_states, num_actions].
+
+    With epsilon > 0 the next state is valued under the ε-greedy policy instead of the greedy one,
+    (1 − ε) max_a' Q(s', a') + ε mean_a' Q(s', a') (`epsilon_greedy_value`), still a
+    γ-contraction: its fixed point Q*_ε is where SARSA and expected SARSA converge while they
+    act ε-greedily with that ε (Sutton & Barto 2018, §6.4–6.6: the near-optimal ε-soft values).
     """
+    if not 0 <= epsilon <= 1:
+        raise ValueError(f"epsilon must be in [0, 1]; got {epsilon}")
     _check_discount(discount)
     if not tol > 0:
         raise ValueError(f"tol must be > 0; got {tol}")
@@ -181,7 +257,7 @@ def value_iteration(transitions, num_states, num_actions, discount, tol=1e-10, m
     q_table = np.zeros((num_states, num_actions))
     change = np.inf
     for _ in range(max_iterations):
-        new_q_table = expected_reward + discount * continue_prob @ q_table.max(axis=1)
+        new_q_table = expected_reward + discount * continue_prob @ epsilon_greedy_value(q_table, epsilon)
         change = np.max(np.abs(new_q_table - q_table))
         q_table = new_q_table
         if change < tol:

@@ -3,6 +3,13 @@
     Q*  = value_iteration(P, γ)      P = env.unwrapped.P, gymnasium's exact model of the task
     for each learner — tabular Q-learning, a linear one-hot DQN (its weights are a Q-table)
     and an MLP DQN — trained for the same number of ε-greedy steps:
+
+`--learner sarsa|expected-sarsa|q-lambda` measures another target the same way: its tabular
+learner (rawdqn.tabular, NumPy) beside a linear one-hot learner whose target is the operator of
+rawdqn.bellman / rawdqn.multistep (TensorFlow, float64, one SGD step of rate α per sample). SARSA
+and expected SARSA learn the values of the ε-greedy policy they follow, so they are measured
+against Q*_ε, value iteration with the ε-greedy backup (1 − ε) max + ε mean at the schedule's
+final ε; Watkins' Q(λ) cuts its trace after an exploratory action and is measured against Q*.
         error      = max over visited (s, a) of |Q(s, a) − Q*(s, a)|
         agreement  = fraction of decision states (reachable, Q*(s, ·) not constant) where the
                      greedy action is optimal: Q*(s, argmax_a Q(s, a)) ≥ max_a Q*(s, a) − tol
@@ -32,6 +39,11 @@ DEFAULT_DISCOUNT = 0.99
 DEFAULT_STEPS = {"FrozenLake-v1": 50_000, "CliffWalking-v1": 20_000, "Taxi-v4": 100_000}
 TIE_TOLERANCE = 1e-6       # actions whose Q* is within this of the max count as optimal
 TABULAR_ALPHA = 0.1
+LEARNERS = ("q-learning", "sarsa", "expected-sarsa", "q-lambda")
+LEARNER_NAMES = {"sarsa": "SARSA", "expected-sarsa": "expected SARSA", "q-lambda": "Watkins' Q(λ)"}
+DEFAULT_LAMBDA = 0.8
+# Q(λ)'s λ-returns span at most this many steps (an episode's end closes a sequence sooner).
+SEQUENCE_LENGTH = 16
 EVAL_EPISODES = 200
 EVAL_MAX_STEPS = 1_000     # CliffWalking has no time limit: a looping greedy policy must stop
 
@@ -65,13 +77,16 @@ class Problem:
     optimal_q: np.ndarray
     decision_states: np.ndarray
     env_kwargs: dict = dataclasses.field(default_factory=dict)
+    epsilon: float = 0.0   # > 0: optimal_q is Q*_ε, the fixed point of the ε-greedy backup
+    reference: str = "Q*"
 
     def make_env(self):
         return gym.make(self.env_id, **self.env_kwargs)
 
 
-def make_problem(env_id, discount=None, **env_kwargs):
-    """Q* of `env_id` by value iteration; UsageError for envs without Discrete spaces or a model P.
+def make_problem(env_id, discount=None, epsilon=0.0, **env_kwargs):
+    """Q* of `env_id` by value iteration (Q*_ε with the ε-greedy backup where epsilon > 0);
+    UsageError for envs without Discrete spaces or a model P.
 
     `env_kwargs` go to gym.make (e.g. is_slippery=False for a deterministic FrozenLake).
     """
@@ -92,14 +107,15 @@ def make_problem(env_id, discount=None, **env_kwargs):
                               f"be computed; rawdqn verify supports {', '.join(ENVS)}")
         num_states, num_actions = int(env.observation_space.n), int(env.action_space.n)
         discount = DISCOUNTS.get(env_id, DEFAULT_DISCOUNT) if discount is None else float(discount)
-        optimal_q = tabular.value_iteration(model, num_states, num_actions, discount, tol=1e-10)
+        optimal_q = tabular.value_iteration(model, num_states, num_actions, discount, tol=1e-10, epsilon=epsilon)
         start = np.flatnonzero(getattr(env.unwrapped, "initial_state_distrib", np.ones(num_states)))
         reachable = reachable_states(model, start, num_states)
         spread = optimal_q.max(axis=1) - optimal_q.min(axis=1)
         decision = np.flatnonzero(reachable & (spread > TIE_TOLERANCE))
     finally:
         env.close()
-    return Problem(env_id, discount, num_states, num_actions, optimal_q, decision, env_kwargs)
+    return Problem(env_id, discount, num_states, num_actions, optimal_q, decision, env_kwargs, epsilon,
+                   "Q*" if epsilon == 0 else "Q*_ε")
 
 
 def reachable_states(model, start, num_states):
@@ -151,34 +167,128 @@ def snapshot_steps(total_steps, points=25):
     return set(np.unique(np.linspace(0, total_steps, points + 1).astype(int))[1:])
 
 
-def train_tabular(problem, steps, seed, epsilon_at, alpha=TABULAR_ALPHA):
-    """ε-greedy tabular Q-learning (one `q_learning_update` per step), ties broken at random."""
+def run_stream(problem, steps, seed, epsilon_at, update, name, next_action_first=False, sequence_length=1):
+    """The ε-greedy loop of the table-style learners: act on the table, step, and hand the
+    transitions to `update(table, transitions) -> table` every `sequence_length` steps or where
+    an episode ends. transitions: states, actions, rewards, terminated, next_states and
+    next_actions (−1 unless next_action_first), NumPy arrays over the steps.
+
+    next_action_first: draw a' from the table before the update, as SARSA does (it is taken next
+    unless the episode ended; drawn in the true last state where it was truncated); otherwise
+    each action is drawn from the table updated up to the step before (Q-learning). Greedy ties
+    are broken at random."""
     env = problem.make_env()
     rng = np.random.default_rng(seed)
     q_table = np.zeros((problem.num_states, problem.num_actions))
     visits = np.zeros_like(q_table, dtype=np.int64)
     snapshots, curve_steps, curve_error = snapshot_steps(steps), [], []
+    pending = []
     started = time.perf_counter()
     state, _ = env.reset(seed=seed)
+    action = None
     for step in range(steps):
-        if rng.random() < epsilon_at(step):
-            action = int(rng.integers(problem.num_actions))
-        else:
-            best = np.flatnonzero(q_table[state] == q_table[state].max())
-            action = int(best[rng.integers(best.size)])
+        if action is None:
+            action = tabular.epsilon_greedy(q_table[state], epsilon_at(step), rng)
         next_state, reward, terminated, truncated, _ = env.step(action)
         visits[state, action] += 1
-        q_table = tabular.q_learning_update(q_table, state, action, reward, next_state,
-                                            terminated, alpha, problem.discount)
-        state = next_state
+        next_action = (tabular.epsilon_greedy(q_table[next_state], epsilon_at(step + 1), rng)
+                       if next_action_first and not terminated else -1)
+        pending.append((state, action, reward, float(terminated), next_state, next_action))
+        if len(pending) == sequence_length or terminated or truncated or step + 1 == steps:
+            q_table = update(q_table, tuple(np.array(column) for column in zip(*pending)))
+            pending = []
+        state, action = next_state, next_action if next_action >= 0 else None
         if terminated or truncated:
-            state, _ = env.reset()
+            (state, _), action = env.reset(), None
         if step + 1 in snapshots:
             curve_steps.append(step + 1)
             curve_error.append(max_visited_error(q_table, problem.optimal_q, visits))
     env.close()
-    return Learner("tabular Q-learning", q_table, visits, curve_steps, curve_error,
-                   time.perf_counter() - started)
+    return Learner(name, q_table, visits, curve_steps, curve_error, time.perf_counter() - started)
+
+
+def tabular_update(learner, alpha, discount, epsilon, lambda_):
+    """`run_stream`'s update for the tabular `learner` (rawdqn.tabular, NumPy float64)."""
+    def update(q_table, transitions):
+        states, actions, rewards, terminated, next_states, next_actions = transitions
+        if learner == "q-lambda":
+            return tabular.watkins_q_lambda_update(q_table, states, actions, rewards, terminated, next_states,
+                                                   next_actions, alpha, discount, lambda_)
+        (s, a, r, done, s2, a2), = zip(*transitions)
+        if learner == "sarsa":
+            return tabular.sarsa_update(q_table, s, a, r, s2, max(a2, 0), done, alpha, discount)
+        if learner == "expected-sarsa":
+            return tabular.expected_sarsa_update(q_table, s, a, r, s2, done, alpha, discount, epsilon)
+        return tabular.q_learning_update(q_table, s, a, r, s2, done, alpha, discount)
+    return update
+
+
+def linear_update(learner, num_states, num_actions, alpha, discount, epsilon, lambda_):
+    """`run_stream`'s update for a linear one-hot learner in TensorFlow (float64): Q(s, ·) = W[s],
+    W₀ = 0, and for each transition, in order, one SGD step of rate α on ½(y − Q(s, a))² with y
+    the target of rawdqn.bellman (SARSA, expected SARSA with π ε-greedy in Q) or, over the
+    sequence, Watkins' Q(λ) return of rawdqn.multistep computed before the first step. With
+    one-hot features the step is the tabular update Q[s, a] += α (y − Q[s, a])."""
+    import tensorflow as tf   # imported only when this learner runs
+    from rawdqn import bellman, losses, multistep, optim
+    from rawdqn.network import QNetwork
+    network = QNetwork(num_states, num_actions, hidden=(), dtype=tf.float64, use_bias=False, initializer="zeros")
+    optimizer = optim.SGD(alpha)
+    theta = tf.Variable(network.theta.read_value())
+
+    def q_values(states):
+        return network.apply(theta, tf.one_hot(states, num_states, dtype=tf.float64))
+
+    @tf.function(reduce_retracing=True)
+    def learn(states, actions, rewards, terminated, next_states, next_actions):
+        next_q = q_values(next_states)
+        if learner == "sarsa":
+            targets = bellman.sarsa_target(rewards, terminated, discount, next_q, tf.maximum(next_actions, 0))
+        elif learner == "expected-sarsa":
+            greedy = tf.one_hot(tf.argmax(next_q, axis=-1), num_actions, dtype=tf.float64)
+            probs = epsilon / num_actions + (1.0 - epsilon) * greedy
+            targets = bellman.expected_sarsa_target(rewards, terminated, discount, next_q, probs)
+        else:   # the sequence is one column of [T, B]; its next actions feed the trace cut
+            discounts = discount * (1.0 - terminated)
+            targets = multistep.watkins_q_lambda_returns(rewards[:, None], discounts[:, None], next_q[:, None],
+                                                         next_actions[:, None], lambda_)[:, 0]
+        for t in tf.range(tf.shape(states)[0]):
+            with tf.GradientTape() as tape:
+                tape.watch(theta)
+                q = q_values(states[t:t + 1])
+                loss = losses.squared_loss(losses.td_error(q, actions[t:t + 1], targets[t:t + 1]))
+            (new_theta,), _ = optimizer.update([tape.gradient(loss, theta)], [theta],
+                                               optim.OptimizerState(tf.constant(0, tf.int64), ()))
+            theta.assign(new_theta)
+        return tf.reshape(theta, [num_states, num_actions])
+
+    def update(q_table, transitions):
+        states, actions, rewards, terminated, next_states, next_actions = transitions
+        return learn(tf.constant(states, tf.int32), tf.constant(actions, tf.int32), tf.constant(rewards, tf.float64),
+                     tf.constant(terminated, tf.float64), tf.constant(next_states, tf.int32),
+                     tf.constant(next_actions, tf.int32)).numpy()
+    return update
+
+
+def train_tabular(problem, steps, seed, epsilon_at, alpha=TABULAR_ALPHA, learner="q-learning", lambda_=DEFAULT_LAMBDA):
+    """ε-greedy tabular `learner` (Q-learning: one `q_learning_update` per step)."""
+    return run_stream(problem, steps, seed, epsilon_at,
+                      tabular_update(learner, alpha, problem.discount, problem.epsilon, lambda_),
+                      f"tabular {LEARNER_NAMES.get(learner, 'Q-learning')}", **stream_options(learner))
+
+
+def train_linear(problem, steps, seed, epsilon_at, learner, alpha=TABULAR_ALPHA, lambda_=DEFAULT_LAMBDA):
+    """ε-greedy linear one-hot `learner` on rawdqn's operators (`linear_update`)."""
+    update = linear_update(learner, problem.num_states, problem.num_actions, alpha, problem.discount,
+                           problem.epsilon, lambda_)
+    return run_stream(problem, steps, seed, epsilon_at, update, f"linear {LEARNER_NAMES[learner]}",
+                      **stream_options(learner))
+
+
+def stream_options(learner):
+    """SARSA and Q(λ) need the next action before they update; Q(λ) updates over sequences."""
+    return {"next_action_first": learner in ("sarsa", "q-lambda"),
+            "sequence_length": SEQUENCE_LENGTH if learner == "q-lambda" else 1}
 
 
 def dqn_config(problem, steps, kind, **overrides):
@@ -229,46 +339,64 @@ def train_dqn(problem, steps, seed, kind, **overrides):
                    curve_steps, curve_error, time.perf_counter() - started)
 
 
-def verify(env_id, steps=None, seed=0, discount=None, log=print):
-    """Q* and the three learners on `env_id`; returns (problem, [Learner, ...])."""
+def verify(env_id, steps=None, seed=0, discount=None, log=print, learner="q-learning", lambda_=DEFAULT_LAMBDA):
+    """The reference values and the learners of `learner` on `env_id`; returns (problem, [Learner, ...]).
+
+    q-learning: tabular Q-learning, a linear one-hot DQN and an MLP DQN against Q*; sarsa,
+    expected-sarsa: the tabular and the linear learner against Q*_ε (ε: the schedule's final);
+    q-lambda: Watkins' Q(λ), tabular and linear, against Q*."""
     check_seed(seed)
-    problem = make_problem(env_id, discount)
+    if learner not in LEARNERS:
+        raise VerifyError(f"--learner must be one of {', '.join(LEARNERS)}; got {learner!r}")
+    if not 0.0 <= lambda_ <= 1.0:
+        raise VerifyError(f"--lambda must be in [0, 1]; got {lambda_}")
     steps = DEFAULT_STEPS.get(env_id, 50_000) if steps is None else int(steps)
     if steps < 1:
         raise VerifyError(f"--steps must be >= 1; got {steps}")
-    epsilon_at = functools.partial(schedule.epsilon, dqn_config(problem, steps, "linear"))  # one ε schedule for all
+    problem = make_problem(env_id, discount)
+    config = dqn_config(problem, steps, "linear")
+    epsilon_at = functools.partial(schedule.epsilon, config)   # one ε schedule for all
+    on_policy = learner in ("sarsa", "expected-sarsa")
+    if on_policy:
+        problem = make_problem(env_id, discount, epsilon=config.epsilon_end)
+    described = f"value iteration with the ε-greedy backup, ε = {problem.epsilon}" if on_policy else "value iteration"
     log(f"rawdqn verify: {env_id}, γ = {problem.discount}, {steps:,} steps per learner, "
-        f"seed {seed}; Q* by value iteration ({problem.num_states} states × "
-        f"{problem.num_actions} actions, {problem.decision_states.size} decision states)")
-    learners = [train_tabular(problem, steps, seed, epsilon_at)]
-    log(f"  trained {learners[-1].name} in {learners[-1].seconds:.1f} s")
-    for kind in ("linear", "mlp"):
-        learners.append(train_dqn(problem, steps, seed, kind))
+        f"seed {seed}; {problem.reference} by {described} ({problem.num_states} states × "
+        f"{problem.num_actions} actions, {problem.decision_states.size} decision states)"
+        + (f"; λ = {lambda_}" if learner == "q-lambda" else ""))
+    learners = []
+    for train in ((lambda: train_tabular(problem, steps, seed, epsilon_at)),
+                  (lambda: train_dqn(problem, steps, seed, "linear")),
+                  (lambda: train_dqn(problem, steps, seed, "mlp"))) if learner == "q-learning" else \
+            ((lambda: train_tabular(problem, steps, seed, epsilon_at, learner=learner, lambda_=lambda_)),
+             (lambda: train_linear(problem, steps, seed, epsilon_at, learner, lambda_=lambda_))):
+        learners.append(train())
         log(f"  trained {learners[-1].name} in {learners[-1].seconds:.1f} s")
-    for learner in learners:
-        seen = learner.visits > 0
-        learner.error = max_visited_error(learner.q_table, problem.optimal_q, learner.visits)
-        learner.mean_error = float(np.mean(np.abs(learner.q_table - problem.optimal_q)[seen]))
-        learner.agreement = policy_agreement(learner.q_table, problem)
-        learner.eval_return = greedy_return(problem, learner.q_table)
+    for trained in learners:
+        seen = trained.visits > 0
+        trained.error = max_visited_error(trained.q_table, problem.optimal_q, trained.visits)
+        trained.mean_error = float(np.mean(np.abs(trained.q_table - problem.optimal_q)[seen]))
+        trained.agreement = policy_agreement(trained.q_table, problem)
+        trained.eval_return = greedy_return(problem, trained.q_table)
     return problem, learners
 
 
 def format_table(problem, learners):
-    """The comparison as a fixed-width text table, Q*'s own greedy policy in the last row."""
-    header = (f"{'learner':<20} {'max|Q−Q*|':>10} {'mean|Q−Q*|':>11} {'policy = π*':>14} "
+    """The comparison as a fixed-width text table, the reference's own greedy policy in the last row."""
+    ref = problem.reference
+    header = (f"{'learner':<22} {f'max|Q−{ref}|':>10} {f'mean|Q−{ref}|':>11} {'policy = π*':>14} "
               f"{'eval return':>12} {'visited (s,a)':>14}")
     lines = [header, "-" * len(header)]
     total_pairs = problem.num_states * problem.num_actions
     decisions = problem.decision_states.size
     for learner in learners:
         agree = int(round(learner.agreement * decisions))
-        lines.append(f"{learner.name:<20} {learner.error:>10.4f} {learner.mean_error:>11.4f} "
+        lines.append(f"{learner.name:<22} {learner.error:>10.4f} {learner.mean_error:>11.4f} "
                      f"{f'{agree}/{decisions}':>8} {learner.agreement:>4.0%} "
                      f"{learner.eval_return:>12.3f} "
                      f"{f'{int((learner.visits > 0).sum())}/{total_pairs}':>14}")
     optimal_return = greedy_return(problem, problem.optimal_q)
-    lines.append(f"{'Q* (value iteration)':<20} {0.0:>10.4f} {0.0:>11.4f} "
+    lines.append(f"{ref + ' (value iteration)':<22} {0.0:>10.4f} {0.0:>11.4f} "
                  f"{f'{decisions}/{decisions}':>8} {1:>4.0%} {optimal_return:>12.3f} {'':>14}")
     return "\n".join(lines)
 

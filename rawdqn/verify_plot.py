@@ -48,7 +48,9 @@ def plot(problem, learners, path):
     panels = 1 + len(learners)
     figure = plt.figure(figsize=(4.2 * panels, 8.4 if view else 4.4), constrained_layout=True)
     grid = figure.add_gridspec(2 if view else 1, panels)
-    figure.suptitle(f"{problem.env_id}: tabular Q-learning vs DQN against Q* (γ = {problem.discount})")
+    ref = problem.reference
+    figure.suptitle(f"{problem.env_id}: {' vs '.join(learner.name for learner in learners)} against {ref} "
+                    f"(γ = {problem.discount}{f', ε = {problem.epsilon}' if problem.epsilon else ''})")
 
     curves = figure.add_subplot(grid[0, :2])
     for learner, color in zip(learners, LEARNER_COLORS):
@@ -56,26 +58,26 @@ def plot(problem, learners, path):
                     label=learner.name)
     curves.set_yscale("log")
     curves.set_xlabel("environment steps")
-    curves.set_ylabel("max |Q − Q*| over visited (s, a)")
+    curves.set_ylabel(f"max |Q − {ref}| over visited (s, a)")
     curves.set_title("error during training")
     curves.grid(True, which="both", alpha=0.3)
     curves.legend()
 
     scatter = figure.add_subplot(grid[0, 2:])
     low, high = problem.optimal_q.min(), problem.optimal_q.max()
-    scatter.plot([low, high], [low, high], color="black", lw=1, label="Q = Q*")
+    scatter.plot([low, high], [low, high], color="black", lw=1, label=f"Q = {ref}")
     for learner, color in zip(learners, LEARNER_COLORS):
         seen = learner.visits > 0
         scatter.scatter(problem.optimal_q[seen], learner.q_table[seen], s=6, alpha=0.5,
                         color=color, label=learner.name)
-    scatter.set_xlabel("Q*(s, a)  (value iteration)")
+    scatter.set_xlabel(f"{ref}(s, a)  (value iteration)")
     scatter.set_ylabel("learned Q(s, a)")
     scatter.set_title("every visited state-action after training")
     scatter.legend(markerscale=3)
 
     if view:
         note, states, glyphs, labels, landmarks = view
-        tables = [("Q* (value iteration)", problem.optimal_q)] + \
+        tables = [(f"{ref} (value iteration)", problem.optimal_q)] + \
             [(learner.name, learner.q_table) for learner in learners]
         values = problem.optimal_q.max(axis=1)[states]
         vmin, vmax = values.min(), values.max()

@@ -88,6 +88,57 @@ def test_q_learning_update_rejects_bad_inputs(kwargs, message):
         tabular.q_learning_update(**args)
 
 
+# ------------------------------------------- SARSA, expected SARSA, Watkins' Q(λ)
+
+HAND_TABLE = [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_sarsa_update_bootstraps_from_the_next_action_taken():
+    # s=0, a=1, r=1, s'=1, a'=0, α=0.5, γ=0.9: y = 1 + 0.9 · Q[1, 0] = 3.7; Q[0, 1] = 2 + 0.5 · (3.7 − 2) = 2.85.
+    table = tabular.sarsa_update(HAND_TABLE, 0, 1, 1.0, 1, 0, False, alpha=0.5, discount=0.9)
+    np.testing.assert_allclose(table, [[1.0, 2.85], [3.0, 4.0]], rtol=0, atol=1e-12)
+    # terminated: y = 1; Q[0, 1] = 2 + 0.5 · (1 − 2) = 1.5.
+    table = tabular.sarsa_update(HAND_TABLE, 0, 1, 1.0, 1, 0, True, alpha=0.5, discount=0.9)
+    assert table[0, 1] == pytest.approx(1.5, abs=1e-12)
+    with pytest.raises(ValueError, match="next_action must be in"):
+        tabular.sarsa_update(HAND_TABLE, 0, 1, 1.0, 1, 2, False, alpha=0.5, discount=0.9)
+
+
+def test_expected_sarsa_update_bootstraps_from_the_epsilon_greedy_mean():
+    # ε = 0.2 over 2 actions: π(·|1) = (0.1, 0.9), E_π Q[1] = 0.1 · 3 + 0.9 · 4 = 3.9;
+    # y = 1 + 0.9 · 3.9 = 4.51; Q[0, 1] = 2 + 0.5 · (4.51 − 2) = 3.255.
+    table = tabular.expected_sarsa_update(HAND_TABLE, 0, 1, 1.0, 1, False, alpha=0.5, discount=0.9, epsilon=0.2)
+    assert table[0, 1] == pytest.approx(3.255, abs=1e-12)
+    # ε = 0 is Q-learning's update.
+    np.testing.assert_array_equal(
+        tabular.expected_sarsa_update(HAND_TABLE, 0, 1, 1.0, 1, False, alpha=0.5, discount=0.9, epsilon=0.0),
+        tabular.q_learning_update(HAND_TABLE, 0, 1, 1.0, 1, False, alpha=0.5, discount=0.9))
+    with pytest.raises(ValueError, match="epsilon must be in"):
+        tabular.expected_sarsa_update(HAND_TABLE, 0, 1, 1.0, 1, False, alpha=0.5, discount=0.9, epsilon=1.5)
+
+
+@pytest.mark.parametrize("next_action, expected_q01", [(0, 1.5), (1, 1.75)])
+def test_watkins_q_lambda_update_by_hand(next_action, expected_q01):
+    # Q = [[0, 0], [5, 3], [1, 2]], γ = 0.5, λ = 0.5, α = 0.5; steps (s 0, a 1, r 1 → s 1) and (s 1, a 0, r 2 → s 2).
+    # G_1 = 2 + 0.5 · max Q[2] = 3 (the sequence's last step bootstraps).
+    # a_1 = 0 is greedy in s 1 (Q[1] = [5, 3]): G_0 = 1 + 0.5 · (5 + 0.5 · (3 − 5)) = 3 → Q[0, 1] = 0.5 · 3 = 1.5;
+    # a_1 = 1 is not: the trace is cut, G_0 = 1 + 0.5 · 5 = 3.5 → Q[0, 1] = 1.75. Either way Q[1, 0] = 5 + 0.5 · (3 − 5) = 4.
+    table = tabular.watkins_q_lambda_update([[0.0, 0.0], [5.0, 3.0], [1.0, 2.0]], [0, 1], [1, 0], [1.0, 2.0],
+                                            [0.0, 0.0], [1, 2], [next_action, 0], alpha=0.5, discount=0.5, lambda_=0.5)
+    np.testing.assert_allclose(table, [[0.0, expected_q01], [4.0, 3.0], [1.0, 2.0]], rtol=0, atol=1e-12)
+
+
+def test_watkins_q_lambda_updates_a_repeated_pair_in_order():
+    # A self-loop on (0, 0) twice, the second step terminal, γ = 0.5, λ = 1, α = 0.5, Q = 0:
+    # G_1 = 1; a_1 = 0 is greedy among the tied zeros (first max): G_0 = 1 + 0.5 · (0 + (1 − 0)) = 1.5.
+    # In order: Q[0, 0] = 0.5 · 1.5 = 0.75, then 0.75 + 0.5 · (1 − 0.75) = 0.875.
+    table = tabular.watkins_q_lambda_update(np.zeros((1, 2)), [0, 0], [0, 0], [1.0, 1.0], [0.0, 1.0], [0, 0],
+                                            [0, 0], alpha=0.5, discount=0.5, lambda_=1.0)
+    assert table[0, 0] == pytest.approx(0.875, abs=1e-12)
+    with pytest.raises(ValueError, match="lambda_ must be in"):
+        tabular.watkins_q_lambda_update(np.zeros((1, 2)), [0], [0], [1.0], [1.0], [0], [0], 0.5, 0.5, lambda_=2.0)
+
+
 # ---------------------------------------------------------------- value_iteration
 
 
@@ -99,6 +150,40 @@ def test_value_iteration_two_state_mdp_by_hand():
     #   Q(0,0) = 0.5 * 1.25 = 0.625.
     q_star = tabular.value_iteration(TWO_STATE_P, 2, 2, discount=0.5, tol=1e-12)
     np.testing.assert_allclose(q_star, [[0.625, 1.25], [2.5, 3.0]], rtol=0, atol=1e-10)
+
+
+def test_epsilon_greedy_value_iteration_two_state_mdp_by_hand():
+    # discount 0.5, ε = 0.2 over 2 actions: a state is worth 0.9 · max + 0.1 · min of its Q.
+    # State 1 (Q(1,1) = 3 the larger): V1 = 0.9 · 3 + 0.1 · (1 + 0.5 V1) → V1 = 2.8 / 0.95 = 56/19,
+    #   Q(1,0) = 1 + 28/19 = 47/19 < 3.
+    # State 0: Q(0,1) = 0.5 · (1 + 0.5 V1) = 47/38; V0 = 0.9 · 47/38 + 0.1 · 0.5 V0 → V0 = 423/361,
+    #   Q(0,0) = 0.5 V0 = 423/722 < 47/38.
+    q_eps = tabular.value_iteration(TWO_STATE_P, 2, 2, discount=0.5, tol=1e-13, epsilon=0.2)
+    np.testing.assert_allclose(q_eps, [[423 / 722, 47 / 38], [47 / 19, 3.0]], rtol=0, atol=1e-11)
+    with pytest.raises(ValueError, match="epsilon must be in"):
+        tabular.value_iteration(TWO_STATE_P, 2, 2, discount=0.5, epsilon=-0.1)
+
+
+def test_epsilon_greedy_value_iteration_is_the_value_of_its_own_epsilon_greedy_policy():
+    # Q*_ε = Q^π for π ε-greedy in Q*_ε: solve (I − γ P Π) q = r̄ exactly for that π on slippery FrozenLake.
+    env = gym.make("FrozenLake-v1").unwrapped
+    epsilon, discount, num_states, num_actions = 0.3, 0.95, 16, 4
+    q_eps = tabular.value_iteration(env.P, num_states, num_actions, discount, tol=1e-13, epsilon=epsilon)
+    pi = np.full((num_states, num_actions), epsilon / num_actions)
+    pi[np.arange(num_states), q_eps.argmax(axis=1)] += 1.0 - epsilon
+    P, r_bar = np.zeros((num_states * num_actions, num_states)), np.zeros(num_states * num_actions)
+    for s in range(num_states):
+        for a in range(num_actions):
+            for p, s2, r, done in env.P[s][a]:
+                P[s * num_actions + a, s2] += p * (1.0 - float(done))
+                r_bar[s * num_actions + a] += p * r
+    Pi = np.zeros((num_states, num_states * num_actions))
+    for s in range(num_states):
+        Pi[s, s * num_actions:(s + 1) * num_actions] = pi[s]
+    q_pi = np.linalg.solve(np.eye(num_states * num_actions) - discount * P @ Pi, r_bar).reshape(num_states, -1)
+    np.testing.assert_allclose(q_eps, q_pi, rtol=0, atol=1e-10)
+    q_star = tabular.value_iteration(env.P, num_states, num_actions, discount, tol=1e-13)
+    assert np.max(q_star - q_eps) > 0.05   # exploring costs value: the two fixed points differ
 
 
 def test_value_iteration_discount_zero_is_expected_reward():

@@ -117,3 +117,68 @@ def test_plot_without_matplotlib_exits_2_before_training(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
     assert cli.main(["verify", "--env", "FrozenLake-v1", "--plot", "x.png"]) == 2
     assert "install rawdqn[plot] for plots" in capsys.readouterr().err
+
+
+# ------------------------------------ SARSA, expected SARSA and Q(λ): --learner
+
+@pytest.mark.parametrize("learner", ["sarsa", "expected-sarsa", "q-lambda"])
+def test_the_linear_learner_on_rawdqns_operators_is_the_tabular_learner(learner):
+    """One ε-greedy stream each; the linear one-hot learner's target comes from bellman.py /
+    multistep.py in TensorFlow, the tabular one's from tabular.py in NumPy: after every update
+    the tables agree to 1e-12, so both streams take the same actions throughout."""
+    problem = verify.make_problem("CliffWalking-v1", 0.9, epsilon=0.0 if learner == "q-lambda" else 0.2)
+    epsilon_at = lambda step: 0.2   # noqa: E731
+    tabular_run = verify.train_tabular(problem, 1_500, seed=4, epsilon_at=epsilon_at, learner=learner)
+    linear_run = verify.train_linear(problem, 1_500, seed=4, epsilon_at=epsilon_at, learner=learner)
+    np.testing.assert_allclose(linear_run.q_table, tabular_run.q_table, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(linear_run.visits, tabular_run.visits)
+    assert np.count_nonzero(tabular_run.q_table) > 60
+
+
+def test_expected_sarsa_learns_q_star_epsilon_and_q_lambda_learns_q_star():
+    """On deterministic FrozenLake, acting with ε = 0.2 throughout: where a pair was visited 500
+    times or more, expected SARSA is within 0.01 of Q*_ε (and 0.1 or more from Q* somewhere),
+    Watkins' Q(λ) within 1e-9 of Q*; SARSA's sampled target sits nearer Q*_ε than Q* on average."""
+    q_star = verify.make_problem("FrozenLake-v1", 0.9, is_slippery=False)
+    q_eps = verify.make_problem("FrozenLake-v1", 0.9, epsilon=0.2, is_slippery=False)
+    runs = {learner: verify.train_tabular(q_star if learner == "q-lambda" else q_eps, 30_000, seed=0,
+                                          epsilon_at=lambda step: 0.2, learner=learner)
+            for learner in ("sarsa", "expected-sarsa", "q-lambda")}
+
+    def errors(learner, reference):
+        well_visited = runs[learner].visits >= 500
+        assert well_visited.sum() >= 6
+        return np.abs(runs[learner].q_table - reference.optimal_q)[well_visited]
+    assert errors("expected-sarsa", q_eps).max() < 0.01 and errors("expected-sarsa", q_star).max() > 0.1
+    assert errors("q-lambda", q_star).max() < 1e-9
+    assert errors("sarsa", q_eps).mean() < errors("sarsa", q_star).mean()
+
+
+def test_verify_learner_prints_its_reference_and_both_learners(capsys):
+    assert cli.main(["verify", "--env", "CliffWalking-v1", "--learner", "sarsa", "--steps", "300"]) == 0
+    text = capsys.readouterr().out
+    assert "Q*_ε by value iteration with the ε-greedy backup, ε = 0.1" in text
+    rows = {line.split("  ")[0]: line for line in text.splitlines()}
+    for name in ("tabular SARSA", "linear SARSA", "Q*_ε (value iteration)"):
+        assert name in rows
+    assert cli.main(["verify", "--env", "FrozenLake-v1", "--learner", "q-lambda", "--lambda", "0.5",
+                     "--steps", "300"]) == 0
+    assert "λ = 0.5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--learner", "q-lambda", "--lambda", "1.5"], "--lambda must be in [0, 1]; got 1.5"),
+    (["--learner", "q-lambda", "--lambda", "-0.1"], "--lambda must be in [0, 1]; got -0.1"),
+    (["--lambda", "0.5"], "--lambda is Q(λ)'s: add --learner q-lambda"),
+    (["--learner", "sarsa", "--lambda", "0.5"], "--lambda is Q(λ)'s: add --learner q-lambda"),
+    (["--learner", "td"], "invalid choice: 'td'"),
+    (["--learner", "q-lambda", "--lambda", "x"], "invalid float value: 'x'"),
+])
+def test_verify_learner_and_lambda_errors_exit_2_with_one_line(argv, message, capsys):
+    try:
+        code = cli.main(["verify", "--env", "FrozenLake-v1", "--steps", "10", *argv])
+    except SystemExit as stop:   # argparse's own errors exit from the parser
+        code = stop.code
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and message in captured.err, captured.err
