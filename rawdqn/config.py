@@ -29,7 +29,7 @@ def check_seed(seed, count=1, flag="--seed"):
     return seed
 
 
-ALGOS = ("dqn", "reinforce", "a2c")   # rawdqn/agent.py's DQN, rawdqn/policy_agent.py's REINFORCE and A2C
+ALGOS = ("dqn", "reinforce", "a2c", "pqn")   # rawdqn/agent.py's DQN, rawdqn/policy_agent.py's REINFORCE and A2C, rawdqn/pqn_agent.py's PQN
 # The DQN family's options, which a policy-gradient agent has no use for (ConfigError if set).
 DQN_ONLY = ("double_q", "dueling", "n_step", "prioritized", "distributional", "noisy")
 
@@ -39,8 +39,9 @@ class DQNConfig:
     algo: str = "dqn"
     """The agent: 'dqn' (with its Rainbow parts), 'reinforce' (Williams 1992: a softmax policy trained
     on whole episodes) or 'a2c' (Mnih et al. 2016, synchronous: policy and value trained on
-    rollouts of N envs); rawdqn/policy_agent.py. On the command line 'qr-dqn' and 'iqn' are DQN
-    with that head (presets.DQN_HEADS)."""
+    rollouts of N envs), rawdqn/policy_agent.py; 'pqn' (Gallici et al. 2024: Q(λ) on rollouts of N
+    envs, no replay, no target network), rawdqn/pqn_agent.py. On the command line 'qr-dqn' and
+    'iqn' are DQN with that head (presets.DQN_HEADS)."""
     total_steps: int = 50_000
     """Environment steps to train for (summed over all environments)."""
     num_envs: int = 1
@@ -163,7 +164,13 @@ class DQNConfig:
     """Policy-gradient agents: standardise the batch's advantages, (Â − mean) / (std + 1e-8) (REINFORCE
     without a baseline: its returns, as TF-Agents' ReinforceAgent does by default, normalize_returns)."""
     rollout_steps: int = 5
-    """A2C: steps of each env per update (Mnih et al. 2016: t_max 5)."""
+    """A2C and PQN: steps of each env per rollout, which the update learns from (Mnih et al. 2016: t_max 5)."""
+    q_lambda: float = 0.65
+    """PQN: λ of its Peng's Q(λ) returns (multistep.peng_q_lambda_returns; CleanRL's pqn.py: 0.65)."""
+    epochs: int = 4
+    """PQN: passes over each rollout's transitions, each in `minibatches` random minibatches."""
+    minibatches: int = 4
+    """PQN: minibatches per epoch, each num_envs · rollout_steps / minibatches transitions (it must divide)."""
     gae_lambda: float = 1.0
     """A2C: λ of GAE (Schulman et al. 2016); 1 gives the bootstrapped rollout_steps-step returns of
     Mnih et al. 2016, 0 the one-step TD error."""
@@ -342,7 +349,7 @@ class DQNConfig:
 
     def describe_exploration(self):
         """One line: where ε starts, where it ends, and the step at which it gets there."""
-        if self.algo != "dqn":
+        if self.algo in ("reinforce", "a2c"):
             return "actions drawn from the policy π(·|s); ε-greedy is off"
         if self.noisy:
             return f"exploration by noisy layers (σ₀ {self.noisy_sigma:g}); ε-greedy is off"
@@ -361,7 +368,7 @@ class DQNConfig:
         if self.algo == "dqn":
             return ("QR-DQN" if self.quantile_regression else "IQN" if self.implicit_quantiles
                     else "Munchausen DQN" if self.munchausen else "DQN")
-        return {"reinforce": "REINFORCE", "a2c": "A2C"}[self.algo]
+        return {"reinforce": "REINFORCE", "a2c": "A2C", "pqn": "PQN"}[self.algo]
 
     def describe_evaluation(self):
         """'greedy', or 'ε-greedy (ε 0.05)': the evaluation policy."""

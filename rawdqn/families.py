@@ -17,15 +17,19 @@ FAMILIES = {
     "DQN": (("dqn",), (
         "convs", "history", "frame_pad", "data_format", "conv_gradients", "batch_size", "replay_capacity",
         "learning_starts", "train_frequency", "gradient_steps", "target_update_interval", "tau", "loss",
-        "reward_clip", "epsilon_start", "epsilon_end", "exploration_fraction", "exploration_steps",
+        "reward_clip",
         # Rainbow's parts
         "double_q", "dueling", "n_step", "prioritized", "priority_exponent", "importance_exponent_start",
         "importance_exponent_end", "priority_epsilon", "distributional", "atoms", "v_min", "v_max", "noisy",
-        "noisy_sigma", "layer_norm", "quantile_regression", "quantile_kappa", "implicit_quantiles", "quantile_embedding",
+        "noisy_sigma", "quantile_regression", "quantile_kappa", "implicit_quantiles", "quantile_embedding",
         "quantile_samples", "munchausen", "munchausen_alpha", "munchausen_temperature", "munchausen_log_clip")),
     "Ape-X": (("dqn",), ("actor_steps", "weights_interval", "actor_epsilon_base", "actor_epsilon_alpha")),
     "REINFORCE": (("reinforce",), ("total_updates", "episodes_per_update", "baseline")),
-    "A2C": (("a2c",), ("rollout_steps", "gae_lambda")),
+    "ε-greedy Q": (("dqn", "pqn"), ("epsilon_start", "epsilon_end", "exploration_fraction", "exploration_steps",
+                                     "layer_norm")),
+    "A2C": (("a2c",), ("gae_lambda",)),
+    "rollout": (("a2c", "pqn"), ("rollout_steps",)),
+    "PQN": (("pqn",), ("q_lambda", "epochs", "minibatches")),
     "policy-gradient": (("reinforce", "a2c"), ("normalize_advantages", "score_discounting", "entropy_coef",
                                                 "value_coef")),
 }
@@ -45,7 +49,7 @@ def check_agent_options(algo, names, distributed=False):
         family = family_of(name)
         agents = FAMILIES[family][0]
         flag = "--" + name.replace("_", "-")
-        article = "an" if family[0] in "AEIOU" else "a"
+        article = "an" if family[0] in "AEIOUε" else "a"
         if algo not in agents:
             raise ConfigError(f"{flag} is {article} {family} option; --algo {algo} has no use for it: drop it")
         if family == "Ape-X" and not distributed:
@@ -59,6 +63,13 @@ def check_family_fields(config, require, finite):
             f"actor_epsilon_base must be in [0, 1] and actor_epsilon_alpha >= 0; "
             f"got {config.actor_epsilon_base}, {config.actor_epsilon_alpha}")
     require(int(config.rollout_steps) >= 1, f"rollout_steps must be >= 1; got {config.rollout_steps}")
+    require(0.0 <= finite("q_lambda") <= 1.0, f"q_lambda must be in [0, 1]; got {config.q_lambda}")
+    require(int(config.epochs) >= 1 and int(config.minibatches) >= 1,
+            f"epochs and minibatches must be >= 1; got {config.epochs}, {config.minibatches}")
+    rollout = int(config.num_envs) * int(config.rollout_steps)
+    require(config.algo != "pqn" or rollout % int(config.minibatches) == 0,
+            f"--minibatches {config.minibatches} must divide a rollout's num_envs × rollout_steps = "
+            f"{config.num_envs} × {config.rollout_steps} = {rollout} transitions")
     require(0.0 <= finite("gae_lambda") <= 1.0, f"gae_lambda must be in [0, 1]; got {config.gae_lambda}")
     require(int(config.episodes_per_update) >= 1, f"episodes_per_update must be >= 1; got {config.episodes_per_update}")
     for name in ("entropy_coef", "value_coef"):

@@ -16,6 +16,7 @@ import numpy as np
 from rawdqn import checkpoint, compat, keep_best, schedule, summary
 from rawdqn.agent import DQN
 from rawdqn.policy_agent import PolicyGradientAgent
+from rawdqn.pqn_agent import PQNAgent
 from rawdqn.pixel_agent import PixelDQN
 from rawdqn.config import check_seed
 from rawdqn.device import resolve_device
@@ -113,7 +114,7 @@ class GymnasiumRun:
         learned = {}
         updates = int(self.agent.schedule.updates_done.numpy())
         return_text = f"return(last {len(recent)}) {np.mean(recent):8.2f}" if recent else "no episode ended yet"
-        if self.config.algo != "dqn":
+        if self.config.algo in ("reinforce", "a2c"):
             return self.log_policy_progress(steps_per_second, recent, return_text, updates)
         if updates > 0:
             learned = {name: float(variable.numpy()) for name, variable in self.agent.last_info._asdict().items()}
@@ -218,10 +219,14 @@ class GymnasiumRun:
 
 def make_agent(spec, config, seed, device=None, agent_options=None, env_id=None):
     """The agent config.algo names for an env's spaces: REINFORCE (its buffer holds episodes of
-    up to env_id's time limit) or A2C; PixelDQN (conv network, frame replay) where observations
+    up to env_id's time limit), A2C or PQN; PixelDQN (conv network, frame replay) where observations
     are frames, else DQN (MLP, transition replay)."""
     if config.scale_observations:
         agent_options = {**(agent_options or {}), "obs_bounds": spec.observation_bounds(env_id or "the env")}
+    if config.algo == "pqn":
+        return PQNAgent(spec.obs_dim, spec.num_actions, config, seed=seed, discrete_obs=spec.discrete_obs,
+                        legal_actions=spec.legal_actions, device=device, num_envs=config.num_envs,
+                        **(agent_options or {}))
     if config.algo != "dqn":
         episode_steps = time_limit(env_id, config) if config.algo == "reinforce" and env_id else None
         if config.algo == "reinforce" and episode_steps is None:

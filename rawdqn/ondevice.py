@@ -174,7 +174,7 @@ class OnDeviceRun:
         losses = " ".join(f"{l:.4f}" for l in row["loss"])
         self.log(f"step {self.step:>8,}/{self.total_steps:,} | {steps_per_second:9,.0f} steps/s | "
                  f"return {returns} | loss {losses}" + (f" | eps {schedule.epsilon(config, self.step):.3f}"
-                                                        if config.algo == "dqn" else ""))
+                                                        if config.algo in ("dqn", "pqn") else ""))
         row["steps_per_second"] = steps_per_second   # the call's row, not a selection row after it
 
     def run(self):

@@ -115,7 +115,7 @@ def load(path):
                                **config.head_options(), obs_bounds=bounds, name="online")
     except (KeyError, TypeError, ValueError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {checkpoint_dir} has an unreadable spec ({error})") from None
-    checkpoint.restore_network(checkpoint_dir, network, "online" if config.algo == "dqn" else "policy")
+    checkpoint.restore_network(checkpoint_dir, network, "online" if config.algo in ("dqn", "pqn") else "policy")
     policy = GreedyPolicy(network, spec["discrete_obs"], spec["action_start"], spec["legal_actions"],
                           mode=config.mode, config=config)
     state["checkpoint_dir"] = checkpoint_dir

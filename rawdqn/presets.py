@@ -128,13 +128,23 @@ A2C_CLASSIC = DQNConfig(
     algo="a2c", num_envs=16, total_steps=300_000, hidden=(64, 64), optimizer="adam", learning_rate=7e-4,
     discount=0.99, rollout_steps=5, gae_lambda=1.0, max_grad_norm=0.5, value_coef=1.0, entropy_coef=0.0,
     normalize_advantages=False, eval_interval=20_000, keep_best=True, log_interval=20_000)
+# PQN (Gallici et al. 2024) on classic control: CleanRL's pqn.py defaults (vwxyzjn/cleanrl, cleanrl/pqn.py):
+# 4 envs × 128 steps per rollout, 4 epochs of 4 minibatches, RAdam at 2.5e-4 decayed linearly to 0, γ 0.99,
+# λ 0.65, ε 1 → 0.05 over half the run, gradients clipped to norm 10, an MLP of 120 and 84 ReLUs each
+# after a layer norm, 500,000 steps. Its loss is the mean of (G − Q)², twice ½(G − Q)² here; RAdam's
+# steps hardly depend on the gradient's scale. The learning rate decays per gradient step, as purejaxql's
+# optax schedule does (CleanRL's per rollout).
+PQN_CLASSIC = DQNConfig(
+    algo="pqn", num_envs=4, rollout_steps=128, epochs=4, minibatches=4, optimizer="radam", learning_rate=2.5e-4,
+    discount=0.99, q_lambda=0.65, epsilon_start=1.0, epsilon_end=0.05, exploration_fraction=0.5, max_grad_norm=10.0,
+    hidden=(120, 84), layer_norm=True, total_steps=500_000, eval_interval=25_000, keep_best=True, log_interval=25_000)
 # `--algo NAME` for DQN with another head: the flags it stands for, on DQN's preset for the env.
 DQN_HEADS = {
     "qr-dqn": {"quantile_regression": True},   # Dabney et al. 2018a: --atoms quantiles, κ = 1
     "iqn": {"implicit_quantiles": True},       # Dabney et al. 2018b: n = 64 cosines, N = N' = 64, K = 32, κ = 1
 }
 # `--algo A` without --preset: A's preset for the env, else A's defaults.
-ALGO_DEFAULTS = {"reinforce": DQNConfig(algo="reinforce"), "a2c": A2C_CLASSIC}
+ALGO_DEFAULTS = {"reinforce": DQNConfig(algo="reinforce"), "a2c": A2C_CLASSIC, "pqn": PQN_CLASSIC}
 ALGO_PRESETS = {("CartPole-v1", "reinforce"): REINFORCE_TUTORIAL.replace(
                     total_updates=None, total_steps=50_000, eval_interval=5_000, keep_best=True, log_interval=5_000),
                 ("CartPole-v1", "a2c"): A2C_CLASSIC, ("Acrobot-v1", "a2c"): A2C_CLASSIC}

@@ -1,6 +1,10 @@
-"""A2C on CartPole-v1 (≥ 475) and Acrobot-v1 (≥ −100): gymnasium's loop and the on-device one, with their wall-clock times.
+"""A2C (or PQN) on CartPole-v1 (≥ 475) and Acrobot-v1 (≥ −100): gymnasium's loop and the on-device one, with their wall-clock times.
 
     python scripts/check_a2c.py [CartPole-v1|Acrobot-v1] [--seeds 0 1 2 3 4] [--loop gymnasium|on-device|both]
+                                [--algo a2c|pqn] [-- extra rawdqn train flags]
+
+--algo pqn checks PQN the same way (its preset: CleanRL's pqn.py settings, 4 envs, 500,000 steps);
+flags after `--` go to every `rawdqn train` (e.g. -- --num-envs 32).
 
 gymnasium: one `rawdqn train --algo a2c --env ENV --seed S` process per seed, one after the
 other (16 gymnasium envs in a vector env, the preset's 300,000 steps). on-device: one
@@ -21,10 +25,10 @@ TARGETS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 KEPT = re.compile(r"seed (\d+): kept weights .*?evaluation: mean return ([-\d.]+)")
 
 
-def gymnasium_loop(env_id, seeds):
+def gymnasium_loop(env_id, seeds, algo="a2c", extra=()):
     finals, total = [], 0.0
     for seed in seeds:
-        _, final, evals, wall, error = run_seed(seed, None, ["--algo", "a2c"], env_id)
+        _, final, evals, wall, error = run_seed(seed, None, ["--algo", algo, *extra], env_id)
         total += wall
         finals.append(final)
         print(f"  gymnasium seed {seed}: {'FAILED ' + error if final is None else f'{final:8.1f}'} ({wall:.1f} s)",
@@ -32,9 +36,9 @@ def gymnasium_loop(env_id, seeds):
     return finals, total
 
 
-def on_device_loop(env_id, seeds):
-    command = [sys.executable, "-m", "rawdqn", "train", "--on-device", "--algo", "a2c", "--env", env_id,
-               "--seed", str(seeds[0]), "--seeds", str(len(seeds))]
+def on_device_loop(env_id, seeds, algo="a2c", extra=()):
+    command = [sys.executable, "-m", "rawdqn", "train", "--on-device", "--algo", algo, "--env", env_id,
+               "--seed", str(seeds[0]), "--seeds", str(len(seeds)), *extra]
     started = time.perf_counter()
     output = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -53,6 +57,8 @@ def main():
     parser.add_argument("env", nargs="?", default="CartPole-v1", choices=tuple(TARGETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--loop", choices=("gymnasium", "on-device", "both"), default="both")
+    parser.add_argument("--algo", choices=("a2c", "pqn"), default="a2c")
+    parser.add_argument("extra", nargs="*", help="after --: flags for every rawdqn train")
     args = parser.parse_args()
     if args.loop == "on-device" or args.loop == "both":
         if args.seeds != list(range(args.seeds[0], args.seeds[0] + len(args.seeds))):
@@ -60,8 +66,9 @@ def main():
     threshold, passed = TARGETS[args.env], True
     loops = ("gymnasium", "on-device") if args.loop == "both" else (args.loop,)
     for loop in loops:
-        print(f"A2C on {args.env}, {loop} loop:")
-        finals, wall = (gymnasium_loop if loop == "gymnasium" else on_device_loop)(args.env, args.seeds)
+        print(f"{args.algo.upper()} on {args.env}, {loop} loop:")
+        finals, wall = (gymnasium_loop if loop == "gymnasium" else on_device_loop)(args.env, args.seeds, args.algo,
+                                                                                   args.extra)
         reached = sum(final is not None and final >= threshold for final in finals)
         print(f"{loop}: {reached}/{len(finals)} seeds ≥ {threshold:g}; wall-clock {wall:.1f} s for the "
               f"{len(finals)} seeds ({wall / len(finals):.1f} s per seed)\n", flush=True)

@@ -35,7 +35,12 @@ def test_the_presets_set_only_their_agents_options(name, config):
 def test_the_check_names_the_option_and_the_agent():
     check_agent_options("a2c", ["rollout_steps", "entropy_coef", "hidden", "eval_epsilon"])
     check_agent_options("dqn", ["dueling", "actor_steps"], distributed=True)
-    for algo, name, message in (("dqn", "rollout_steps", "--rollout-steps is an A2C option; --algo dqn"),
+    check_agent_options("pqn", ["rollout_steps", "q_lambda", "epsilon_end", "layer_norm", "hidden"])
+    for algo, name, message in (("dqn", "rollout_steps", "--rollout-steps is a rollout option; --algo dqn"),
+                                ("a2c", "epsilon_end", "--epsilon-end is an ε-greedy Q option; --algo a2c"),
+                                ("pqn", "batch_size", "--batch-size is a DQN option; --algo pqn"),
+                                ("pqn", "gae_lambda", "--gae-lambda is an A2C option; --algo pqn"),
+                                ("dqn", "epochs", "--epochs is a PQN option; --algo dqn"),
                                 ("a2c", "baseline", "--baseline is a REINFORCE option; --algo a2c"),
                                 ("reinforce", "replay_capacity", "--replay-capacity is a DQN option"),
                                 ("dqn", "entropy_coef", "--entropy-coef is a policy-gradient option"),
@@ -49,6 +54,15 @@ def test_the_check_names_the_option_and_the_agent():
     (["--algo", "a2c", "--batch-size", "32"], "--batch-size is a DQN option; --algo a2c has no use for it: drop it"),
     (["--algo", "reinforce", "--gae-lambda", "0.9"], "--gae-lambda is an A2C option; --algo reinforce"),
     (["--actor-steps", "10"], "--actor-steps is an Ape-X option: it needs --distributed"),
+    (["--q-lambda", "0.5"], "--q-lambda is a PQN option; --algo dqn has no use for it: drop it"),
+    (["--algo", "pqn", "--target-update-interval", "5"], "--target-update-interval is a DQN option; --algo pqn"),
+    (["--algo", "pqn", "--q-lambda", "1.5"], "q_lambda must be in [0, 1]; got 1.5"),
+    (["--algo", "pqn", "--q-lambda", "nan"], "q_lambda must be a finite number; got nan"),
+    (["--algo", "pqn", "--epochs", "0"], "epochs and minibatches must be >= 1; got 0, 4"),
+    (["--algo", "pqn", "--minibatches", "0"], "epochs and minibatches must be >= 1; got 4, 0"),
+    (["--algo", "pqn", "--minibatches", "3"], "--minibatches 3 must divide a rollout's num_envs × rollout_steps = "
+                                              "4 × 128 = 512 transitions"),
+    (["--algo", "pqn", "--rollout-steps", "0"], "rollout_steps must be >= 1; got 0"),
     (["--preset", "tf-agents-reinforce", "--learning-starts", "5"], "--learning-starts is a DQN option; --algo reinforce"),
 ])
 def test_a_flag_for_another_agent_is_a_one_line_error(capsys, argv, message):

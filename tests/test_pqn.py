@@ -9,7 +9,10 @@ import tensorflow as tf
 
 from rawdqn import optim, reference
 from rawdqn.algorithms import pqn
+from rawdqn.config import DQNConfig
 from rawdqn.network import QNetwork
+from rawdqn.pqn_agent import PQNAgent
+from test_checkpoint import interrupted_and_resumed
 
 
 def q_of(network, obs):
@@ -42,15 +45,7 @@ def test_the_returns_equal_pengs_q_lambda_written_step_by_step(mode):
                                                      terminated, ended)))
     compute = lambda: pqn.returns(network, network.theta.read_value(), rollout, gamma, lam)  # noqa: E731
     got = (tf.function(compute, jit_compile=True)() if mode == "xla" else compute()).numpy()
-    best_next = q_of(network, next_obs.reshape(-1, 3)).max(-1).reshape(steps, envs)
-    expected = np.zeros((steps, envs))
-    for n in range(envs):
-        for t in reversed(range(steps)):
-            bootstrap = gamma * (1.0 - terminated[t, n])
-            if t == steps - 1 or ended[t, n]:
-                expected[t, n] = reward[t, n] + bootstrap * best_next[t, n]
-            else:
-                expected[t, n] = reward[t, n] + bootstrap * ((1 - lam) * best_next[t, n] + lam * expected[t + 1, n])
+    expected = numpy_returns(network, reward, next_obs, terminated, ended, gamma, lam)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     assert expected[2, 0] == reward[2, 0]   # terminated: no bootstrap
 
@@ -72,6 +67,16 @@ def test_one_update_equals_a_numpy_update(mode):
                           tf.constant(target), max_norm, alpha)
     new_params, _, info = tf.function(step, jit_compile=True)() if mode == "xla" else step()
 
+    loss, norm, stepped = numpy_update(network, obs, action, target, max_norm, float(alpha))
+    assert norm > max_norm   # the clip is exercised
+    np.testing.assert_allclose(info.loss.numpy(), loss, rtol=1e-12)
+    np.testing.assert_allclose(info.grad_norm.numpy(), norm, rtol=1e-12)
+    np.testing.assert_allclose(new_params.numpy(), stepped, rtol=1e-12, atol=1e-12)
+
+
+def numpy_update(network, obs, action, target, max_norm, alpha):
+    """(loss, gradient norm, θ') of one RAdam step from the network's θ (first step) in NumPy."""
+    batch = len(action)
     (w0, w1), (b0, b1) = [k.numpy() for k in network.kernels], [b.numpy() for b in network.biases]
     gamma, beta = (view.numpy() for view in network.norms[0])
     pre = obs @ w0 + b0
@@ -86,13 +91,24 @@ def test_one_update_equals_a_numpy_update(mode):
     d_pre, d_gamma, d_beta = reference.layer_norm_grad(pre, gamma, d_hidden * (normed > 0))
     grads = [obs.T @ d_pre, d_pre.sum(0), d_w1, d_b1, d_gamma, d_beta]   # θ's order: layers, then norms
     clipped, norm = reference.clip_by_global_norm(grads, max_norm)
-    assert norm > max_norm   # the clip is exercised
     theta = [w0, b0, w1, b1, gamma, beta]
-    stepped, _ = reference.radam_step(theta, clipped, None, float(alpha))
-    np.testing.assert_allclose(info.loss.numpy(), loss, rtol=1e-12)
-    np.testing.assert_allclose(info.grad_norm.numpy(), norm, rtol=1e-12)
-    np.testing.assert_allclose(new_params.numpy(), np.concatenate([x.ravel() for x in stepped]), rtol=1e-12,
-                               atol=1e-12)
+    stepped, _ = reference.radam_step(theta, clipped, None, alpha)
+    return loss, norm, np.concatenate([x.ravel() for x in stepped])
+
+
+def numpy_returns(network, reward, next_obs, terminated, ended, gamma, lam):
+    """Peng's Q(λ) [T, N] written step by step, bootstrapping from max_a Q(s', a) of the network."""
+    steps, envs = reward.shape
+    best_next = q_of(network, next_obs.reshape(steps * envs, -1)).max(-1).reshape(steps, envs)
+    expected = np.zeros((steps, envs))
+    for n in range(envs):
+        for t in reversed(range(steps)):
+            bootstrap = gamma * (1.0 - terminated[t, n])
+            if t == steps - 1 or ended[t, n]:
+                expected[t, n] = reward[t, n] + bootstrap * best_next[t, n]
+            else:
+                expected[t, n] = reward[t, n] + bootstrap * ((1 - lam) * best_next[t, n] + lam * expected[t + 1, n])
+    return expected
 
 
 def test_a_rollouts_training_makes_epochs_times_minibatches_updates_on_a_permutation():
@@ -111,3 +127,80 @@ def test_a_rollouts_training_makes_epochs_times_minibatches_updates_on_a_permuta
                                     config, tf.constant([0, 1]), 0, 100)
     assert int(state.step) == 6 and np.isfinite(info.loss.numpy())
     assert not np.allclose(params.numpy(), network.theta.numpy())
+
+
+# --------------------------------------------------------------- the agent: --algo pqn
+
+@pytest.mark.parametrize("mode", ["eager", "xla"])
+def test_the_agent_stores_a_rollout_and_makes_the_numpy_update_when_its_rows_fill(mode):
+    """2 envs × 3 steps, driven through PQNAgent.step as the loop drives it (a termination and a
+    truncation inside): no update before the rows fill; then one RAdam step (1 epoch of 1
+    minibatch) from θ₀ on the returns of θ₀, as numpy_returns and numpy_update compute them."""
+    config = DQNConfig(algo="pqn", num_envs=2, rollout_steps=3, epochs=1, minibatches=1, hidden=(5,), layer_norm=True,
+                       optimizer="radam", learning_rate=1e-2, max_grad_norm=0.5, discount=0.9, q_lambda=0.65,
+                       total_steps=60, dtype="float64", mode=mode)
+    agent = PQNAgent(3, 2, config, seed=3, num_envs=2)
+    rng = np.random.default_rng(0)
+    for view in agent.online.norms[0]:
+        view.assign(view.numpy() + rng.normal(scale=0.3, size=view.shape))
+    theta_0 = agent.online.theta.numpy()
+    frozen = QNetwork(3, 2, (5,), dtype=tf.float64, layer_norm=True)
+    frozen.theta.assign(theta_0)
+    obs = rng.normal(size=(4, 2, 3))                       # s_0 … s_3 of each env
+    next_obs, reward = obs[1:].copy(), rng.normal(size=(3, 2))
+    terminated, ended = np.zeros((3, 2)), np.zeros((3, 2))
+    terminated[1, 0] = ended[1, 0] = 1.0                   # env 0 terminates at t = 1 …
+    ended[0, 1] = 1.0                                      # … env 1 is truncated at t = 0
+    next_obs[1, 0], next_obs[0, 1] = rng.normal(size=3), rng.normal(size=3)   # their true last observations
+    actions = [agent.begin(obs[0]).numpy()]
+    for t in range(3):
+        assert int(agent.schedule.updates_done.numpy()) == 0
+        actions.append(agent.step(next_obs[t], reward[t], terminated[t], obs[t + 1], ended=ended[t]).numpy())
+    assert int(agent.schedule.updates_done.numpy()) == 1 and int(agent.length[0].numpy()) == 0
+    target = numpy_returns(frozen, reward, next_obs, terminated, ended, 0.9, 0.65)
+    action = np.array(actions[:3])
+    _, _, expected = numpy_update(frozen, obs[:3].reshape(6, 3), action.reshape(6), target.reshape(6), 0.5, 1e-2)
+    np.testing.assert_allclose(agent.online.theta.numpy(), expected, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(agent.last_info.loss.numpy(), np.mean(0.5 * (target.reshape(6) - q_of(
+        frozen, obs[:3].reshape(6, 3))[np.arange(6), action.reshape(6)]) ** 2), rtol=1e-12)
+
+
+def test_the_agent_acts_epsilon_greedily_on_the_schedule():
+    config = DQNConfig(algo="pqn", num_envs=1, rollout_steps=4, hidden=(8,), layer_norm=True, epsilon_start=1.0,
+                       epsilon_end=0.0, exploration_steps=100_000, total_steps=200_000, mode="eager")
+    agent = PQNAgent(2, 3, config, seed=0, num_envs=1)
+    obs = np.random.default_rng(1).normal(size=(400, 2)).astype(np.float32)
+    random_actions = agent.act(obs).numpy()                 # row i acts with ε(i) ≥ 0.996: uniform
+    assert set(np.bincount(random_actions, minlength=3) > 100) == {True}
+    agent.schedule.step.assign(100_000)                     # ε = 0 from here: greedy
+    np.testing.assert_array_equal(agent.act(obs).numpy(), np.argmax(agent.q_values(obs).numpy(), axis=1))
+
+
+def test_an_interrupted_and_resumed_pqn_run_ends_bit_for_bit_like_an_uninterrupted_one(tmp_path):
+    config = DQNConfig(algo="pqn", total_steps=400, num_envs=4, rollout_steps=10, epochs=2, minibatches=4,
+                       hidden=(16,), layer_norm=True, optimizer="radam", learning_rate=1e-3, eval_episodes=1,
+                       eval_interval=200, log_interval=100, exploration_fraction=0.5, mode="function")
+    _, resumed = interrupted_and_resumed(str(tmp_path / "run"), config, seed=2, stop_at=200)
+    assert int(resumed.agent.schedule.updates_done.numpy()) == 400 // (4 * 10)
+    assert int(resumed.agent.optimizer.step.numpy()) == 10 * 2 * 4
+
+
+def test_pqn_on_the_device_updates_once_a_rollout_and_replays_from_a_checkpoint(tmp_path):
+    # The on-device loop runs the same step body: N = 4 envs, rollouts of 5, 23 iterations: 4 updates
+    # of 2 × 2 gradient steps; restored from a checkpoint, the same 23 iterations give the same run.
+    from rawdqn.ondevice import OnDeviceTrainer
+    config = DQNConfig(algo="pqn", hidden=(8,), layer_norm=True, rollout_steps=5, epochs=2, minibatches=2,
+                       optimizer="radam", learning_rate=1e-2, total_steps=400, mode="xla")
+    trainer = OnDeviceTrainer("CartPole-v1", config, seed=0, num_envs=4, max_episode_steps=12)
+    path = trainer.checkpoint().write(str(tmp_path / "ckpt"))
+    initial = trainer.agents[0].online.theta.numpy()
+    runs = []
+    for _ in range(2):
+        trainer.checkpoint().read(path).assert_consumed()
+        stats = trainer.run(23)
+        runs.append((stats.updates, [v.numpy() for v in trainer.variables]))
+    assert runs[0][0] == runs[1][0] == 4
+    assert int(trainer.agents[0].optimizer.step.numpy()) == 4 * 2 * 2
+    assert not np.array_equal(trainer.agents[0].online.theta.numpy(), initial)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)

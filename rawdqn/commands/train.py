@@ -149,8 +149,8 @@ def config_changes(args):
 
 
 def add_command(commands):
-    parser = commands.add_parser("train", help="train a DQN (or --algo reinforce|a2c) on a gymnasium environment",
-                                 description="Train a DQN (or, with --algo, REINFORCE or A2C) with the "
+    parser = commands.add_parser("train", help="train a DQN (or --algo reinforce|a2c|pqn) on a gymnasium environment",
+                                 description="Train a DQN (or, with --algo, REINFORCE, A2C or PQN) with the "
                                              "environment's preset, then evaluate its greedy policy.")
     parser.add_argument("--env", default=None, help="gymnasium environment id (default: CartPole-v1)")
     parser.add_argument("--preset", default=None, choices=tuple(NAMED_PRESETS),

@@ -37,8 +37,9 @@ from rawdqn.evaluation import PIXEL_EVAL_STEP_LIMIT
 from rawdqn.gym_env import EnvSpec
 from rawdqn.gym_run import make_agent
 from rawdqn.config import check_seed
-from rawdqn.network import PolicyNetwork
+from rawdqn.network import PolicyNetwork, QNetwork
 from rawdqn.policy_agent import PolicyGradientAgent
+from rawdqn.pqn_agent import PQNAgent
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
@@ -71,6 +72,12 @@ class AgentEnvs(tf.Module):
                 self.best = self.agent.q_network("best")
         elif spec.frame_shape:
             raise UsageError(f"--algo {config.algo} takes vector observations; {env.env_id} has frames: use --algo dqn")
+        elif config.algo == "pqn":   # the same step body, with a Q-network (rawdqn/pqn_agent.py)
+            self.agent = PQNAgent(env.observation_size, env.num_actions, config, seed=self.seed, device=device,
+                                  num_envs=num_envs, name="agent")
+            with tf.device(device):
+                self.best = QNetwork(env.observation_size, env.num_actions, config.hidden, seed=self.seed,
+                                     dtype=self.agent.dtype, **config.head_options(), name="best")
         else:   # the policy-gradient agents' step body has the same inputs (rawdqn/policy_agent.py)
             self.agent = PolicyGradientAgent(env.observation_size, env.num_actions, config,
                                              episode_steps=env.max_episode_steps, seed=self.seed, device=device,
