@@ -257,7 +257,8 @@ class DQNConfig:
             for name in DQN_ONLY:
                 require(getattr(self, name) == getattr(DQN_DEFAULTS, name),
                         f"--{name.replace('_', '-')} is a DQN option; --algo {self.algo} has no use for it: drop it")
-            require(not self.convs, f"--algo {self.algo} has an MLP policy: pixel observations (convs) need --algo dqn")
+            require(not self.convs or self.algo == "pqn",
+                    f"--algo {self.algo} has an MLP policy: pixel observations (convs) need --algo dqn or pqn")
         require(self.total_updates is None or (self.algo == "reinforce" and int(self.total_updates) >= 1),
                 f"total_updates counts REINFORCE's updates: it must be >= 1, with --algo reinforce; "
                 f"got {self.total_updates} with --algo {self.algo}")

@@ -15,7 +15,7 @@ FAMILIES = {
         "sticky_actions", "noop_max", "terminal_on_life_loss", "eval_episodes", "eval_epsilon", "eval_interval",
         "keep_best", "log_interval", "dtype", "mode")),
     "DQN": (("dqn",), (
-        "convs", "history", "frame_pad", "data_format", "conv_gradients", "batch_size", "replay_capacity",
+        "batch_size", "replay_capacity",
         "learning_starts", "train_frequency", "gradient_steps", "target_update_interval", "tau", "loss",
         "reward_clip",
         # Rainbow's parts
@@ -25,8 +25,8 @@ FAMILIES = {
         "quantile_samples", "munchausen", "munchausen_alpha", "munchausen_temperature", "munchausen_log_clip")),
     "Ape-X": (("dqn",), ("actor_steps", "weights_interval", "actor_epsilon_base", "actor_epsilon_alpha")),
     "REINFORCE": (("reinforce",), ("total_updates", "episodes_per_update", "baseline")),
-    "ε-greedy Q": (("dqn", "pqn"), ("epsilon_start", "epsilon_end", "exploration_fraction", "exploration_steps",
-                                     "layer_norm")),
+    "Q-learning": (("dqn", "pqn"), ("epsilon_start", "epsilon_end", "exploration_fraction", "exploration_steps",
+                                     "layer_norm", "convs", "history", "frame_pad", "data_format", "conv_gradients")),
     "A2C": (("a2c",), ("gae_lambda",)),
     "rollout": (("a2c", "pqn"), ("rollout_steps",)),
     "PQN": (("pqn",), ("q_lambda", "epochs", "minibatches")),
@@ -49,7 +49,7 @@ def check_agent_options(algo, names, distributed=False):
         family = family_of(name)
         agents = FAMILIES[family][0]
         flag = "--" + name.replace("_", "-")
-        article = "an" if family[0] in "AEIOUε" else "a"
+        article = "an" if family[0] in "AEIOU" else "a"
         if algo not in agents:
             raise ConfigError(f"{flag} is {article} {family} option; --algo {algo} has no use for it: drop it")
         if family == "Ape-X" and not distributed:

@@ -16,7 +16,7 @@ import numpy as np
 from rawdqn import checkpoint, compat, keep_best, schedule, summary
 from rawdqn.agent import DQN
 from rawdqn.policy_agent import PolicyGradientAgent
-from rawdqn.pqn_agent import PQNAgent
+from rawdqn.pqn_agent import PixelPQN, PQNAgent
 from rawdqn.pixel_agent import PixelDQN
 from rawdqn.config import check_seed
 from rawdqn.device import resolve_device
@@ -223,6 +223,9 @@ def make_agent(spec, config, seed, device=None, agent_options=None, env_id=None)
     are frames, else DQN (MLP, transition replay)."""
     if config.scale_observations:
         agent_options = {**(agent_options or {}), "obs_bounds": spec.observation_bounds(env_id or "the env")}
+    if config.algo == "pqn" and spec.frame_shape:
+        return PixelPQN(spec.frame_shape, spec.num_actions, config, seed=seed, device=device, num_envs=config.num_envs,
+                        frame_max=spec.frame_max)
     if config.algo == "pqn":
         return PQNAgent(spec.obs_dim, spec.num_actions, config, seed=seed, discrete_obs=spec.discrete_obs,
                         legal_actions=spec.legal_actions, device=device, num_envs=config.num_envs,

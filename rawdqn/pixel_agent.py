@@ -32,18 +32,65 @@ from rawdqn.replay import Transition
 from rawdqn.sum_tree import SumTree
 
 
-class PixelDQN(DQN):
-    """DQN whose observations are frames [H, W] (Atari after preprocessing) or [H, W, C] (MinAtar)."""
+class FrameInputs:
+    """What the agents on frames share: the host sends one frame per env and step, and the agent
+    keeps the stack of the last `history` frames it acts on, on the device (the module docstring).
+    Needs config (history, frame_pad) and dtype; set_frames sets the rest."""
 
-    def __init__(self, frame_shape, num_actions, config=None, seed=0, device=None, num_envs=1, frame_max=255.0,
-                 name=None):
+    def set_frames(self, frame_shape, frame_max, history):
         """frame_max: the frames' largest value; the network sees frames / frame_max (Atari's
         screens / 255, MinAtar's 0/1 channels as they are)."""
         self.frame_shape = tuple(int(size) for size in frame_shape)
         self.frame_max = float(frame_max)
         if len(self.frame_shape) not in (2, 3):
             raise ValueError(f"frames are [H, W] or [H, W, C]; got shape {self.frame_shape}")
-        self.input_shape = input_shape_of(self.frame_shape, config.history if config else 1)
+        self.input_shape = input_shape_of(self.frame_shape, history)
+
+    def features(self, obs):
+        return obs   # uint8 stacks go to the network as they are; it scales them on the device
+
+    def _obs_tensor(self, obs):
+        return tf.convert_to_tensor(obs, tf.uint8)
+
+    def stack_fn(self, stack, frame, ended):
+        """The next stack: [stack without its oldest frame | frame], or where the episode
+        ended, the new episode's first stack [pad … pad | frame]."""
+        frame = tf.cast(frame, tf.uint8)
+        if len(self.frame_shape) == 2:
+            frame = frame[..., None]
+        channels = frame.shape[-1]
+        if self.config.frame_pad == "repeat":
+            first = tf.tile(frame, [1, 1, 1, self.config.history])
+        else:
+            first = tf.concat([tf.zeros_like(stack[..., channels:]), frame], axis=-1)
+        shifted = tf.concat([stack[..., channels:], frame], axis=-1)
+        return tf.where(tf.reshape(ended, [-1, 1, 1, 1]), first, shifted)
+
+    def acting_obs_fn(self, previous, obs, ended):
+        return self.stack_fn(previous, obs, ended)
+
+    def frame_inputs(self, env_step):
+        """A step's inputs as two tensors: the frames [2, N, ...] uint8 — f_{t+1} and the frame
+        to act on — and [N, 3] of (r_t, terminated, ended)."""
+        frames = np.stack([env_step.next_obs, env_step.obs]).astype(np.uint8, copy=False)
+        scalars = np.stack([env_step.reward, env_step.no_bootstrap, env_step.ended], axis=1)
+        return tf.constant(frames), tf.constant(scalars.astype(self.dtype.as_numpy_dtype))
+
+    def step(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} takes its environment steps through observe(env_step)")
+
+    def unpack_fn(self, frames, scalars):
+        """frame_inputs's two tensors as observe_fn's inputs."""
+        return frames[0], scalars[:, 0], scalars[:, 1], frames[1], None, None, scalars[:, 2]
+
+
+class PixelDQN(FrameInputs, DQN):
+    """DQN whose observations are frames [H, W] (Atari after preprocessing) or [H, W, C] (MinAtar)."""
+
+    def __init__(self, frame_shape, num_actions, config=None, seed=0, device=None, num_envs=1, frame_max=255.0,
+                 name=None):
+        """frame_max: as FrameInputs.set_frames."""
+        self.set_frames(frame_shape, frame_max, config.history if config else 1)
         super().__init__(math.prod(self.input_shape), num_actions, config, seed=seed, device=device,
                          num_envs=num_envs, name=name)
 
@@ -80,35 +127,12 @@ class PixelDQN(DQN):
                               use_bias=use_bias, initializer=initializer, scale=1 / self.frame_max)
 
     # --- observations --------------------------------------------------------
-    def features(self, obs):
-        return obs   # uint8 stacks go to the network as they are; it scales them on the device
-
-    def _obs_tensor(self, obs):
-        return tf.convert_to_tensor(obs, tf.uint8)
-
     def first_observations(self, count):
         """Up to `count` of the first stacks env 0 stored (the run's fixed validation set)."""
         written = int(self.replay.written.numpy()[0])
         start = max(0, written - self.replay.slots)   # the oldest slot still in the ring
         count = min(count, written - start)
         return self.replay.stack(tf.zeros([count], tf.int32), tf.range(start, start + count, dtype=tf.int64)).numpy()
-
-    def stack_fn(self, stack, frame, ended):
-        """The next stack: [stack without its oldest frame | frame], or where the episode
-        ended, the new episode's first stack [pad … pad | frame]."""
-        frame = tf.cast(frame, tf.uint8)
-        if len(self.frame_shape) == 2:
-            frame = frame[..., None]
-        channels = frame.shape[-1]
-        if self.config.frame_pad == "repeat":
-            first = tf.tile(frame, [1, 1, 1, self.config.history])
-        else:
-            first = tf.concat([tf.zeros_like(stack[..., channels:]), frame], axis=-1)
-        shifted = tf.concat([stack[..., channels:], frame], axis=-1)
-        return tf.where(tf.reshape(ended, [-1, 1, 1, 1]), first, shifted)
-
-    def acting_obs_fn(self, previous, obs, ended):
-        return self.stack_fn(previous, obs, ended)
 
     # --- the loop's calls ----------------------------------------------------
     def begin(self, obs, legal_mask=None):
@@ -121,18 +145,8 @@ class PixelDQN(DQN):
         return self.act_on_fn(self.stack_fn(self.current_obs.read_value(), frames, ended))
 
     def observe(self, env_step):
-        """One compiled call per environment step (DQN.step): the frames [2, N, ...] uint8 —
-        f_{t+1} and the frame to act on — and [N, 3] of (r_t, terminated, ended)."""
-        frames = np.stack([env_step.next_obs, env_step.obs]).astype(np.uint8, copy=False)
-        scalars = np.stack([env_step.reward, env_step.no_bootstrap, env_step.ended], axis=1)
-        return self.run_step_program(tf.constant(frames), tf.constant(scalars.astype(self.dtype.as_numpy_dtype)))
-
-    def step(self, *args, **kwargs):
-        raise TypeError("PixelDQN takes its environment steps through observe(env_step)")
-
-    def unpack_fn(self, frames, scalars):
-        """observe's two tensors as observe_fn's inputs."""
-        return frames[0], scalars[:, 0], scalars[:, 1], frames[1], None, None, scalars[:, 2]
+        """One compiled call per environment step (DQN.step): FrameInputs.frame_inputs's two tensors."""
+        return self.run_step_program(*self.frame_inputs(env_step))
 
     def observe_fn(self, next_frame, reward, terminated, frame, next_legal_mask=None, legal_mask=None, ended=None,
                    learn=True):

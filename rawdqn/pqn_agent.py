@@ -11,6 +11,8 @@ decayed linearly over the run's gradient steps. No replay, no target network: th
 the network (config.layer_norm) keep it stable. Store, update when due and act are one compiled
 call per environment step, as for DQN and A2C.
 """
+import math
+
 import tensorflow as tf
 
 from rawdqn import optim
@@ -18,6 +20,7 @@ from rawdqn.algorithms import dqn, pqn
 from rawdqn.engine.kernel import compile_kernel
 from rawdqn.engine.rollout import RolloutAgent
 from rawdqn.network import QNetwork
+from rawdqn.pixel_agent import FrameInputs, conv_q_network
 
 # The second words of the stateless RNG keys: acting, and the minibatches' permutations.
 ACT_STREAM, MINIBATCH_STREAM = 7_919, 15_485_863
@@ -36,18 +39,26 @@ class PQNAgent(RolloutAgent, tf.Module):
         self.device = device
         self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
         with tf.device(device):
-            self.online = QNetwork(self.obs_dim, self.num_actions, config.hidden, seed=self.seed, dtype=self.dtype,
-                                   use_bias=use_bias, obs_bounds=obs_bounds, **config.head_options(), name="online")
+            self.online = self.q_network("online", use_bias, obs_bounds)
             epsilon = {} if config.optimizer_epsilon is None else {"epsilon": config.optimizer_epsilon}
             self.optimizer = optim.make_optimizer(config.optimizer, config.learning_rate, **epsilon)
             self.optimizer.build(self.trained_variables)
-            self.build_rollout(config.rollout_steps, config)
+            self.build_rollout(config.rollout_steps, config, *self.rollout_obs())
             self.build_watch(pqn.Info, len(self.watched_labels))
         mode = self.config.mode
         self._act = compile_kernel(self.act_fn, mode)
         self._begin = compile_kernel(self.begin_fn, mode)
         self._step = compile_kernel(self.step_fn, mode)
         self._q_values = compile_kernel(self.q_values_fn, mode)
+
+    def q_network(self, name, use_bias=True, obs_bounds=None):
+        """The MLP Q-network of config.hidden (with its layer norms where config.layer_norm)."""
+        return QNetwork(self.obs_dim, self.num_actions, self.config.hidden, seed=self.seed, dtype=self.dtype,
+                        use_bias=use_bias, obs_bounds=obs_bounds, **self.config.head_options(), name=name)
+
+    def rollout_obs(self):
+        """(shape, dtype) of the observations the buffer keeps, or () for the state or vector the env gives."""
+        return ()
 
     @property
     def trained_variables(self):
@@ -104,3 +115,40 @@ class PQNAgent(RolloutAgent, tf.Module):
         self.online.theta.assign(params)
         self.optimizer.write_state(state)
         return info
+
+
+class PixelPQN(FrameInputs, PQNAgent):
+    """PQN on frames [H, W] or [H, W, C]: the conv Q-network of config.convs and config.hidden
+    (layer norms on its hidden fully connected layers), and the rollout buffer keeping the stacks
+    of the last `history` frames the agent acted on and the stacks after each step. The host
+    sends one frame per env and step (FrameInputs), as for PixelDQN."""
+
+    def __init__(self, frame_shape, num_actions, config, seed=0, device=None, num_envs=1, frame_max=255.0, name=None):
+        self.set_frames(frame_shape, frame_max, config.history)
+        super().__init__(math.prod(self.input_shape), num_actions, config, seed=seed, device=device,
+                         num_envs=num_envs, name=name)
+
+    def q_network(self, name, use_bias=True, obs_bounds=None):
+        return conv_q_network(self.frame_shape, self.num_actions, self.config, self.seed, name, self.device,
+                              use_bias=use_bias, scale=1 / self.frame_max)
+
+    def rollout_obs(self):
+        return self.input_shape, tf.uint8
+
+    def observe(self, env_step):
+        """One compiled call per environment step: FrameInputs.frame_inputs's two tensors."""
+        return self._call_on_device(self._step, *self.frame_inputs(env_step))
+
+    def begin_fn(self, frames, legal_mask=None):
+        ended = tf.ones([self.num_envs], tf.bool)
+        return self.act_on_fn(self.stack_fn(self.current_obs.read_value(), frames, ended))
+
+    def observe_fn(self, next_frame, reward, terminated, frame, next_legal_mask=None, legal_mask=None, ended=None):
+        """PQNAgent's observe_fn on stacks: the step's next stack is the stack acted on with f_{t+1}
+        appended (the true last frame where the episode ended); the agent then acts on the
+        stack with `frame` appended, or the next episode's first stack where it ended."""
+        ended = terminated if ended is None else ended
+        ends = tf.cast(ended, tf.bool)
+        stack = self.current_obs.read_value()
+        next_stack = self.stack_fn(stack, next_frame, tf.zeros_like(ends))
+        return super().observe_fn(next_stack, reward, terminated, self.stack_fn(stack, frame, ends), ended=ended)

@@ -49,7 +49,8 @@ MINATAR = DQNConfig(
     learning_rate=2.5e-4, discount=0.99, batch_size=32, replay_capacity=100_000, learning_starts=5_000,
     train_frequency=1, gradient_steps=1, target_update_interval=1_000, loss="huber", max_grad_norm=None,
     epsilon_start=1.0, epsilon_end=0.1, exploration_steps=100_000, log_interval=10_000)
-for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"):
+MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+for game in MINATAR_GAMES:
     for version in ("v0", "v1"):
         PRESETS[(f"MinAtar/{game}-{version}", GYMNASIUM)] = MINATAR
 # Tuned for the on-device loop (scripts/check_ondevice_cartpole.py). CartPole: updates cost
@@ -138,6 +139,14 @@ PQN_CLASSIC = DQNConfig(
     algo="pqn", num_envs=4, rollout_steps=128, epochs=4, minibatches=4, optimizer="radam", learning_rate=2.5e-4,
     discount=0.99, q_lambda=0.65, epsilon_start=1.0, epsilon_end=0.05, exploration_fraction=0.5, max_grad_norm=10.0,
     hidden=(120, 84), layer_norm=True, total_steps=500_000, eval_interval=25_000, keep_best=True, log_interval=25_000)
+# PQN on MinAtar: purejaxql's pqn_minatar.yaml (mttga/purejaxql, Gallici et al.'s code): 128 envs × 32 steps,
+# 2 epochs of 32 minibatches, RAdam 5e-4 decayed linearly, γ 0.99, λ 0.65, ε 1 → 0.05 over the first 10% of
+# the run, clip 10, 10M frames; MinAtar's network (conv 16 3×3/1, fc 128) with a layer norm on its fc layer
+# (purejaxql's also normalises the conv's output), frames as MinAtar gives them (no reward clipping).
+PQN_MINATAR = PQN_CLASSIC.replace(
+    num_envs=128, rollout_steps=32, epochs=2, minibatches=32, learning_rate=5e-4, exploration_fraction=0.1,
+    convs=((16, 3, 1),), hidden=(128,), total_steps=10_000_000, eval_interval=250_000, log_interval=50_000,
+    keep_best=False)
 # `--algo NAME` for DQN with another head: the flags it stands for, on DQN's preset for the env.
 DQN_HEADS = {
     "qr-dqn": {"quantile_regression": True},   # Dabney et al. 2018a: --atoms quantiles, κ = 1
@@ -147,7 +156,8 @@ DQN_HEADS = {
 ALGO_DEFAULTS = {"reinforce": DQNConfig(algo="reinforce"), "a2c": A2C_CLASSIC, "pqn": PQN_CLASSIC}
 ALGO_PRESETS = {("CartPole-v1", "reinforce"): REINFORCE_TUTORIAL.replace(
                     total_updates=None, total_steps=50_000, eval_interval=5_000, keep_best=True, log_interval=5_000),
-                ("CartPole-v1", "a2c"): A2C_CLASSIC, ("Acrobot-v1", "a2c"): A2C_CLASSIC}
+                ("CartPole-v1", "a2c"): A2C_CLASSIC, ("Acrobot-v1", "a2c"): A2C_CLASSIC,
+                **{(f"MinAtar/{game}-{version}", "pqn"): PQN_MINATAR for game in MINATAR_GAMES for version in ("v0", "v1")}}
 # `--preset rainbow` on a classic-control task: its gymnasium preset with the parts of Rainbow that
 # reach these targets there over 5 seeds (scripts/check_rainbow.py): CartPole ≥ 475 within 30,000
 # steps, Acrobot ≥ −100 within 50,000, MountainCar ≥ −110 within 100,000.

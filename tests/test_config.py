@@ -37,7 +37,8 @@ def test_the_check_names_the_option_and_the_agent():
     check_agent_options("dqn", ["dueling", "actor_steps"], distributed=True)
     check_agent_options("pqn", ["rollout_steps", "q_lambda", "epsilon_end", "layer_norm", "hidden"])
     for algo, name, message in (("dqn", "rollout_steps", "--rollout-steps is a rollout option; --algo dqn"),
-                                ("a2c", "epsilon_end", "--epsilon-end is an ε-greedy Q option; --algo a2c"),
+                                ("a2c", "epsilon_end", "--epsilon-end is a Q-learning option; --algo a2c"),
+                                ("reinforce", "convs", "--convs is a Q-learning option; --algo reinforce"),
                                 ("pqn", "batch_size", "--batch-size is a DQN option; --algo pqn"),
                                 ("pqn", "gae_lambda", "--gae-lambda is an A2C option; --algo pqn"),
                                 ("dqn", "epochs", "--epochs is a PQN option; --algo dqn"),

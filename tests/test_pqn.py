@@ -204,3 +204,51 @@ def test_pqn_on_the_device_updates_once_a_rollout_and_replays_from_a_checkpoint(
     assert not np.array_equal(trainer.agents[0].online.theta.numpy(), initial)
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_pixel_pqn_keeps_the_stacks_it_acted_on_and_the_stacks_after_each_step():
+    """Frames of 2 envs, history 2, an episode ending in env 0 at t = 1: the rollout the update
+    sees holds, for every step, the stack of the last 2 frames acted on (zeros before an
+    episode's first frame) and that stack with the true next frame appended, built here in NumPy."""
+    from rawdqn.gym_env import EnvStep
+    from rawdqn.pqn_agent import PixelPQN
+    config = DQNConfig(algo="pqn", num_envs=2, rollout_steps=4, epochs=1, minibatches=1, convs=((4, 2, 1),),
+                       hidden=(8,), layer_norm=True, history=2, total_steps=100, mode="eager")
+    agent = PixelPQN((3, 3, 1), 2, config, seed=0, num_envs=2)
+    seen = []
+    learn = agent.learn_fn
+    agent.learn_fn = lambda batch: seen.append(batch) or learn(batch)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(1, 255, size=(5, 2, 3, 3, 1), dtype=np.uint8)       # f_0 … f_4 of each env
+    last = rng.integers(1, 255, size=(3, 3, 1), dtype=np.uint8)               # env 0's true last frame at t = 1
+    terminated = np.zeros((4, 2), bool)
+    terminated[1, 0] = True
+    agent.begin(frames[0])
+    for t in range(4):
+        next_frame = frames[t + 1].copy()
+        if terminated[t, 0]:
+            next_frame[0] = last
+        agent.observe(EnvStep(next_frame, np.ones(2), terminated[t], np.zeros(2, bool), frames[t + 1], None, None))
+    assert len(seen) == 1
+    batch = seen[0]
+    for n in range(2):
+        history = [np.zeros((3, 3, 1), np.uint8), frames[0, n]]   # the episode's frames so far, padded
+        for t in range(4):
+            stack = np.concatenate(history[-2:], axis=-1)
+            true_next = last if (n == 0 and t == 1) else frames[t + 1, n]
+            np.testing.assert_array_equal(batch.obs[t, n].numpy(), stack)
+            np.testing.assert_array_equal(batch.next_obs[t, n].numpy(), np.concatenate([history[-1], true_next], -1))
+            history = [np.zeros((3, 3, 1), np.uint8), frames[t + 1, n]] if terminated[t, n] else \
+                history + [frames[t + 1, n]]
+    assert batch.terminated.numpy()[1, 0] == 1.0 and batch.ended.numpy().sum() == 1.0
+
+
+def test_pixel_pqn_trains_on_minatar_from_the_command_line(tmp_path, capsys):
+    pytest.importorskip("minatar", reason="MinAtar games need the minatar extra: pip install rawdqn[minatar]")
+    from rawdqn import cli
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "--env", "MinAtar/Breakout-v1", "--algo", "pqn", "--steps", "2048", "--num-envs", "8",
+                     "--rollout-steps", "16", "--minibatches", "4", "--eval-episodes", "1", "--logdir", run]) == 0
+    out = capsys.readouterr().out
+    assert "training PQN on MinAtar/Breakout-v1 × 8" in out and "evaluation: mean return" in out
+    assert cli.main(["eval", run, "--episodes", "1"]) == 0

@@ -37,9 +37,9 @@ from rawdqn.evaluation import PIXEL_EVAL_STEP_LIMIT
 from rawdqn.gym_env import EnvSpec
 from rawdqn.gym_run import make_agent
 from rawdqn.config import check_seed
-from rawdqn.network import PolicyNetwork, QNetwork
+from rawdqn.network import PolicyNetwork
 from rawdqn.policy_agent import PolicyGradientAgent
-from rawdqn.pqn_agent import PQNAgent
+from rawdqn.pqn_agent import PixelPQN, PQNAgent
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
 ENV_STREAM = 0x5EED
@@ -70,14 +70,15 @@ class AgentEnvs(tf.Module):
             self.agent = make_agent(spec, config, self.seed, device)
             with tf.device(device):   # the weights that scored best in greedy evaluations
                 self.best = self.agent.q_network("best")
+        elif config.algo == "pqn":   # the same step body, with a Q-network (rawdqn/pqn_agent.py)
+            self.agent = (PixelPQN(spec.frame_shape, env.num_actions, config, seed=self.seed, device=device,
+                                   num_envs=num_envs, frame_max=spec.frame_max, name="agent") if spec.frame_shape else
+                          PQNAgent(env.observation_size, env.num_actions, config, seed=self.seed, device=device,
+                                   num_envs=num_envs, name="agent"))
+            with tf.device(device):
+                self.best = self.agent.q_network("best")
         elif spec.frame_shape:
             raise UsageError(f"--algo {config.algo} takes vector observations; {env.env_id} has frames: use --algo dqn")
-        elif config.algo == "pqn":   # the same step body, with a Q-network (rawdqn/pqn_agent.py)
-            self.agent = PQNAgent(env.observation_size, env.num_actions, config, seed=self.seed, device=device,
-                                  num_envs=num_envs, name="agent")
-            with tf.device(device):
-                self.best = QNetwork(env.observation_size, env.num_actions, config.hidden, seed=self.seed,
-                                     dtype=self.agent.dtype, **config.head_options(), name="best")
         else:   # the policy-gradient agents' step body has the same inputs (rawdqn/policy_agent.py)
             self.agent = PolicyGradientAgent(env.observation_size, env.num_actions, config,
                                              episode_steps=env.max_episode_steps, seed=self.seed, device=device,

@@ -38,12 +38,15 @@ class RolloutAgent(AgentShell):
     def inputs_carry_ended(self):
         return True   # an episode's end, terminated or truncated, is where its return stops
 
-    def build_rollout(self, capacity, config):
-        """The schedule, the acting state, the buffer of `capacity` slots per env and the
-        divergence watch, as variables (call under the agent's device)."""
+    def build_rollout(self, capacity, config, obs_shape=None, obs_dtype=None):
+        """The schedule, the acting state and the buffer of `capacity` slots per env, as
+        variables (call under the agent's device). Observations are what the agent acts on:
+        state indices, vectors of obs_dim, or `obs_shape` of `obs_dtype` (a pixel agent's stacks)."""
         self.capacity = int(capacity)
-        obs_shape = () if self.discrete_obs else (self.obs_dim,)
-        obs_dtype = tf.int32 if self.discrete_obs else self.dtype
+        if obs_shape is None:
+            obs_shape = () if self.discrete_obs else (self.obs_dim,)
+            obs_dtype = tf.int32 if self.discrete_obs else self.dtype
+        obs_shape = tuple(obs_shape)
         rows = [self.num_envs, self.capacity]
         self.schedule = schedule.Schedule(config, name="schedule")   # steps and updates done
         self.act_draws = tf.Variable(0, dtype=tf.int32, trainable=False, name="act_draws")
