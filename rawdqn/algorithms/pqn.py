@@ -80,15 +80,22 @@ def train(network, optimizer, params, optimizer_state, rollout, config, key, upd
     target = tf.reshape(returns(network, params, rollout, config.discount, config.q_lambda), [-1])
     obs = tf.reshape(rollout.obs, tf.concat([[-1], tf.shape(rollout.obs)[2:]], 0))
     action = tf.reshape(rollout.action, [-1])
-    info = None
-    for epoch in range(config.epochs):   # a few passes: unrolled, each minibatch a step
-        order = minibatch_indices(tf.stack([key[0], key[1] * config.epochs + epoch]), tf.shape(action)[0],
-                                  config.minibatches)
-        for part in range(config.minibatches):
-            rows = order[part]
-            alpha = learning_rate(config.learning_rate, updates_done + epoch * config.minibatches + part,
-                                  total_updates)
-            params, optimizer_state, info = update(network, optimizer, params, optimizer_state,
-                                                   tf.gather(obs, rows), tf.gather(action, rows),
-                                                   tf.gather(target, rows), config.max_grad_norm, alpha)
+    steps = config.epochs * config.minibatches
+    # Update k takes minibatch k mod M of epoch k div M: each epoch a fresh permutation.
+    orders = tf.concat([minibatch_indices(tf.stack([key[0], key[1] * config.epochs + epoch]), tf.shape(action)[0],
+                                          config.minibatches) for epoch in range(config.epochs)], axis=0)
+
+    def body(k, params, optimizer_state, info):
+        rows = orders[k]
+        alpha = learning_rate(config.learning_rate, tf.cast(updates_done, tf.int64) + tf.cast(k, tf.int64),
+                              total_updates)
+        params, optimizer_state, info = update(network, optimizer, params, optimizer_state, tf.gather(obs, rows),
+                                               tf.gather(action, rows), tf.gather(target, rows), config.max_grad_norm,
+                                               alpha)
+        return k + 1, params, optimizer_state, info
+
+    # A loop, not unrolled: the program stays one update long however many updates a rollout makes.
+    nothing = tf.zeros([], target.dtype)
+    _, params, optimizer_state, info = tf.while_loop(
+        lambda k, *_: k < steps, body, (tf.constant(0), params, optimizer_state, Info(nothing, nothing, nothing)))
     return params, optimizer_state, info
