@@ -58,9 +58,9 @@ def gym_rate(env_id, config, steps):
     return statistics.median(rates)
 
 
-def ondevice_rate(env_id, config, num_envs, seconds):
-    """(compile s, env steps/s) of the on-device loop, timed after learning_starts."""
-    trainer = ondevice.OnDeviceTrainer(env_id, config, seed=0, num_envs=num_envs)
+def ondevice_rate(env_id, config, num_envs, seconds, num_seeds=1):
+    """(compile s, env steps/s over all seeds) of the on-device loop, timed after learning_starts."""
+    trainer = ondevice.OnDeviceTrainer(env_id, config, seed=0, num_envs=num_envs, num_seeds=num_seeds)
     compile_seconds = trainer.compile()
     warm_iterations = -(-(config.learning_starts + 2 * config.train_frequency) // num_envs)
     trainer.run(warm_iterations)
@@ -73,7 +73,7 @@ def ondevice_rate(env_id, config, num_envs, seconds):
     for _ in range(REPEATS):
         start = time.perf_counter()
         trainer.run(iterations)
-        rates.append(iterations * num_envs / (time.perf_counter() - start))
+        rates.append(iterations * num_envs * num_seeds / (time.perf_counter() - start))
     return compile_seconds, statistics.median(rates)
 
 
