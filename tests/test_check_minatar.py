@@ -101,3 +101,29 @@ def test_other_seeds_than_the_on_device_program_trained_are_a_usage_error(check,
         check.main()
     assert stop.value.code == 2
     assert "holds the on-device run of seeds 3 4; pass those --seeds" in capsys.readouterr().err
+
+
+def test_an_agent_runs_apart_and_is_reported_against_the_dqn_seeds_range(check, tmp_path, capsys):
+    """--agent qr-dqn: runs named GAME-VERSION-qr-dqn-seedS, trained with its flags; at each
+    frame count the report shows the DQN seeds beside it and passes where the agent's seed mean
+    is not below their range."""
+    runs, results = str(tmp_path / "runs"), str(tmp_path / "results")
+    agent = check.Layout(runs, "v1", seeds=(0, 1), agent="qr-dqn")
+    assert agent.name("Breakout", 1) == "Breakout-v1-qr-dqn-seed1"
+    assert agent.run_dir("Breakout", 1) == os.path.join(runs, "Breakout-v1-qr-dqn-seed1")
+    assert agent.baseline().name("Breakout", 1) == "Breakout-v1-seed1" and check.Layout(runs).baseline() is None
+    assert check.AGENTS["qr-dqn"] == ("--algo", "qr-dqn") and check.AGENTS["munchausen"] == ("--munchausen",)
+    steps = 100_000   # one mark (0.1M): episodes every 400 frames, returns 2 (DQN seeds 0 and 1: 1 and 3)
+    for layout, value in ((agent, lambda seed: 2.0), (agent.baseline(), lambda seed: 1.0 + 2 * seed)):
+        for seed in (0, 1):
+            directory = layout.run_dir("Breakout", seed)
+            fake_run(directory, [(400 * (i + 1), value(seed)) for i in range(250)], steps)
+            check.save_results(directory, results, layout.name("Breakout", seed))
+    assert check.report(["Breakout"], steps, agent, None, results)
+    out = capsys.readouterr().out
+    assert "2.00, within the DQN seeds' range 1.00 … 3.00" in out and "| 1.00, 3.00" in out
+    # Below the lowest DQN seed: the check fails and says so.
+    low = check.Layout(runs, "v1", seeds=(0,), agent="munchausen")
+    fake_run(low.run_dir("Breakout", 0), [(400 * (i + 1), 0.5) for i in range(250)], steps)
+    assert not check.report(["Breakout"], steps, low, None, results)
+    assert "0.50, below the DQN seeds' range 1.00 … 1.00" in capsys.readouterr().out
