@@ -1,4 +1,5 @@
 """The command line as a user runs it: a fresh process, exit codes, and what it prints."""
+import argparse
 import os
 import subprocess
 import sys
@@ -60,3 +61,14 @@ def test_discrete_observation_env_trains(tmp_path):
                     "--eval-episodes", "2", "--log-interval", "300")
     assert result.returncode == 0, result.stderr
     assert "evaluation: mean return" in result.stdout
+
+
+def test_every_commands_help_renders_its_text_as_written(capsys):
+    """argparse %-formats help strings but not descriptions: a '%%' meant as '%' shows doubled there."""
+    from rawdqn import cli as command_line
+    parser = command_line.build_parser()
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    assert len(commands.choices) >= 7
+    for name, subparser in commands.choices.items():
+        text = subparser.format_help()
+        assert "%%" not in text and "%(" not in text, name

@@ -29,7 +29,7 @@ def add_command(commands):
     parser = commands.add_parser("plot", help="plot training and evaluation returns of one or more runs",
                                  description="Plot the training-episode and evaluation returns of runs; runs "
                                              "of the same configuration are drawn as their mean (or IQM) "
-                                             "with a 95%% bootstrap confidence band.")
+                                             "with a 95% bootstrap confidence band.")
     parser.add_argument("paths", nargs="+", metavar="RUN", help="run directories (--logdir of rawdqn train)")
     parser.add_argument("--out", required=True, help="image file to write (.png, .svg, .pdf, ...)")
     parser.add_argument("--label", action="append", default=None, metavar="NAME",
