@@ -329,11 +329,6 @@ class DQN(AgentShell, tf.Module):
         self.replay.add_fn(self.current_obs.read_value(), self.last_action.read_value(), self.clip_reward_fn(reward),
                            next_obs, terminated, next_legal_mask, ended=ended)
 
-    def clip_reward_fn(self, reward):
-        """r, or clip(r, −c, c) with c = reward_clip: what the loss sees (returns are counted unclipped)."""
-        clip = self.config.reward_clip
-        return reward if clip is None else tf.clip_by_value(reward, -clip, clip)
-
     # --- target -------------------------------------------------------------
     def sync_target(self, tau=1.0):
         """θ⁻ ← τθ + (1 − τ)θ⁻; tau=1 is an exact copy."""

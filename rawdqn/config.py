@@ -171,6 +171,8 @@ class DQNConfig:
     """PQN: passes over each rollout's transitions, each in `minibatches` random minibatches."""
     minibatches: int = 4
     """PQN: minibatches per epoch, each num_envs · rollout_steps / minibatches transitions (it must divide)."""
+    learning_rate_decay: bool = True
+    """PQN: decay the learning rate linearly to 0 over the run's gradient steps (pqn.learning_rate); off, it stays."""
     gae_lambda: float = 1.0
     """A2C: λ of GAE (Schulman et al. 2016); 1 gives the bootstrapped rollout_steps-step returns of
     Mnih et al. 2016, 0 the one-step TD error."""

@@ -17,7 +17,6 @@ FAMILIES = {
     "DQN": (("dqn",), (
         "batch_size", "replay_capacity",
         "learning_starts", "train_frequency", "gradient_steps", "target_update_interval", "tau", "loss",
-        "reward_clip",
         # Rainbow's parts
         "double_q", "dueling", "n_step", "prioritized", "priority_exponent", "importance_exponent_start",
         "importance_exponent_end", "priority_epsilon", "distributional", "atoms", "v_min", "v_max", "noisy",
@@ -26,10 +25,11 @@ FAMILIES = {
     "Ape-X": (("dqn",), ("actor_steps", "weights_interval", "actor_epsilon_base", "actor_epsilon_alpha")),
     "REINFORCE": (("reinforce",), ("total_updates", "episodes_per_update", "baseline")),
     "Q-learning": (("dqn", "pqn"), ("epsilon_start", "epsilon_end", "exploration_fraction", "exploration_steps",
-                                     "layer_norm", "convs", "history", "frame_pad", "data_format", "conv_gradients")),
+                                     "layer_norm", "convs", "history", "frame_pad", "data_format", "conv_gradients",
+                                     "reward_clip")),
     "A2C": (("a2c",), ("gae_lambda",)),
     "rollout": (("a2c", "pqn"), ("rollout_steps",)),
-    "PQN": (("pqn",), ("q_lambda", "epochs", "minibatches")),
+    "PQN": (("pqn",), ("q_lambda", "epochs", "minibatches", "learning_rate_decay")),
     "policy-gradient": (("reinforce", "a2c"), ("normalize_advantages", "score_discounting", "entropy_coef",
                                                 "value_coef")),
 }

@@ -105,7 +105,8 @@ class PQNAgent(RolloutAgent, tf.Module):
         """pqn.train on the rollout: θ and the optimizer's state read from their variables, the new
         ones written back; the learning rate decays by the gradient steps of the rollouts before."""
         inputs = self.network_inputs(batch)
-        rollout = pqn.Rollout(inputs.obs, batch.action, batch.reward, inputs.next_obs, batch.terminated, batch.ended)
+        rollout = pqn.Rollout(inputs.obs, batch.action, self.clip_reward_fn(batch.reward), inputs.next_obs,
+                              batch.terminated, batch.ended)
         rollouts_done = tf.cast(self.schedule.updates_done, tf.int32)
         key = tf.stack([tf.constant(self.seed + MINIBATCH_STREAM, tf.int32), rollouts_done])
         params, state, info = pqn.train(

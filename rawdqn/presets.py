@@ -147,6 +147,15 @@ PQN_MINATAR = PQN_CLASSIC.replace(
     num_envs=128, rollout_steps=32, epochs=2, minibatches=32, learning_rate=5e-4, exploration_fraction=0.1,
     convs=((16, 3, 1),), hidden=(128,), total_steps=10_000_000, eval_interval=250_000, log_interval=50_000,
     keep_best=False)
+# PQN on Atari: purejaxql's pqn_atari.yaml (its Pong-v5 on envpool): 128 envs × 32 steps, 2 epochs of 32
+# minibatches, RAdam 2.5e-4 held constant, γ 0.99, λ 0.65, ε 1 → 0.001 over the first 10% of 10M steps,
+# clip 10; the Nature network with a layer norm on its fc layer; Atari as envpool sets it there: 4-frame
+# skip, up to 30 no-ops, no sticky actions, a lost life ends the episode for learning, rewards clipped to ±1.
+PQN_ATARI = PQN_CLASSIC.replace(
+    num_envs=128, rollout_steps=32, epochs=2, minibatches=32, learning_rate=2.5e-4, learning_rate_decay=False,
+    epsilon_end=0.001, exploration_fraction=0.1, convs=NATURE.convs, hidden=NATURE.hidden, history=NATURE.history,
+    total_steps=10_000_000, reward_clip=1.0, sticky_actions=0.0, noop_max=30, terminal_on_life_loss=True,
+    eval_epsilon=0.0, eval_interval=250_000, log_interval=50_000, keep_best=False)
 # `--algo NAME` for DQN with another head: the flags it stands for, on DQN's preset for the env.
 DQN_HEADS = {
     "qr-dqn": {"quantile_regression": True},   # Dabney et al. 2018a: --atoms quantiles, κ = 1
@@ -180,6 +189,8 @@ def preset(env_id, loop=GYMNASIUM, name=None, algo=None):
     for the env (ALGO_PRESETS), else its defaults; a DQN_HEADS name: DQN's with that head."""
     if algo in DQN_HEADS:
         return preset(env_id, loop, name).replace(**DQN_HEADS[algo])
+    if name is None and algo == "pqn" and env_id.startswith("ALE/"):
+        return dataclasses.replace(PQN_ATARI)
     if name is None and algo not in (None, "dqn"):
         if algo not in ALGO_DEFAULTS:
             raise ConfigError(f"algo must be one of {', '.join(ALGOS + tuple(DQN_HEADS))}; got {algo!r}")

@@ -119,8 +119,9 @@ def test_a_rollouts_training_makes_epochs_times_minibatches_updates_on_a_permuta
     rollout = pqn.Rollout(tf.constant(rng.normal(size=(4, 3, 3))), tf.constant(rng.integers(0, 2, (4, 3)), tf.int32),
                           tf.constant(rng.normal(size=(4, 3))), tf.constant(rng.normal(size=(4, 3, 3))),
                           tf.zeros((4, 3), tf.float64), tf.zeros((4, 3), tf.float64))
-    config = collections.namedtuple("Config", "discount q_lambda epochs minibatches max_grad_norm learning_rate")(
-        0.99, 0.65, 2, 3, 10.0, 1e-3)
+    config = collections.namedtuple(
+        "Config", "discount q_lambda epochs minibatches max_grad_norm learning_rate learning_rate_decay")(
+        0.99, 0.65, 2, 3, 10.0, 1e-3, True)
     optimizer = optim.RAdam(1e-3)
     optimizer.build([network.theta])
     params, state, info = pqn.train(network, optimizer, network.theta.read_value(), optimizer.read_state(), rollout,
@@ -252,3 +253,38 @@ def test_pixel_pqn_trains_on_minatar_from_the_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "training PQN on MinAtar/Breakout-v1 × 8" in out and "evaluation: mean return" in out
     assert cli.main(["eval", run, "--episodes", "1"]) == 0
+
+
+def test_the_learning_rate_decays_linearly_unless_told_to_stay():
+    """One SGD step (1 epoch of 1 minibatch) after 50 of 100 gradient steps: decayed, α = α₀/2;
+    with learning_rate_decay off, α₀: the second step is twice the first, to 1e-12."""
+    network, rng = layer_normed_network(6), np.random.default_rng(7)
+    rollout = pqn.Rollout(tf.constant(rng.normal(size=(2, 2, 3))), tf.constant(rng.integers(0, 2, (2, 2)), tf.int32),
+                          tf.constant(rng.normal(size=(2, 2))), tf.constant(rng.normal(size=(2, 2, 3))),
+                          tf.zeros((2, 2), tf.float64), tf.zeros((2, 2), tf.float64))
+    fields = "discount q_lambda epochs minibatches max_grad_norm learning_rate learning_rate_decay"
+    theta = network.theta.read_value()
+    steps = []
+    for decay in (True, False):
+        config = collections.namedtuple("Config", fields)(0.9, 0.5, 1, 1, None, 0.1, decay)
+        optimizer = optim.SGD(0.1)
+        optimizer.build([network.theta])
+        params, _, _ = pqn.train(network, optimizer, theta, optimizer.read_state(), rollout, config,
+                                 tf.constant([0, 0]), 50, 100)
+        steps.append(params.numpy() - theta.numpy())
+    assert np.max(np.abs(steps[0])) > 1e-6
+    np.testing.assert_allclose(steps[1], 2 * steps[0], rtol=1e-12, atol=1e-15)
+
+
+def test_pqn_takes_atari_frames_with_its_preset(tmp_path, capsys):
+    pytest.importorskip("ale_py", reason="Atari games need ale-py: pip install rawdqn[atari]")
+    pytest.importorskip("cv2", reason="gymnasium's Atari preprocessing needs opencv: pip install gymnasium[other]")
+    from rawdqn import cli
+    from rawdqn.presets import preset
+    config = preset("ALE/Pong-v5", algo="pqn")
+    assert (config.num_envs, config.rollout_steps, config.epochs, config.minibatches) == (128, 32, 2, 32)
+    assert config.reward_clip == 1.0 and not config.learning_rate_decay and config.convs
+    assert cli.main(["train", "--env", "ALE/Pong-v5", "--algo", "pqn", "--num-envs", "2", "--rollout-steps", "8",
+                     "--minibatches", "2", "--steps", "32", "--eval-episodes", "1",
+                     "--logdir", str(tmp_path / "run")]) == 0
+    assert "training PQN on ALE/Pong-v5 × 2" in capsys.readouterr().out

@@ -12,7 +12,7 @@ and no trace runs into the next episode. θ then makes `epochs` passes over the 
 `minibatches` random minibatches of M, each a step on
 
     loss      L(θ) = (1/M) Σ ½ (G − Q(s, a; θ))²
-    update    g = ∇_θ L,  g ← g · c / max(‖g‖, c),  θ ← RAdam(θ, g) with α decayed linearly
+    update    g = ∇_θ L,  g ← g · c / max(‖g‖, c),  θ ← RAdam(θ, g) with α decayed linearly (or constant)
 
 The network's layer norms (network.py, `layer_norm`) are what lets it learn stably without a
 target network (the paper's section 4). `network` is a Q-network used as a function of θ, as in
@@ -75,8 +75,8 @@ def minibatch_indices(key, transitions, minibatches):
 
 def train(network, optimizer, params, optimizer_state, rollout, config, key, updates_done, total_updates):
     """A rollout's learning: G under θ once, then `epochs` × `minibatches` updates, α decayed by
-    the updates made so far. `config` holds discount, q_lambda, epochs, minibatches,
-    max_grad_norm and learning_rate. Returns (θ', optimizer state', the last Info)."""
+    the updates made so far (unless learning_rate_decay is off). `config` holds discount, q_lambda, epochs,
+    minibatches, max_grad_norm, learning_rate and learning_rate_decay. Returns (θ', optimizer state', the last Info)."""
     target = tf.reshape(returns(network, params, rollout, config.discount, config.q_lambda), [-1])
     obs = tf.reshape(rollout.obs, tf.concat([[-1], tf.shape(rollout.obs)[2:]], 0))
     action = tf.reshape(rollout.action, [-1])
@@ -87,8 +87,9 @@ def train(network, optimizer, params, optimizer_state, rollout, config, key, upd
 
     def body(k, params, optimizer_state, info):
         rows = orders[k]
-        alpha = learning_rate(config.learning_rate, tf.cast(updates_done, tf.int64) + tf.cast(k, tf.int64),
-                              total_updates)
+        alpha = (learning_rate(config.learning_rate, tf.cast(updates_done, tf.int64) + tf.cast(k, tf.int64),
+                               total_updates) if config.learning_rate_decay else
+                 tf.constant(config.learning_rate, tf.float64))
         params, optimizer_state, info = update(network, optimizer, params, optimizer_state, tf.gather(obs, rows),
                                                tf.gather(action, rows), tf.gather(target, rows), config.max_grad_norm,
                                                alpha)

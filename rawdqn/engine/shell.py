@@ -34,6 +34,11 @@ class AgentShell:
             return tf.one_hot(tf.cast(obs, tf.int32), self.obs_dim, dtype=self.dtype)
         return tf.cast(obs, self.dtype)
 
+    def clip_reward_fn(self, reward):
+        """r, or clip(r, −c, c) with c = config.reward_clip: what the loss sees (returns are counted unclipped)."""
+        clip = self.config.reward_clip
+        return reward if clip is None else tf.clip_by_value(reward, -clip, clip)
+
     def acting_obs_fn(self, previous, obs, ended):
         """What the agent acts on after observing `obs`: obs itself (a pixel agent: its stack of frames)."""
         return obs
