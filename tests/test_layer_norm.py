@@ -67,5 +67,5 @@ def test_layer_norm_and_radam_train_from_the_command_line(capsys, tmp_path):
                          "--eval-episodes", 1, "--logdir", tmp_path / "run")
     assert code == 0 and "evaluation: mean return" in out, err
     assert_usage_error(cli(capsys, "train", "--algo", "a2c", "--layer-norm", "--steps", 100),
-                       "--layer-norm is a DQN option")
+                       "--layer-norm is a Q-learning option")
     assert_usage_error(cli(capsys, "train", "--optimizer", "radamw", "--steps", 100), "optimizer must be one of")
