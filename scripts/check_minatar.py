@@ -3,7 +3,7 @@
     python scripts/check_minatar.py [--games Breakout SpaceInvaders] [--seeds 0 1 2] [--steps 1000000]
                                     [--runs-dir runs/minatar] [--jobs 2] [--plot minatar.png] [--report-only]
                                     [--results results/minatar] [--version v0|v1] [--on-device]
-                                    [--agent dqn|qr-dqn|iqn|munchausen]
+                                    [--agent dqn|qr-dqn|iqn|munchausen|pqn]
 
 Each (game, seed) is `rawdqn train --env MinAtar/GAME-v0 --seed S --steps N` with the game's
 preset (the paper's DQN; -v0: the paper's 6 actions, --version v1 the minimal action sets)
@@ -50,7 +50,8 @@ PAPER = {
 }
 WINDOW, TOLERANCE = 100, 0.25
 # --agent → the `rawdqn train` flags it adds to the game's DQN preset (rawdqn/presets.py).
-AGENTS = {"dqn": (), "qr-dqn": ("--algo", "qr-dqn"), "iqn": ("--algo", "iqn"), "munchausen": ("--munchausen",)}
+AGENTS = {"dqn": (), "qr-dqn": ("--algo", "qr-dqn"), "iqn": ("--algo", "iqn"), "munchausen": ("--munchausen",),
+          "pqn": ("--algo", "pqn")}
 
 
 @dataclasses.dataclass(frozen=True)
