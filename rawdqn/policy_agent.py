@@ -19,7 +19,6 @@ them, which uses a GPU or XLA better and is as good in practice (Wu et al. 2017,
 """
 import tensorflow as tf
 
-from rawdqn import optim
 from rawdqn.algorithms import policy_gradient
 from rawdqn.algorithms.policy_gradient import PolicyInfo
 from rawdqn.engine.kernel import compile_kernel
@@ -38,11 +37,7 @@ class PolicyGradientAgent(RolloutAgent, tf.Module):
     def __init__(self, obs_dim, num_actions, config, episode_steps=None, seed=0, discrete_obs=False,
                  legal_actions=False, device=None, num_envs=1, use_bias=True, obs_bounds=None, name=None):
         super().__init__(name=name)
-        self.config = config.validate()
-        self.obs_dim, self.num_actions, self.num_envs = int(obs_dim), int(num_actions), int(num_envs)
-        self.seed, self.discrete_obs, self.legal_actions = int(seed), bool(discrete_obs), bool(legal_actions)
-        self.device = device
-        self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
+        self.set_spaces(obs_dim, num_actions, config, seed, discrete_obs, legal_actions, device, num_envs)
         self.a2c = self.config.algo == "a2c"
         if self.a2c:
             capacity = int(config.rollout_steps)   # slots per env
@@ -56,9 +51,7 @@ class PolicyGradientAgent(RolloutAgent, tf.Module):
             self.critic = (ValueNetwork(self.obs_dim, 1, config.hidden, seed=self.seed + 1, dtype=self.dtype,
                                         use_bias=use_bias, obs_bounds=obs_bounds, name="critic")
                            if config.baseline or self.a2c else None)
-            epsilon = {} if config.optimizer_epsilon is None else {"epsilon": config.optimizer_epsilon}
-            self.optimizer = optim.make_optimizer(config.optimizer, config.learning_rate, **epsilon)
-            self.optimizer.build(self.trained_variables)
+            self.build_optimizer()
             self.build_rollout(capacity, config)
             self.build_watch(PolicyInfo, len(self.watched_labels))
         mode = self.config.mode

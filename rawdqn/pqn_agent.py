@@ -15,7 +15,6 @@ import math
 
 import tensorflow as tf
 
-from rawdqn import optim
 from rawdqn.algorithms import dqn, pqn
 from rawdqn.engine.kernel import compile_kernel
 from rawdqn.engine.rollout import RolloutAgent
@@ -33,16 +32,10 @@ class PQNAgent(RolloutAgent, tf.Module):
     def __init__(self, obs_dim, num_actions, config, seed=0, discrete_obs=False, legal_actions=False, device=None,
                  num_envs=1, use_bias=True, obs_bounds=None, name=None):
         super().__init__(name=name)
-        self.config = config.validate()
-        self.obs_dim, self.num_actions, self.num_envs = int(obs_dim), int(num_actions), int(num_envs)
-        self.seed, self.discrete_obs, self.legal_actions = int(seed), bool(discrete_obs), bool(legal_actions)
-        self.device = device
-        self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
+        self.set_spaces(obs_dim, num_actions, config, seed, discrete_obs, legal_actions, device, num_envs)
         with tf.device(device):
             self.online = self.q_network("online", use_bias, obs_bounds)
-            epsilon = {} if config.optimizer_epsilon is None else {"epsilon": config.optimizer_epsilon}
-            self.optimizer = optim.make_optimizer(config.optimizer, config.learning_rate, **epsilon)
-            self.optimizer.build(self.trained_variables)
+            self.build_optimizer()
             self.build_rollout(config.rollout_steps, config, *self.rollout_obs())
             self.build_watch(pqn.Info, len(self.watched_labels))
         mode = self.config.mode

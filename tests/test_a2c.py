@@ -85,17 +85,25 @@ def test_an_interrupted_and_resumed_a2c_run_ends_bit_for_bit_like_an_uninterrupt
 def test_a2c_on_the_device_updates_once_a_rollout_and_replays_from_a_checkpoint(tmp_path):
     # The on-device loop runs the same step body: with N = 4 envs and rollouts of 5, 23 iterations
     # make 4 updates; restored from a checkpoint, the same 23 iterations give the same run.
-    from rawdqn.ondevice import OnDeviceTrainer
     config = DQNConfig(algo="a2c", hidden=(8,), rollout_steps=5, learning_rate=1e-2, mode="xla")
+    trainer = replays_from_a_checkpoint(config, tmp_path, lambda agent: agent.policy.theta)
+    assert int(trainer.agents[0].optimizer.step.numpy()) == 4
+
+
+def replays_from_a_checkpoint(config, tmp_path, theta_of, iterations=23, updates=4):
+    """An OnDeviceTrainer of 4 CartPole envs (episodes of 12 steps) run `iterations` iterations twice
+    from one checkpoint: `updates` updates each time, θ moved, every variable equal bit for bit."""
+    from rawdqn.ondevice import OnDeviceTrainer
     trainer = OnDeviceTrainer("CartPole-v1", config, seed=0, num_envs=4, max_episode_steps=12)
     path = trainer.checkpoint().write(str(tmp_path / "ckpt"))
-    initial = trainer.agents[0].policy.theta.numpy()
+    initial = theta_of(trainer.agents[0]).numpy()
     runs = []
     for _ in range(2):
         trainer.checkpoint().read(path).assert_consumed()
-        stats = trainer.run(23)
+        stats = trainer.run(iterations)
         runs.append((stats.updates, [v.numpy() for v in trainer.variables]))
-    assert runs[0][0] == runs[1][0] == 4
-    assert not np.array_equal(trainer.agents[0].policy.theta.numpy(), initial)
+    assert runs[0][0] == runs[1][0] == updates
+    assert not np.array_equal(theta_of(trainer.agents[0]).numpy(), initial)
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+    return trainer

@@ -12,6 +12,7 @@ from rawdqn.algorithms import pqn
 from rawdqn.config import DQNConfig
 from rawdqn.network import QNetwork
 from rawdqn.pqn_agent import PQNAgent
+from test_a2c import replays_from_a_checkpoint
 from test_checkpoint import interrupted_and_resumed
 
 
@@ -189,22 +190,10 @@ def test_an_interrupted_and_resumed_pqn_run_ends_bit_for_bit_like_an_uninterrupt
 def test_pqn_on_the_device_updates_once_a_rollout_and_replays_from_a_checkpoint(tmp_path):
     # The on-device loop runs the same step body: N = 4 envs, rollouts of 5, 23 iterations: 4 updates
     # of 2 × 2 gradient steps; restored from a checkpoint, the same 23 iterations give the same run.
-    from rawdqn.ondevice import OnDeviceTrainer
     config = DQNConfig(algo="pqn", hidden=(8,), layer_norm=True, rollout_steps=5, epochs=2, minibatches=2,
                        optimizer="radam", learning_rate=1e-2, total_steps=400, mode="xla")
-    trainer = OnDeviceTrainer("CartPole-v1", config, seed=0, num_envs=4, max_episode_steps=12)
-    path = trainer.checkpoint().write(str(tmp_path / "ckpt"))
-    initial = trainer.agents[0].online.theta.numpy()
-    runs = []
-    for _ in range(2):
-        trainer.checkpoint().read(path).assert_consumed()
-        stats = trainer.run(23)
-        runs.append((stats.updates, [v.numpy() for v in trainer.variables]))
-    assert runs[0][0] == runs[1][0] == 4
+    trainer = replays_from_a_checkpoint(config, tmp_path, lambda agent: agent.online.theta)
     assert int(trainer.agents[0].optimizer.step.numpy()) == 4 * 2 * 2
-    assert not np.array_equal(trainer.agents[0].online.theta.numpy(), initial)
-    for a, b in zip(runs[0][1], runs[1][1]):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_pixel_pqn_keeps_the_stacks_it_acted_on_and_the_stacks_after_each_step():

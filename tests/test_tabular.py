@@ -12,6 +12,7 @@ import pytest
 from gymnasium import spaces
 
 from rawdqn import tabular
+from test_operator_equivalence import exact_q
 
 # FrozenLake actions: 0 left, 1 down, 2 right, 3 up. CliffWalking: 0 up, 1 right, 2 down, 3 left.
 FROZEN_LEFT, FROZEN_DOWN, FROZEN_RIGHT, FROZEN_UP = 0, 1, 2, 3
@@ -171,17 +172,7 @@ def test_epsilon_greedy_value_iteration_is_the_value_of_its_own_epsilon_greedy_p
     q_eps = tabular.value_iteration(env.P, num_states, num_actions, discount, tol=1e-13, epsilon=epsilon)
     pi = np.full((num_states, num_actions), epsilon / num_actions)
     pi[np.arange(num_states), q_eps.argmax(axis=1)] += 1.0 - epsilon
-    P, r_bar = np.zeros((num_states * num_actions, num_states)), np.zeros(num_states * num_actions)
-    for s in range(num_states):
-        for a in range(num_actions):
-            for p, s2, r, done in env.P[s][a]:
-                P[s * num_actions + a, s2] += p * (1.0 - float(done))
-                r_bar[s * num_actions + a] += p * r
-    Pi = np.zeros((num_states, num_states * num_actions))
-    for s in range(num_states):
-        Pi[s, s * num_actions:(s + 1) * num_actions] = pi[s]
-    q_pi = np.linalg.solve(np.eye(num_states * num_actions) - discount * P @ Pi, r_bar).reshape(num_states, -1)
-    np.testing.assert_allclose(q_eps, q_pi, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(q_eps, exact_q(env, pi, discount), rtol=0, atol=1e-10)
     q_star = tabular.value_iteration(env.P, num_states, num_actions, discount, tol=1e-13)
     assert np.max(q_star - q_eps) > 0.05   # exploring costs value: the two fixed points differ
 

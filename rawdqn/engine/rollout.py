@@ -7,13 +7,14 @@ how many slots a row holds, when an update is due (`due_fn`) and how much of eac
 update when due and the next action are one compiled call per environment step, as for DQN.
 
 Needs of the agent, beyond AgentShell's: act_fn(obs, legal_mask), learn_fn(batch) → info and
-trained_variables; its __init__ calls build_rollout, then build_watch.
+trained_variables; its __init__ calls set_spaces, makes its networks, then build_optimizer,
+build_rollout and build_watch.
 """
 import collections
 
 import tensorflow as tf
 
-from rawdqn import schedule
+from rawdqn import optim, schedule
 from rawdqn.engine.shell import AgentShell
 
 # What an update learns from, time-major [T, N] (step t of column n), as the buffer holds it:
@@ -33,6 +34,21 @@ def time_major(rows):
 class RolloutAgent(AgentShell):
     """The buffer, its counters and the one step program of an agent that learns from rollouts
     (the module docstring). Subclasses are tf.Modules that call `build_rollout` in __init__."""
+
+    def set_spaces(self, obs_dim, num_actions, config, seed, discrete_obs, legal_actions, device, num_envs):
+        """The agent's sizes, config (validated), seed, device and dtype."""
+        self.config = config.validate()
+        self.obs_dim, self.num_actions, self.num_envs = int(obs_dim), int(num_actions), int(num_envs)
+        self.seed, self.discrete_obs, self.legal_actions = int(seed), bool(discrete_obs), bool(legal_actions)
+        self.device = device
+        self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
+
+    def build_optimizer(self):
+        """config.optimizer over trained_variables, its slots made (call under the agent's device)."""
+        config = self.config
+        epsilon = {} if config.optimizer_epsilon is None else {"epsilon": config.optimizer_epsilon}
+        self.optimizer = optim.make_optimizer(config.optimizer, config.learning_rate, **epsilon)
+        self.optimizer.build(self.trained_variables)
 
     @property
     def inputs_carry_ended(self):
