@@ -290,13 +290,6 @@ class DQNConfig:
         require(self.batch_size <= self.replay_capacity,
                 f"batch_size ({self.batch_size}) is larger than replay_capacity "
                 f"({self.replay_capacity}); lower --batch-size or raise --replay-capacity")
-        require(int(self.atoms) >= 2, f"atoms must be >= 2; got {self.atoms}")
-        require(finite("noisy_sigma") > 0, f"noisy_sigma must be > 0; got {self.noisy_sigma}")
-        require(finite("priority_exponent") >= 0, f"priority_exponent must be >= 0; got {self.priority_exponent}")
-        for name in ("importance_exponent_start", "importance_exponent_end"):
-            require(0.0 <= finite(name) <= 1.0, f"{name} must be in [0, 1]; got {getattr(self, name)}")
-        require(finite("priority_epsilon") > 0, f"priority_epsilon must be > 0; got {self.priority_epsilon}")
-        require(finite("v_min") < finite("v_max"), f"v_min ({self.v_min}) must be below v_max ({self.v_max})")
         from rawdqn.families import check_family_fields   # families.py imports this module
         check_family_fields(self, require, finite)
         require(self.n_step * self.num_envs <= self.replay_capacity,

@@ -57,7 +57,7 @@ def check_agent_options(algo, names, distributed=False):
 
 
 def check_family_fields(config, require, finite):
-    """DQNConfig.validate's checks of the Ape-X, policy-gradient and DQN-head fields:
+    """DQNConfig.validate's checks of the Rainbow parts', Ape-X, policy-gradient and DQN-head fields:
     require(condition, message) raises ConfigError; finite(name) is the field, if finite."""
     require(0.0 <= finite("actor_epsilon_base") <= 1.0 and finite("actor_epsilon_alpha") >= 0,
             f"actor_epsilon_base must be in [0, 1] and actor_epsilon_alpha >= 0; "
@@ -74,6 +74,13 @@ def check_family_fields(config, require, finite):
     require(int(config.episodes_per_update) >= 1, f"episodes_per_update must be >= 1; got {config.episodes_per_update}")
     for name in ("entropy_coef", "value_coef"):
         require(finite(name) >= 0, f"{name} must be >= 0; got {getattr(config, name)}")
+    require(int(config.atoms) >= 2, f"atoms must be >= 2; got {config.atoms}")
+    require(finite("noisy_sigma") > 0, f"noisy_sigma must be > 0; got {config.noisy_sigma}")
+    require(finite("priority_exponent") >= 0, f"priority_exponent must be >= 0; got {config.priority_exponent}")
+    for name in ("importance_exponent_start", "importance_exponent_end"):
+        require(0.0 <= finite(name) <= 1.0, f"{name} must be in [0, 1]; got {getattr(config, name)}")
+    require(finite("priority_epsilon") > 0, f"priority_epsilon must be > 0; got {config.priority_epsilon}")
+    require(finite("v_min") < finite("v_max"), f"v_min ({config.v_min}) must be below v_max ({config.v_max})")
     heads = [name.replace("_", "-") for name in ("distributional", "quantile_regression", "implicit_quantiles",
                                                  "munchausen") if getattr(config, name)]
     require(len(heads) <= 1, f"--{' and --'.join(heads[:2])} each replace DQN's target and loss: choose one")
