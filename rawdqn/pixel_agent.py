@@ -69,6 +69,10 @@ class FrameInputs:
     def acting_obs_fn(self, previous, obs, ended):
         return self.stack_fn(previous, obs, ended)
 
+    def first_stack_fn(self, frames):
+        """Every env's first stack: its first frame after the padding."""
+        return self.stack_fn(self.current_obs.read_value(), frames, tf.ones([self.num_envs], tf.bool))
+
     def frame_inputs(self, env_step):
         """A step's inputs as two tensors: the frames [2, N, ...] uint8 — f_{t+1} and the frame
         to act on — and [N, 3] of (r_t, terminated, ended)."""
@@ -141,8 +145,7 @@ class PixelDQN(FrameInputs, DQN):
 
     def begin_fn(self, frames, legal_mask=None):
         self.replay.begin_fn(frames)
-        ended = tf.ones([self.num_envs], tf.bool)
-        return self.act_on_fn(self.stack_fn(self.current_obs.read_value(), frames, ended))
+        return self.act_on_fn(self.first_stack_fn(frames))
 
     def observe(self, env_step):
         """One compiled call per environment step (DQN.step): FrameInputs.frame_inputs's two tensors."""

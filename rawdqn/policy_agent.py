@@ -111,7 +111,7 @@ class PolicyGradientAgent(RolloutAgent, tf.Module):
     def used_slots_fn(self):
         """A2C: every slot; REINFORCE: row n's slots up to and including its last finished episode's end."""
         if self.a2c:
-            return self.length.read_value()
+            return super().used_slots_fn()
         slots = tf.range(self.capacity)[None, :]
         written = slots < self.length[:, None]
         ended = self.buffer.ended.read_value() > 0

@@ -134,8 +134,7 @@ class PixelPQN(FrameInputs, PQNAgent):
         return self._call_on_device(self._step, *self.frame_inputs(env_step))
 
     def begin_fn(self, frames, legal_mask=None):
-        ended = tf.ones([self.num_envs], tf.bool)
-        return self.act_on_fn(self.stack_fn(self.current_obs.read_value(), frames, ended))
+        return self.act_on_fn(self.first_stack_fn(frames))
 
     def observe_fn(self, next_frame, reward, terminated, frame, next_legal_mask=None, legal_mask=None, ended=None):
         """PQNAgent's observe_fn on stacks: the step's next stack is the stack acted on with f_{t+1}

@@ -34,6 +34,9 @@ RUNS = {
     "a2c-acrobot-entropy": "--env Acrobot-v1 --algo a2c --entropy-coef 0.01 --normalize-advantages --steps 3000",
     "ondevice-dqn": "--env CartPole-v1 --on-device --steps 4000",
     "ondevice-a2c": "--env CartPole-v1 --on-device --algo a2c --steps 4000",
+    "pqn": "--env CartPole-v1 --algo pqn --steps 4000",
+    "ondevice-pqn": "--env CartPole-v1 --on-device --algo pqn --steps 4000",
+    "minatar-pqn": "--env MinAtar/Breakout-v1 --algo pqn --steps 8192",
     # Ape-X's learner fed a fixed stream of shipments (no Ray, no actors): τ = 1 and a Polyak τ.
     "apex-learner": "apex-learner 1.0",
     "apex-learner-polyak": "apex-learner 0.3",
