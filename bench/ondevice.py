@@ -58,9 +58,10 @@ def gym_rate(env_id, config, steps):
     return statistics.median(rates)
 
 
-def ondevice_rate(env_id, config, num_envs, seconds, num_seeds=1):
+def ondevice_rate(env_id, config, num_envs, seconds, num_seeds=1, seed_axis="batched"):
     """(compile s, env steps/s over all seeds) of the on-device loop, timed after learning_starts."""
-    trainer = ondevice.OnDeviceTrainer(env_id, config, seed=0, num_envs=num_envs, num_seeds=num_seeds)
+    trainer = ondevice.OnDeviceTrainer(env_id, config, seed=0, num_envs=num_envs, num_seeds=num_seeds,
+                                       seed_axis=seed_axis)
     compile_seconds = trainer.compile()
     warm_iterations = -(-(config.learning_starts + 2 * config.train_frequency) // num_envs)
     trainer.run(warm_iterations)

@@ -1,10 +1,13 @@
 """Many seeds in one on-device program: total env steps/s and compile time against K separate programs.
 
     python bench/seeds.py [--env CartPole-v1] [--algos dqn pqn] [--seeds 1 2 4 8 16 32] [--seconds 3] [--rounds 3]
+                          [--seed-axis batched unrolled]
 
-For each agent (its on-device preset: `rawdqn train --on-device --algo A --env ENV`'s config) and
-each K, rawdqn.ondevice.OnDeviceTrainer trains K seeds in one compiled program
-(`rawdqn train --on-device --seeds K`); timed after DQN's learning_starts, over calls of about
+For each agent (its on-device preset: `rawdqn train --on-device --algo A --env ENV`'s config),
+each K and each form of the seed axis, rawdqn.ondevice.OnDeviceTrainer trains K seeds in one
+compiled program (`rawdqn train --on-device --seeds K [--seed-axis unrolled]`): 'batched' runs
+the step body once for all K (engine/seed_axis.py), 'unrolled' runs it K times one after
+another. Timed after DQN's learning_starts, over calls of about
 --seconds (bench/ondevice.py's ondevice_rate). K separate programs would each run at the K = 1
 rate, so they take K times one seed's time: the speed-up of one program over them is
 rate(K) / rate(1), and "time vs one seed" is K · rate(1) / rate(K) (the issue's goal: 8 seeds in
@@ -29,6 +32,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed-axis", nargs="+", choices=("batched", "unrolled"), default=["batched"])
     args = parser.parse_args(argv)
     if 1 not in args.seeds:
         parser.error("--seeds must include 1: every K is compared with one seed")
@@ -36,21 +40,23 @@ def main(argv=None):
     print(f"rawdqn bench/seeds.py: {args.env} on the device, {model} ({vector}), load {os.getloadavg()[0]:.2f}")
     for algo in args.algos:
         config = ondevice.preset(args.env, algo).replace(eval_interval=0, keep_best=False, log_interval=10**9)
-        rates = {k: [] for k in args.seeds}
-        compiles = {k: [] for k in args.seeds}
+        forms = [(k, axis) for k in args.seeds for axis in (args.seed_axis if k > 1 else ["batched"])]
+        rates = {form: [] for form in forms}
+        compiles = {form: [] for form in forms}
         for _ in range(args.rounds):
-            for k in args.seeds:
-                compile_seconds, rate = ondevice_rate(args.env, config, config.num_envs, args.seconds, num_seeds=k)
-                rates[k].append(rate)
-                compiles[k].append(compile_seconds)
-        one = statistics.median(rates[1])
+            for k, axis in forms:
+                compile_seconds, rate = ondevice_rate(args.env, config, config.num_envs, args.seconds, num_seeds=k,
+                                                      seed_axis=axis)
+                rates[k, axis].append(rate)
+                compiles[k, axis].append(compile_seconds)
+        one = statistics.median(rates[1, "batched"])
         print(f"\n{algo.upper()} ({config.num_envs} envs per seed), medians of {args.rounds} rounds")
-        print(f"{'K':>4} | {'env steps/s (all)':>17} | {'per seed':>9} | {'vs K programs':>13} | "
+        print(f"{'K':>4} | {'seed axis':>9} | {'env steps/s (all)':>17} | {'per seed':>9} | {'vs K programs':>13} | "
               f"{'time vs one seed':>16} | compile s")
-        for k in args.seeds:
-            rate = statistics.median(rates[k])
-            print(f"{k:>4} | {rate:17,.0f} | {rate / k:9,.0f} | {rate / one:12.2f}× | {k * one / rate:15.2f}× | "
-                  f"{statistics.median(compiles[k]):.1f}", flush=True)
+        for k, axis in forms:
+            rate = statistics.median(rates[k, axis])
+            print(f"{k:>4} | {axis if k > 1 else '-':>9} | {rate:17,.0f} | {rate / k:9,.0f} | {rate / one:12.2f}× | "
+                  f"{k * one / rate:15.2f}× | {statistics.median(compiles[k, axis]):.1f}", flush=True)
     return 0
 
 

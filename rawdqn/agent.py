@@ -165,7 +165,7 @@ class DQN(AgentShell, tf.Module):
     def act_fn(self, obs, epsilon, legal_mask=None):
         """dqn.act with θ, the noise of a noisy network, and the key (seed, act_draws)."""
         noise = self.noise_fn(self.online)
-        key = tf.stack([tf.constant(self.seed, tf.int32), self.act_draws])
+        key = tf.stack([self.seed, self.act_draws])
         self.act_draws.assign_add(1)
         obs = self.features(obs)
         levels = self.levels_fn(tf.shape(obs)[0], (self.config.quantile_samples[2],))[0] \
@@ -175,7 +175,7 @@ class DQN(AgentShell, tf.Module):
     def levels_fn(self, batch, counts):
         """An implicit quantile network's levels τ ~ U(0, 1), [batch, count] for each count, from a
         stateless RNG keyed by (seed, draws so far)."""
-        key = tf.stack([tf.constant(self.seed + 104_729, tf.int32), self.level_draws])
+        key = tf.stack([self.seed + 104_729, self.level_draws])
         self.level_draws.assign_add(1)
         levels = tf.random.stateless_uniform([batch, sum(counts)], seed=key, dtype=self.dtype)
         return tf.split(levels, list(counts), axis=1)

@@ -217,7 +217,7 @@ class FrameReplay(tf.Module):
         span = tf.maximum(tf.minimum(tf.constant(self.slots, tf.int64), tf.reduce_max(self.written)), 1)
 
         def draw(round_number):
-            seed = tf.stack([tf.constant(self.seed, tf.int32), self.draws + round_number])
+            seed = tf.stack([self.seed, self.draws + round_number])
             if self.prioritized:   # a leaf in proportion to priority, then its slot's logical index
                 total = self.priorities.total_fn()
                 leaf = self.priorities.find_fn(tf.random.stateless_uniform([batch_size], seed=seed, dtype=tf.float64) * total)

@@ -118,7 +118,7 @@ class ThetaNetwork(ThetaLayout, tf.Module):
         f(ε) = sgn(ε)√|ε|, from a stateless RNG keyed by (seed, passes so far)."""
         widths = [(kernel.shape[0], kernel.shape[1]) for kernel in self.kernels[self.noisy_from:]]
         total = sum(fan_in + fan_out for fan_in, fan_out in widths)
-        seed = tf.stack([tf.constant(self.noise_seed + 7_919, tf.int32), self.noise_draws])
+        seed = tf.stack([self.noise_seed + 7_919, self.noise_draws])
         self.noise_draws.assign_add(1)
         draws = standard_normal(total, seed, self.dtype)
         shaped = tf.sign(draws) * tf.sqrt(tf.abs(draws))

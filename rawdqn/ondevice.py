@@ -67,8 +67,10 @@ class OnDeviceRun:
     (`write_run`): LOGDIR itself with one seed, LOGDIR/seedS/ with several.
     """
 
-    def __init__(self, env_id, config, seed, num_seeds, device, log, logdir, checkpoint_interval=None):
-        self.trainer = OnDeviceTrainer(env_id, config, seed, num_seeds=num_seeds, device=device)
+    def __init__(self, env_id, config, seed, num_seeds, device, log, logdir, checkpoint_interval=None,
+                 seed_axis=None):
+        self.trainer = OnDeviceTrainer(env_id, config, seed, num_seeds=num_seeds, device=device,
+                                       seed_axis=seed_axis or "unrolled")
         self.env_id, self.config, self.log = env_id, self.trainer.config, log
         self.directory = RunDirectory(logdir, checkpoint_interval)
         self.history, self.train_seconds, self.compile_seconds = [], 0.0, 0.0
@@ -238,14 +240,14 @@ class OnDeviceRun:
 
 
 def train_on_device(env_id="CartPole-v1", config=None, seed=0, num_seeds=1, device=None, log=print,
-                    logdir=None, checkpoint_interval=None):
+                    logdir=None, checkpoint_interval=None, seed_axis=None):
     """Train `num_seeds` agents on env_id with the on-device loop (config.num_envs envs each,
     config.iterations_per_call iterations per call); evaluate each on gymnasium."""
     config = (config or preset(env_id)).validate()
     if logdir and (checkpoint.latest_in(os.path.join(logdir, PROGRAM_DIR)) or checkpoint.latest(logdir)):
         raise UsageError(f"{logdir} already holds a run; continue it with --resume {logdir} "
                          "or choose another --logdir")
-    run = OnDeviceRun(env_id, config, seed, num_seeds, device, log, logdir, checkpoint_interval)
+    run = OnDeviceRun(env_id, config, seed, num_seeds, device, log, logdir, checkpoint_interval, seed_axis)
     if logdir:
         prepare_run_dir(logdir)  # after the agents are known to fit: no empty run dirs
     trainer = run.trainer
@@ -268,10 +270,11 @@ def is_on_device_run(path):
     return checkpoint.latest_in(os.path.join(path, PROGRAM_DIR)) is not None
 
 
-def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps=None):
+def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps=None, seed_axis=None):
     """Continue the on-device run in `logdir` from its latest checkpoint, bit for bit.
 
-    Only total_steps may change (every other setting is compiled into the program).
+    Only total_steps may change (every other setting is compiled into the program); seed_axis
+    (how several seeds run: engine/seed_axis.py) may, and then agrees to float rounding.
     """
     root = os.path.join(logdir, PROGRAM_DIR)
     saved = checkpoint.latest_in(root)
@@ -288,7 +291,7 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
         raise UsageError(f"{logdir} has already run {state['step']:,} of {config.total_steps:,} steps; "
                          f"pass --steps above {state['step']:,} to train further")
     run = OnDeviceRun(state["env_id"], config, state["seed"], state["num_seeds"], device, log, logdir,
-                      checkpoint_interval or state["checkpoint_interval"])
+                      checkpoint_interval or state["checkpoint_interval"], seed_axis)
     try:
         prefix = os.path.join(saved, "variables")
         checkpoint.read_variables(prefix, **compat.ondevice_roots(prefix, run.trainer))
@@ -364,5 +367,5 @@ def run_command(args, changes, log=print):
     train_on_device(env_id, config, seed=args.seed or 0, num_seeds=args.seeds or 1,
                     device=resolve_device(args.device), log=log,
                     logdir=args.logdir or default_run_dir(env_id, args.seed or 0, "ondevice"),
-                    checkpoint_interval=args.checkpoint_interval)
+                    checkpoint_interval=args.checkpoint_interval, seed_axis=args.seed_axis)
     return 0

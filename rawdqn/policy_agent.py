@@ -86,7 +86,7 @@ class PolicyGradientAgent(RolloutAgent, tf.Module):
     # --- act ----------------------------------------------------------------
     def act_fn(self, obs, legal_mask=None):
         """a ~ π(·|s) by Gumbel-max on uniforms from a stateless RNG keyed by (seed, draws so far)."""
-        key = tf.stack([tf.constant(self.seed + 104_729, tf.int32), self.act_draws])
+        key = tf.stack([self.seed + 104_729, self.act_draws])
         self.act_draws.assign_add(1)
         return policy_gradient.act(self.policy, self.policy.theta.read_value(), self.features(obs), key, legal_mask)
 

@@ -81,7 +81,7 @@ class PQNAgent(RolloutAgent, tf.Module):
     # --- act ----------------------------------------------------------------
     def act_fn(self, obs, legal_mask=None):
         """dqn.act with ε(t), …, ε(t + B − 1) of the schedule, keyed by (seed, draws so far)."""
-        key = tf.stack([tf.constant(self.seed + ACT_STREAM, tf.int32), self.act_draws])
+        key = tf.stack([self.seed + ACT_STREAM, self.act_draws])
         self.act_draws.assign_add(1)
         epsilon = dqn.exploration(self.config, self.schedule.step, tf.shape(obs)[0], self.dtype)
         return dqn.act(self.online, self.online.theta.read_value(), self.features(obs), epsilon, key, legal_mask)
@@ -101,7 +101,7 @@ class PQNAgent(RolloutAgent, tf.Module):
         rollout = pqn.Rollout(inputs.obs, batch.action, self.clip_reward_fn(batch.reward), inputs.next_obs,
                               batch.terminated, batch.ended)
         rollouts_done = tf.cast(self.schedule.updates_done, tf.int32)
-        key = tf.stack([tf.constant(self.seed + MINIBATCH_STREAM, tf.int32), rollouts_done])
+        key = tf.stack([self.seed + MINIBATCH_STREAM, rollouts_done])
         params, state, info = pqn.train(
             self.online, self.optimizer, self.online.theta.read_value(), self.optimizer.read_state(), rollout,
             self.config, key, tf.cast(self.schedule.updates_done, tf.int64) * self.gradient_steps_per_rollout,

@@ -278,7 +278,7 @@ class ReplayBuffer(tf.Module):
         With n_step > 1, n-step windows (the class docstring); prioritized, draws in proportion
         to priority with importance weights for β = importance_exponent."""
         batch_size = tf.convert_to_tensor(batch_size, tf.int32)
-        seed = tf.stack([tf.constant(self.seed, tf.int32), self.draws])
+        seed = tf.stack([self.seed, self.draws])
         self.draws.assign_add(1)
         complete = self.count - (self.n_step - 1) * self.stride   # transitions whose window is written
         if self.prioritized:

@@ -9,8 +9,9 @@ from rawdqn.algorithms import dqn
 
 ALGORITHMS = pathlib.Path(rawdqn.__file__).parent / "algorithms"
 # What the reader's layer may import: the math modules, never the engine, the loops or the agents.
+# rawdqn.control is tf.cond and tf.while_loop (that carry a traced body's state where the engine asks).
 MATH_MODULES = {"rawdqn.bellman", "rawdqn.losses", "rawdqn.optim", "rawdqn.schedule", "rawdqn.multistep",
-                "rawdqn.policy_gradient", "rawdqn.algorithms"}
+                "rawdqn.policy_gradient", "rawdqn.algorithms", "rawdqn.control"}
 
 
 def imported_modules(path):

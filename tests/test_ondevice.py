@@ -242,6 +242,7 @@ def test_same_seed_same_run_and_each_seed_is_its_own_agent(run):
      "--on-device has no TensorFlow version of Pendulum-v1; available: Acrobot-v1, CartPole-v1, MinAtar/Breakout-v1, MountainCar-v0"),
     (["--env", "FrozenLake-v1", "--on-device"], "available: Acrobot-v1, CartPole-v1, MinAtar/Breakout-v1, MountainCar-v0"),
     (["--seeds", "8"], "--seeds needs --on-device"),
+    (["--seed-axis", "batched"], "--seed-axis needs --on-device"),
     (["--on-device", "--num-envs", "0"], "num_envs must be >= 1; got 0"),
     (["--on-device", "--env", "MinAtar/Breakout-v1", "--algo", "a2c"],
      "--algo a2c takes vector observations; MinAtar/Breakout-v1 has frames: use --algo dqn"),
@@ -253,11 +254,21 @@ def test_cli_errors_are_one_line_with_exit_2(args, message, capsys):
     assert len(err.strip().splitlines()) == 1, err
 
 
-def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys, tmp_path):
+def test_cli_refuses_an_unknown_seed_axis_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["train", "--on-device", "--seeds", "2", "--seed-axis", "diagonal"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seed-axis: invalid choice: 'diagonal' (choose from 'unrolled', 'batched')" in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("seed_axis", ["unrolled", "batched"])
+def test_cli_trains_two_seeds_and_reports_final_and_kept_weights(capsys, tmp_path, seed_axis):
     code = cli.main(["train", "--env", "CartPole-v1", "--on-device", "--seeds", "2", "--seed", "5",
                      "--num-envs", "8", "--steps", "800", "--learning-starts", "100", "--hidden", "8",
                      "--batch-size", "16", "--eval-interval", "400", "--eval-episodes", "2",
-                     "--log-interval", "400", "--logdir", str(tmp_path / "run")])
+                     "--log-interval", "400", "--logdir", str(tmp_path / "run"), "--seed-axis", seed_axis])
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.splitlines()

@@ -33,7 +33,7 @@ import collections
 
 import tensorflow as tf
 
-from rawdqn import bellman, losses, optim, schedule
+from rawdqn import bellman, control, losses, optim, schedule
 
 LearnInfo = collections.namedtuple(
     "LearnInfo", ["loss", "mean_td_error", "mean_abs_td_error", "mean_max_q", "grad_norm"])
@@ -199,12 +199,12 @@ def step(config, counters, num_steps, store, learn, sync, act, last_info, learni
     if not learning:
         return counters._replace(step=t), last_info, tf.constant(0, tf.int64), act(epsilon)
     owed = schedule.due(config, t, counters.updates_done, counters.syncs_done)
-    _, info = tf.while_loop(lambda i, _: i < owed.updates, lambda i, _: (i + 1, learn(t)),
+    _, info = control.while_loop(lambda i, _: i < owed.updates, lambda i, _: (i + 1, learn(t)),
                             (tf.constant(0, tf.int64), last_info))
 
     def sync_owed():
         sync(owed.tau)
         return tf.constant(0)
-    tf.cond(owed.syncs > 0, sync_owed, lambda: tf.constant(0))
+    control.cond(owed.syncs > 0, sync_owed, lambda: tf.constant(0))
     counters = Counters(t, counters.updates_done + owed.updates, counters.syncs_done + owed.syncs)
     return counters, info, owed.updates, act(epsilon)

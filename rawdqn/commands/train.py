@@ -183,6 +183,9 @@ def add_command(commands):
                                 "collect → replay → learn → sync loop compiled as one XLA program")
     on_device.add_argument("--seeds", type=int, default=None, metavar="S",
                            help="train S independent agents (seeds SEED … SEED+S−1) in the same program")
+    on_device.add_argument("--seed-axis", choices=("unrolled", "batched"), default=None,
+                           help="how the S agents run in the program: one after another (unrolled, the default) "
+                                "or as one batch, each operation once for all S (batched; rawdqn/engine/seed_axis.py)")
     distributed = parser.add_argument_group("Ape-X across processes and machines (rawdqn/distributed/apex.py; "
                                             'pip install "rawdqn[distributed]")')
     distributed.add_argument("--distributed", action="store_true",
@@ -218,7 +221,7 @@ def run(args):
         raise UsageError("--distributed runs gymnasium envs in Ray actors, as a new run: drop "
                          + ("--on-device" if args.on_device else "--resume" if args.resume else "--env-source envpool"))
     if not args.on_device:
-        for flag in ("iterations_per_call", "seeds"):
+        for flag in ("iterations_per_call", "seeds", "seed_axis"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} needs --on-device")
     if args.algo in DQN_HEADS:   # --algo qr-dqn or iqn: DQN with that head
@@ -242,7 +245,7 @@ def run(args):
                 if other:
                     raise UsageError(f"an on-device run resumes with the settings compiled into its program; "
                                      f"only --steps may change (got {', '.join(other)})")
-                ondevice.resume(args.resume, device=resolve_device(args.device), log=log,
+                ondevice.resume(args.resume, device=resolve_device(args.device), log=log, seed_axis=args.seed_axis,
                                 checkpoint_interval=args.checkpoint_interval, total_steps=steps)
             else:
                 resume(args.resume, device=args.device, log=log, checkpoint_interval=args.checkpoint_interval,

@@ -31,7 +31,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import bellman, envs, keep_best
+from rawdqn import bellman, control, envs, keep_best
 from rawdqn.errors import UsageError
 from rawdqn.evaluation import PIXEL_EVAL_STEP_LIMIT
 from rawdqn.gym_env import EnvSpec
@@ -39,6 +39,7 @@ from rawdqn.gym_run import make_agent
 from rawdqn.config import check_seed
 from rawdqn.network import PolicyNetwork
 from rawdqn.policy_agent import PolicyGradientAgent
+from rawdqn.engine.seed_axis import SeedAxis
 from rawdqn.pqn_agent import PixelPQN, PQNAgent
 
 # The second word of each agent's environment seed: [seed, ENV_STREAM].
@@ -104,7 +105,7 @@ class AgentEnvs(tf.Module):
             variable.assign(tf.zeros_like(variable))
         # An agent that has never acted chooses its first actions (begin_fn) for the envs' first observations.
         agent = self.agent
-        tf.cond(agent.act_draws == 0, lambda: agent.begin_fn(self.envs.obs.read_value()),
+        control.cond(agent.act_draws == 0, lambda: agent.begin_fn(self.envs.obs.read_value()),
                 lambda: agent.last_action.read_value())
 
     def step_fn(self):
@@ -124,6 +125,13 @@ class AgentEnvs(tf.Module):
             tf.reduce_sum(tf.where(done, episode_return, tf.zeros_like(episode_return))), tf.float64))
         self.episode_return.assign(tf.where(done, tf.zeros_like(episode_return), episode_return))
         return done, episode_return
+
+    def shared_variables(self):
+        """The counters every seed of a run holds alike (engine/seed_axis.py): the schedule's, the
+        draws of the acting RNG, the rollout's length, and the env runner's calls."""
+        agent = self.agent
+        return [agent.schedule.step, agent.schedule.updates_done, agent.schedule.syncs_done, agent.act_draws,
+                self.envs.counter] + ([agent.length] if hasattr(agent, "length") else [])
 
     def keep_if_best(self, score, step):
         """Copy the online weights to `best` if they are the best so far (keep_best.is_best)."""
@@ -166,12 +174,15 @@ class OnDeviceTrainer(tf.Module):
     """`num_seeds` agents with N TF environments each, trained by one compiled loop."""
 
     def __init__(self, env_id, config, seed=0, num_envs=None, num_seeds=1,
-                 device=None, max_episode_steps=None, name=None):
+                 device=None, max_episode_steps=None, seed_axis="unrolled", name=None):
         """num_envs: the config's unless given (then the config says so too); max_episode_steps
-        the config's unless given, else the env's own time limit."""
+        the config's unless given, else the env's own time limit. seed_axis: how the seeds run,
+        'unrolled' (one after another in the loop body) or 'batched' (engine/seed_axis.py)."""
         super().__init__(name=name)
         check_env(env_id)
         num_envs = config.num_envs if num_envs is None else num_envs
+        if seed_axis not in ("unrolled", "batched"):
+            raise UsageError(f"--seed-axis must be unrolled or batched; got {seed_axis!r}")
         if int(num_envs) < 1 or int(num_seeds) < 1:
             raise UsageError(f"--num-envs and --seeds must be >= 1; got {num_envs} and {num_seeds}")
         config = config.replace(num_envs=int(num_envs))
@@ -189,6 +200,8 @@ class OnDeviceTrainer(tf.Module):
             raise UsageError(str(error)) from None
         self.seed_runs = [AgentEnvs(self.env, self.config, self.seed + i, self.num_envs, device,
                                 name=f"seed_{self.seed + i}") for i in range(self.num_seeds)]
+        self.seed_axis = (SeedAxis(self.seed_runs, AgentEnvs.shared_variables)
+                          if seed_axis == "batched" and self.num_seeds > 1 else None)
         # autograph=False: the loop has no Python control flow on tensors, and converting
         # the agent and env code takes longer than tracing it.
         self._run = tf.function(self.run_fn, jit_compile=self.config.mode == "xla", autograph=False)
@@ -220,6 +233,8 @@ class OnDeviceTrainer(tf.Module):
         An iteration steps every agent's N envs once and runs each agent's step body
         (`AgentEnvs.step_fn`): the body of the gymnasium loop's compiled call.
         """
+        if self.seed_axis is not None:
+            return self.batched_run_fn(iterations)
         for seed_run in self.seed_runs:
             seed_run.begin_call_fn()
         # Row i of each agent's [iterations_per_call, N] buffers: which episodes ended at
@@ -243,6 +258,31 @@ class OnDeviceTrainer(tf.Module):
                 "loss": tf.stack([tf.cast(seed_run.agent.last_info.loss, tf.float64) for seed_run in self.seed_runs]),
                 "ended": tf.stack([ended for ended, _ in buffers]),
                 "end_returns": tf.stack([returns for _, returns in buffers])}
+
+    def batched_run_fn(self, iterations):
+        """run_fn with the K agents as one batch (engine/seed_axis.py): their state read into [K, ...]
+        tensors, `iterations` batched step bodies, the state written back."""
+        axis = self.seed_axis
+        per_seed, shared = axis.read()
+        per_seed, shared, _ = axis.map(lambda seed_run: seed_run.begin_call_fn() or tf.constant(0), per_seed, shared)
+        rows = [self.num_seeds, self.config.iterations_per_call, self.num_envs]
+        buffers = (tf.zeros(rows, tf.bool), tf.zeros(rows, self.env.dtype))
+
+        def body(i, buffers, per_seed, shared):
+            per_seed, shared, (done, episode_return) = axis.map(lambda seed_run: seed_run.step_fn(), per_seed, shared)
+            at = tf.stack([tf.range(self.num_seeds), tf.fill([self.num_seeds], i)], axis=1)
+            buffers = (tf.tensor_scatter_nd_update(buffers[0], at, done),
+                       tf.tensor_scatter_nd_update(buffers[1], at, episode_return))
+            return i + 1, buffers, per_seed, shared
+        _, (ended, end_returns), per_seed, shared = tf.while_loop(
+            lambda i, *_: i < iterations, body, (tf.constant(0, tf.int32), buffers, per_seed, shared))
+        axis.write(per_seed, shared)
+        return {"step": self.step.read_value(), "updates": self.updates_done.read_value(),
+                "syncs": self.syncs_done.read_value(),
+                "episodes": tf.stack([seed_run.call_episodes.read_value() for seed_run in self.seed_runs]),
+                "return_sum": tf.stack([seed_run.call_return_sum.read_value() for seed_run in self.seed_runs]),
+                "loss": tf.stack([tf.cast(seed_run.agent.last_info.loss, tf.float64) for seed_run in self.seed_runs]),
+                "ended": ended, "end_returns": end_returns}
 
     # --- the host side -----------------------------------------------------------
     def run(self, iterations):

@@ -14,7 +14,7 @@ import collections
 
 import tensorflow as tf
 
-from rawdqn import optim, schedule
+from rawdqn import control, optim, schedule
 from rawdqn.engine.shell import AgentShell
 
 # What an update learns from, time-major [T, N] (step t of column n), as the buffer holds it:
@@ -145,7 +145,7 @@ class RolloutAgent(AgentShell):
         self.episode_step.assign(tf.where(ended_now, tf.zeros_like(self.episode_step), self.episode_step + 1))
         self.episodes_waiting.assign_add(tf.reduce_sum(tf.cast(ended_now, tf.int64)))
         self.schedule.step.assign_add(self.num_envs)
-        tf.cond(self.due_fn(), self.learn_from_buffer_fn, lambda: tf.constant(False))
+        control.cond(self.due_fn(), self.learn_from_buffer_fn, lambda: tf.constant(False))
         return self.act_on_fn(obs, legal_mask)
 
     def rows_full_fn(self):
