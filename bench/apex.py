@@ -8,7 +8,7 @@ actors stepping their envs, building windows and their TD errors, and the learne
 their shipments into its replay; env steps/s over `--seconds` after the first shipments.
 learner: the same preset's DQN learner alone, `agent.train(K)` (sample from the prioritized
 replay of prebuilt windows → update → priorities), updates/s.
-Rounds interleave the actor counts; medians over rounds. The README's "Ape-X at scale" turns
+Rounds interleave the actor counts; medians over rounds. docs/apex.md's "Ape-X at scale" turns
 these into predictions for 32 and 256 actors.
 """
 import argparse
