@@ -173,6 +173,9 @@ class DQNConfig:
     """PQN: minibatches per epoch, each num_envs · rollout_steps / minibatches transitions (it must divide)."""
     learning_rate_decay: bool = True
     """PQN: decay the learning rate linearly to 0 over the run's gradient steps (pqn.learning_rate); off, it stays."""
+    learning_rate_decay_from: Optional[Tuple[int, float]] = None
+    """PQN, set when a run is resumed with a new --steps: (gradient steps done, the rate then), from
+    which the rate decays on, linearly to 0 at the new end; None: from (0, learning_rate)."""
     gae_lambda: float = 1.0
     """A2C: λ of GAE (Schulman et al. 2016); 1 gives the bootstrapped rollout_steps-step returns of
     Mnih et al. 2016, 0 the one-step TD error."""
@@ -373,15 +376,17 @@ class DQNConfig:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
-    def resumed_with(self, **changes):
-        """This run's config with `changes` from a resumed step on. A new total_steps keeps ε's
-        decay where it was: it pins exploration_steps (unless the changes set ε's decay), so
-        that more steps do not move ε back up mid-run."""
+    def resumed_with(self, step=0, **changes):
+        """This run's config with `changes` from step `step` on. A new total_steps pins ε's decay
+        (exploration_steps, unless the changes set it), so ε does not move back up mid-run, and
+        PQN's rate decays on from its value at `step` to 0 at the new end (learning_rate_decay_from)."""
         if ("total_steps" in changes and self.exploration_steps is None
                 and not {"exploration_fraction", "exploration_steps"} & set(changes)):
             changes = {**changes, "exploration_steps": math.ceil(self.exploration_decay_steps)}
+        if self.algo == "pqn" and self.learning_rate_decay and changes.get("total_steps", self.total_steps) != self.total_steps:
+            from rawdqn.schedule import pqn_learning_rate_at   # schedule.py imports TensorFlow
+            changes = {**changes, "learning_rate_decay_from": pqn_learning_rate_at(self, step, changes.get("learning_rate"))}
         return self.replace(**changes)
-
 
 DQN_DEFAULTS = DQNConfig()
 

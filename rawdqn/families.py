@@ -29,7 +29,7 @@ FAMILIES = {
                                      "reward_clip")),
     "A2C": (("a2c",), ("gae_lambda",)),
     "rollout": (("a2c", "pqn"), ("rollout_steps",)),
-    "PQN": (("pqn",), ("q_lambda", "epochs", "minibatches", "learning_rate_decay")),
+    "PQN": (("pqn",), ("q_lambda", "epochs", "minibatches", "learning_rate_decay", "learning_rate_decay_from")),
     "policy-gradient": (("reinforce", "a2c"), ("normalize_advantages", "score_discounting", "entropy_coef",
                                                 "value_coef")),
 }
@@ -70,6 +70,9 @@ def check_family_fields(config, require, finite):
     require(config.algo != "pqn" or rollout % int(config.minibatches) == 0,
             f"--minibatches {config.minibatches} must divide a rollout's num_envs × rollout_steps = "
             f"{config.num_envs} × {config.rollout_steps} = {rollout} transitions")
+    decay_from = config.learning_rate_decay_from
+    require(decay_from is None or (len(decay_from) == 2 and int(decay_from[0]) >= 0 and float(decay_from[1]) >= 0),
+            f"learning_rate_decay_from must be (gradient steps >= 0, a rate >= 0) or None; got {decay_from}")
     require(0.0 <= finite("gae_lambda") <= 1.0, f"gae_lambda must be in [0, 1]; got {config.gae_lambda}")
     require(int(config.episodes_per_update) >= 1, f"episodes_per_update must be >= 1; got {config.episodes_per_update}")
     for name in ("entropy_coef", "value_coef"):

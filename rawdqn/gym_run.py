@@ -311,7 +311,7 @@ def read_resumable(path, checkpoint_interval, env_id, seed, changes):
                 f"--{name.replace('_', '-')} {changes[name]} differs from the checkpoint's {getattr(saved, name)}; "
                 f"a resumed run keeps the shapes of what it restores ({', '.join('--' + f.replace('_', '-') for f in FIXED_FIELDS)}); "
                 "every other hyperparameter may change")
-    config = saved.resumed_with(**changes).validate()
+    config = saved.resumed_with(state["step"], **changes).validate()
     if config.total_steps <= state["step"]:
         raise UsageError(f"{path} has already run {state['step']:,} of {config.total_steps:,} steps; "
                          f"pass --steps above {state['step']:,} to train further")

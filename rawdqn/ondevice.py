@@ -283,7 +283,7 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
             state = json.load(f)
         config = DQNConfig(**state["config"])
         if total_steps is not None:
-            config = config.resumed_with(total_steps=int(total_steps))
+            config = config.resumed_with(state["step"], total_steps=int(total_steps))
         config = config.validate()
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise checkpoint.CheckpointError(f"checkpoint {saved} is corrupt ({type(error).__name__}: {error})") from None

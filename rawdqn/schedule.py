@@ -38,6 +38,18 @@ def epsilon(config, steps, dtype=tf.float64):
     return value if on_host else tf.cast(value, dtype)
 
 
+def pqn_learning_rate_at(config, step, new_rate=None):
+    """PQN: (gradient steps made by env step `step`, the decayed rate they end at: algorithms/
+    pqn.learning_rate's α_k), or `new_rate` there (a resumed run that sets --learning-rate)."""
+    rollout, per_rollout = config.num_envs * config.rollout_steps, config.epochs * config.minibatches
+    done = step // rollout * per_rollout
+    if new_rate is not None:
+        return done, float(new_rate)
+    start, rate = config.learning_rate_decay_from or (0, config.learning_rate)
+    total = max(1, ceil_div(config.total_steps, rollout)) * per_rollout   # PQNAgent.total_gradient_steps
+    return done, rate * max(1.0 - (done - start) / (total - start), 0.0)
+
+
 def importance_exponent(config, steps):
     """β(t) = β_0 + (β_end − β_0) · min(1, t / total_steps): a prioritized replay's importance-weight
     exponent, annealed (to 1, Schaul et al. 2016) by the end of the run, float64."""

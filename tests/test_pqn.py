@@ -121,8 +121,8 @@ def test_a_rollouts_training_makes_epochs_times_minibatches_updates_on_a_permuta
                           tf.constant(rng.normal(size=(4, 3))), tf.constant(rng.normal(size=(4, 3, 3))),
                           tf.zeros((4, 3), tf.float64), tf.zeros((4, 3), tf.float64))
     config = collections.namedtuple(
-        "Config", "discount q_lambda epochs minibatches max_grad_norm learning_rate learning_rate_decay")(
-        0.99, 0.65, 2, 3, 10.0, 1e-3, True)
+        "Config", "discount q_lambda epochs minibatches max_grad_norm learning_rate learning_rate_decay "
+        "learning_rate_decay_from")(0.99, 0.65, 2, 3, 10.0, 1e-3, True, None)
     optimizer = optim.RAdam(1e-3)
     optimizer.build([network.theta])
     params, state, info = pqn.train(network, optimizer, network.theta.read_value(), optimizer.read_state(), rollout,
@@ -246,16 +246,19 @@ def test_pixel_pqn_trains_on_minatar_from_the_command_line(tmp_path, capsys):
 
 def test_the_learning_rate_decays_linearly_unless_told_to_stay():
     """One SGD step (1 epoch of 1 minibatch) after 50 of 100 gradient steps: decayed, α = α₀/2;
-    with learning_rate_decay off, α₀: the second step is twice the first, to 1e-12."""
+    with learning_rate_decay off, α₀: the second step is twice the first, to 1e-12; decaying on
+    from a resume's (steps, rate), the step that rate's share."""
     network, rng = layer_normed_network(6), np.random.default_rng(7)
     rollout = pqn.Rollout(tf.constant(rng.normal(size=(2, 2, 3))), tf.constant(rng.integers(0, 2, (2, 2)), tf.int32),
                           tf.constant(rng.normal(size=(2, 2))), tf.constant(rng.normal(size=(2, 2, 3))),
                           tf.zeros((2, 2), tf.float64), tf.zeros((2, 2), tf.float64))
-    fields = "discount q_lambda epochs minibatches max_grad_norm learning_rate learning_rate_decay"
+    fields = "discount q_lambda epochs minibatches max_grad_norm learning_rate learning_rate_decay learning_rate_decay_from"
     theta = network.theta.read_value()
     steps = []
-    for decay in (True, False):
-        config = collections.namedtuple("Config", fields)(0.9, 0.5, 1, 1, None, 0.1, decay)
+    # decayed from the start: α = 0.1 (1 − 50/100) = 0.05; held: 0.1; decayed on from (40, 0.09), as a
+    # resumed run that was lengthened: α = 0.09 (1 − 10/60) = 0.075 (pqn.learning_rate, by hand).
+    for decay, decay_from in ((True, None), (False, None), (True, (40, 0.09))):
+        config = collections.namedtuple("Config", fields)(0.9, 0.5, 1, 1, None, 0.1, decay, decay_from)
         optimizer = optim.SGD(0.1)
         optimizer.build([network.theta])
         params, _, _ = pqn.train(network, optimizer, theta, optimizer.read_state(), rollout, config,
@@ -263,6 +266,30 @@ def test_the_learning_rate_decays_linearly_unless_told_to_stay():
         steps.append(params.numpy() - theta.numpy())
     assert np.max(np.abs(steps[0])) > 1e-6
     np.testing.assert_allclose(steps[1], 2 * steps[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(steps[2], 1.5 * steps[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose([pqn.learning_rate(0.5, k, 10, start=2).numpy() for k in (2, 6, 10, 12)],
+                               [0.5, 0.25, 0.0, 0.0])
+
+
+def test_a_lengthened_pqn_run_decays_its_learning_rate_on_from_where_it_was(tmp_path):
+    """Stopped at step 200 of 400 and resumed for 800: N·T = 40 steps a rollout of 2 × 4 gradient
+    steps, so 5 rollouts = 40 gradient steps were made, of the old run's K = 80, at α = 1e-3 ·
+    (1 − 40/80) = 5e-4. The resumed run decays from there to 0 at its new K = 160, no jump."""
+    from rawdqn.train import resume, train
+    from rawdqn.rundir import TrainingInterrupted
+    from test_checkpoint import interrupt_at, quiet
+    config = DQNConfig(algo="pqn", total_steps=400, num_envs=4, rollout_steps=10, epochs=2, minibatches=4,
+                       hidden=(16,), layer_norm=True, optimizer="radam", learning_rate=1e-3, eval_episodes=1,
+                       log_interval=100, mode="function")
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted):
+        train("CartPole-v1", config, seed=2, logdir=run_dir, log=interrupt_at(200), checkpoint_interval=100)
+    resumed = resume(run_dir, log=quiet, total_steps=800)
+    start, rate = resumed.agent.config.learning_rate_decay_from
+    assert start == 40 and rate == pytest.approx(5e-4, rel=1e-12)
+    assert pqn.learning_rate(1e-3, 40, 80).numpy() == pytest.approx(pqn.learning_rate(rate, 40, 160, start).numpy())
+    assert pqn.learning_rate(rate, 160, 160, start).numpy() == 0.0
+    assert int(resumed.agent.schedule.step.numpy()) == 800
 
 
 def test_pqn_takes_atari_frames_with_its_preset(tmp_path, capsys):
@@ -301,3 +328,10 @@ def test_vectorized_over_seeds_one_update_is_each_seeds_own_update(mode):
         own = one((theta[k], tf.nest.map_structure(lambda x: x[k], state), obs[k], action[k], target[k])).numpy()
         assert np.max(np.abs(own - theta[k].numpy())) > 1e-4   # the update moved θ
         np.testing.assert_allclose(got[k], own, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("decay_from", [(-1, 1e-3), (10, -0.5), (10,)])
+def test_a_bad_learning_rate_anchor_is_refused_in_one_line(decay_from):
+    from rawdqn.config import ConfigError
+    with pytest.raises(ConfigError, match=r"^learning_rate_decay_from must be \(gradient steps >= 0, a rate >= 0\)"):
+        DQNConfig(algo="pqn", num_envs=4, rollout_steps=8, learning_rate_decay_from=decay_from).validate()

@@ -60,9 +60,11 @@ def update(network, optimizer, params, optimizer_state, obs, action, target, max
     return params, optimizer_state, Info(loss_value, tf.reduce_mean(q_values), grad_norm)
 
 
-def learning_rate(initial, updates_done, total_updates):
-    """α_k = α_0 (1 − k / K): linear decay to 0 over the run's K updates (the paper's anneal)."""
-    progress = tf.cast(updates_done, tf.float64) / float(total_updates)
+def learning_rate(initial, updates_done, total_updates, start=0):
+    """α_k = α_s (1 − (k − s) / (K − s)): linear decay from α_s = `initial` at update s to 0 at the
+    run's K updates (the paper's anneal, s = 0; a resumed run that was lengthened decays on from
+    where its rate was, s its updates done then)."""
+    progress = tf.cast(updates_done - start, tf.float64) / float(total_updates - start)
     return initial * tf.maximum(1.0 - progress, 0.0)
 
 
@@ -76,7 +78,7 @@ def minibatch_indices(key, transitions, minibatches):
 def train(network, optimizer, params, optimizer_state, rollout, config, key, updates_done, total_updates):
     """A rollout's learning: G under θ once, then `epochs` × `minibatches` updates, α decayed by
     the updates made so far (unless learning_rate_decay is off). `config` holds discount, q_lambda, epochs,
-    minibatches, max_grad_norm, learning_rate and learning_rate_decay. Returns (θ', optimizer state', the last Info)."""
+    minibatches, max_grad_norm, learning_rate, learning_rate_decay and learning_rate_decay_from. Returns (θ', optimizer state', the last Info)."""
     target = tf.reshape(returns(network, params, rollout, config.discount, config.q_lambda), [-1])
     obs = tf.reshape(rollout.obs, tf.concat([[-1], tf.shape(rollout.obs)[2:]], 0))
     action = tf.reshape(rollout.action, [-1])
@@ -85,11 +87,12 @@ def train(network, optimizer, params, optimizer_state, rollout, config, key, upd
     orders = tf.concat([minibatch_indices(tf.stack([key[0], key[1] * config.epochs + epoch]), tf.shape(action)[0],
                                           config.minibatches) for epoch in range(config.epochs)], axis=0)
 
+    start, initial = config.learning_rate_decay_from or (0, config.learning_rate)
+
     def body(k, params, optimizer_state, info):
         rows = orders[k]
-        alpha = (learning_rate(config.learning_rate, tf.cast(updates_done, tf.int64) + tf.cast(k, tf.int64),
-                               total_updates) if config.learning_rate_decay else
-                 tf.constant(config.learning_rate, tf.float64))
+        alpha = (learning_rate(initial, tf.cast(updates_done, tf.int64) + tf.cast(k, tf.int64), total_updates, start)
+                 if config.learning_rate_decay else tf.constant(config.learning_rate, tf.float64))
         params, optimizer_state, info = update(network, optimizer, params, optimizer_state, tf.gather(obs, rows),
                                                tf.gather(action, rows), tf.gather(target, rows), config.max_grad_norm,
                                                alpha)

@@ -103,8 +103,9 @@ def field_docs():
             and isinstance(following.value, ast.Constant)}
 
 
-def add_config_flags(parser, skip=("total_steps",)):
-    """One flag per DQNConfig field, default None (= keep the preset's value)."""
+def add_config_flags(parser, skip=("total_steps", "learning_rate_decay_from")):
+    """One flag per DQNConfig field, default None (= keep the preset's value); not for the
+    fields a resume sets (learning_rate_decay_from) or --steps sets."""
     group = parser.add_argument_group("hyperparameters (override the environment's preset)")
     docs = field_docs()
     hints = typing.get_type_hints(DQNConfig)
