@@ -251,13 +251,8 @@ class OnDeviceTrainer(tf.Module):
                              tf.tensor_scatter_nd_update(returns, at, episode_return[None])))
             return i + 1, kept
         _, buffers = tf.while_loop(lambda i, _: i < iterations, body, (tf.constant(0, tf.int32), buffers))
-        return {"step": self.step.read_value(), "updates": self.updates_done.read_value(),
-                "syncs": self.syncs_done.read_value(),
-                "episodes": tf.stack([seed_run.call_episodes.read_value() for seed_run in self.seed_runs]),
-                "return_sum": tf.stack([seed_run.call_return_sum.read_value() for seed_run in self.seed_runs]),
-                "loss": tf.stack([tf.cast(seed_run.agent.last_info.loss, tf.float64) for seed_run in self.seed_runs]),
-                "ended": tf.stack([ended for ended, _ in buffers]),
-                "end_returns": tf.stack([returns for _, returns in buffers])}
+        return self.call_results(tf.stack([ended for ended, _ in buffers]),
+                                 tf.stack([returns for _, returns in buffers]))
 
     def batched_run_fn(self, iterations):
         """run_fn with the K agents as one batch (engine/seed_axis.py): their state read into [K, ...]
@@ -277,6 +272,11 @@ class OnDeviceTrainer(tf.Module):
         _, (ended, end_returns), per_seed, shared = tf.while_loop(
             lambda i, *_: i < iterations, body, (tf.constant(0, tf.int32), buffers, per_seed, shared))
         axis.write(per_seed, shared)
+        return self.call_results(ended, end_returns)
+
+    def call_results(self, ended, end_returns):
+        """What a call returns: the counters, each agent's episodes, return sum and last loss over
+        the call, and the [K, iterations_per_call, N] episode ends and their returns."""
         return {"step": self.step.read_value(), "updates": self.updates_done.read_value(),
                 "syncs": self.syncs_done.read_value(),
                 "episodes": tf.stack([seed_run.call_episodes.read_value() for seed_run in self.seed_runs]),
