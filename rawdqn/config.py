@@ -174,8 +174,7 @@ class DQNConfig:
     learning_rate_decay: bool = True
     """PQN: decay the learning rate linearly to 0 over the run's gradient steps (pqn.learning_rate); off, it stays."""
     learning_rate_decay_from: Optional[Tuple[int, float]] = None
-    """PQN, set when a run is resumed with a new --steps: (gradient steps done, the rate then), from
-    which the rate decays on, linearly to 0 at the new end; None: from (0, learning_rate)."""
+    """PQN, set on a resume with new --steps: (gradient steps done, the rate then), decayed on to 0 (None: (0, α))."""
     gae_lambda: float = 1.0
     """A2C: λ of GAE (Schulman et al. 2016); 1 gives the bootstrapped rollout_steps-step returns of
     Mnih et al. 2016, 0 the one-step TD error."""
@@ -387,6 +386,7 @@ class DQNConfig:
             from rawdqn.schedule import pqn_learning_rate_at   # schedule.py imports TensorFlow
             changes = {**changes, "learning_rate_decay_from": pqn_learning_rate_at(self, step, changes.get("learning_rate"))}
         return self.replace(**changes)
+
 
 DQN_DEFAULTS = DQNConfig()
 

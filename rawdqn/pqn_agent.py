@@ -15,6 +15,7 @@ import math
 
 import tensorflow as tf
 
+from rawdqn import schedule
 from rawdqn.algorithms import dqn, pqn
 from rawdqn.engine.kernel import compile_kernel
 from rawdqn.engine.rollout import RolloutAgent
@@ -74,9 +75,8 @@ class PQNAgent(RolloutAgent, tf.Module):
 
     @property
     def total_gradient_steps(self):
-        """K of the learning rate's decay: the run's rollouts (rounded up) × epochs × minibatches."""
-        rollout = self.num_envs * int(self.config.rollout_steps)
-        return max(1, -(-int(self.config.total_steps) // rollout)) * self.gradient_steps_per_rollout
+        """K of the learning rate's decay (schedule.pqn_total_gradient_steps)."""
+        return schedule.pqn_total_gradient_steps(self.config, self.num_envs)
 
     # --- act ----------------------------------------------------------------
     def act_fn(self, obs, legal_mask=None):

@@ -38,16 +38,22 @@ def epsilon(config, steps, dtype=tf.float64):
     return value if on_host else tf.cast(value, dtype)
 
 
+def pqn_total_gradient_steps(config, num_envs):
+    """K of PQN's learning-rate decay: the run's rollouts of num_envs × rollout_steps (rounded up)
+    × epochs × minibatches."""
+    rollouts = max(1, ceil_div(int(config.total_steps), num_envs * int(config.rollout_steps)))
+    return rollouts * int(config.epochs) * int(config.minibatches)
+
+
 def pqn_learning_rate_at(config, step, new_rate=None):
     """PQN: (gradient steps made by env step `step`, the decayed rate they end at: algorithms/
     pqn.learning_rate's α_k), or `new_rate` there (a resumed run that sets --learning-rate)."""
-    rollout, per_rollout = config.num_envs * config.rollout_steps, config.epochs * config.minibatches
-    done = step // rollout * per_rollout
+    from rawdqn.algorithms import pqn   # it imports this module
+    done = step // (config.num_envs * config.rollout_steps) * config.epochs * config.minibatches
     if new_rate is not None:
         return done, float(new_rate)
     start, rate = config.learning_rate_decay_from or (0, config.learning_rate)
-    total = max(1, ceil_div(config.total_steps, rollout)) * per_rollout   # PQNAgent.total_gradient_steps
-    return done, rate * max(1.0 - (done - start) / (total - start), 0.0)
+    return done, float(pqn.learning_rate(rate, done, pqn_total_gradient_steps(config, config.num_envs), start))
 
 
 def importance_exponent(config, steps):
