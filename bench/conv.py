@@ -10,8 +10,7 @@ fc 512, Mnih et al. 2015; or MinAtar's 16 3×3/1, fc 128 on 10×10×4):
             network forward, online forward and gradient, global-norm clip, RMSProp step;
             one compiled call, in each mode (eager, tf.function, XLA, and hybrid: a graph
             whose sampling, θ cuts and optimizer step are XLA clusters), each layout (NHWC,
-            NCHW) and each way of differentiating a conv (conv_gradients 'tf' and 'forward',
-            rawdqn/conv.py).
+            NCHW) and each conv form (conv_gradients 'tf', 'forward' and 'im2col', rawdqn/conv.py).
   networks  the same update's convolutions and products alone (target forward, online forward
   alone     and gradient, in a graph on one fixed batch, θ cut beforehand; no sampling, clip
             or step): the least any update of this network costs with TensorFlow's kernels
@@ -283,8 +282,8 @@ def main(argv=None):
     on_cpu = args.device == "cpu"
     for mode in args.modes:
         for data_format in ("NHWC", "NCHW"):
-            for gradients in ("tf", "forward"):
-                if gradients == "forward" and data_format == "NCHW":
+            for gradients in ("tf", "forward", "im2col"):
+                if gradients != "tf" and data_format == "NCHW":
                     continue
                 if mode == "xla" and gradients == "tf" and on_cpu and not args.slow_variants:
                     continue

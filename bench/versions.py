@@ -19,6 +19,10 @@ per round, and the median is reported with the rounds' range. Workloads, higher 
   learn-k100    the same, 100 updates inside one compiled call (K=100): updates/s
   minatar-step  bench/conv.py --net minatar: PixelDQN.train(1), batch 32 on MinAtar's conv net,
                 XLA NHWC (conv_gradients=forward), one 4 s block: updates/s
+  minatar-loop  bench/minatar_step.py: the gymnasium loop's step on MinAtar/Breakout-v1 while
+                learning (env step, the one compiled call, bookkeeping), 5 rounds: loop steps/s
+  nature-step   bench/conv.py --net nature: the Nature DQN's update (W3), XLA NHWC
+                (conv_gradients=forward), one 4 s block: updates/s
 
 learn-k1 and learn-k100 come from one process. --quick shrinks every workload and runs one
 round: it checks that the numbers parse, it measures nothing.
@@ -34,7 +38,7 @@ import sys
 import tempfile
 import time
 
-MINATAR_VARIANT = "rawdqn xla NHWC conv_gradients=forward"
+CONV_VARIANT = "rawdqn xla NHWC conv_gradients=forward"
 TIMEOUT_S = 1800
 
 
@@ -85,11 +89,17 @@ def learn_command(quick, names, scratch):
     return argv, parse
 
 
-def minatar_command(quick, names, scratch):
-    path = os.path.join(scratch, "conv.json")
+def conv_command(net):
+    def command(quick, names, scratch):
+        return conv_learner(net, quick, names, scratch)
+    return command
+
+
+def conv_learner(net, quick, names, scratch):
+    path = os.path.join(scratch, f"conv-{net}.json")
     # --rounds 1: one block of --block-ms per variant (this one and "networks alone"); the rest of
     # the process (imports, compiles, the fill, conv.py's peak measurements) takes ~15-20 s.
-    argv = ["bench/conv.py", "--net", "minatar", "--modes", "xla", "--no-sb3", "--no-keras", "--rounds", "1",
+    argv = ["bench/conv.py", "--net", net, "--modes", "xla", "--no-sb3", "--no-keras", "--rounds", "1",
             "--block-ms", "100" if quick else "4000", "--json", path]
     if quick:
         argv += ["--fill", "100"]
@@ -97,16 +107,29 @@ def minatar_command(quick, names, scratch):
     def parse(stdout):
         with open(path) as file:
             rows = {row["variant"]: row for row in json.load(file)["rows"]}
-        if MINATAR_VARIANT not in rows:
-            raise ValueError(f"no row {MINATAR_VARIANT!r} in conv.py's JSON; rows: {sorted(rows)}")
-        return {names[0]: 1.0 / rows[MINATAR_VARIANT]["median_seconds"]}
+        if CONV_VARIANT not in rows:
+            raise ValueError(f"no row {CONV_VARIANT!r} in conv.py's JSON; rows: {sorted(rows)}")
+        return {names[0]: 1.0 / rows[CONV_VARIANT]["median_seconds"]}
+    return argv, parse
+
+
+def minatar_loop_command(quick, names, scratch):
+    argv = ["bench/minatar_step.py", "--rounds", "1" if quick else "5", "--block-ms", "5" if quick else "40"]
+
+    def parse(stdout):
+        rates = re.findall(r"^([\d,]+) loop steps/s while learning", stdout, re.MULTILINE)
+        if len(rates) != 1:
+            raise ValueError(f"expected one 'N loop steps/s while learning' line, found {len(rates)}")
+        return {names[0]: float(rates[0].replace(",", ""))}
     return argv, parse
 
 
 JOBS = [Job(("w2-1env",), "env steps/s", loop_job(1)),
         Job(("w2-8envs",), "env steps/s", loop_job(8)),
         Job(("learn-k1", "learn-k100"), "updates/s", learn_command),
-        Job(("minatar-step",), "updates/s", minatar_command)]
+        Job(("minatar-step",), "updates/s", conv_command("minatar")),
+        Job(("minatar-loop",), "loop steps/s", minatar_loop_command),
+        Job(("nature-step",), "updates/s", conv_command("nature"))]
 WORKLOADS = [name for job in JOBS for name in job.workloads]
 
 

@@ -62,9 +62,9 @@ class DQNConfig:
     data_format: str = "NHWC"
     """Layout of the conv layers' activations: 'NHWC' (fastest on CPUs) or 'NCHW' (cuDNN's)."""
     conv_gradients: str = "auto"
-    """How conv layers are differentiated: 'tf' (TensorFlow's gradient ops), 'forward' (each gradient
-    a forward convolution, rawdqn/conv.py; NHWC only) or 'auto' ('forward' under XLA on a CPU, where
-    XLA's own conv gradients are 25-80x slower than the forward pass; else 'tf')."""
+    """How conv layers and their gradients run: 'tf' (TensorFlow's ops), 'forward' (gradients as forward
+    convolutions) or 'im2col' (one matrix product; both NHWC only, rawdqn/conv.py), or 'auto' (under XLA
+    on a CPU per layer by its shape, conv.xla_cpu_form: im2col on small inputs, forward on large; else tf)."""
     optimizer: str = "adam"
     """'adam', 'sgd', 'rmsprop', 'rmsprop_centered' (DeepMind's, ε inside the root, for the Nature DQN)
     or 'rmsprop_centered_torch' (torch's, ε outside the root, as the MinAtar paper ran it); rawdqn/optim.py."""
@@ -317,10 +317,10 @@ class DQNConfig:
                 f"convs must be (filters, size, stride) triples of whole numbers >= 1; got {tuple(self.convs)}")
         require(self.frame_pad in ("zeros", "repeat"), f"frame_pad must be zeros or repeat; got {self.frame_pad!r}")
         require(self.data_format in ("NHWC", "NCHW"), f"data_format must be NHWC or NCHW; got {self.data_format!r}")
-        require(self.conv_gradients in ("auto", "tf", "forward"),
-                f"conv_gradients must be auto, tf or forward; got {self.conv_gradients!r}")
-        require(not (self.conv_gradients == "forward" and self.data_format != "NHWC"),
-                "conv_gradients 'forward' runs NHWC only; use --data-format NHWC or --conv-gradients tf")
+        require(self.conv_gradients in ("auto", "tf", "forward", "im2col"),
+                f"conv_gradients must be auto, tf, forward or im2col; got {self.conv_gradients!r}")
+        require(self.conv_gradients in ("auto", "tf") or self.data_format == "NHWC",
+                f"conv_gradients {self.conv_gradients!r} runs NHWC only; use --data-format NHWC or --conv-gradients tf")
         require(self.reward_clip is None or finite("reward_clip") > 0,
                 f"reward_clip must be > 0 (or None to disable); got {self.reward_clip}")
         require(0.0 <= finite("eval_epsilon") <= 1.0, f"eval_epsilon must be in [0, 1]; got {self.eval_epsilon}")

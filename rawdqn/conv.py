@@ -66,3 +66,33 @@ def space_to_depth_kernel(kernel, stride):
     kernel = tf.pad(kernel, [[0, stride * blocks_h - kh], [0, stride * blocks_w - kw], [0, 0], [0, 0]])
     kernel = tf.reshape(kernel, [blocks_h, stride, blocks_w, stride, channels, filters])
     return tf.reshape(tf.transpose(kernel, [0, 2, 1, 3, 4, 5]), [blocks_h, blocks_w, stride * stride * channels, filters])
+
+
+def conv2d_im2col(x, kernel, stride):
+    """y = conv(x, K) with stride s, VALID, as one matrix product (im2col):
+
+        P[(n, i, j), (a, b, c)] = x[n, s·i + a, s·j + b, c]       (the kh·kw strided slices of x, side by side)
+        y[(n, i, j), o] = Σ_{(a,b,c)} P[(n, i, j), (a, b, c)] · K[a, b, c, o]
+
+    Its gradients are matrix products and the slices' pads. For small inputs (MinAtar's 10×10
+    with few channels) the one product runs faster under XLA on a CPU than either convolution
+    form; the patches take kh·kw times the input's memory, so large inputs keep the convolution.
+    """
+    height, width, channels = x.shape[1:]
+    kh, kw, _, filters = kernel.shape
+    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+    patches = tf.concat([x[:, a:a + stride * (out_h - 1) + 1:stride, b:b + stride * (out_w - 1) + 1:stride]
+                         for a in range(kh) for b in range(kw)], axis=-1)
+    y = tf.reshape(patches, [-1, kh * kw * channels]) @ tf.reshape(kernel, [kh * kw * channels, filters])
+    return tf.reshape(y, [-1, out_h, out_w, filters])
+
+
+IM2COL_MAX_PATCH_VALUES = 8192   # per example: MinAtar's 10×10×C (C ≤ 10: ≤ 5,760) wins, Nature's (≥ 28,224) loses (bench/conv_forms.py)
+
+
+def xla_cpu_form(input_shape, size, stride):
+    """The faster form of a layer under XLA on a CPU, by its shape (bench/conv_forms.py): 'im2col'
+    where one example's patches hold at most IM2COL_MAX_PATCH_VALUES values, else 'forward'."""
+    height, width, channels = input_shape
+    out_h, out_w = (height - size) // stride + 1, (width - size) // stride + 1
+    return "im2col" if out_h * out_w * size * size * channels <= IM2COL_MAX_PATCH_VALUES else "forward"

@@ -321,7 +321,8 @@ class ValueNetwork(QNetwork):
 # (filters, kernel size, stride) per conv layer, and the fully connected widths after them.
 NATURE_CONVS, NATURE_HIDDEN = ((32, 8, 4), (64, 4, 2), (64, 3, 1)), (512,)   # Mnih et al. 2015, 84×84×4
 MINATAR_CONVS, MINATAR_HIDDEN = ((16, 3, 1),), (128,)                        # Young & Tian 2019, 10×10×C
-CONV_GRADIENTS = ("tf", "forward")
+CONV_GRADIENTS = ("tf", "forward", "im2col")
+CONVOLVE = {"forward": conv.conv2d, "im2col": conv.conv2d_im2col}   # the NHWC forms besides tf.nn.conv2d
 
 
 class ConvQNetwork(ThetaNetwork):
@@ -330,9 +331,11 @@ class ConvQNetwork(ThetaNetwork):
     Frames may be uint8: they cross to the device as bytes and are cast and scaled there.
     data_format "NHWC" (what CPUs run fastest) or "NCHW" (cuDNN's preferred layout): the
     frames arrive as NHWC either way and are transposed on the device; θ's kernels are
-    [kh, kw, in, out] in both. conv_gradients "tf" differentiates `tf.nn.conv2d` with
-    TensorFlow's own gradient; "forward" (NHWC only) uses rawdqn/conv.py's conv2d, whose
-    gradients are forward convolutions: the fast form under XLA on a CPU.
+    [kh, kw, in, out] in both. conv_gradients, one form for every conv layer or a tuple of one
+    per layer: "tf" differentiates `tf.nn.conv2d` with TensorFlow's own gradient; "forward"
+    (NHWC only) uses rawdqn/conv.py's conv2d, whose gradients are forward convolutions: the
+    fast form under XLA on a CPU for large inputs; "im2col" (NHWC only) is conv.conv2d_im2col,
+    one matrix product: the fast form there for small ones (MinAtar's 10×10).
     """
 
     def __init__(self, frame_shape, num_actions, convs=NATURE_CONVS, hidden=NATURE_HIDDEN, seed=0,
@@ -343,10 +346,12 @@ class ConvQNetwork(ThetaNetwork):
         height, width, channels = (int(size) for size in frame_shape)
         if data_format not in ("NHWC", "NCHW"):
             raise ValueError(f"data_format must be NHWC or NCHW; got {data_format!r}")
-        if conv_gradients not in CONV_GRADIENTS or (conv_gradients == "forward" and data_format != "NHWC"):
-            raise ValueError(f"conv_gradients must be one of {CONV_GRADIENTS} ('forward' with NHWC only); "
-                             f"got {conv_gradients!r} with {data_format}")
-        self.conv_gradients = conv_gradients
+        forms = (conv_gradients,) * len(convs) if isinstance(conv_gradients, str) else tuple(conv_gradients)
+        if len(forms) != len(convs) or any(form not in CONV_GRADIENTS or (form != "tf" and data_format != "NHWC")
+                                           for form in forms):
+            raise ValueError(f"conv_gradients must be one of {CONV_GRADIENTS} ('forward' and 'im2col' with NHWC "
+                             f"only), or one per conv layer; got {conv_gradients!r} with {data_format}")
+        self.conv_gradients = forms
         self.frame_shape, self.num_actions = (height, width, channels), int(num_actions)
         self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
         self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
@@ -385,12 +390,12 @@ class ConvQNetwork(ThetaNetwork):
             parameters = self.unpack(self.theta.read_value())
         kernels, biases = parameters[:2]
         for layer, (_, _, stride) in enumerate(self.convs):
-            kernel = kernels[layer]
-            if self.conv_gradients == "forward":
-                x = conv.conv2d(x, kernel, stride)
-            else:
+            kernel, form = kernels[layer], self.conv_gradients[layer]
+            if form == "tf":
                 strides = [1, 1, stride, stride] if channels_first else [1, stride, stride, 1]
                 x = tf.nn.conv2d(x, kernel, strides, "VALID", data_format=self.data_format)
+            else:
+                x = CONVOLVE[form](x, kernel, stride)
             if self.use_bias:
                 x = tf.nn.bias_add(x, biases[layer], data_format=self.data_format)
             x = tf.nn.relu(x)

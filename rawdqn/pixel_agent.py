@@ -23,7 +23,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from rawdqn import optim
+from rawdqn import conv, optim
 from rawdqn.agent import DQN
 from rawdqn.device import placement
 from rawdqn.frame_replay import FrameReplay, input_shape_of
@@ -172,17 +172,22 @@ class PixelDQN(FrameInputs, DQN):
 
 def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, device=None, **options):
     """The ConvQNetwork `config` describes (convs, hidden, dtype, data_format) over stacks of
-    frames; config.conv_gradients 'auto' makes its conv gradients forward convolutions under XLA
-    on a CPU (rawdqn/conv.py)."""
+    frames; config.conv_gradients 'auto' picks each layer's form by its shape under XLA on a CPU
+    (conv.xla_cpu_form), else TensorFlow's own."""
     if not config.convs:
         raise ValueError("observations are frames, so the Q-network needs conv layers: set --convs "
                          "(e.g. 16x3/1 for MinAtar, 32x8/4,64x4/2,64x3/1 for Atari) or use the env's preset")
     dtype = tf.float64 if config.dtype == "float64" else tf.float32
-    gradients = config.conv_gradients
+    input_shape, gradients = input_shape_of(frame_shape, config.history), config.conv_gradients
     if gradients == "auto":
         on_cpu = "CPU" in placement(device).upper()
-        gradients = "forward" if config.mode == "xla" and config.data_format == "NHWC" and on_cpu else "tf"
-    return ConvQNetwork(input_shape_of(frame_shape, config.history), num_actions, config.convs, config.hidden,
+        gradients = "tf"
+        if config.mode == "xla" and config.data_format == "NHWC" and on_cpu:
+            gradients, (height, width, channels) = [], input_shape
+            for filters, size, stride in config.convs:
+                gradients.append(conv.xla_cpu_form((height, width, channels), size, stride))
+                height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
+    return ConvQNetwork(input_shape, num_actions, config.convs, config.hidden,
                         seed=seed, dtype=dtype, data_format=config.data_format, conv_gradients=gradients,
                         **config.head_options(), name=name, **options)
 

@@ -175,14 +175,15 @@ def test_the_conv_learner_benchmark_runs(capsys):
     forward = 32 * (73_728 + 262_144 + 768)
     assert conv.update_flops("minatar") == 4 * forward - 32 * 73_728
     rows, not_run = conv_bench_rows(capsys, "xla")   # every mode: the slow test below
-    assert len(rows) == 2 and not not_run and "networks alone" in rows[1]   # the update's row, the networks' floor
+    # the update's rows (conv_gradients forward and im2col), the networks' floor
+    assert len(rows) == 3 and not not_run and "im2col" in rows[1] and "networks alone" in rows[2]
 
 
 @pytest.mark.slow
 def test_the_conv_learner_benchmark_has_a_row_for_every_variant(capsys):
     rows, not_run = conv_bench_rows(capsys, "eager", "function", "xla", "hybrid")
-    # eager 2, function 3, XLA 1, hybrid 2, and the networks alone
-    assert len(rows) + len(not_run) == 9 and sum("NHWC" in line for line in rows) == 5
+    # eager 3, function 4, XLA 2, hybrid 3 (im2col in each, NHWC), and the networks alone
+    assert len(rows) + len(not_run) == 13 and sum("NHWC" in line for line in rows) == 9
 
 
 def test_the_operator_benchmark_compiles_every_operator():

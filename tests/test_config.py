@@ -65,6 +65,9 @@ def test_the_check_names_the_option_and_the_agent():
                                               "4 × 128 = 512 transitions"),
     (["--algo", "pqn", "--rollout-steps", "0"], "rollout_steps must be >= 1; got 0"),
     (["--preset", "tf-agents-reinforce", "--learning-starts", "5"], "--learning-starts is a DQN option; --algo reinforce"),
+    (["--conv-gradients", "fft"], "conv_gradients must be auto, tf, forward or im2col; got 'fft'"),
+    (["--conv-gradients", "im2col", "--data-format", "NCHW"], "conv_gradients 'im2col' runs NHWC only; use "
+                                                              "--data-format NHWC or --conv-gradients tf"),
 ])
 def test_a_flag_for_another_agent_is_a_one_line_error(capsys, argv, message):
     assert_usage_error(cli(capsys, "train", *argv, "--steps", 100), message)

@@ -32,10 +32,11 @@ def test_conv2d_by_im2col_matches_a_hand_computation():
     np.testing.assert_array_equal(reference.conv2d_valid(x, kernel, 2)[0, :, :, 0], [[-4]])
 
 
+@pytest.mark.parametrize("conv_gradients", ["tf", "forward", "im2col", ("im2col", "forward")])
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "xla"])
-def test_forward_matches_the_float64_reference(compiled):
+def test_forward_matches_the_float64_reference(compiled, conv_gradients):
     rng = np.random.default_rng(0)
-    net = ConvQNetwork(**SMALL, dtype=tf.float64)
+    net = ConvQNetwork(**SMALL, dtype=tf.float64, conv_gradients=conv_gradients)
     random_theta(net, rng)
     frames = rng.integers(0, 256, (6, *SMALL["frame_shape"]), dtype=np.uint8)
     forward = tf.function(net, jit_compile=True) if compiled else net
@@ -72,7 +73,7 @@ def test_nchw_layout_gives_the_same_q_values_under_xla():
                                reference.conv_q_values(*reference_params(nhwc), frames.numpy()), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("conv_gradients", ["tf", "forward"])
+@pytest.mark.parametrize("conv_gradients", ["tf", "forward", "im2col", ("forward", "im2col")])
 def test_gradient_matches_central_differences_of_the_reference(conv_gradients):
     # d/dε of Σ_b,a w_ba Q(s_b, a; θ + ε·u) at ε = 0, along a random direction u; under XLA.
     rng = np.random.default_rng(2)
@@ -114,6 +115,26 @@ def test_nature_and_minatar_shapes_and_parameter_counts():
     # MinAtar Breakout, 10×10×4 → 8×8×16 = 1,024 → 128 → 3:  3·3·4·16+16 = 592;  1,024·128+128 = 131,200;  128·3+3 = 387.
     minatar = ConvQNetwork((10, 10, 4), 3, MINATAR_CONVS, MINATAR_HIDDEN)
     assert minatar.flat_size == 1_024 and minatar.num_parameters == 592 + 131_200 + 387
+
+
+def test_auto_picks_each_layer_form_by_its_shape_under_xla_on_the_cpu():
+    # MinAtar's 10×10 input: 8·8 windows of 3·3·C values, 2,304 for C = 4, within conv.IM2COL_MAX_PATCH_VALUES (8,192);
+    # the Nature network's 84×84×4 input: 20·20 windows of 8·8·4 = 102,400 values, beyond it.
+    from rawdqn.pixel_agent import conv_q_network
+    from rawdqn.presets import preset
+    minatar = preset("MinAtar/Breakout-v1")
+    assert conv_q_network((10, 10, 4), 3, minatar).conv_gradients == ("im2col",)
+    nature = minatar.replace(convs=NATURE_CONVS, hidden=NATURE_HIDDEN)
+    assert conv_q_network((84, 84), 6, nature.replace(history=4)).conv_gradients == ("forward",) * 3
+    assert conv_q_network((10, 10, 4), 3, minatar.replace(mode="hybrid")).conv_gradients == ("tf",)
+    assert conv_q_network((10, 10, 4), 3, minatar.replace(conv_gradients="forward")).conv_gradients == ("forward",)
+
+
+@pytest.mark.parametrize("conv_gradients, data_format", [("im2col", "NCHW"), ("forward", "NCHW"), ("fft", "NHWC"),
+                                                         (("tf",), "NHWC")])   # one form for two layers
+def test_a_bad_conv_form_is_refused(conv_gradients, data_format):
+    with pytest.raises(ValueError, match="conv_gradients must be one of"):
+        ConvQNetwork(**SMALL, conv_gradients=conv_gradients, data_format=data_format)
 
 
 def test_a_conv_that_does_not_fit_the_frame_is_refused():
