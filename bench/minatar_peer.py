@@ -55,9 +55,14 @@ def run_peer(script, game, frames, workdir):
     return float(re.search(r"PEER_SECONDS ([0-9.]+)", out.stdout).group(1)), wall
 
 
+def rawdqn_game(game):
+    """MinAtar's game name (space_invaders) as rawdqn's env id spells it (SpaceInvaders)."""
+    return "".join(part.capitalize() for part in game.split("_"))
+
+
 def run_rawdqn(game, frames, workdir):
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "rawdqn", "train", "--env", f"MinAtar/{game.capitalize()}-v1",
+    out = subprocess.run([sys.executable, "-m", "rawdqn", "train", "--env", f"MinAtar/{rawdqn_game(game)}-v1",
                           "--steps", str(frames), "--eval-episodes", "1", "--seed", "0",
                           "--logdir", os.path.join(workdir, f"rawdqn-{frames}-{time.time_ns()}")],
                          capture_output=True, text=True, check=True)
@@ -69,7 +74,7 @@ def run_rawdqn(game, frames, workdir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peer-script", required=True, help=f"the MinAtar repo's examples/dqn.py at {PEER_COMMIT[:7]}")
-    parser.add_argument("--game", default="breakout")
+    parser.add_argument("--game", default="breakout", help="MinAtar's name: breakout, space_invaders, …")
     parser.add_argument("--frames", type=int, default=25_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ import os
 import re
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -194,3 +195,21 @@ def test_the_operator_benchmark_compiles_every_operator():
         result = call()
         first = result[0] if isinstance(result, tuple) else result
         assert first.shape[0] in (8, 4), name   # [B], or [T, B / T] for the multi-step returns
+
+
+def test_the_minatar_peer_names_each_game_as_both_sides_spell_it():
+    # MinAtar's Environment("space_invaders") is rawdqn's MinAtar/SpaceInvaders-v1.
+    from bench.minatar_peer import rawdqn_game
+    assert [rawdqn_game(game) for game in ("breakout", "space_invaders", "seaquest")] == [
+        "Breakout", "SpaceInvaders", "Seaquest"]
+
+
+def test_the_conv_forms_benchmark_times_every_form_on_a_layer(capsys):
+    from bench import conv_forms
+    from rawdqn.network import CONV_GRADIENTS
+    rng = np.random.default_rng(0)
+    for form in CONV_GRADIENTS:   # MinAtar's layer, then a later layer (the input's gradient too)
+        kernel_gradient, = conv_forms.layer_call(form, (10, 10, 4), 16, 3, 1, True, 2, rng)()
+        assert kernel_gradient.shape == (3, 3, 4, 16)
+        kernel_gradient, input_gradient = conv_forms.layer_call(form, (9, 9, 8), 4, 3, 2, False, 2, rng)()
+        assert kernel_gradient.shape == (3, 3, 8, 4) and input_gradient.shape == (2, 9, 9, 8)
