@@ -26,7 +26,7 @@ from rawdqn.engine.ondevice import ENV_STREAM, AgentEnvs, OnDeviceTrainer, check
 from rawdqn.errors import UsageError
 from rawdqn.evaluation import FRESH_EVAL_SEED, SELECTION_EVAL_SEED, evaluate
 from rawdqn.gym_env import env_kwargs_for
-from rawdqn.rundir import RunDirectory, config_record, default_run_dir, prepare_run_dir
+from rawdqn.rundir import RunDirectory, config_record, default_run_dir, prepare_run_dir, seed_run_dir
 from rawdqn.train import check_finite, drive
 
 
@@ -105,8 +105,7 @@ class OnDeviceRun:
     def run_dir(self, seed_index):
         """Agent seed_index's run directory: LOGDIR with one seed, LOGDIR/seedS with several."""
         seed_run = self.trainer.seed_runs[seed_index]
-        return os.path.join(self.directory.path, f"seed{seed_run.seed}") if self.trainer.num_seeds > 1 \
-            else self.directory.path
+        return seed_run_dir(self.directory.path, seed_run.seed) if self.trainer.num_seeds > 1 else self.directory.path
 
     def save_checkpoint(self, runs=True):
         """LOGDIR/ondevice/step-N: the program's variables and the host's state, whole or not at

@@ -6,6 +6,9 @@
     RUN/events.out.tfevents.* TensorBoard
     RUN/checkpoints/step-N/   everything needed to continue exactly (rawdqn/checkpoint.py)
 
+A run of K seeds in one program (`rawdqn train --on-device --seeds K`) is a group: GROUP/seedS
+is each seed's run directory as above, GROUP/ondevice the program's own checkpoints.
+
 The loop reaches it through a few hooks: `open` around the loop (the SIGINT/SIGTERM handlers,
 the TensorBoard writer, the logs kept however the loop fails), `saving_interval` (for
 schedule.hooks_due), `save`, `write_logs`, `write_summary`, and `stop_if_signalled`, which
@@ -39,6 +42,20 @@ def default_run_dir(env_id, seed, kind=""):
     """runs/ENV[-KIND]-seedSEED-TIME: where a run goes without --logdir."""
     return os.path.join("runs", f"{env_id.replace('/', '_')}{'-' + kind if kind else ''}-seed{seed}-"
                                 f"{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def seed_run_dir(group, seed):
+    """GROUP/seedS: seed S's run directory in a run of several seeds."""
+    return os.path.join(group, f"seed{seed}")
+
+
+def seed_run_dirs(group):
+    """The run directories GROUP/seedS of a group, by seed; [] if `group` holds none."""
+    if not os.path.isdir(group):
+        return []
+    seeds = sorted(int(name[4:]) for name in os.listdir(group)
+                   if name.startswith("seed") and name[4:].isdigit() and os.path.isdir(os.path.join(group, name)))
+    return [seed_run_dir(group, seed) for seed in seeds]
 
 
 def prepare_run_dir(run_dir):

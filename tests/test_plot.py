@@ -79,6 +79,27 @@ def test_plot_command_writes_the_figure(tmp_path, capsys):
                        "--label was given 1 time(s) for 3 run(s)")
 
 
+def test_a_group_of_seeds_stands_for_its_seeds_runs(tmp_path, capsys):
+    # rawdqn train --on-device --seeds 3 --logdir GROUP writes GROUP/seed5, GROUP/seed6, GROUP/seed7
+    # (and GROUP/ondevice, the program's checkpoints, which is no run).
+    group = tmp_path / "group"
+    group.mkdir()
+    (group / "ondevice").mkdir()
+    for seed in (7, 5, 6):
+        write_run(group / f"seed{seed}", seed, 1e-3, [100, 200], [seed, 2 * seed])
+    other = write_run(tmp_path / "other", 0, 3e-3, [100, 200], [1, 2])
+    assert plot.run_paths([str(group), other], ["dqn", "b"]) == [
+        (str(group / "seed5"), "dqn seed5"), (str(group / "seed6"), "dqn seed6"), (str(group / "seed7"), "dqn seed7"),
+        (other, "b")]
+    assert [label for _, label in plot.run_paths([str(group)])] == ["group seed5", "group seed6", "group seed7"]
+    pytest.importorskip("matplotlib")
+    code, stdout, err = cli(capsys, "plot", group, "--out", tmp_path / "curve.png")
+    assert code == 0, err
+    assert "3 run(s) in 1 group(s)" in stdout
+    assert_usage_error(cli(capsys, "plot", group / "ondevice", "--out", tmp_path / "curve.png"),
+                       "has no episodes.jsonl or history.jsonl")
+
+
 def test_iqm_names_its_extra_when_rliable_is_missing(tmp_path, capsys, monkeypatch):
     import sys
     pytest.importorskip("matplotlib")

@@ -30,7 +30,8 @@ def add_command(commands):
                                  description="Plot the training-episode and evaluation returns of runs; runs "
                                              "of the same configuration are drawn as their mean (or IQM) "
                                              "with a 95% bootstrap confidence band.")
-    parser.add_argument("paths", nargs="+", metavar="RUN", help="run directories (--logdir of rawdqn train)")
+    parser.add_argument("paths", nargs="+", metavar="RUN", help="run directories (--logdir of rawdqn train); the "
+                                                                 "--logdir of a run of several seeds stands for its seeds")
     parser.add_argument("--out", required=True, help="image file to write (.png, .svg, .pdf, ...)")
     parser.add_argument("--label", action="append", default=None, metavar="NAME",
                         help="a run's name in the legend, once per RUN in order (default: its folder name)")
@@ -58,7 +59,7 @@ def run(args):
         iqm_intervals()  # the one-line error now if rliable is missing, not after reading the runs
     from rawdqn.outputs import check_output_file, figure_extensions
     check_output_file(args.out, "--out", figure_extensions())
-    runs = [read_run(path, label) for path, label in zip(args.paths, args.label or [None] * len(args.paths))]
+    runs = [read_run(path, label) for path, label in run_paths(args.paths, args.label)]
     groups = group_runs(runs)
     figure = draw_figure(runs, args.smooth, args.aggregate, plt, groups)
     try:
@@ -239,6 +240,22 @@ def moving_average(values, window):
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
 
+def run_paths(paths, labels=None):
+    """(run directory, label) per run: a group of seeds (rundir.seed_run_dirs) stands for its seeds'
+    runs, each labelled "NAME seedS" (NAME: the group's --label, or its folder name)."""
+    from rawdqn.rundir import seed_run_dirs
+    expanded = []
+    for path, label in zip(paths, labels or [None] * len(paths)):
+        seeds = [] if is_run(path) else seed_run_dirs(path)
+        name = label or os.path.basename(os.path.normpath(path))
+        expanded += [(seed, f"{name} {os.path.basename(seed)}") for seed in seeds] or [(path, label)]
+    return expanded
+
+
+def is_run(path):
+    return any(os.path.exists(os.path.join(path, name)) for name in ("episodes.jsonl", "history.jsonl"))
+
+
 def read_run(path, label=None):
     """Episode and evaluation returns from a run directory's episodes.jsonl and history.jsonl."""
     import numpy as np
@@ -247,7 +264,7 @@ def read_run(path, label=None):
     episodes_file, history_file = os.path.join(path, "episodes.jsonl"), os.path.join(path, "history.jsonl")
     if not os.path.isdir(path):
         raise UsageError(f"run directory {path} does not exist")
-    if not os.path.exists(episodes_file) and not os.path.exists(history_file):
+    if not is_run(path):
         raise UsageError(f"{path} has no episodes.jsonl or history.jsonl; pass the --logdir of a rawdqn train run")
     try:
         episodes = read_jsonl(episodes_file)
