@@ -68,11 +68,13 @@ def main(argv=None):
     model, vector = cpu_info()
     print(f"bench/conv_forms.py: batch {args.batch}, XLA on {model} ({vector}), load {os.getloadavg()[0]:.2f}, "
           f"{args.rounds} rounds of {args.block_ms:g} ms blocks")
-    print(f"\n{'layer':<22} | {'input':>10} | {'conv':>7} | " + " | ".join(f"{form + ' µs':>10}" for form in CONV_GRADIENTS)
-          + " | " + " | ".join(f"{form + ' ×':>9}" for form in CONV_GRADIENTS) + " | auto picks")
+    header = [f"{'layer':<22}", f"{'input':>10}", f"{'conv':>7}", *(f"{form + ' µs':>10}" for form in CONV_GRADIENTS),
+              *(f"{form + ' ×':>9}" for form in CONV_GRADIENTS), "auto picks"]
+    print("\n" + " | ".join(header))
     rng = np.random.default_rng(0)
     for name, shape, filters, size, stride, first in LAYERS:
-        calls = {form: layer_call(form, shape, filters, size, stride, first, args.batch, rng) for form in CONV_GRADIENTS}
+        calls = {form: layer_call(form, shape, filters, size, stride, first, args.batch, rng)
+                 for form in CONV_GRADIENTS}
         times = time_interleaved(calls, repeats=args.rounds, block_seconds=args.block_ms / 1000)
         median = {form: times[form]["median_s"] for form in CONV_GRADIENTS}
         fastest = min(median.values())

@@ -87,7 +87,9 @@ def conv2d_im2col(x, kernel, stride):
     return tf.reshape(y, [-1, out_h, out_w, filters])
 
 
-IM2COL_MAX_PATCH_VALUES = 8192   # per example: MinAtar's 10×10×C (C ≤ 10: ≤ 5,760) wins, Nature's (≥ 28,224) loses (bench/conv_forms.py)
+# Per example: MinAtar's 10×10×C layers (C ≤ 10: ≤ 5,760 values) ran faster as im2col, the Nature
+# network's (≥ 28,224) slower (bench/conv_forms.py).
+IM2COL_MAX_PATCH_VALUES = 8192
 
 
 def xla_cpu_form(input_shape, size, stride):

@@ -118,8 +118,9 @@ def test_nature_and_minatar_shapes_and_parameter_counts():
 
 
 def test_auto_picks_each_layer_form_by_its_shape_under_xla_on_the_cpu():
-    # MinAtar's 10×10 input: 8·8 windows of 3·3·C values, 2,304 for C = 4, within conv.IM2COL_MAX_PATCH_VALUES (8,192);
-    # the Nature network's 84×84×4 input: 20·20 windows of 8·8·4 = 102,400 values, beyond it.
+    # MinAtar's 10×10 input: 8·8 windows of 3·3·C values, 2,304 for C = 4, within
+    # conv.IM2COL_MAX_PATCH_VALUES (8,192); the Nature network's 84×84×4 input: 20·20 windows
+    # of 8·8·4 = 102,400 values, beyond it.
     from rawdqn.pixel_agent import conv_q_network
     from rawdqn.presets import preset
     minatar = preset("MinAtar/Breakout-v1")

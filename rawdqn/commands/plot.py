@@ -30,8 +30,8 @@ def add_command(commands):
                                  description="Plot the training-episode and evaluation returns of runs; runs "
                                              "of the same configuration are drawn as their mean (or IQM) "
                                              "with a 95% bootstrap confidence band.")
-    parser.add_argument("paths", nargs="+", metavar="RUN", help="run directories (--logdir of rawdqn train); the "
-                                                                 "--logdir of a run of several seeds stands for its seeds")
+    parser.add_argument("paths", nargs="+", metavar="RUN",
+                        help="run directories (--logdir of rawdqn train); a run of several seeds stands for its seeds")
     parser.add_argument("--out", required=True, help="image file to write (.png, .svg, .pdf, ...)")
     parser.add_argument("--label", action="append", default=None, metavar="NAME",
                         help="a run's name in the legend, once per RUN in order (default: its folder name)")
