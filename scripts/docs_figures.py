@@ -113,7 +113,8 @@ def draw_peer(plt, out):
             ax.hlines(statistics.median(values), x + offset - 0.12, x + offset + 0.12, color=colors[index],
                       linewidth=3, label=f"rawdqn {commit}: rounds and median" if x == 0 else None)
     for x, bar in enumerate(bars.values()):
-        ax.hlines(bar, x - 0.4, x + 0.4, color="tab:red", linestyle=":", label="issue 38's bar" if x == 0 else None)
+        ax.hlines(bar, x - 0.4, x + 0.4, color="tab:red", linestyle=":",
+                  label="issue 38's bar" if x == 0 else None)
     ax.axhline(1, color="grey", linewidth=0.8)
     ax.set_xticks(range(len(bars)), list(bars))
     ax.set_ylabel("rawdqn frames/s ÷ the MinAtar repo's DQN")
@@ -145,7 +146,8 @@ def draw_conv_forms(plt, out):
 def draw_curves(out_dir):
     for name, arguments in CURVES:
         command = [sys.executable, os.path.join(REPO, "scripts", "check_minatar.py"), *arguments, "--report-only",
-                   "--plot", os.path.join(out_dir, f"{name}.png"), "--results", os.path.join(REPO, "results", "minatar")]
+                   "--plot", os.path.join(out_dir, f"{name}.png"),
+                   "--results", os.path.join(REPO, "results", "minatar")]
         result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
         if not os.path.exists(os.path.join(out_dir, f"{name}.png")):
             raise SystemExit(f"{' '.join(command)} drew nothing:\n{result.stdout[-800:]}{result.stderr[-800:]}")

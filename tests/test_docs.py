@@ -166,7 +166,9 @@ def test_the_figures_read_the_benchmark_records_as_written():
 
 def test_every_figure_a_page_shows_is_one_the_script_draws():
     figures = load_docs_figures()
-    drawn = {"seeds-scaling.png", "minatar-peer.png", "conv-forms.png", *(f"{name}.png" for name, _ in figures.CURVES)}
-    shown = {match for page in DOCS.glob("*.md") for match in re.findall(r"\]\(img/([^)]+)\)", page.read_text("utf-8"))}
+    drawn = {"seeds-scaling.png", "minatar-peer.png", "conv-forms.png",
+             *(f"{name}.png" for name, _ in figures.CURVES)}
+    shown = {match for page in DOCS.glob("*.md")
+             for match in re.findall(r"\]\(img/([^)]+)\)", page.read_text("utf-8"))}
     assert shown and shown <= drawn
     assert drawn == {path.name for path in (DOCS / "img").iterdir()}
