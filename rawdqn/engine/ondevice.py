@@ -127,11 +127,9 @@ class AgentEnvs(tf.Module):
         return done, episode_return
 
     def shared_variables(self):
-        """The counters every seed of a run holds alike (engine/seed_axis.py): the schedule's, the
-        draws of the acting RNG, the rollout's length, and the env runner's calls."""
-        agent = self.agent
-        return [agent.schedule.step, agent.schedule.updates_done, agent.schedule.syncs_done, agent.act_draws,
-                self.envs.counter] + ([agent.length] if hasattr(agent, "length") else [])
+        """The counters every seed of a run holds alike (engine/seed_axis.py): the agent's
+        (its shared_counters) and the env runner's calls."""
+        return self.agent.shared_counters + [self.envs.counter]
 
     def keep_if_best(self, score, step):
         """Copy the online weights to `best` if they are the best so far (keep_best.is_best)."""

@@ -43,6 +43,11 @@ class RolloutAgent(AgentShell):
         self.device = device
         self.dtype = tf.float64 if self.config.dtype == "float64" else tf.float32
 
+    @property
+    def shared_counters(self):
+        """AgentShell's, and the rollout's length (every seed's envs step together)."""
+        return super().shared_counters + [self.length]
+
     def build_optimizer(self):
         """config.optimizer over trained_variables, its slots made (call under the agent's device)."""
         config = self.config

@@ -12,7 +12,7 @@ the values of one seed; tf.vectorized_map (pfor) turns every op of that trace in
 form: the K networks' matmuls one batched matmul, the K optimizers' steps one, and so on.
 
 Counters that every seed holds alike — the schedule's steps, updates and syncs, the draws
-made, the rollout's length — are declared by the agent (`shared_variables`) and carried once,
+made, the rollout's length — are declared by the agent (`shared_counters`) and carried once,
 unbatched: the conditions they decide (an update due, a sync owed) stay one branch for all K,
 as they must for XLA, where pfor would otherwise split the batch by the condition.
 """

@@ -110,6 +110,12 @@ class AgentShell:
         """step_fn where no update or sync is due: store and act."""
         return self.observe_fn(*self.unpack_fn(*inputs), learn=False)
 
+    @property
+    def shared_counters(self):
+        """The counters every seed of a run holds alike, carried once when the seeds run as one
+        batch (engine/seed_axis.py): the schedule's and the acting RNG's draws."""
+        return [self.schedule.step, self.schedule.updates_done, self.schedule.syncs_done, self.act_draws]
+
     # --- the divergence watch ------------------------------------------------------
     def keep_info_fn(self, info, updated):
         """last_info ← info; if `updated` (an update was made) and a watched value is not finite,
