@@ -1,7 +1,7 @@
 """Hashes of every variable a fixed set of short training runs ends with: a refactor that
 changes nothing gives the same hashes before and after.
 
-    python scripts/theta_hashes.py [--only NAME,...] [--source DIR] [--out FILE]
+    python scripts/theta_hashes.py [--only NAME,...] [--source DIR] [--out FILE] [--extra FLAGS]
 
 Each run is `python -m rawdqn train … --logdir TMP/NAME` in a fresh process (with --source,
 the rawdqn package of another checkout, e.g. a `git worktree` of the commit before); its
@@ -105,6 +105,8 @@ def main():
     parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
     parser.add_argument("--source", default=None, help="a checkout whose rawdqn package runs")
     parser.add_argument("--out", default=None, help="write the hashes as JSON here")
+    parser.add_argument("--extra", default="", help="flags added to every rawdqn train run, e.g. "
+                                                    "'--conv-gradients forward' to hold a new default to the old form")
     parser.add_argument("--apex-learner", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.apex_learner is not None:
@@ -119,8 +121,8 @@ def main():
             run_dir = os.path.join(tmp, name)
             learner = RUNS[name].startswith("apex-learner")
             command = ([sys.executable, os.path.abspath(__file__), "--apex-learner", RUNS[name].split()[1]] if learner
-                       else [sys.executable, "-m", "rawdqn", "train", *RUNS[name].split(), "--seed", "3",
-                             "--logdir", run_dir])
+                       else [sys.executable, "-m", "rawdqn", "train", *RUNS[name].split(), *args.extra.split(),
+                             "--seed", "3", "--logdir", run_dir])
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp)
             if done.returncode:
                 hashes[name] = {"error": done.stderr.strip().splitlines()[-1:]}
