@@ -26,7 +26,7 @@ def compile_kernel(fn, mode):
     """Run `fn` eagerly, as a tf.function graph, or XLA-compiled (mode 'eager'|'function'|'xla');
     'hybrid' is a graph whose xla_part pieces are XLA clusters. Kernels branch and loop with
     tf.cond / tf.while_loop (rawdqn/control.py), so AutoGraph is off: converting the agents'
-    Python took most of a MinAtar run's first 5,000 steps (9.0 s of them; 4.9 s without it)."""
+    Python would take most of a MinAtar run's first 5,000 steps (9.0 s against 4.9 s)."""
     if mode == "eager":
         return fn
     if mode in ("function", "hybrid"):
