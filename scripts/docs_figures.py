@@ -50,16 +50,19 @@ def seeds_table(text):
 
 
 def peer_ratios(text):
-    """Every round's rawdqn / peer ratio, per rawdqn commit (the `# ... (rawdqn COMMIT` line above
-    each run): {commit: {"learning phase": [...], "whole process": [...]}}."""
-    ratios, commit = {}, "?"
+    """Every round's rawdqn / peer ratio, per run: {"COMMIT GAME": {"learning phase": [...],
+    "whole process": [...]}}, the commit from the `# ... (rawdqn COMMIT` line above the run."""
+    ratios, commit, game = {}, "?", "?"
     for line in text.splitlines():
         header = re.match(r"^#.*\(rawdqn ([0-9a-f]{7})", line)
         if header:
             commit = header.group(1)
+        started = re.match(r"^bench/minatar_peer.py: (\w+),", line)
+        if started:
+            game = started.group(1)
         match = re.match(r"^(learning phase|whole process): .*ratio per round ([\d., ]+) \(median", line)
         if match:
-            runs = ratios.setdefault(commit, {"learning phase": [], "whole process": []})
+            runs = ratios.setdefault(f"{commit} {game}", {"learning phase": [], "whole process": []})
             runs[match.group(1)] += [float(x) for x in match.group(2).split(",")]
     return ratios
 
@@ -104,22 +107,22 @@ def draw_seeds(plt, out):
 def draw_peer(plt, out):
     by_commit = peer_ratios(read("minatar-peer-avx512.txt"))
     bars = {"learning phase": 3.0, "whole process": 2.5}
-    figure, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
+    figure, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (commit, ratios) in enumerate(by_commit.items()):
-        offset = (index - (len(by_commit) - 1) / 2) * 0.3
+        offset = (index - (len(by_commit) - 1) / 2) * 0.18
         for x, values in enumerate(ratios.values()):
             ax.scatter([x + offset] * len(values), values, color=colors[index], alpha=0.6)
-            ax.hlines(statistics.median(values), x + offset - 0.12, x + offset + 0.12, color=colors[index],
+            ax.hlines(statistics.median(values), x + offset - 0.08, x + offset + 0.08, color=colors[index],
                       linewidth=3, label=f"rawdqn {commit}: rounds and median" if x == 0 else None)
     for x, bar in enumerate(bars.values()):
-        ax.hlines(bar, x - 0.4, x + 0.4, color="tab:red", linestyle=":",
+        ax.hlines(bar, x - 0.4, x + 0.4, color="black", linestyle=":",
                   label="issue 38's bar" if x == 0 else None)
     ax.axhline(1, color="grey", linewidth=0.8)
     ax.set_xticks(range(len(bars)), list(bars))
     ax.set_ylabel("rawdqn frames/s ÷ the MinAtar repo's DQN")
-    ax.set_title("MinAtar Breakout, 25,000 frames, 2-core AVX-512 CPU")
-    ax.legend(fontsize="small")
+    ax.set_title("MinAtar, 25,000 frames, 2-core AVX-512 CPU")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     ax.grid(alpha=0.3, axis="y")
     figure.savefig(out, dpi=110)
     plt.close(figure)

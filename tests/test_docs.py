@@ -152,14 +152,15 @@ def load_docs_figures():
 
 def test_the_figures_read_the_benchmark_records_as_written():
     # Values read by hand off results/bench/*.txt: DQN batched at K = 8 took 6.42× one seed's time,
-    # unrolled 7.35×; the peer run at 3f9ebcd had ratios 1.45, 2.09 and 1.19, 1.61; im2col took
+    # unrolled 7.35×; the Breakout peer run at 3f9ebcd had ratios 1.45, 2.09 and 1.19, 1.61; im2col took
     # 160.7 µs on MinAtar Breakout's layer, forward 2,063.5 µs on the Nature network's first.
     figures = load_docs_figures()
     seeds = figures.seeds_table(figures.read("seeds-batched-avx512.txt"))
     assert dict(seeds["DQN"]["batched"])[8] == 6.42 and dict(seeds["DQN"]["unrolled"])[8] == 7.35
     assert dict(seeds["PQN"]["batched"])[1] == 1.0 and sorted(dict(seeds["PQN"]["batched"])) == [1, 2, 4, 8, 16]
     peer = figures.peer_ratios(figures.read("minatar-peer-avx512.txt"))
-    assert peer["3f9ebcd"] == {"learning phase": [1.45, 2.09], "whole process": [1.19, 1.61]}
+    assert peer["3f9ebcd breakout"] == {"learning phase": [1.45, 2.09], "whole process": [1.19, 1.61]}
+    assert peer["bdd539d space_invaders"]["learning phase"] == [2.26, 2.07]
     forms = dict(figures.conv_forms_table(figures.read("conv-forms-avx512.txt")))
     assert forms["MinAtar Breakout"]["im2col"] == 160.7 and forms["Nature conv 1"]["forward"] == 2063.5
 
