@@ -115,15 +115,16 @@ def test_snippet_runs(snippet, tmp_path, monkeypatch):
                                     f"--- stdout (end)\n{result.stdout[-3000:]}\n--- stderr (end)\n{result.stderr[-3000:]}")
 
 
-def load_cli_reference():
-    spec = importlib.util.spec_from_file_location("cli_reference", REPO / "scripts" / "cli_reference.py")
+def load_script(name):
+    """scripts/NAME.py as a module (scripts/ is no package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_the_cli_page_is_what_its_generator_writes():
-    generator = load_cli_reference()
+    generator = load_script("cli_reference")
     if sys.version_info[:2] != generator.PYTHON:
         pytest.skip(f"docs/cli.md is written with Python {'.'.join(map(str, generator.PYTHON))}'s argparse, "
                     f"whose layout differs from this Python's")
@@ -143,18 +144,11 @@ def test_the_site_builds_strictly(tmp_path):
     assert (tmp_path / "site" / "dqn-line-by-line" / "index.html").exists()
 
 
-def load_docs_figures():
-    spec = importlib.util.spec_from_file_location("docs_figures", REPO / "scripts" / "docs_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_figures_read_the_benchmark_records_as_written():
     # Values read by hand off results/bench/*.txt: DQN batched at K = 8 took 6.42× one seed's time,
     # unrolled 7.35×; the Breakout peer run at 3f9ebcd had ratios 1.45, 2.09 and 1.19, 1.61; im2col took
     # 160.7 µs on MinAtar Breakout's layer, forward 2,063.5 µs on the Nature network's first.
-    figures = load_docs_figures()
+    figures = load_script("docs_figures")
     seeds = figures.seeds_table(figures.read("seeds-batched-avx512.txt"))
     assert dict(seeds["DQN"]["batched"])[8] == 6.42 and dict(seeds["DQN"]["unrolled"])[8] == 7.35
     assert dict(seeds["PQN"]["batched"])[1] == 1.0 and sorted(dict(seeds["PQN"]["batched"])) == [1, 2, 4, 8, 16]
@@ -166,7 +160,7 @@ def test_the_figures_read_the_benchmark_records_as_written():
 
 
 def test_every_figure_a_page_shows_is_one_the_script_draws():
-    figures = load_docs_figures()
+    figures = load_script("docs_figures")
     drawn = {"seeds-scaling.png", "minatar-peer.png", "conv-forms.png",
              *(f"{name}.png" for name, _ in figures.CURVES)}
     shown = {match for page in DOCS.glob("*.md")
