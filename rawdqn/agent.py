@@ -27,6 +27,7 @@ class DQN(AgentShell, tf.Module):
     `legal_actions=True` makes the replay store next-state legal-action masks
     and the target maximise over legal actions only.
     """
+    host_syncs = True   # the host's `step` program leaves the target syncs to `sync_owed` (step_fn)
 
     def __init__(self, obs_dim, num_actions, config=None, seed=0, discrete_obs=False,
                  legal_actions=False, device=None, use_bias=True,
@@ -65,6 +66,7 @@ class DQN(AgentShell, tf.Module):
         self._learn = compile_kernel(self.learn_fn, mode)
         self._train = compile_kernel(self.train_fn, mode)
         self._sync = compile_kernel(self.sync_fn, mode)
+        self._sync_owed = compile_kernel(self.sync_owed_fn, mode)
         self._q_values = compile_kernel(self.q_values_fn, mode)
         self._begin = compile_kernel(self.begin_fn, mode)
         self._step = compile_kernel(self.step_fn, mode)
@@ -297,14 +299,25 @@ class DQN(AgentShell, tf.Module):
                                                            legal_mask, ended)))
 
     def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None,
-                   learn=True):
+                   learn=True, sync=True):
         """One environment step's work after env.step, wherever the env runs (host or device):
         dqn.step with this agent's replay, networks and counters. `learn` off: the host knows
-        no update or sync is due."""
+        no update or sync is due; `sync` off: the host makes the syncs owed (sync_owed_fn)."""
         return self.advance_fn(lambda: self.store_fn(next_obs, reward, terminated, next_legal_mask, ended),
-                               obs, legal_mask, learn)
+                               obs, legal_mask, learn, sync)
 
-    def advance_fn(self, store, obs, legal_mask=None, learn=True):
+    def step_fn(self, *inputs):
+        """The host's step program: the syncs are left to sync_owed_fn, which the host calls when
+        one falls due (XLA turns the sync's cond into a select over θ run at every call)."""
+        return self.observe_fn(*self.unpack_fn(*inputs), sync=False)
+
+    def sync_owed_fn(self):
+        """The syncs owed at the schedule's step (dqn.sync_owed), a program of its own for the host."""
+        counters = dqn.sync_owed(self.config, dqn.Counters(*self.schedule.read()),
+                                 lambda tau: self.sync_fn(tf.cast(tau, self.dtype)))
+        self.schedule.syncs_done.assign(counters.syncs_done)
+
+    def advance_fn(self, store, obs, legal_mask=None, learn=True, sync=True):
         """dqn.step: store(), then the updates and the sync now due, then act on `obs`; the
         counters written back, the last update's LearnInfo kept and watched (keep_info_fn)."""
         # The collecting program reads and writes only the step count: each buffer costs it time.
@@ -316,7 +329,7 @@ class DQN(AgentShell, tf.Module):
             sync=lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
             act=lambda epsilon: self.act_on_fn(obs, legal_mask, tf.cast(epsilon, self.dtype)),
             last_info=LearnInfo(*(variable.read_value() for variable in self.last_info)) if learn else None,
-            learning=learn)
+            learning=learn, syncing=sync)
         if learn:
             self.schedule.write(counters)
             self.keep_info_fn(info, updates > 0)   # the first update not finite: the loop stops there

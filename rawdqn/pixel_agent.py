@@ -152,14 +152,14 @@ class PixelDQN(FrameInputs, DQN):
         return self.run_step_program(*self.frame_inputs(env_step))
 
     def observe_fn(self, next_frame, reward, terminated, frame, next_legal_mask=None, legal_mask=None, ended=None,
-                   learn=True):
+                   learn=True, sync=True):
         """DQN.observe_fn on frames: replay ← the step; s ← the next stack; the updates and syncs
         due; a' = ε-greedy(Q(s)). `ended` (nonzero: the episode is over) defaults to `terminated`."""
         ended = tf.cast(terminated if ended is None else ended, tf.bool)
         stack = self.stack_fn(self.current_obs.read_value(), frame, ended)
         return self.advance_fn(lambda: self.replay.add_fn(self.last_action.read_value(), self.clip_reward_fn(reward),
                                                           terminated > 0, next_frame, ended, frame),
-                               stack, learn=learn)
+                               stack, learn=learn, sync=sync)
 
     def sample_fn(self, step=None):
         sample = self.sample_part(*self.sample_inputs_fn(step))

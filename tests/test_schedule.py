@@ -195,19 +195,31 @@ def test_k_syncs_owed_are_one_polyak_step(tau):
 
 def test_the_host_and_the_device_agree_on_what_is_due():
     """The host picks the program without learning and syncing (collect) exactly where the
-    device's counters, advanced by the same `due`, make no update and no sync."""
+    device's counters, advanced by the same `due`, make no update and no sync; the `step`
+    program makes no sync, and the host calls `sync_owed` exactly where one falls due."""
     config = CONFIG.replace(mode="function")
     agent = DQN(3, 2, config, num_envs=2, seed=1)
     agent.begin(np.zeros((2, 3), np.float32))
-    collected, stepped = agent._collect, agent._step
-    chosen = []
-    agent._collect = lambda *args: (chosen.append("collect"), collected(*args))[1]
-    agent._step = lambda *args: (chosen.append("step"), stepped(*args))[1]
+    collected, stepped, synced = agent._collect, agent._step, agent._sync_owed
+    chosen, syncs_after_program = [], []
     counters = lambda: (int(agent.schedule.updates_done.numpy()), int(agent.schedule.syncs_done.numpy()))
+
+    def step(*args):
+        chosen.append("step")
+        action = stepped(*args)
+        syncs_after_program.append(counters()[1])
+        return action
+    agent._collect = lambda *args: (chosen.append("collect"), collected(*args))[1]
+    agent._step = step
+    agent._sync_owed = lambda: (chosen.append("sync"), synced())[1]
     for iteration, (next_obs, reward, terminated, _) in enumerate(transitions(25, 3, seed=2)):
-        before = counters()
+        before, calls = counters(), len(chosen)
         agent.step(np.stack([next_obs, -next_obs]), [reward, reward], [terminated, 0.0], np.stack([next_obs, -next_obs]))
-        assert (counters() == before) == (chosen[-1] == "collect"), chosen
+        assert (counters() == before) == (chosen[calls] == "collect"), chosen
         steps = 2 * (iteration + 1)   # never behind: everything owed after each step was made in it
         assert counters() == (schedule.updates_owed(config, steps), schedule.syncs_owed(config, steps))
-    assert "collect" in chosen and "step" in chosen
+        sync_due = schedule.syncs_owed(config, steps) > schedule.syncs_owed(config, steps - 2)
+        assert ("sync" in chosen[calls:]) == sync_due, chosen[calls:]
+        if chosen[calls] == "step":
+            assert syncs_after_program[-1] == before[1]   # the step program itself synced nothing
+    assert {"collect", "step", "sync"} <= set(chosen)

@@ -177,7 +177,7 @@ def exploration(config, step, num_steps, dtype=tf.float64):
     return tf.zeros_like(epsilon) if config.noisy else epsilon
 
 
-def step(config, counters, num_steps, store, learn, sync, act, last_info, learning=True):
+def step(config, counters, num_steps, store, learn, sync, act, last_info, learning=True, syncing=True):
     """One environment step's work for N environments, in the order of Mnih et al. (2015),
     Algorithm 1:
 
@@ -191,8 +191,10 @@ def step(config, counters, num_steps, store, learn, sync, act, last_info, learni
     The replay, θ and θ⁻ live in variables the engine updates in place (copying a ring of 10⁵
     rows every step would cost more than the step), so those effects come in as functions;
     what is owed, and when, is here. `learning` off: the caller knows nothing is owed at t (a
-    smaller program, which reads only counters.step). Returns (counters', the last update's
-    LearnInfo or `last_info`, the updates made, a'); ε goes to `act` in float64."""
+    smaller program, which reads only counters.step). `syncing` off: the caller makes the syncs
+    owed after the step with `sync_owed` (the same arithmetic: act reads θ alone, and the next
+    update is the first to read θ⁻). Returns (counters', the last update's LearnInfo or
+    `last_info`, the updates made, a'); ε goes to `act` in float64."""
     store()
     t = counters.step + tf.cast(num_steps, tf.int64)
     epsilon = exploration(config, t, num_steps)
@@ -202,9 +204,18 @@ def step(config, counters, num_steps, store, learn, sync, act, last_info, learni
     _, info = control.while_loop(lambda i, _: i < owed.updates, lambda i, _: (i + 1, learn(t)),
                             (tf.constant(0, tf.int64), last_info))
 
-    def sync_owed():
+    counters = Counters(t, counters.updates_done + owed.updates, counters.syncs_done)
+    if syncing:
+        counters = sync_owed(config, counters, sync)
+    return counters, info, owed.updates, act(epsilon)
+
+
+def sync_owed(config, counters, sync):
+    """sync(τ') if syncs are owed at counters.step (schedule.due); returns the counters with them made."""
+    owed = schedule.due(config, counters.step, counters.updates_done, counters.syncs_done)
+
+    def sync_now():
         sync(owed.tau)
         return tf.constant(0)
-    control.cond(owed.syncs > 0, sync_owed, lambda: tf.constant(0))
-    counters = Counters(t, counters.updates_done + owed.updates, counters.syncs_done + owed.syncs)
-    return counters, info, owed.updates, act(epsilon)
+    control.cond(owed.syncs > 0, sync_now, lambda: tf.constant(0))
+    return counters._replace(syncs_done=counters.syncs_done + owed.syncs)

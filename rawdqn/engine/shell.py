@@ -9,7 +9,8 @@ act), which touches a fraction of the variables and so dispatches faster. Both a
 one `observe_fn`, with `learn` on or off.
 
 Needs of the agent: obs_dim, num_actions, num_envs, discrete_obs, legal_actions, dtype, device,
-inputs_carry_ended, schedule, observe_fn, _step and _collect (compiled step_fn and collect_fn),
+inputs_carry_ended, schedule, observe_fn, _step and _collect (compiled step_fn and collect_fn;
+with host_syncs, _sync_owed),
 last_info, diverged_at, diverged_info and watched_values(info).
 """
 import functools
@@ -26,6 +27,7 @@ class AgentShell:
     divergence watch (the module docstring)."""
 
     host_step = None   # the host's copy of schedule.step (None: read it from the device)
+    host_syncs = False   # True: `step` leaves the target syncs to the `sync_owed` program, called when due
 
     # --- observations ---------------------------------------------------------
     def features(self, obs):
@@ -100,7 +102,10 @@ class AgentShell:
             self.host_step = int(self.schedule.step.numpy())
         before, self.host_step = self.host_step, self.host_step + self.num_envs
         idle = schedule.nothing_due(self.config, before, self.host_step)
-        return self._call_on_device(self._collect if idle else self._step, *inputs)
+        action = self._call_on_device(self._collect if idle else self._step, *inputs)
+        if self.host_syncs and schedule.syncs_owed(self.config, self.host_step) > schedule.syncs_owed(self.config, before):
+            self._call_on_device(self._sync_owed)
+        return action
 
     def step_fn(self, *inputs):
         """One host-stepped environment step: observe_fn of the unpacked inputs."""
