@@ -24,7 +24,7 @@ from versions import cpu_info   # noqa: E402
 import tensorflow as tf   # noqa: E402
 
 from rawdqn import conv   # noqa: E402
-from rawdqn.network import CONV_GRADIENTS   # noqa: E402
+from rawdqn.conv import CONV_GRADIENTS   # noqa: E402
 
 # (name, input H×W×C, filters, size, stride, first layer)
 LAYERS = (("MinAtar Breakout", (10, 10, 4), 16, 3, 1, True),
@@ -34,12 +34,6 @@ LAYERS = (("MinAtar Breakout", (10, 10, 4), 16, 3, 1, True),
           ("Nature conv 1", (84, 84, 4), 32, 8, 4, True),
           ("Nature conv 2", (20, 20, 32), 64, 4, 2, False),
           ("Nature conv 3", (9, 9, 64), 64, 3, 1, False))
-
-
-def convolve(form, x, kernel, stride):
-    if form == "tf":
-        return tf.nn.conv2d(x, kernel, [1, stride, stride, 1], "VALID")
-    return {"forward": conv.conv2d, "im2col": conv.conv2d_im2col}[form](x, kernel, stride)
 
 
 def layer_call(form, shape, filters, size, stride, first, batch, rng):
@@ -53,7 +47,7 @@ def layer_call(form, shape, filters, size, stride, first, batch, rng):
             tape.watch(kernel)
             if not first:
                 tape.watch(x)
-            y = tf.nn.relu(convolve(form, x, kernel, stride))
+            y = tf.nn.relu(conv.convolve(form, x, kernel, stride))
             loss = tf.reduce_sum(y * 1.5)
         return tape.gradient(loss, [kernel] if first else [kernel, x])
     return call

@@ -313,8 +313,7 @@ class DQN(AgentShell, tf.Module):
 
     def sync_owed_fn(self):
         """The syncs owed at the schedule's step (dqn.sync_owed), a program of its own for the host."""
-        counters = dqn.sync_owed(self.config, dqn.Counters(*self.schedule.read()),
-                                 lambda tau: self.sync_fn(tf.cast(tau, self.dtype)))
+        counters = dqn.sync_owed(self.config, dqn.Counters(*self.schedule.read()), self.sync_fn)
         self.schedule.syncs_done.assign(counters.syncs_done)
 
     def advance_fn(self, store, obs, legal_mask=None, learn=True, sync=True):
@@ -326,7 +325,7 @@ class DQN(AgentShell, tf.Module):
         counters, info, updates, action = dqn.step(
             self.config, counters, self.num_envs, store,
             learn=lambda step: self.learn_fn(self.sample_fn(step)),
-            sync=lambda tau: self.sync_fn(tf.cast(tau, self.dtype)),
+            sync=self.sync_fn,
             act=lambda epsilon: self.act_on_fn(obs, legal_mask, tf.cast(epsilon, self.dtype)),
             last_info=LearnInfo(*(variable.read_value() for variable in self.last_info)) if learn else None,
             learning=learn, syncing=sync)
@@ -351,4 +350,6 @@ class DQN(AgentShell, tf.Module):
             self._sync(tf.constant(tau, self.dtype))
 
     def sync_fn(self, tau):
-        self.target.theta.assign(dqn.sync(self.online.theta.read_value(), self.target.theta.read_value(), tau))
+        """θ⁻ ← dqn.sync(θ, θ⁻, τ), τ in the agent's dtype (schedule.due gives τ' in float64)."""
+        self.target.theta.assign(dqn.sync(self.online.theta.read_value(), self.target.theta.read_value(),
+                                          tf.cast(tau, self.dtype)))

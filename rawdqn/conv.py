@@ -51,7 +51,7 @@ def space_to_depth_input(x, kernel_size, stride):
     """x' [N, H', W', s²C], x'[n, i, j, (p, q, c)] = x[n, s·i + p, s·j + q, c]: the rows no output
     reads cropped, zero rows added to make whole blocks."""
     (kh, kw), (height, width) = kernel_size, x.shape[1:3]
-    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+    out_h, out_w = valid_size(height, kh, stride), valid_size(width, kw, stride)
     # x' needs out + blocks − 1 blocks each way, K' being blocks_h × blocks_w.
     rows, cols = stride * (out_h - 1 + -(-kh // stride)), stride * (out_w - 1 + -(-kw // stride))
     x = x[:, :rows, :cols]
@@ -80,7 +80,7 @@ def conv2d_im2col(x, kernel, stride):
     """
     height, width, channels = x.shape[1:]
     kh, kw, _, filters = kernel.shape
-    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+    out_h, out_w = valid_size(height, kh, stride), valid_size(width, kw, stride)
     patches = tf.concat([x[:, a:a + stride * (out_h - 1) + 1:stride, b:b + stride * (out_w - 1) + 1:stride]
                          for a in range(kh) for b in range(kw)], axis=-1)
     y = tf.reshape(patches, [-1, kh * kw * channels]) @ tf.reshape(kernel, [kh * kw * channels, filters])
@@ -90,11 +90,51 @@ def conv2d_im2col(x, kernel, stride):
 # Per example: MinAtar's 10×10×C layers (C ≤ 10: ≤ 5,760 values) ran faster as im2col, the Nature
 # network's (≥ 28,224) slower (bench/conv_forms.py).
 IM2COL_MAX_PATCH_VALUES = 8192
+CONV_GRADIENTS = ("tf", "forward", "im2col")   # the forms of a layer: tf.nn.conv2d, conv2d, conv2d_im2col
+
+
+def convolve(form, x, kernel, stride, data_format="NHWC"):
+    """y = conv(x, K), VALID, in `form` (CONV_GRADIENTS; 'forward' and 'im2col' take NHWC)."""
+    if form == "tf":
+        strides = [1, 1, stride, stride] if data_format == "NCHW" else [1, stride, stride, 1]
+        return tf.nn.conv2d(x, kernel, strides, "VALID", data_format=data_format)
+    return {"forward": conv2d, "im2col": conv2d_im2col}[form](x, kernel, stride)
+
+
+def layer_forms(conv_gradients, layers, data_format):
+    """One form per conv layer, from one form for all or a tuple of one per layer; ValueError if
+    one is unknown, not NHWC where it must be, or the count is wrong."""
+    forms = (conv_gradients,) * layers if isinstance(conv_gradients, str) else tuple(conv_gradients)
+    if len(forms) != layers or any(form not in CONV_GRADIENTS or (form != "tf" and data_format != "NHWC")
+                                   for form in forms):
+        raise ValueError(f"conv_gradients must be one of {CONV_GRADIENTS} ('forward' and 'im2col' with NHWC "
+                         f"only), or one per conv layer; got {conv_gradients!r} with {data_format}")
+    return forms
+
+
+def valid_size(size, kernel, stride):
+    """A VALID conv's output size along one axis: (size − kernel) // stride + 1."""
+    return (size - kernel) // stride + 1
+
+
+def layer_inputs(input_shape, convs):
+    """The (H, W, C) each conv layer (filters, size, stride) reads, then the last one's output."""
+    shapes = [tuple(int(size) for size in input_shape)]
+    for filters, size, stride in convs:
+        height, width, _ = shapes[-1]
+        shapes.append((valid_size(height, size, stride), valid_size(width, size, stride), int(filters)))
+    return shapes
 
 
 def xla_cpu_form(input_shape, size, stride):
     """The faster form of a layer under XLA on a CPU, by its shape (bench/conv_forms.py): 'im2col'
     where one example's patches hold at most IM2COL_MAX_PATCH_VALUES values, else 'forward'."""
     height, width, channels = input_shape
-    out_h, out_w = (height - size) // stride + 1, (width - size) // stride + 1
+    out_h, out_w = valid_size(height, size, stride), valid_size(width, size, stride)
     return "im2col" if out_h * out_w * size * size * channels <= IM2COL_MAX_PATCH_VALUES else "forward"
+
+
+def xla_cpu_forms(input_shape, convs):
+    """xla_cpu_form of every conv layer of a network over `input_shape`."""
+    return tuple(xla_cpu_form(shape, size, stride)
+                 for shape, (_, size, stride) in zip(layer_inputs(input_shape, convs), convs))

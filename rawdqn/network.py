@@ -321,8 +321,6 @@ class ValueNetwork(QNetwork):
 # (filters, kernel size, stride) per conv layer, and the fully connected widths after them.
 NATURE_CONVS, NATURE_HIDDEN = ((32, 8, 4), (64, 4, 2), (64, 3, 1)), (512,)   # Mnih et al. 2015, 84×84×4
 MINATAR_CONVS, MINATAR_HIDDEN = ((16, 3, 1),), (128,)                        # Young & Tian 2019, 10×10×C
-CONV_GRADIENTS = ("tf", "forward", "im2col")
-CONVOLVE = {"forward": conv.conv2d, "im2col": conv.conv2d_im2col}   # the NHWC forms besides tf.nn.conv2d
 
 
 class ConvQNetwork(ThetaNetwork):
@@ -346,12 +344,7 @@ class ConvQNetwork(ThetaNetwork):
         height, width, channels = (int(size) for size in frame_shape)
         if data_format not in ("NHWC", "NCHW"):
             raise ValueError(f"data_format must be NHWC or NCHW; got {data_format!r}")
-        forms = (conv_gradients,) * len(convs) if isinstance(conv_gradients, str) else tuple(conv_gradients)
-        if len(forms) != len(convs) or any(form not in CONV_GRADIENTS or (form != "tf" and data_format != "NHWC")
-                                           for form in forms):
-            raise ValueError(f"conv_gradients must be one of {CONV_GRADIENTS} ('forward' and 'im2col' with NHWC "
-                             f"only), or one per conv layer; got {conv_gradients!r} with {data_format}")
-        self.conv_gradients = forms
+        self.conv_gradients = conv.layer_forms(conv_gradients, len(convs), data_format)
         self.frame_shape, self.num_actions = (height, width, channels), int(num_actions)
         self.convs, self.hidden = tuple(tuple(int(x) for x in conv) for conv in convs), tuple(int(w) for w in hidden)
         self.dtype, self.scale, self.data_format = tf.as_dtype(dtype), float(scale), data_format
@@ -367,16 +360,14 @@ class ConvQNetwork(ThetaNetwork):
     @staticmethod
     def layer_shapes(frame_shape, num_actions, convs, hidden, dueling=False, atoms=1, embedding=0):
         """Per layer (θ-shape, fan_in, fan_out), and the flattened conv output's size: VALID
-        padding, so each conv maps H to (H − k) // s + 1."""
-        height, width, channels = (int(size) for size in frame_shape)
-        layers = []
-        for filters, size, stride in convs:
+        padding, so each conv maps H to (H − k) // s + 1 (conv.layer_inputs)."""
+        shapes, layers = conv.layer_inputs(frame_shape, convs), []
+        for (height, width, channels), (filters, size, stride) in zip(shapes, convs):
             if height < size or width < size:
                 raise ValueError(f"a {size}×{size} conv does not fit a {height}×{width} input "
                                  f"(frames {tuple(frame_shape)}, convs {tuple(convs)})")
             layers.append(((size, size, channels, filters), size * size * channels, size * size * filters))
-            height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
-        flat_size = height * width * channels
+        flat_size = math.prod(shapes[-1])
         return layers + dense_layer_shapes(flat_size, tuple(hidden), num_actions, dueling, atoms, embedding), flat_size
 
     def outputs(self, frames, parameters=None, noise=None, taus=None):
@@ -390,12 +381,7 @@ class ConvQNetwork(ThetaNetwork):
             parameters = self.unpack(self.theta.read_value())
         kernels, biases = parameters[:2]
         for layer, (_, _, stride) in enumerate(self.convs):
-            kernel, form = kernels[layer], self.conv_gradients[layer]
-            if form == "tf":
-                strides = [1, 1, stride, stride] if channels_first else [1, stride, stride, 1]
-                x = tf.nn.conv2d(x, kernel, strides, "VALID", data_format=self.data_format)
-            else:
-                x = CONVOLVE[form](x, kernel, stride)
+            x = conv.convolve(self.conv_gradients[layer], x, kernels[layer], stride, self.data_format)
             if self.use_bias:
                 x = tf.nn.bias_add(x, biases[layer], data_format=self.data_format)
             x = tf.nn.relu(x)

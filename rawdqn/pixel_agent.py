@@ -181,12 +181,8 @@ def conv_q_network(frame_shape, num_actions, config, seed=0, name=None, device=N
     input_shape, gradients = input_shape_of(frame_shape, config.history), config.conv_gradients
     if gradients == "auto":
         on_cpu = "CPU" in placement(device).upper()
-        gradients = "tf"
-        if config.mode == "xla" and config.data_format == "NHWC" and on_cpu:
-            gradients, (height, width, channels) = [], input_shape
-            for filters, size, stride in config.convs:
-                gradients.append(conv.xla_cpu_form((height, width, channels), size, stride))
-                height, width, channels = (height - size) // stride + 1, (width - size) // stride + 1, filters
+        xla_on_cpu = config.mode == "xla" and config.data_format == "NHWC" and on_cpu
+        gradients = conv.xla_cpu_forms(input_shape, config.convs) if xla_on_cpu else "tf"
     return ConvQNetwork(input_shape, num_actions, config.convs, config.hidden,
                         seed=seed, dtype=dtype, data_format=config.data_format, conv_gradients=gradients,
                         **config.head_options(), name=name, **options)

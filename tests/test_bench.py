@@ -206,7 +206,7 @@ def test_the_minatar_peer_names_each_game_as_both_sides_spell_it():
 
 def test_the_conv_forms_benchmark_times_every_form_on_a_layer(capsys):
     from bench import conv_forms
-    from rawdqn.network import CONV_GRADIENTS
+    from rawdqn.conv import CONV_GRADIENTS
     rng = np.random.default_rng(0)
     for form in CONV_GRADIENTS:   # MinAtar's layer, then a later layer (the input's gradient too)
         kernel_gradient, = conv_forms.layer_call(form, (10, 10, 4), 16, 3, 1, True, 2, rng)()
