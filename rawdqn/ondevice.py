@@ -10,6 +10,7 @@ episodes of the TF env (one small compiled program) and the best-scoring weights
 kept (rawdqn/keep_best.py); the run reports the final weights' and the kept weights'
 evaluations on the real gymnasium env, the kept ones on fresh episodes.
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -79,6 +80,9 @@ class OnDeviceRun:
         self.episodes = [[] for _ in range(num_seeds)]
         self.open_lengths = [[0] * self.trainer.num_envs for _ in range(num_seeds)]
         self.step, self.call_row = 0, None
+        # Per agent: its run directory's open TensorBoard file, and how many history rows and
+        # episodes it holds (write_run appends the rest).
+        self.summaries, self.summarized = [None] * num_seeds, [(0, 0)] * num_seeds
         self.selection_episodes = SELECTION_EPISODES if config.eval_interval else 0
 
     @property
@@ -115,13 +119,38 @@ class OnDeviceRun:
         self.directory.last_checkpoint = path
         if runs:
             for i in range(self.trainer.num_seeds):
-                write_run(self.run_dir(i), self.trainer, i, self.history, None, self.episodes[i])
+                self.write_run(i, None)
         return path
 
+    def write_run(self, seed_index, final_evaluation):
+        """Agent `seed_index`'s run directory (`write_run`), its TensorBoard appended to."""
+        i, run_dir = seed_index, self.run_dir(seed_index)
+        if self.summaries[i] is None:
+            prepare_run_dir(run_dir)
+            self.summaries[i] = summary.Summaries(run_dir)
+        path = write_run(run_dir, self.trainer, i, self.history, final_evaluation, self.episodes[i],
+                         self.summaries[i], self.summarized[i])
+        self.summarized[i] = (len(self.history), len(self.episodes[i]))
+        return path
+
+    def resumed(self):
+        """After the host's state is restored from a checkpoint: each agent's TensorBoard holds
+        what was logged up to it (written with the checkpoint, never ahead of one)."""
+        self.summarized = [(len(self.history), len(episodes)) for episodes in self.episodes]
+
     # --- the on-device source's part of the loop (rawdqn/train.py's drive calls these) ---
+    @contextlib.contextmanager
     def opened(self):
-        # Each agent's run directory has TensorBoard events and logs of its own (write_run).
-        return self.directory.stop_on_signals()
+        # Each agent's run directory has TensorBoard events and logs of its own (write_run),
+        # its event file flushed and closed however the loop ends.
+        try:
+            with self.directory.stop_on_signals():
+                yield
+        finally:
+            for i, summaries in enumerate(self.summaries):
+                if summaries is not None:
+                    summaries.close()
+                    self.summaries[i] = None
 
     def begin(self):
         self.compile_seconds = self.trainer.compile(self.selection_episodes)
@@ -230,7 +259,7 @@ class OnDeviceRun:
                      f"{steps * trainer.num_seeds / self.train_seconds:,.0f} env steps/s in all")
         if logdir:
             for i, seed_run in enumerate(trainer.seed_runs):
-                path = write_run(self.run_dir(i), trainer, i, self.history, final_evaluations[i], self.episodes[i])
+                path = self.write_run(i, final_evaluations[i])
                 self.log(f"rawdqn: {'seed ' + str(seed_run.seed) + ': ' if multi else ''}run directory "
                          f"{self.run_dir(i)} (checkpoint {path}); rawdqn eval/export/watch/plot read it")
             self.log(f"rawdqn: saved the trainer's variables to {saved}")
@@ -302,20 +331,22 @@ def resume(logdir, device=None, log=print, checkpoint_interval=None, total_steps
     run.episodes = state.get("episodes", run.episodes)
     run.open_lengths = state.get("open_lengths", run.open_lengths)
     run.directory.last_checkpoint = saved
+    run.resumed()
     log(f"rawdqn: resuming on-device {config.algo_name} on {state['env_id']} at step {state['step']:,} of {run.total_steps:,} "
         f"(from {saved}; checkpoints every {run.directory.checkpoint_interval:,} steps)")
     return run.run()
 
 
-def write_run(run_dir, trainer, seed_index, history, final_evaluation, episodes=()):
+def write_run(run_dir, trainer, seed_index, history, final_evaluation, episodes, summaries, summarized=(0, 0)):
     """Agent `seed_index` as an ordinary run directory (rawdqn/rundir.py): config.json,
     history.jsonl (progress rows, and the greedy TF-env evaluations as eval rows),
     episodes.jsonl (`episodes`: [end step, return, length] rows), TensorBoard, and a
     checkpoint of the agent with the weights it reports, which `rawdqn eval`, `export`,
-    `watch` and `plot` read like any run's. Returns its path. Rewritten whole at every
-    checkpoint (the current weights; final_evaluation None) and at the end (the reported
-    weights and their evaluation). TensorBoard gets the progress and evaluation rows and an
-    event per episode, as a gymnasium run's does.
+    `watch` and `plot` read like any run's. Returns its path. Written at every checkpoint
+    (the current weights; final_evaluation None) and at the end (the reported weights and
+    their evaluation). TensorBoard (`summaries`, an open summary.Summaries) gets the progress
+    and evaluation rows and an event per episode, as a gymnasium run's does: those after the
+    first `summarized` = (history rows, episodes), which it already holds.
     """
     seed_run, config, i = trainer.seed_runs[seed_index], trainer.config, seed_index
     rows = []
@@ -339,17 +370,13 @@ def write_run(run_dir, trainer, seed_index, history, final_evaluation, episodes=
             "history": rows, "episodes": [{"step": step, "return": ret, "length": length}
                                           for step, ret, length in episodes]}
     prepare_run_dir(run_dir)
-    for path in summary.event_files(run_dir):   # rewritten whole, so a resumed run logs nothing twice
-        os.remove(path)
-    directory = RunDirectory(run_dir)
-    with directory.summaries_open():
-        for row in rows:
-            directory.write_summary(row["step"], {f"{'eval' if 'eval_mean' in row else 'train'}/{name}": value
-                                                  for name, value in row.items()
-                                                  if name != "step" and isinstance(value, (int, float))})
-        for step, episode_return, length in episodes:   # as the gymnasium loop writes them (train.end_episode)
-            directory.write_summary(step, {"episode/return": episode_return, "episode/length": length})
-    return directory.save(step, seed_run.agent, state, {}, [], logs)
+    logged_rows, logged_episodes = summarized
+    for row in rows[logged_rows:]:
+        summaries.write(row["step"], {f"{'eval' if 'eval_mean' in row else 'train'}/{name}": value
+                                      for name, value in row.items() if name != "step" and isinstance(value, (int, float))})
+    for end_step, episode_return, length in episodes[logged_episodes:]:   # as train.end_episode writes them
+        summaries.write(end_step, {"episode/return": episode_return, "episode/length": length})
+    return RunDirectory(run_dir).save(step, seed_run.agent, state, {}, [], logs)
 
 
 def run_command(args, changes, log=print):

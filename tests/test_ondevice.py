@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rawdqn import cli, envs, ondevice
+from rawdqn import checkpoint, cli, envs, ondevice, summary
 from rawdqn.agent import DQN
 from rawdqn.config import DQNConfig
 from rawdqn.ondevice import ENV_STREAM, OnDeviceTrainer
@@ -389,6 +389,14 @@ def test_an_interrupted_on_device_run_resumes_bit_for_bit(tmp_path, capsys):
         for row in rows:   # CartPole: reward 1 per step
             assert row["return"] == row["length"] and 0 < row["length"] <= 500
             assert row["step"] % 4 == 0 and row["length"] <= row["step"] // 4 <= 600 // 4
+        # TensorBoard, appended to at each checkpoint and cut short by the resume where the run was
+        # cut: each episode once, the same points as the uninterrupted run's.
+        cut, whole = (summary.read_scalars(str(tmp_path / run / seed)) for run in ("cut", "straight"))
+        assert sorted(cut["episode/return"]) == sorted((row["step"], row["return"]) for row in rows)
+        for tag in ("episode/return", "episode/length", "eval/eval_mean", "train/loss"):
+            assert sorted(cut[tag]) == sorted(whole[tag]) and len(whole[tag]) > 3, tag
+        # The run directory's checkpoint is the run's last step, whatever step its last episode ended at.
+        assert checkpoint.latest(str(tmp_path / "cut" / seed)).endswith("step-00000600")
     # The progress line's rate lands on the call's row, not on the selection row written after it.
     assert all(("steps_per_second" in row) == ("loss" in row) for row in straight.history if "step" in row)
     # Each agent's run directory is one agent of the run: it resumes as the whole run.
