@@ -250,7 +250,7 @@ def restore_agent(checkpoint, agent):
     prefix = os.path.join(checkpoint, "variables")
     try:
         read_variables(prefix, partial=True, agent=agent)
-        agent.host_step = None   # the restored schedule.step is the truth now
+        agent.forget_host_counters()   # the restored counters are the truth now
     except READ_ERRORS as error:
         message = one_line(error)
         if "shape" in message.lower():

@@ -58,6 +58,7 @@ class PolicyGradientAgent(RolloutAgent, tf.Module):
         self._act = compile_kernel(self.act_fn, mode)
         self._begin = compile_kernel(self.begin_fn, mode)
         self._step = compile_kernel(self.step_fn, mode)
+        self._collect = compile_kernel(self.collect_fn, mode)
         self._gradients = compile_kernel(self.gradients_fn, mode)
         self._logits = compile_kernel(self.logits_fn, mode)
 
@@ -104,6 +105,10 @@ class PolicyGradientAgent(RolloutAgent, tf.Module):
     q_values_fn = logits_fn   # what the greedy evaluations of the on-device loop call
 
     # --- learn --------------------------------------------------------------
+    @property
+    def learns_on_full_rows(self):
+        return self.a2c
+
     def due_fn(self):
         """A2C: the rollout's rows are full; REINFORCE: E episodes have finished."""
         return self.rows_full_fn() if self.a2c else self.episodes_waiting >= self.config.episodes_per_update

@@ -43,6 +43,7 @@ class PQNAgent(RolloutAgent, tf.Module):
         self._act = compile_kernel(self.act_fn, mode)
         self._begin = compile_kernel(self.begin_fn, mode)
         self._step = compile_kernel(self.step_fn, mode)
+        self._collect = compile_kernel(self.collect_fn, mode)
         self._q_values = compile_kernel(self.q_values_fn, mode)
 
     def q_network(self, name, use_bias=True, obs_bounds=None):
@@ -131,12 +132,13 @@ class PixelPQN(FrameInputs, PQNAgent):
 
     def observe(self, env_step):
         """One compiled call per environment step: FrameInputs.frame_inputs's two tensors."""
-        return self._call_on_device(self._step, *self.frame_inputs(env_step))
+        return self.run_step_program(*self.frame_inputs(env_step))
 
     def begin_fn(self, frames, legal_mask=None):
         return self.act_on_fn(self.first_stack_fn(frames))
 
-    def observe_fn(self, next_frame, reward, terminated, frame, next_legal_mask=None, legal_mask=None, ended=None):
+    def observe_fn(self, next_frame, reward, terminated, frame, next_legal_mask=None, legal_mask=None, ended=None,
+                   learn=True):
         """PQNAgent's observe_fn on stacks: the step's next stack is the stack acted on with f_{t+1}
         appended (the true last frame where the episode ended); the agent then acts on the
         stack with `frame` appended, or the next episode's first stack where it ended."""
@@ -144,4 +146,5 @@ class PixelPQN(FrameInputs, PQNAgent):
         ends = tf.cast(ended, tf.bool)
         stack = self.current_obs.read_value()
         next_stack = self.stack_fn(stack, next_frame, tf.zeros_like(ends))
-        return super().observe_fn(next_stack, reward, terminated, self.stack_fn(stack, frame, ends), ended=ended)
+        return super().observe_fn(next_stack, reward, terminated, self.stack_fn(stack, frame, ends), ended=ended,
+                                  learn=learn)

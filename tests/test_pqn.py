@@ -335,3 +335,39 @@ def test_a_bad_learning_rate_anchor_is_refused_in_one_line(decay_from):
     from rawdqn.config import ConfigError
     with pytest.raises(ConfigError, match=r"^learning_rate_decay_from must be \(gradient steps >= 0, a rate >= 0\)"):
         DQNConfig(algo="pqn", num_envs=4, rollout_steps=8, learning_rate_decay_from=decay_from).validate()
+
+
+@pytest.mark.parametrize("algo", ["pqn", "a2c", "reinforce"])
+def test_the_host_leaves_out_the_update_exactly_where_none_is_due(algo):
+    """A rollout agent's host calls the program without the update (collect) exactly where the
+    device's step program would make none: PQN and A2C learn when their rows fill, every
+    `rollout_steps` iterations; REINFORCE when episodes end, which only the device counts, so
+    it always runs the step program. After the counters are restored mid-rollout (a resumed
+    run), the host reads where the rows stand from the device."""
+    from rawdqn.policy_agent import PolicyGradientAgent
+    config = DQNConfig(algo=algo, num_envs=2, rollout_steps=3, epochs=1, minibatches=1, hidden=(4,), total_steps=1000,
+                       mode="function", **({"episodes_per_update": 1} if algo == "reinforce" else {}))
+    make = (lambda: PQNAgent(3, 2, config, seed=1, num_envs=2)) if algo == "pqn" else \
+        (lambda: PolicyGradientAgent(3, 2, config, episode_steps=4, seed=1, num_envs=2))
+    agent, rng = make(), np.random.default_rng(0)
+    chosen = []
+    for name in ("_step", "_collect"):
+        program = getattr(agent, name)
+        setattr(agent, name, lambda *args, program=program, name=name: (chosen.append(name), program(*args))[1])
+    agent.begin(rng.normal(size=(2, 3)).astype(np.float32))
+
+    def run(iterations):
+        for t in range(iterations):
+            updates, calls = int(agent.schedule.updates_done.numpy()), len(chosen)
+            ended = np.array([float(t % 4 == 3), float(t % 4 == 1)])
+            agent.step(rng.normal(size=(2, 3)), [1.0, 1.0], ended, rng.normal(size=(2, 3)), ended=ended)
+            updated = int(agent.schedule.updates_done.numpy()) > updates
+            assert chosen[calls:] == (["_step"] if updated or algo == "reinforce" else ["_collect"]), (t, chosen[calls:])
+    run(8)
+    assert int(agent.schedule.updates_done.numpy()) == (4 if algo == "reinforce" else 2)   # 8 // 3; or each ending
+    # Restored mid-rollout (iteration 10, the rows emptied at 8): the host's copies are stale.
+    agent.schedule.step.assign(2 * 10)
+    if algo != "reinforce":
+        agent.length.assign([2, 2])
+    agent.forget_host_counters()
+    run(7)

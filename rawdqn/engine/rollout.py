@@ -130,11 +130,33 @@ class RolloutAgent(AgentShell):
     def step(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
         """One compiled call per environment step (DQN.step's inputs): store, update if due, act on `obs`."""
         packed = self.pack(next_obs, reward, terminated, obs, next_legal_mask, legal_mask, ended)
-        return self._call_on_device(self._step, tf.constant(packed))
+        return self.run_step_program(tf.constant(packed))
 
-    def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None):
+    # The iteration (env steps / N) at which the rows were last emptied, read from the device
+    # at the first step program (None: not yet, or the counters were restored since).
+    host_emptied = None
+
+    def nothing_due(self, steps_before, steps_after):
+        """Whether the env step to steps_after leaves the rows short of full, so no update is due:
+        where rows_full_fn decides, the rows fill every `capacity` iterations after they were last
+        emptied (each update takes them whole); any other due_fn is the device's to decide."""
+        if not self.learns_on_full_rows:
+            return False
+        if self.host_emptied is None:
+            self.host_emptied = steps_before // self.num_envs - int(self.length.numpy()[0])
+        return (steps_after // self.num_envs - self.host_emptied) % self.capacity != 0
+
+    learns_on_full_rows = True   # due_fn is rows_full_fn and used_slots_fn every slot
+
+    def forget_host_counters(self):
+        super().forget_host_counters()
+        self.host_emptied = None
+
+    def observe_fn(self, next_obs, reward, terminated, obs, next_legal_mask=None, legal_mask=None, ended=None,
+                   learn=True):
         """buffer ← (s, a, r, terminated, ended, s'); step += N; the update if due; a' from the
-        behaviour policy on obs. (DQN.observe_fn's inputs; next_legal_mask is not needed.)"""
+        behaviour policy on obs. (DQN.observe_fn's inputs; next_legal_mask is not needed.)
+        `learn` off: the caller knows no update is due (a smaller program)."""
         ended = terminated if ended is None else ended
         slot = tf.stack([tf.range(self.num_envs), self.length], axis=1)
         writes = {"obs": self.current_obs.read_value(), "action": self.last_action.read_value(),
@@ -150,7 +172,8 @@ class RolloutAgent(AgentShell):
         self.episode_step.assign(tf.where(ended_now, tf.zeros_like(self.episode_step), self.episode_step + 1))
         self.episodes_waiting.assign_add(tf.reduce_sum(tf.cast(ended_now, tf.int64)))
         self.schedule.step.assign_add(self.num_envs)
-        control.cond(self.due_fn(), self.learn_from_buffer_fn, lambda: tf.constant(False))
+        if learn:
+            control.cond(self.due_fn(), self.learn_from_buffer_fn, lambda: tf.constant(False))
         return self.act_on_fn(obs, legal_mask)
 
     def rows_full_fn(self):

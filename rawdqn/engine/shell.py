@@ -101,11 +101,19 @@ class AgentShell:
         if self.host_step is None:
             self.host_step = int(self.schedule.step.numpy())
         before, self.host_step = self.host_step, self.host_step + self.num_envs
-        idle = schedule.nothing_due(self.config, before, self.host_step)
+        idle = self.nothing_due(before, self.host_step)
         action = self._call_on_device(self._collect if idle else self._step, *inputs)
         if self.host_syncs and schedule.syncs_owed(self.config, self.host_step) > schedule.syncs_owed(self.config, before):
             self._call_on_device(self._sync_owed)
         return action
+
+    def forget_host_counters(self):
+        """The device's counters were restored: the host's copies are read from them again."""
+        self.host_step = None
+
+    def nothing_due(self, steps_before, steps_after):
+        """Whether the env step from steps_before to steps_after owes no update and no sync."""
+        return schedule.nothing_due(self.config, steps_before, steps_after)
 
     def step_fn(self, *inputs):
         """One host-stepped environment step: observe_fn of the unpacked inputs."""
