@@ -213,3 +213,24 @@ def test_the_conv_forms_benchmark_times_every_form_on_a_layer(capsys):
         assert kernel_gradient.shape == (3, 3, 4, 16)
         kernel_gradient, input_gradient = conv_forms.layer_call(form, (9, 9, 8), 4, 3, 2, False, 2, rng)()
         assert kernel_gradient.shape == (3, 3, 8, 4) and input_gradient.shape == (2, 9, 9, 8)
+
+
+def test_the_pqn_peer_reads_cleanrls_lines_and_refuses_bad_values(tmp_path, capsys):
+    """run_peer against a stand-in that prints what CleanRL's pqn.py prints; bad flags exit 2."""
+    from bench import pqn_peer
+    fake = tmp_path / "pqn.py"
+    fake.write_text("import sys\n"
+                    "steps = int(sys.argv[sys.argv.index('--total-timesteps') + 1])\n"
+                    "for step in range(512, steps + 1, 512):\n"
+                    "    print(f'global_step={step}, episodic_return=[{step / 512:.1f}]')\n"
+                    "    print('SPS:', 1000 + step)\n")
+    result = pqn_peer.run_peer(sys.executable, str(fake), 30 * 512, 1, str(tmp_path))
+    assert result["rate"] == 1000 + 30 * 512
+    assert result["return"] == sum(range(11, 31)) / 20   # the last 20 episodes: 11.0 … 30.0
+    assert 0 < result["whole"] < 30 * 512 / 0.01
+    for argv, message in ((["--sides", "gymnasium", "--steps", "100"], "--steps must hold one rollout"),
+                          (["--sides", "gymnasium", "--rounds", "0"], "--rounds must be at least 1"),
+                          (["--peer-script", str(tmp_path / "missing.py")], "--peer-script must name")):
+        with pytest.raises(SystemExit) as exit_info:
+            pqn_peer.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
