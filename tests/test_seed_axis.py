@@ -63,7 +63,7 @@ def test_a_batched_body_equals_each_module_run_alone():
         alone.append((outputs, [v.numpy() for v in toy.variables]))
 
     toys = [Toy(seed) for seed in seeds]
-    axis = SeedAxis(toys, shared)
+    axis = SeedAxis(toys, shared, xla=True)
 
     @tf.function(jit_compile=True, autograph=False)
     def batched():

@@ -198,7 +198,7 @@ class OnDeviceTrainer(tf.Module):
             raise UsageError(str(error)) from None
         self.seed_runs = [AgentEnvs(self.env, self.config, self.seed + i, self.num_envs, device,
                                 name=f"seed_{self.seed + i}") for i in range(self.num_seeds)]
-        self.seed_axis = (SeedAxis(self.seed_runs, AgentEnvs.shared_variables)
+        self.seed_axis = (SeedAxis(self.seed_runs, AgentEnvs.shared_variables, self.config.mode == "xla")
                           if seed_axis == "batched" and self.num_seeds > 1 else None)
         # autograph=False: the loop has no Python control flow on tensors, and converting
         # the agent and env code takes longer than tracing it.

@@ -5,7 +5,10 @@ no batched form, or one XLA cannot compile (a tf.while_loop gathering finished s
 TensorArrays, a partition of the seeds by a condition). The forms here replace those, registered
 in pfor's table when engine/seed_axis.py is imported:
 
-    stateless RNG ops keyed per seed   the op once per seed (K is static), outputs stacked
+    stateless RNG ops keyed per seed   Philox's key derivation and uniform draws as one batched
+                                       computation (engine/philox.py: the bits of each seed's own
+                                       op, in the form the program compiles to, set by
+                                       `batched_philox`); any other draw once per seed
     Bitcast, TensorStridedSliceUpdate  the op on [K, ...], the slice behind a full seed axis
     TensorScatterUpdate                indices prefixed by the seed in their own dtype (int64 too)
     While                              one loop; where the condition differs by seed, the loop
@@ -15,8 +18,12 @@ in pfor's table when engine/seed_axis.py is imported:
 The functions these convert are side-effect free: the seed axis traces the step body with the
 state as values (engine/seed_axis.Bound), not variables.
 """
+import contextlib
+
 import tensorflow as tf
 from tensorflow.python.ops.parallel_for import pfor as _pfor
+
+from rawdqn.engine import philox
 
 
 # Stateless RNG ops keyed per seed: pfor's own conversion is a tf.while_loop over a TensorArray,
@@ -34,9 +41,60 @@ def _rng_per_seed(pfor_input):
     return [_pfor.wrap(tf.stack(outputs), True) for outputs in zip(*per_seed)]
 
 
+# Whether the function being converted compiles under XLA (True) or runs on TensorFlow's kernels
+# (False), whose float and seed conversions differ; None outside `batched_philox`: no batched draws.
+_PHILOX_FORM = [None]
+PHILOX, AUTO_SELECT = 1, 3   # the RNG algorithms whose draws on a CPU or GPU are Philox's
+
+
+@contextlib.contextmanager
+def batched_philox(xla):
+    """Within the block, pfor draws Philox's keys and uniforms once for all K seeds, as `xla` (or
+    TensorFlow's kernels) would draw them for each."""
+    _PHILOX_FORM.append(bool(xla))
+    try:
+        yield
+    finally:
+        _PHILOX_FORM.pop()
+
+
+def _batched_draw(pfor_input):
+    """The op for all K seeds in one computation (engine/philox.py), where its shape is static and
+    its algorithm Philox's; otherwise once per seed. Keys, counters and bounds may differ by seed."""
+    xla, op_type = _PHILOX_FORM[-1], pfor_input.op_type
+    stacked = [is_stacked for _, is_stacked, _ in pfor_input.inputs]
+    if xla is None:
+        return _rng_per_seed(pfor_input)
+    num_seeds = _num_seeds(pfor_input)
+    if op_type == "StatelessRandomGetKeyCounter":
+        key, counter = philox.key_counter(_stacked(pfor_input.inputs[0].t, num_seeds) if not stacked[0]
+                                          else pfor_input.stacked_input(0), xla)
+        return [_pfor.wrap(key, True), _pfor.wrap(counter, True)]
+    # The draw's shape as the step body's trace knew it (pfor's form of a shape is not a constant).
+    shape = pfor_input.op.outputs[0].shape
+    alg = tf.get_static_value(pfor_input.unstacked_input(3)) if not stacked[3] else None
+    dtype = pfor_input.get_attr("dtype")
+    if not shape.is_fully_defined() or alg not in (PHILOX, AUTO_SELECT):
+        return _rng_per_seed(pfor_input)
+    shape = shape.as_list()
+    key, counter = (pfor_input.stacked_input(i) if stacked[i] else _stacked(pfor_input.inputs[i].t, num_seeds)
+                    for i in (1, 2))
+    if op_type == "StatelessRandomUniformV2" and dtype in (tf.float32, tf.float64):
+        values = philox.uniform(shape, key, counter, dtype, xla)
+    elif op_type == "StatelessRandomUniformIntV2" and dtype in (tf.int32, tf.int64):
+        values = philox.uniform_int(shape, key, counter, *(pfor_input.inputs[i].t for i in (4, 5)), dtype)
+    elif op_type == "StatelessRandomUniformFullIntV2" and dtype in (tf.int32, tf.uint32, tf.int64, tf.uint64):
+        values = philox.uniform_full_int(shape, key, counter, dtype)
+    else:
+        return _rng_per_seed(pfor_input)
+    return [_pfor.wrap(values, True)]
+
+
+BATCHED_RNG_OPS = ("StatelessRandomGetKeyCounter", "StatelessRandomUniformV2", "StatelessRandomUniformIntV2",
+                   "StatelessRandomUniformFullIntV2")
 for _op in RNG_OPS:
     if _op not in _pfor._pfor_converter_registry:
-        _pfor.RegisterPFor(_op)(_rng_per_seed)
+        _pfor.RegisterPFor(_op)(_batched_draw if _op in BATCHED_RNG_OPS else _rng_per_seed)
 
 
 @_pfor.RegisterPFor("Bitcast")

@@ -22,7 +22,7 @@ import operator
 import tensorflow as tf
 
 from rawdqn import control
-from rawdqn.engine import pfor_rules  # noqa: F401 (the batched forms tf.vectorized_map needs here)
+from rawdqn.engine import pfor_rules   # the batched forms tf.vectorized_map needs here
 
 
 class Bound:
@@ -154,10 +154,11 @@ class SeedAxis:
     """K modules of one structure (K agents with their envs) run as one batch (the module docstring).
 
     `shared(module)` lists the variables of a module whose values all K hold alike (read from
-    module 0, carried once)."""
+    module 0, carried once); `xla`: the program compiles under XLA (its RNG draws follow XLA's
+    conversions, engine/philox.py)."""
 
-    def __init__(self, modules, shared):
-        self.template, self.num_seeds = modules[0], len(modules)
+    def __init__(self, modules, shared, xla):
+        self.template, self.num_seeds, self.xla = modules[0], len(modules), bool(xla)
         self.variables = [list(module.variables) for module in modules]
         layouts = {tuple((v.name, tuple(v.shape), v.dtype) for v in variables) for variables in self.variables}
         if len(layouts) != 1:
@@ -207,5 +208,6 @@ class SeedAxis:
             return ([value for value, is_shared in zip(new, self.is_shared) if not is_shared],
                     [value for value, is_shared in zip(new, self.is_shared) if is_shared], outputs)
 
-        per_seed, shared, outputs = tf.vectorized_map(one_seed, (per_seed, self.seed_words))
+        with pfor_rules.batched_philox(self.xla):   # each seed's draws as its own ops would draw them
+            per_seed, shared, outputs = tf.vectorized_map(one_seed, (per_seed, self.seed_words))
         return per_seed, [value[0] for value in shared], outputs
