@@ -355,10 +355,8 @@ def make_envs(source, env_id, num_envs, seed, vectorize=None, env_kwargs=None, a
               terminal_on_life_loss=False):
     """The batch of N environments the loop steps: gymnasium's (GymnasiumEnvs) or envpool's."""
     if source == "envpool":
-        if terminal_on_life_loss:
-            raise UsageError("--terminal-on-life-loss runs on gymnasium's envs; drop --env-source envpool")
         from rawdqn.envpool_envs import EnvpoolEnvs
-        return EnvpoolEnvs(env_id, num_envs, seed, env_kwargs)
+        return EnvpoolEnvs(env_id, num_envs, seed, env_kwargs, terminal_on_life_loss)
     if source != "gymnasium":
         raise UsageError(f"--env-source must be one of {', '.join(ENV_SOURCES)}; got {source!r}")
     return GymnasiumEnvs(env_id, num_envs, seed, vectorize, env_kwargs, action_masks, terminal_on_life_loss)

@@ -114,3 +114,43 @@ def test_the_command_line_refuses_env_source_with_on_device_or_resume(capsys):
                        "--env-source and --on-device exclude each other")
     assert_usage_error(cli(capsys, "train", "--env-source", "envpool", "--resume", "somewhere"),
                        "--env-source is kept by the run --resume continues")
+
+
+def test_envpool_atari_frames_are_gymnasiums_and_a_lost_life_cuts_only_the_target():
+    """ALE/Breakout-v5 from envpool beside gymnasium's AtariPreprocessing (the same 1 no-op, no
+    sticky actions): the same 84×84 frames, rewards and terminations step for step; with
+    terminal_on_life_loss each lost life is flagged for the target while the episode runs on,
+    Breakout's five lives making one episode: four flags inside it, the fifth loss ends it."""
+    needs_envpool()
+    pytest.importorskip("ale_py", reason="ale-py is not installed (pip install \"rawdqn[atari]\")")
+    from rawdqn.envpool_envs import EnvpoolEnvs
+    options = {"noop_max": 1, "repeat_action_probability": 0.0}
+    pool = EnvpoolEnvs("ALE/Breakout-v5", 1, 0, options, terminal_on_life_loss=True)
+    env = gym_env.make_env("ALE/Breakout-v5", **options)
+    obs, _ = pool.reset()
+    frame, info = env.reset(seed=0)
+    assert pool.spec.frame_shape == (84, 84) and pool.spec.num_actions == 4
+    np.testing.assert_array_equal(obs[0], frame)
+    rng, lives, lost, terminated = np.random.default_rng(0), info["lives"], 0, False
+    for _ in range(5_000):
+        action = int(rng.integers(4))
+        step = pool.step([action])
+        frame, reward, terminated, truncated, info = env.step(action)
+        np.testing.assert_array_equal(step.next_obs[0], frame)
+        assert (step.reward[0], step.terminated[0], step.truncated[0]) == (reward, terminated, truncated)
+        assert step.life_lost[0] == (info["lives"] < lives and not terminated)
+        assert step.no_bootstrap[0] == (terminated or step.life_lost[0])
+        lost, lives = lost + int(step.life_lost[0]), info["lives"]
+        if terminated:
+            break
+    assert terminated and lost == 4
+    pool.close()
+
+
+def test_envpool_atari_options_it_cannot_follow_are_one_line_errors():
+    needs_envpool()
+    from rawdqn.envpool_envs import EnvpoolEnvs
+    with pytest.raises(gym_env.EnvError, match="at least one no-op at reset; --noop-max 0 needs"):
+        EnvpoolEnvs("ALE/Pong-v5", 1, 0, {"noop_max": 0})
+    with pytest.raises(gym_env.EnvError, match="--terminal-on-life-loss needs a game with lives"):
+        EnvpoolEnvs("CartPole-v1", 1, 0, terminal_on_life_loss=True)
