@@ -24,7 +24,7 @@ BENCH = os.path.join(REPO, "results", "bench")
 # (figure name, check_minatar.py arguments): the learning curves the pages show.
 CURVES = (("minatar-v0-dqn", ["--games", "Breakout", "SpaceInvaders"]),
           ("breakout-v1-ondevice", ["--on-device", "--games", "Breakout"]),
-          ("breakout-v1-ondevice-pqn", ["--on-device", "--agent", "pqn", "--games", "Breakout"]),
+          ("breakout-v1-ondevice-pqn", ["--on-device", "--agent", "pqn", "--games", "Breakout", "--steps", "5000000"]),
           ("breakout-v1-qr-dqn", ["--version", "v1", "--games", "Breakout", "--agent", "qr-dqn"]),
           ("breakout-v1-munchausen", ["--version", "v1", "--games", "Breakout", "--agent", "munchausen"]))
 

@@ -127,3 +127,20 @@ def test_an_agent_runs_apart_and_is_reported_against_the_dqn_seeds_range(check, 
     fake_run(low.run_dir("Breakout", 0), [(400 * (i + 1), 0.5) for i in range(250)], steps)
     assert not check.report(["Breakout"], steps, low, None, results)
     assert "0.50, below the DQN seeds' range 1.00 … 1.00" in capsys.readouterr().out
+
+
+def test_an_agent_run_longer_than_the_dqn_runs_is_judged_where_they_stop(check, tmp_path, capsys):
+    """The agent's seeds reach 0.25M, the DQN seeds 0.1M: judged at 0.1M, the report says the DQN
+    runs stop there (not that the agent's have not reached 0.25M), and the check passes."""
+    runs, results = str(tmp_path / "runs"), str(tmp_path / "results")
+    agent = check.Layout(runs, "v1", seeds=(0,), agent="pqn")
+    for layout, frames, value in ((agent, 250_000, 5.0), (agent.baseline(), 100_000, 2.0)):
+        directory = layout.run_dir("Breakout", 0)
+        fake_run(directory, [(400 * (i + 1), value) for i in range(frames // 400)], frames)
+        check.save_results(directory, results, layout.name("Breakout", 0))
+    assert check.report(["Breakout"], 250_000, agent, None, results)
+    out = capsys.readouterr().out
+    assert "at 0.1M frames: 5.00, above the DQN seeds' range 2.00 … 2.00; the recorded DQN runs stop at 0.1M" in out
+    # Agent runs shorter than asked for still fail, and say so.
+    assert not check.report(["Breakout"], 500_000, agent, None, results)
+    assert "the runs have not reached 0.5M frames yet" in capsys.readouterr().out
