@@ -1,16 +1,15 @@
 """Many seeds in one on-device program: total env steps/s and compile time against K separate programs.
 
     python bench/seeds.py [--env CartPole-v1] [--algos dqn pqn] [--seeds 1 2 4 8 16 32] [--seconds 3] [--rounds 3]
-                          [--seed-axis batched unrolled]
+                          [--seed-axis batched unrolled per-seed-rng]
 
 For each agent (its on-device preset: `rawdqn train --on-device --algo A --env ENV`'s config),
 each K and each form of the seed axis, rawdqn.ondevice.OnDeviceTrainer trains K seeds in one
 compiled program (`rawdqn train --on-device --seeds K [--seed-axis unrolled]`): 'batched' runs
 the step body once for all K (engine/seed_axis.py), 'unrolled' runs it K times one after
-another. 'rng-probe' is 'batched' with each stateless RNG op drawn once, for seed 0, and
-copied to all K: wrong streams, kept only to measure what the per-seed draws cost (pfor_rules
-makes each such op K times). Timed after DQN's learning_starts, over calls of about
---seconds (bench/ondevice.py's ondevice_rate). K separate programs would each run at the K = 1
+another. 'per-seed-rng' is 'batched' with each stateless RNG op made once per seed (as before
+the batched Philox, engine/philox.py), to measure what the batched draws save. Timed after
+DQN's learning_starts, over calls of about --seconds (bench/ondevice.py's ondevice_rate). K separate programs would each run at the K = 1
 rate, so they take K times one seed's time: the speed-up of one program over them is
 rate(K) / rate(1), and "time vs one seed" is K · rate(1) / rate(K) (the issue's goal: 8 seeds in
 ≤ 2× one seed's time). Rounds interleave every K; figures are medians over rounds.
@@ -29,22 +28,16 @@ from rawdqn import ondevice  # noqa: E402
 
 
 @contextlib.contextmanager
-def rng_probe(on):
-    """Within the block (if on), pfor makes each stateless RNG op once, on seed 0's key, tiled to all K."""
+def per_seed_rng(on):
+    """Within the block (if on), pfor makes each stateless RNG op once per seed, as before the
+    batched Philox (engine/philox.py): what the batched draws save is the difference."""
     from tensorflow.python.ops.parallel_for import pfor
     from rawdqn.engine import pfor_rules
     saved = {op: pfor._pfor_converter_registry[op] for op in pfor_rules.RNG_OPS}
-
-    def seed_zero(pfor_input):
-        import tensorflow as tf
-        (num_seeds,) = tf.get_static_value(pfor_input.pfor.loop_len_vector)
-        outputs = pfor._create_op(pfor_input.op_type, [x[0] if stacked else x for x, stacked, _ in pfor_input.inputs],
-                                  [o.dtype for o in pfor_input.outputs], attrs=pfor_input.op.node_def.attr).outputs
-        return [pfor.wrap(tf.tile(o[None], [int(num_seeds)] + [1] * o.shape.rank), True) for o in outputs]
     try:
         if on:
             for op in saved:
-                pfor._pfor_converter_registry[op] = seed_zero
+                pfor._pfor_converter_registry[op] = pfor_rules._rng_per_seed
         yield
     finally:
         pfor._pfor_converter_registry.update(saved)
@@ -57,7 +50,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seed-axis", nargs="+", choices=("batched", "unrolled", "rng-probe"), default=["batched"])
+    parser.add_argument("--seed-axis", nargs="+", choices=("batched", "unrolled", "per-seed-rng"), default=["batched"])
     args = parser.parse_args(argv)
     if 1 not in args.seeds:
         parser.error("--seeds must include 1: every K is compared with one seed")
@@ -70,7 +63,7 @@ def main(argv=None):
         compiles = {form: [] for form in forms}
         for _ in range(args.rounds):
             for k, axis in forms:
-                with rng_probe(axis == "rng-probe"):
+                with per_seed_rng(axis == "per-seed-rng"):
                     compile_seconds, rate = ondevice_rate(args.env, config, config.num_envs, args.seconds,
                                                           num_seeds=k, seed_axis="batched" if axis != "unrolled" else axis)
                 rates[k, axis].append(rate)

@@ -29,24 +29,32 @@ CURVES = (("minatar-v0-dqn", ["--games", "Breakout", "SpaceInvaders"]),
           ("breakout-v1-munchausen", ["--version", "v1", "--games", "Breakout", "--agent", "munchausen"]))
 
 
-def seeds_table(text):
-    """The first seeds table per algorithm: {algo: {seed axis: [(K, time vs one seed)]}}."""
-    tables, algo = {}, None
+def seeds_runs(text):
+    """Every CartPole run in the seeds record, in order: [(commit, {algo: {seed axis: [(K, time vs one seed)]}})]."""
+    runs, tables, algo = [], None, None
     for line in text.splitlines():
-        header = re.match(r"^(DQN|PQN) \(", line)
-        if header:
-            algo = header.group(1) if header.group(1) not in tables else None
-            if algo:
-                tables[algo] = {}
+        if line.startswith("# python bench/seeds.py"):
+            commit = re.search(r"\(rawdqn ([0-9a-f]{7})", line)
+            tables, algo = ({}, None) if "--env" not in line else (None, None)   # MinAtar runs: not this figure's
+            if tables is not None:
+                runs.append((commit.group(1) if commit else "?", tables))
             continue
-        if line.startswith("#") and tables:
-            break   # the file's later runs measure other forms
+        header = re.match(r"^(DQN|PQN) \(", line)
+        if tables is not None and header:
+            algo = header.group(1)
+            tables[algo] = {}
+            continue
         row = [cell.strip() for cell in line.split("|")]
-        if algo and len(row) == 7 and row[0].isdigit():
+        if tables is not None and algo and len(row) == 7 and row[0].isdigit():
             k, axis, ratio = int(row[0]), row[1], float(row[5].rstrip("×"))
             for name in (("batched", "unrolled") if axis == "-" else (axis,)):
                 tables[algo].setdefault(name, []).append((k, ratio))
-    return tables
+    return runs
+
+
+def seeds_table(text):
+    """The first run's tables: {algo: {seed axis: [(K, time vs one seed)]}}."""
+    return seeds_runs(text)[0][1]
 
 
 def peer_ratios(text):
@@ -85,14 +93,18 @@ def read(name):
 
 
 def draw_seeds(plt, out):
-    tables = seeds_table(read("seeds-batched-avx512.txt"))
+    runs = seeds_runs(read("seeds-batched-avx512.txt"))
+    (first_commit, tables), (last_commit, latest) = runs[0], runs[-1]
     figure, axes = plt.subplots(1, len(tables), figsize=(10, 3.8), constrained_layout=True, sharey=True)
     for ax, (algo, series) in zip(axes, tables.items()):
         ks = sorted({k for points in series.values() for k, _ in points})
         ax.plot(ks, ks, color="grey", linestyle="--", label="K separate programs (K×)")
-        ax.axhline(2, color="tab:red", linestyle=":", label="the issue's goal (2×)")
+        ax.axhline(2, color="tab:red", linestyle=":", label="the goal (2×)")
         for axis, points in series.items():
-            ax.plot(*zip(*sorted(points)), marker="o", label=f"one program, {axis}")
+            ax.plot(*zip(*sorted(points)), marker="o", label=f"one program, {axis} ({first_commit})")
+        if last_commit != first_commit and "batched" in latest.get(algo, {}):
+            ax.plot(*zip(*sorted(latest[algo]["batched"])), marker="s",
+                    label=f"one program, batched, the batched Philox ({last_commit})")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
         ax.set_title(f"{algo} on CartPole, on the device")

@@ -125,10 +125,12 @@ def uniform_int(shape, key, counter, minval, maxval, dtype):
     in [minval, maxval); the bounds scalars or [K], one per seed."""
     if dtype not in (tf.int32, tf.int64):
         raise ValueError(f"no batched Philox uniform_int for {dtype!r}")
-    low = tf.reshape(tf.cast(minval, tf.int64), [-1, 1])
-    span = tf.bitcast(tf.reshape(tf.cast(maxval, tf.int64), [-1, 1]) - low, tf.uint64)
-    offset = tf.bitcast(tf.math.floormod(_integers(shape, key, counter, dtype), span), tf.int64)
-    return tf.reshape(tf.cast(low + offset, dtype), [-1, *shape])
+    # In the dtype's own width, as the ops compute it: a 64-bit remainder costs several 32-bit ones.
+    unsigned = tf.uint32 if dtype == tf.int32 else tf.uint64
+    low = tf.reshape(tf.cast(minval, dtype), [-1, 1])
+    span = tf.bitcast(tf.reshape(tf.cast(maxval, dtype), [-1, 1]) - low, unsigned)
+    offset = tf.math.floormod(tf.cast(_integers(shape, key, counter, dtype), unsigned), span)
+    return tf.reshape(low + tf.bitcast(offset, dtype), [-1, *shape])   # wrapping, as the ops' lo + offset
 
 
 def uniform_full_int(shape, key, counter, dtype):
