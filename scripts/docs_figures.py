@@ -102,9 +102,10 @@ def draw_seeds(plt, out):
         ax.axhline(2, color="tab:red", linestyle=":", label="the goal (2×)")
         for axis, points in series.items():
             ax.plot(*zip(*sorted(points)), marker="o", label=f"one program, {axis} ({first_commit})")
-        if last_commit != first_commit and "batched" in latest.get(algo, {}):
-            ax.plot(*zip(*sorted(latest[algo]["batched"])), marker="s",
-                    label=f"one program, batched, the batched Philox ({last_commit})")
+        if last_commit != first_commit:   # the latest run: the batched Philox, and its draws per seed
+            for axis, name in (("batched", "batched Philox"), ("per-seed-rng", "draws per seed")):
+                if axis in latest.get(algo, {}):
+                    ax.plot(*zip(*sorted(latest[algo][axis])), marker="s", label=f"one program, {name} ({last_commit})")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
         ax.set_title(f"{algo} on CartPole, on the device")

@@ -152,9 +152,11 @@ def test_the_figures_read_the_benchmark_records_as_written():
     seeds = figures.seeds_table(figures.read("seeds-batched-avx512.txt"))
     assert dict(seeds["DQN"]["batched"])[8] == 6.42 and dict(seeds["DQN"]["unrolled"])[8] == 7.35
     assert dict(seeds["PQN"]["batched"])[1] == 1.0 and sorted(dict(seeds["PQN"]["batched"])) == [1, 2, 4, 8, 16]
-    # The last CartPole run (the batched Philox, 7736bbe): PQN batched at K = 16 took 9.63×.
+    # The last CartPole run (56547dc, the batched Philox against per-seed draws): PQN batched at
+    # K = 16 took 13.17×, with the draws per seed 9.43×.
     commit, latest = figures.seeds_runs(figures.read("seeds-batched-avx512.txt"))[-1]
-    assert commit == "7736bbe" and dict(latest["PQN"]["batched"])[16] == 9.63
+    assert commit == "56547dc" and dict(latest["PQN"]["batched"])[16] == 13.17
+    assert dict(latest["PQN"]["per-seed-rng"])[16] == 9.43
     peer = figures.peer_ratios(figures.read("minatar-peer-avx512.txt"))
     assert peer["3f9ebcd breakout"] == {"learning phase": [1.45, 2.09], "whole process": [1.19, 1.61]}
     assert peer["bdd539d space_invaders"]["learning phase"] == [2.26, 2.07]
