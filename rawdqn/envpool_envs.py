@@ -12,7 +12,8 @@ import warnings
 import gymnasium as gym
 import numpy as np
 
-from rawdqn.gym_env import ATARI_PREPROCESSING, EnvError, EnvStep, encode_batch, env_spec, register_family
+from rawdqn.gym_env import (ATARI_PREPROCESSING, EnvError, EnvStep, encode_batch, env_spec, lives_lost,
+                            register_family)
 
 
 class _Spaces:
@@ -99,19 +100,17 @@ class EnvpoolEnvs:
         obs, reward, terminated, truncated, info = self.vector.step(np.asarray(actions) + self.spec.action_start)
         stored = self.checked(obs, "after a step")
         acting = stored.copy()
-        ended_now = np.logical_or(terminated, truncated)
-        lives = np.asarray(info["lives"]) if self.terminal_on_life_loss else None
-        ended = np.flatnonzero(ended_now)
+        lives = np.array(info["lives"]) if self.terminal_on_life_loss else None
+        ended = np.flatnonzero(np.logical_or(terminated, truncated))
         if ended.size:
             reset_obs, reset_info = self.vector.reset(ended.astype(np.int32))
             acting[reset_info["env_id"]] = self.checked(reset_obs, "at reset")
-            if lives is not None:
-                lives = lives.copy()
+            if lives is not None:   # a new game's, as gymnasium's envs give them after their reset
                 lives[reset_info["env_id"]] = reset_info["lives"]
         env_step = EnvStep(stored, np.asarray(reward, np.float64), np.asarray(terminated, bool),
                            np.asarray(truncated, bool), acting, None, None)
-        if lives is not None:   # fewer lives than before the step, in a game still going
-            env_step.life_lost = (np.asarray(info["lives"]) < self.lives) & ~ended_now
+        if lives is not None:
+            env_step.life_lost = lives_lost(self.lives, lives, env_step.ended)
             self.lives = lives
         return env_step
 

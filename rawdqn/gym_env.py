@@ -295,11 +295,10 @@ class GymnasiumEnvs:
         return np.array([env.unwrapped.ale.lives() for env in self.envs]) if self.terminal_on_life_loss else None
 
     def with_life_loss(self, env_step):
-        """env_step with life_lost: fewer lives than before the step, in a game still going
-        (an ended game's env has already reset)."""
+        """env_step with life_lost (lives_lost), with terminal_on_life_loss."""
         if self.terminal_on_life_loss:
             lives = self.lives_now()
-            env_step.life_lost = (lives < self.lives) & ~env_step.ended
+            env_step.life_lost = lives_lost(self.lives, lives, env_step.ended)
             self.lives = lives
         return env_step
 
@@ -349,6 +348,12 @@ class GymnasiumEnvs:
 
 
 ENV_SOURCES = ("gymnasium", "envpool")
+
+
+def lives_lost(before, after, ended):
+    """[N] bool: fewer lives after the step than before it, in a game still going (an ended
+    game's env has reset, so its lives are a new game's)."""
+    return (after < before) & ~ended
 
 
 def make_envs(source, env_id, num_envs, seed, vectorize=None, env_kwargs=None, action_masks=True,

@@ -107,15 +107,18 @@ class PolicyGradientAgent(RolloutAgent, tf.Module):
     # --- learn --------------------------------------------------------------
     @property
     def learns_on_full_rows(self):
+        """A2C's rollouts (RolloutAgent's rows_full_fn, every slot); REINFORCE's updates follow episode ends."""
         return self.a2c
 
     def due_fn(self):
         """A2C: the rollout's rows are full; REINFORCE: E episodes have finished."""
-        return self.rows_full_fn() if self.a2c else self.episodes_waiting >= self.config.episodes_per_update
+        if self.learns_on_full_rows:
+            return self.rows_full_fn()
+        return self.episodes_waiting >= self.config.episodes_per_update
 
     def used_slots_fn(self):
         """A2C: every slot; REINFORCE: row n's slots up to and including its last finished episode's end."""
-        if self.a2c:
+        if self.learns_on_full_rows:
             return super().used_slots_fn()
         slots = tf.range(self.capacity)[None, :]
         written = slots < self.length[:, None]

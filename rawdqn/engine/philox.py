@@ -18,6 +18,8 @@ what seed k's own op draws (tests/test_philox.py holds them to the ops, eager an
 
 Words are kept in uint64 tensors holding 32 bits, so a product of two words is exact.
 """
+import math
+
 import tensorflow as tf
 
 A, B = 0xD2511F53, 0xCD9E8D57          # the multipliers
@@ -88,9 +90,7 @@ def _pairs(bits):
 def uniform(shape, key, counter, dtype, xla):
     """StatelessRandomUniformV2: [K, *shape] floats in [0, 1), as TensorFlow's kernels make them
     or, with `xla`, as XLA does."""
-    count = 1
-    for size in shape:
-        count *= int(size)
+    count = math.prod(shape)
     if dtype == tf.float32:
         bits = words(key, counter, count)
         mantissa = tf.bitwise.right_shift(bits, _u64(9)) if xla else tf.bitwise.bitwise_and(bits, _u64(0x7FFFFF))
@@ -111,9 +111,7 @@ def uniform(shape, key, counter, dtype, xla):
 
 def _integers(shape, key, counter, dtype):
     """Uniform bits [K, count] as uint64: one word each for 32-bit dtypes, two (low first) for 64-bit."""
-    count = 1
-    for size in shape:
-        count *= int(size)
+    count = math.prod(shape)
     if dtype.size == 4:
         return words(key, counter, count)
     pair = _pairs(words(key, counter, 2 * count))
